@@ -1,0 +1,154 @@
+"""Prometheus metrics of one server: decisions, rewards, RPCs, the log queue and the serving version.
+
+Each `Metrics` owns its own `CollectorRegistry`, so several servers in one process (tests) never
+clash. Label values are checked against small closed sets: a typo in the caller must not grow an
+unbounded family of time series.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import start_http_server
+
+from policies.errors import InvalidInput
+
+# Decide/Reward RPCs answer in (sub-)milliseconds when healthy; the tail buckets catch group-commit
+# stalls and overload.
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)
+
+DECISION_OUTCOMES = frozenset(
+    {"ok", "no_contact", "invalid", "not_found", "unauthenticated", "overloaded", "unavailable", "error"}
+)
+EXPLORATION_KINDS = frozenset({"exploit", "explore", "explore_outside_history", "no_contact", "none"})
+REWARD_OUTCOMES = frozenset({"accepted", "duplicate", "late", "unknown", "invalid", "error"})
+
+
+def _check_label(value: str, field: str, allowed: frozenset[str] | None = None) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string, got {type(value).__name__}", field=field)
+    if allowed is not None and value not in allowed:
+        raise InvalidInput(f"{field} must be one of {sorted(allowed)}, got {value!r}", field=field)
+    if allowed is None and not value:
+        raise InvalidInput(f"{field} must not be empty", field=field)
+    return value
+
+
+def _check_latency(latency_s: float) -> float:
+    if isinstance(latency_s, bool) or not isinstance(latency_s, (int, float)):
+        raise InvalidInput("latency_s must be a number of seconds", field="latency_s")
+    if not math.isfinite(latency_s) or latency_s < 0:
+        raise InvalidInput(f"latency_s must be finite and >= 0, got {latency_s!r}", field="latency_s")
+    return float(latency_s)
+
+
+@dataclass(frozen=True)
+class MetricsHTTPServer:
+    """A running `/metrics` HTTP endpoint (daemon thread); `stop()` closes the socket."""
+
+    host: str
+    port: int
+    _httpd: object
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class Metrics:
+    """All metrics of one server process, in a private registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._decisions = Counter(
+            "offerbandit_decisions", "Decisions by campaign, outcome, exploration kind and policy version.",
+            ("campaign", "outcome", "exploration", "policy_version"), registry=self.registry,
+        )
+        self._decision_latency = Histogram(
+            "offerbandit_decision_latency_seconds", "Time to answer one decision, by campaign.",
+            ("campaign",), buckets=LATENCY_BUCKETS_S, registry=self.registry,
+        )
+        self._rewards = Counter(
+            "offerbandit_rewards", "Rewards by campaign and outcome (accepted, duplicate, late, unknown, ...).",
+            ("campaign", "outcome"), registry=self.registry,
+        )
+        self._rpcs = Counter(
+            "offerbandit_rpcs", "gRPC calls by method and status code.", ("method", "code"),
+            registry=self.registry,
+        )
+        self._rpc_latency = Histogram(
+            "offerbandit_rpc_latency_seconds", "gRPC call latency by method.", ("method",),
+            buckets=LATENCY_BUCKETS_S, registry=self.registry,
+        )
+        self._queue_depth = Gauge(
+            "offerbandit_log_queue_depth", "Rows waiting for the decision-log writer.", registry=self.registry,
+        )
+        self._policy_version = Gauge(
+            "offerbandit_policy_version_info", "The serving policy version of each campaign (value 1).",
+            ("campaign", "version"), registry=self.registry,
+        )
+        self._versions: dict[str, str] = {}
+        self._versions_lock = threading.Lock()
+
+    def observe_decision(
+        self, campaign: str, exploration: str, policy_version: str, latency_s: float, outcome: str = "ok"
+    ) -> None:
+        """Count one decision and its latency. ``exploration`` is ``none`` when no arm was drawn."""
+        _check_label(campaign, "campaign")
+        _check_label(exploration, "exploration", EXPLORATION_KINDS)
+        _check_label(policy_version, "policy_version")
+        _check_label(outcome, "outcome", DECISION_OUTCOMES)
+        latency = _check_latency(latency_s)
+        self._decisions.labels(campaign, outcome, exploration, policy_version).inc()
+        self._decision_latency.labels(campaign).observe(latency)
+
+    def observe_reward(self, campaign: str, outcome: str) -> None:
+        _check_label(campaign, "campaign")
+        _check_label(outcome, "outcome", REWARD_OUTCOMES)
+        self._rewards.labels(campaign, outcome).inc()
+
+    def set_queue_depth(self, n: int) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidInput(f"queue depth must be an int >= 0, got {n!r}", field="n")
+        self._queue_depth.set(n)
+
+    def set_policy_version(self, campaign: str, version: str) -> None:
+        """Mark ``version`` as the one serving ``campaign``; the previous version's series is removed."""
+        _check_label(campaign, "campaign")
+        _check_label(version, "version")
+        with self._versions_lock:
+            previous = self._versions.get(campaign)
+            if previous is not None and previous != version:
+                self._policy_version.remove(campaign, previous)
+            self._versions[campaign] = version
+            self._policy_version.labels(campaign, version).set(1)
+
+    def observe_rpc(self, method: str, code: str, latency_s: float) -> None:
+        """One gRPC call; ``code`` is the status name, e.g. ``OK`` or ``INVALID_ARGUMENT``."""
+        _check_label(method, "method")
+        _check_label(code, "code")
+        latency = _check_latency(latency_s)
+        self._rpcs.labels(method, code).inc()
+        self._rpc_latency.labels(method).observe(latency)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this instance's registry."""
+        return generate_latest(self.registry)
+
+    def serve_http(self, host: str, port: int) -> MetricsHTTPServer:
+        """Serve ``/metrics`` on ``host:port`` in a daemon thread; ``port=0`` picks a free port."""
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise InvalidInput(f"port must be an int in [0, 65535], got {port!r}", field="port")
+        _check_label(host, "host")
+        httpd, thread = start_http_server(port, addr=host, registry=self.registry)
+        return MetricsHTTPServer(host=host, port=httpd.server_address[1], _httpd=httpd, _thread=thread)
