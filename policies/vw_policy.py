@@ -1,0 +1,120 @@
+"""``VWPolicy``: the learned policy, a thin Policy over the VW mediator (`policies/vw_adapter.py`).
+
+Config apart from state (MABWiser style): :class:`VWPolicyConfig` is frozen and validated once; the
+policy delegates every VW call to :class:`~policies.vw_adapter.CbAdfLearner`.
+
+The pmf is VW's own ``cb_explore_adf`` output, never recomputed. The only touch is a defensive
+division by its sum: VW computes in float32, so its pmf sums to 1 only within ~1e-7; dividing by the
+sum rescales every entry by the same factor (relative change < 1e-6), keeps exact zeros at zero and
+never changes which arms may be drawn or their order. A pmf that is not finite, negative or sums to
+<= 0 is a broken model (:class:`~policies.errors.ModelError`), not something we patch.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from policies.errors import InvalidInput, ModelError
+from policies.types import ArmSet, DecisionContext, LearningEvent
+from policies.vw_adapter import DEFAULT_INTERACTIONS, CbAdfLearner, CbAdfOptions
+
+_MAGIC = b"offerbandit-vw-policy/1\n"
+
+
+@dataclass(frozen=True, slots=True)
+class VWPolicyConfig:
+    """Exploration (``epsilon`` | ``softmax`` | ``squarecb`` | ``bag`` | ``cover``) and its parameters,
+    feature interactions (namespace letters, see `vw_adapter`), hash bits, learning rate and seed.
+
+    ``epsilon`` is used by ``epsilon``, ``bag`` and ``cover``; ``softmax_lambda`` by ``softmax``;
+    ``squarecb_gamma_scale`` by ``squarecb``.
+    """
+
+    exploration: str = "epsilon"
+    epsilon: float = 0.05
+    softmax_lambda: float = 10.0
+    squarecb_gamma_scale: float = 10.0
+    bag_size: int = 5
+    cover_size: int = 5
+    interactions: tuple[str, ...] = DEFAULT_INTERACTIONS
+    bits: int = 24
+    learning_rate: float = 0.5
+    seed: int = 0
+    cb_type: str = "mtr"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.interactions, str):
+            raise InvalidInput("interactions must be a sequence of namespace-letter strings", field="interactions")
+        object.__setattr__(self, "interactions", tuple(self.interactions))
+        self.options()  # one validator: CbAdfOptions raises InvalidInput naming the field
+
+    def options(self) -> CbAdfOptions:
+        return CbAdfOptions(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+    def to_dict(self) -> dict[str, object]:
+        values = asdict(self)
+        values["interactions"] = list(self.interactions)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, object]) -> "VWPolicyConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidInput(f"unknown VW policy parameter(s): {', '.join(unknown)}", field=unknown[0])
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def finalise_pmf(raw: np.ndarray) -> np.ndarray:
+    """VW's pmf as float64 summing to 1 (see the module docstring for what this may and may not do)."""
+    pmf = np.asarray(raw, dtype=np.float64)
+    total = pmf.sum()
+    if not np.isfinite(total) or total <= 0.0 or (pmf < 0.0).any():
+        raise ModelError(f"VW returned an invalid pmf (sum {total})")
+    return pmf / total
+
+
+class VWPolicy:
+    """VW ``--cb_explore_adf`` over joint arms; learns online from logged events (cost = -reward)."""
+
+    name = "vw"
+
+    def __init__(self, config: VWPolicyConfig | None = None, *, _learner: CbAdfLearner | None = None) -> None:
+        self.config = config or VWPolicyConfig()
+        self._learner = _learner or CbAdfLearner(self.config.options())
+
+    @property
+    def params(self) -> Mapping[str, object]:
+        return {"policy": self.name, **self.config.to_dict()}
+
+    def pmf(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+        return finalise_pmf(self._learner.predict_pmf(context, arm_set))
+
+    def pmf_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
+        return [finalise_pmf(raw) for raw in self._learner.predict_pmf_batch(items)]
+
+    def learn(self, events: Sequence[LearningEvent]) -> None:
+        self._learner.learn(events)
+
+    def save(self) -> bytes:
+        header = json.dumps(self.config.to_dict(), sort_keys=True).encode()
+        return _MAGIC + header + b"\n" + self._learner.save()
+
+    @classmethod
+    def load(cls, data: bytes) -> "VWPolicy":
+        if not isinstance(data, (bytes, bytearray)) or not bytes(data).startswith(_MAGIC):
+            raise ModelError("not a saved VW policy")
+        header, newline, model = bytes(data)[len(_MAGIC):].partition(b"\n")
+        if not newline:
+            raise ModelError("saved VW policy is truncated")
+        try:
+            config = VWPolicyConfig.from_dict(json.loads(header))
+        except (ValueError, TypeError, InvalidInput) as exc:
+            raise ModelError(f"saved VW policy has a bad header: {exc}") from exc
+        return cls(config, _learner=CbAdfLearner.from_bytes(config.options(), model))
+
+    def close(self) -> None:
+        self._learner.close()
