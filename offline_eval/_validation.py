@@ -62,7 +62,7 @@ def check_pscore(pscore: np.ndarray, name: str = "pscore") -> None:
     if bad.any():
         index = int(np.argmax(bad))
         raise InvalidInput(
-            f"`{name}` must be in (0, 1]; {name}[{index}] = {pscore[index]!r}", field=name
+            f"`{name}` must be in (0, 1]; {name}[{index}] = {float(pscore[index])!r}", field=name
         )
 
 
@@ -167,6 +167,6 @@ def _require_finite(name: str, values: np.ndarray) -> None:
         position = ", ".join(str(int(i)) for i in where)
         raise InvalidInput(
             f"`{name}` must be finite (no NaN or inf); {name}[{position}] = "
-            f"{values.ravel()[flat]!r}",
+            f"{float(values.ravel()[flat])!r}",
             field=name,
         )
