@@ -1,0 +1,336 @@
+"""Service configuration: one TOML file, immutable once loaded.
+
+Every option has a default, so ``offerbandit serve --data-dir D`` works with no file at all; the
+README documents each key. Sub-configurations owned by the policy layer (contact rules, novelty
+exploration, the VW learner) are parsed here into their own frozen dataclasses.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from policies.errors import InvalidInput
+from policies.types import Offer
+
+DEFAULT_SENSITIVE_KEYS = (
+    "health", "pregnancy", "religion", "ethnicity", "sexual_orientation", "political_views",
+    "race", "disability", "trade_union", "genetic", "biometric",
+)
+MODES = ("online", "apprentice", "logging_only")
+AGGREGATIONS = ("first", "sum")
+
+
+def _require(condition: bool, message: str, field_name: str) -> None:
+    if not condition:
+        raise InvalidInput(message, field=field_name)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    max_workers: int = 32
+    max_concurrent_rpcs: int = 256
+    max_message_bytes: int = 4 * 1024 * 1024
+    grace_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        _require(self.max_workers >= 1, "server.max_workers must be >= 1", "server.max_workers")
+        _require(self.max_concurrent_rpcs >= 1, "server.max_concurrent_rpcs must be >= 1",
+                 "server.max_concurrent_rpcs")
+        _require(self.max_message_bytes >= 1024, "server.max_message_bytes must be >= 1024",
+                 "server.max_message_bytes")
+        _require(self.grace_seconds >= 0, "server.grace_seconds must be >= 0", "server.grace_seconds")
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Size limits on one request; anything over them is INVALID_ARGUMENT naming the field."""
+
+    max_offers: int = 2000
+    max_formats: int = 16
+    max_time_slots: int = 24
+    max_joint_arms: int = 4096
+    max_context_keys: int = 64
+    max_offer_features: int = 32
+    max_string_length: int = 256
+    max_batch: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            _require(getattr(self, name) >= 1, f"limits.{name} must be >= 1", f"limits.{name}")
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    sensitive_context_keys: tuple[str, ...] = DEFAULT_SENSITIVE_KEYS
+    # Key for hashing user ids. Empty: $OFFERBANDIT_USER_HASH_KEY, else a key generated once and
+    # kept in <data-dir>/secret.key.
+    user_hash_key: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sensitive_context_keys",
+                           tuple(k.strip().lower() for k in self.sensitive_context_keys))
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    synchronous: str = "FULL"
+    max_group: int = 512
+    max_queue: int = 20000
+    wal_autocheckpoint_pages: int = 4000
+    busy_timeout_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        _require(self.synchronous.upper() in ("OFF", "NORMAL", "FULL", "EXTRA"),
+                 "log.synchronous must be OFF, NORMAL, FULL or EXTRA", "log.synchronous")
+        object.__setattr__(self, "synchronous", self.synchronous.upper())
+        _require(self.max_group >= 1, "log.max_group must be >= 1", "log.max_group")
+        _require(self.max_queue >= 1, "log.max_queue must be >= 1", "log.max_queue")
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    batch_size: int = 64
+    poll_seconds: float = 1.0
+    checkpoint_every_events: int = 5000
+    checkpoint_every_seconds: float = 600.0
+    registry_poll_seconds: float = 5.0
+    history_horizon_seconds: float = 90 * 86400.0
+    history_max_users: int = 200_000
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "learning.batch_size must be >= 1", "learning.batch_size")
+        _require(self.poll_seconds > 0, "learning.poll_seconds must be > 0", "learning.poll_seconds")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    offers: tuple[Offer, ...]
+    formats: tuple[str, ...]
+    time_slots: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    name: str
+    catalog: Catalog
+    mode: str = "online"
+    policy: str = "vw"
+    policy_params: Mapping[str, Any] = field(default_factory=dict)
+    aggregation: str = "first"
+    default_reward: float = 0.0
+    reward_window_seconds: float = 86400.0
+    reward_windows: Mapping[str, float] = field(default_factory=dict)
+    exploration_slice: float = 0.05
+    apprentice_margin: float = 0.0
+    registered_model: str = ""
+    rules: Any = None
+    novelty: Any = None
+    shadow_challenger: bool = True
+
+    def __post_init__(self) -> None:
+        where = f"campaigns.{self.name}"
+        _require(self.mode in MODES, f"{where}.mode must be one of {', '.join(MODES)}", f"{where}.mode")
+        _require(self.aggregation in AGGREGATIONS, f"{where}.aggregation must be first or sum",
+                 f"{where}.aggregation")
+        _require(math.isfinite(self.default_reward), f"{where}.default_reward must be finite",
+                 f"{where}.default_reward")
+        _require(self.reward_window_seconds > 0, f"{where}.reward_window_seconds must be > 0",
+                 f"{where}.reward_window_seconds")
+        for fmt, seconds in self.reward_windows.items():
+            _require(seconds > 0, f"{where}.reward_windows.{fmt} must be > 0", f"{where}.reward_windows")
+        _require(0.0 <= self.exploration_slice <= 1.0, f"{where}.exploration_slice must be in [0, 1]",
+                 f"{where}.exploration_slice")
+        object.__setattr__(self, "policy_params", MappingProxyType(dict(self.policy_params)))
+        object.__setattr__(self, "reward_windows", MappingProxyType(dict(self.reward_windows)))
+        if not self.registered_model:
+            object.__setattr__(self, "registered_model", f"offerbandit-{self.name}")
+        if self.rules is None:
+            from policies.rules import RulesConfig
+
+            object.__setattr__(self, "rules", RulesConfig())
+        if self.novelty is None:
+            from policies.novelty import NoveltyConfig
+
+            object.__setattr__(self, "novelty", NoveltyConfig())
+
+    def reward_window(self, fmt: str) -> float:
+        return float(self.reward_windows.get(fmt, self.reward_window_seconds))
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    campaigns: Mapping[str, CampaignConfig] = field(default_factory=dict)
+    source_text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.campaigns:
+            object.__setattr__(self, "campaigns", {"default": default_campaign()})
+        object.__setattr__(self, "campaigns", MappingProxyType(dict(self.campaigns)))
+
+    def campaign(self, name: str) -> CampaignConfig:
+        from policies.errors import NotFound
+
+        try:
+            return self.campaigns[name or "default"]
+        except KeyError:
+            raise NotFound(f"unknown campaign {name!r} (configured: {', '.join(sorted(self.campaigns))})") from None
+
+    def with_campaign(self, campaign: CampaignConfig) -> "ServiceConfig":
+        return replace(self, campaigns={**self.campaigns, campaign.name: campaign})
+
+
+DEFAULT_OFFERS = (
+    Offer("coffee_2off", {"category": "food", "discount_type": "dollar", "offer_type": "loyalty"}),
+    Offer("lunch_15pct", {"category": "food", "discount_type": "percent", "offer_type": "loyalty"}),
+    Offer("flight_50off", {"category": "travel", "discount_type": "dollar", "offer_type": "cross_sell"}),
+    Offer("hotel_10pct", {"category": "travel", "discount_type": "percent", "offer_type": "cross_sell"}),
+    Offer("phone_upgrade", {"category": "tech", "discount_type": "dollar", "offer_type": "upsell"}),
+    Offer("streaming_20pct", {"category": "entertainment", "discount_type": "percent", "offer_type": "upsell"}),
+    Offer("gym_month_free", {"category": "fitness", "discount_type": "dollar", "offer_type": "cross_sell"}),
+    Offer("loyalty_bonus", {"category": "finance", "discount_type": "percent", "offer_type": "retention"}),
+)
+DEFAULT_FORMATS = ("sms", "email", "push", "in_app")
+DEFAULT_TIME_SLOTS = ("morning", "lunch", "evening")
+
+
+def default_campaign(name: str = "default") -> CampaignConfig:
+    return CampaignConfig(name=name, catalog=Catalog(DEFAULT_OFFERS, DEFAULT_FORMATS, DEFAULT_TIME_SLOTS),
+                          reward_windows={"sms": 3600.0, "push": 3600.0, "in_app": 3600.0,
+                                          "email": 3 * 86400.0})
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+def _section(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    _require(isinstance(value, dict), f"[{key}] must be a table", key)
+    return dict(value)
+
+
+def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    _require(not unknown, f"unknown option(s) in [{where}]: {', '.join(unknown)}", where)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise InvalidInput(f"bad value in [{where}]: {exc}", field=where) from exc
+
+
+def _parse_catalog(raw: Mapping[str, Any], where: str, fallback: Catalog) -> Catalog:
+    offers = fallback.offers
+    if "offers" in raw:
+        parsed = []
+        for i, item in enumerate(raw["offers"]):
+            _require(isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"],
+                     f"{where}.offers[{i}] needs a non-empty string id", f"{where}.offers")
+            features = item.get("features", {})
+            _require(isinstance(features, dict) and all(isinstance(v, str) for v in features.values()),
+                     f"{where}.offers[{i}].features must map names to strings", f"{where}.offers")
+            parsed.append(Offer(item["id"], features))
+        ids = [o.id for o in parsed]
+        _require(len(set(ids)) == len(ids), f"{where}.offers has duplicate ids", f"{where}.offers")
+        offers = tuple(parsed)
+    formats = tuple(raw.get("formats", fallback.formats))
+    time_slots = tuple(raw.get("time_slots", fallback.time_slots))
+    for name, values in (("offers", [o.id for o in offers]), ("formats", formats), ("time_slots", time_slots)):
+        _require(len(values) > 0, f"{where}.{name} must not be empty", f"{where}.{name}")
+        _require(len(set(values)) == len(values), f"{where}.{name} has duplicates", f"{where}.{name}")
+    return Catalog(offers, formats, time_slots)
+
+
+def _parse_campaign(name: str, raw: Mapping[str, Any]) -> CampaignConfig:
+    where = f"campaigns.{name}"
+    raw = dict(raw)
+    base = default_campaign(name)
+    catalog = _parse_catalog({k: raw.pop(k) for k in ("offers", "formats", "time_slots") if k in raw},
+                             where, base.catalog)
+    rules = _parse_rules(raw.pop("rules", None), where)
+    novelty = _parse_novelty(raw.pop("novelty", None), where)
+    if "reward_windows" not in raw:
+        raw["reward_windows"] = dict(base.reward_windows)
+    known = set(CampaignConfig.__dataclass_fields__) - {"name", "catalog", "rules", "novelty"}
+    unknown = sorted(set(raw) - known)
+    _require(not unknown, f"unknown option(s) in [{where}]: {', '.join(unknown)}", where)
+    try:
+        return CampaignConfig(name=name, catalog=catalog, rules=rules, novelty=novelty, **raw)
+    except TypeError as exc:
+        raise InvalidInput(f"bad value in [{where}]: {exc}", field=where) from exc
+
+
+def _items(raw: Any, cls: type, where: str) -> tuple:
+    _require(isinstance(raw, list), f"[{where}] must be an array of tables", where)
+    return tuple(_build(cls, dict(item), f"{where}[{i}]") for i, item in enumerate(raw))
+
+
+def _parse_rules(raw: Mapping[str, Any] | None, where: str) -> Any:
+    from policies.rules import DEFAULT_SLOT_HOURS, FrequencyCap, QuietHours, RulesConfig, SuppressionRule
+
+    raw = dict(raw or {})
+    where = f"{where}.rules"
+    unknown = sorted(set(raw) - {"caps", "quiet_hours", "suppressions", "slot_hours"})
+    _require(not unknown, f"unknown option(s) in [{where}]: {', '.join(unknown)}", where)
+    suppressions = []
+    for i, item in enumerate(raw.get("suppressions", [])):
+        item = dict(item)
+        item["feature_values"] = frozenset(item.get("feature_values", ()))
+        suppressions.append(_build(SuppressionRule, item, f"{where}.suppressions[{i}]"))
+    try:
+        return RulesConfig(caps=_items(raw.get("caps", []), FrequencyCap, f"{where}.caps"),
+                           quiet_hours=_items(raw.get("quiet_hours", []), QuietHours, f"{where}.quiet_hours"),
+                           suppressions=tuple(suppressions),
+                           slot_hours={**DEFAULT_SLOT_HOURS, **raw.get("slot_hours", {})})
+    except InvalidInput as exc:
+        raise InvalidInput(f"[{where}] {exc}", field=f"{where}.{exc.field}") from exc
+
+
+def _parse_novelty(raw: Mapping[str, Any] | None, where: str) -> Any:
+    from policies.novelty import NoveltyConfig
+
+    try:
+        return _build(NoveltyConfig, dict(raw or {}), f"{where}.novelty")
+    except InvalidInput as exc:
+        raise InvalidInput(f"[{where}.novelty] {exc}", field=f"{where}.novelty.{exc.field}") from exc
+
+
+def parse_config(text: str) -> ServiceConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"config is not valid TOML: {exc}", field="config") from exc
+    known = {"server", "limits", "privacy", "log", "learning", "campaigns"}
+    unknown = sorted(set(raw) - known)
+    _require(not unknown, f"unknown section(s): {', '.join(unknown)}", "config")
+    campaigns_raw = _section(raw, "campaigns")
+    campaigns = {name: _parse_campaign(name, body) for name, body in campaigns_raw.items()}
+    return ServiceConfig(
+        server=_build(ServerConfig, _section(raw, "server"), "server"),
+        limits=_build(LimitsConfig, _section(raw, "limits"), "limits"),
+        privacy=_build(PrivacyConfig, _section(raw, "privacy"), "privacy"),
+        log=_build(LogConfig, _section(raw, "log"), "log"),
+        learning=_build(LearningConfig, _section(raw, "learning"), "learning"),
+        campaigns=campaigns,
+        source_text=text,
+    )
+
+
+def load_config(path: Path | None) -> ServiceConfig:
+    """Read the TOML file at ``path``; ``None`` gives the embedded defaults."""
+    if path is None:
+        return ServiceConfig()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read config file {path}: {exc.strerror}", field="config") from exc
+    return parse_config(text)

@@ -1,0 +1,108 @@
+"""The gRPC servicer: wire messages in, validated inputs to the engine, wire messages out.
+
+Thin on purpose: validation lives in ``validation``, decisions in ``engine``, status mapping in
+``errors``.
+"""
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from offers.v1 import decision_pb2 as pb
+from offers.v1 import decision_pb2_grpc as pb_grpc
+from service import validation
+from service.engine import DecisionEngine, DecisionOutcome
+from service.errors import abort_with, status_for
+from service.metrics import Metrics
+
+
+UNKNOWN = "unknown"
+_OUTCOME_OF_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: "invalid",
+    grpc.StatusCode.NOT_FOUND: "not_found",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "overloaded",
+    grpc.StatusCode.UNAVAILABLE: "unavailable",
+}
+
+
+def to_proto(outcome: DecisionOutcome) -> pb.Decision:
+    arm = outcome.arm
+    return pb.Decision(
+        event_id=outcome.event_id,
+        offer_id=arm.offer_id if arm else "",
+        format=arm.format if arm else "",
+        time_slot=arm.time_slot if arm else "",
+        probability=outcome.probability,
+        ranking=[pb.Arm(offer_id=a.offer_id, format=a.format, time_slot=a.time_slot, probability=p)
+                 for a, p in outcome.ranking],
+        policy_version=outcome.policy_version,
+        exploration=outcome.exploration,
+        campaign=outcome.campaign,
+        no_contact_reason=outcome.no_contact_reason,
+    )
+
+
+def _timeout(context: grpc.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None or remaining > 3600 else max(remaining, 0.001)
+
+
+class DecisionServicer(pb_grpc.DecisionServiceServicer):
+    def __init__(self, engine: DecisionEngine, metrics: Metrics) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self.limits = engine.config.limits
+        self.privacy = engine.config.privacy
+
+    def _decide(self, inputs: list[validation.DecideInput], context: grpc.ServicerContext,
+                started: float) -> list[DecisionOutcome]:
+        outcomes = self.engine.decide(inputs, timeout=_timeout(context))
+        latency = (time.perf_counter() - started) / max(len(outcomes), 1)
+        for outcome in outcomes:
+            self.metrics.observe_decision(outcome.campaign, outcome.exploration, outcome.policy_version, latency,
+                                          outcome="no_contact" if outcome.arm is None else "ok")
+        return outcomes
+
+    def _failed(self, context: grpc.ServicerContext, exc: BaseException, started: float) -> None:
+        code, _ = status_for(exc)
+        self.metrics.observe_decision(UNKNOWN, "none", UNKNOWN, time.perf_counter() - started,
+                                      outcome=_OUTCOME_OF_STATUS.get(code, "error"))
+        abort_with(context, exc)
+
+    def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> pb.Decision:
+        started = time.perf_counter()
+        try:
+            inputs = [validation.decide_input(request, self.limits, self.privacy)]
+            return to_proto(self._decide(inputs, context, started)[0])
+        except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
+            self._failed(context, exc, started)
+
+    def DecideBatch(self, request: pb.DecideBatchRequest, context: grpc.ServicerContext) -> pb.DecideBatchResponse:
+        started = time.perf_counter()
+        try:
+            inputs = validation.batch_inputs(request, self.limits, self.privacy)
+            return pb.DecideBatchResponse(decisions=[to_proto(o) for o in self._decide(inputs, context, started)])
+        except Exception as exc:  # noqa: BLE001
+            self._failed(context, exc, started)
+
+    def Reward(self, request: pb.RewardRequest, context: grpc.ServicerContext) -> pb.RewardAck:
+        try:
+            inp = validation.reward_input(request, self.limits)
+            outcome = self.engine.reward(inp, timeout=_timeout(context))
+        except Exception as exc:  # noqa: BLE001
+            code, _ = status_for(exc)
+            self.metrics.observe_reward(UNKNOWN, {grpc.StatusCode.NOT_FOUND: "unknown",
+                                                  grpc.StatusCode.INVALID_ARGUMENT: "invalid"}.get(code, "error"))
+            abort_with(context, exc)
+        kind = "late" if outcome.late else "duplicate" if outcome.duplicate else "accepted"
+        self.metrics.observe_reward(outcome.campaign, kind)
+        return pb.RewardAck(accepted=outcome.accepted, duplicate=outcome.duplicate, late=outcome.late)
+
+    def Activate(self, request: pb.ActivateRequest, context: grpc.ServicerContext) -> pb.ActivateAck:
+        try:
+            event_id = validation.event_id_input(request.event_id, self.limits)
+            outcome = self.engine.activate(event_id, timeout=_timeout(context))
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, exc)
+        return pb.ActivateAck(activated=outcome.activated, already_active=outcome.already_active)

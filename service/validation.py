@@ -1,0 +1,182 @@
+"""Turn wire messages into validated domain inputs. Every refusal names the field it is about.
+
+Nothing here touches state: a request that passes is safe to decide on, one that fails raises
+``InvalidInput`` (``SensitiveFeature`` for deny-listed context keys) before anything is logged.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from offers.v1 import decision_pb2 as pb
+
+from policies.errors import InvalidInput, SensitiveFeature
+from policies.types import JointArm, Offer
+from service.config import LimitsConfig, PrivacyConfig
+
+
+@dataclass(frozen=True, slots=True)
+class DecideInput:
+    """A validated DecideRequest. Empty candidate tuples mean "use the campaign's catalogue"."""
+
+    event_id: str
+    user_id: str
+    campaign: str
+    context: tuple[tuple[str, str], ...]
+    numeric: tuple[tuple[str, float], ...]
+    offers: tuple[Offer, ...]
+    formats: tuple[str, ...]
+    time_slots: tuple[str, ...]
+    deferred: bool
+    ranking_limit: int
+    baseline: JointArm | None
+    excluded_offers: frozenset[str]
+    consented_formats: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RewardInput:
+    event_id: str
+    value: float
+    reward_id: str
+
+
+def _check_text(value: str, field: str, limits: LimitsConfig, *, required: bool = False) -> str:
+    if required and not value:
+        raise InvalidInput(f"{field} must not be empty", field=field)
+    if len(value) > limits.max_string_length:
+        raise InvalidInput(f"{field} is longer than {limits.max_string_length} characters", field=field)
+    if any(ch in value for ch in "\x00"):
+        raise InvalidInput(f"{field} contains a NUL character", field=field)
+    return value
+
+
+def _check_unique(values: Sequence[str], field: str, limit: int, limits: LimitsConfig) -> tuple[str, ...]:
+    if len(values) > limit:
+        raise InvalidInput(f"{field} has {len(values)} entries, more than the limit of {limit}", field=field)
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        _check_text(value, f"{field}[{i}]", limits, required=True)
+        if value in seen:
+            raise InvalidInput(f"{field} has a duplicate entry {value!r}", field=field)
+        seen.add(value)
+    return tuple(values)
+
+
+def _check_context(items: Iterable[tuple[str, str]], limits: LimitsConfig,
+                   privacy: PrivacyConfig) -> tuple[tuple[str, str], ...]:
+    pairs = sorted(items)
+    if len(pairs) > limits.max_context_keys:
+        raise InvalidInput(f"context has {len(pairs)} keys, more than the limit of {limits.max_context_keys}",
+                           field="context")
+    for key, value in pairs:
+        _check_text(key, "context key", limits, required=True)
+        _check_text(value, f"context[{key!r}]", limits)
+        if key.strip().lower() in privacy.sensitive_context_keys:
+            raise SensitiveFeature(
+                f"context key {key!r} is on the sensitive-feature deny-list and is never used for decisions",
+                field=f"context[{key!r}]")
+    return tuple(pairs)
+
+
+def _check_numeric(items: Iterable[tuple[str, float]], limits: LimitsConfig,
+                   privacy: PrivacyConfig) -> tuple[tuple[str, float], ...]:
+    pairs = sorted(items)
+    if len(pairs) > limits.max_context_keys:
+        raise InvalidInput(f"numeric has {len(pairs)} keys, more than the limit of {limits.max_context_keys}",
+                           field="numeric")
+    for key, value in pairs:
+        _check_text(key, "numeric key", limits, required=True)
+        if not math.isfinite(value):
+            raise InvalidInput(f"numeric[{key!r}] must be a finite number, got {value}", field=f"numeric[{key!r}]")
+        if key.strip().lower() in privacy.sensitive_context_keys:
+            raise SensitiveFeature(
+                f"numeric key {key!r} is on the sensitive-feature deny-list and is never used for decisions",
+                field=f"numeric[{key!r}]")
+    return tuple(pairs)
+
+
+def _check_offers(offers: Sequence[pb.Offer], limits: LimitsConfig) -> tuple[Offer, ...]:
+    if len(offers) > limits.max_offers:
+        raise InvalidInput(f"offers has {len(offers)} entries, more than the limit of {limits.max_offers}",
+                           field="offers")
+    seen: set[str] = set()
+    result = []
+    for i, offer in enumerate(offers):
+        _check_text(offer.id, f"offers[{i}].id", limits, required=True)
+        if offer.id in seen:
+            raise InvalidInput(f"offers has a duplicate id {offer.id!r}", field="offers")
+        seen.add(offer.id)
+        if len(offer.features) > limits.max_offer_features:
+            raise InvalidInput(f"offers[{i}].features has more than {limits.max_offer_features} entries",
+                               field=f"offers[{i}].features")
+        for key, value in offer.features.items():
+            _check_text(key, f"offers[{i}].features key", limits, required=True)
+            _check_text(value, f"offers[{i}].features[{key!r}]", limits)
+        result.append(Offer(offer.id, dict(offer.features)))
+    return tuple(result)
+
+
+def decide_input(request: pb.DecideRequest, limits: LimitsConfig, privacy: PrivacyConfig) -> DecideInput:
+    """Validate one DecideRequest (joint-arm count is checked later, once candidates are resolved)."""
+    baseline = None
+    if request.HasField("baseline"):
+        b = request.baseline
+        if not (b.offer_id and b.format and b.time_slot):
+            raise InvalidInput("baseline needs offer_id, format and time_slot", field="baseline")
+        baseline = JointArm(_check_text(b.offer_id, "baseline.offer_id", limits),
+                            _check_text(b.format, "baseline.format", limits),
+                            _check_text(b.time_slot, "baseline.time_slot", limits))
+    consented = _check_unique(list(request.consented_formats), "consented_formats", limits.max_formats, limits)
+    return DecideInput(
+        event_id=_check_text(request.event_id, "event_id", limits),
+        user_id=_check_text(request.user_id, "user_id", limits, required=True),
+        campaign=_check_text(request.campaign, "campaign", limits) or "default",
+        context=_check_context(request.context.items(), limits, privacy),
+        numeric=_check_numeric(request.numeric.items(), limits, privacy),
+        offers=_check_offers(request.offers, limits),
+        formats=_check_unique(list(request.formats), "formats", limits.max_formats, limits),
+        time_slots=_check_unique(list(request.time_slots), "time_slots", limits.max_time_slots, limits),
+        deferred=request.deferred,
+        ranking_limit=int(request.ranking_limit),
+        baseline=baseline,
+        excluded_offers=frozenset(_check_unique(list(request.excluded_offers), "excluded_offers",
+                                                limits.max_offers, limits)),
+        consented_formats=frozenset(consented) if consented else None,
+    )
+
+
+def batch_inputs(request: pb.DecideBatchRequest, limits: LimitsConfig,
+                 privacy: PrivacyConfig) -> list[DecideInput]:
+    """Validate every item first; the first bad one fails the whole batch, naming its index."""
+    if len(request.requests) == 0:
+        raise InvalidInput("requests must hold at least one DecideRequest", field="requests")
+    if len(request.requests) > limits.max_batch:
+        raise InvalidInput(f"requests has {len(request.requests)} items, more than the limit of {limits.max_batch}",
+                           field="requests")
+    inputs = []
+    seen_ids: set[str] = set()
+    for i, item in enumerate(request.requests):
+        try:
+            parsed = decide_input(item, limits, privacy)
+        except InvalidInput as exc:
+            raise type(exc)(f"requests[{i}]: {exc}", field=f"requests[{i}].{exc.field}") from exc
+        if parsed.event_id:
+            if parsed.event_id in seen_ids:
+                raise InvalidInput(f"requests[{i}]: event_id {parsed.event_id!r} appears twice in the batch",
+                                   field=f"requests[{i}].event_id")
+            seen_ids.add(parsed.event_id)
+        inputs.append(parsed)
+    return inputs
+
+
+def reward_input(request: pb.RewardRequest, limits: LimitsConfig) -> RewardInput:
+    _check_text(request.event_id, "event_id", limits, required=True)
+    if not math.isfinite(request.value):
+        raise InvalidInput(f"value must be a finite number, got {request.value}", field="value")
+    return RewardInput(request.event_id, float(request.value), _check_text(request.reward_id, "reward_id", limits))
+
+
+def event_id_input(event_id: str, limits: LimitsConfig) -> str:
+    return _check_text(event_id, "event_id", limits, required=True)
