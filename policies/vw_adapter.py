@@ -402,8 +402,8 @@ class RewardRegressorConfig:
 
     interactions: tuple[str, ...] = DEFAULT_INTERACTIONS
     bits: int = 24
-    learning_rate: float = 0.5
-    epochs: int = 1
+    learning_rate: float = 0.1
+    epochs: int = 3
     seed: int = 0
 
     def __post_init__(self) -> None:
