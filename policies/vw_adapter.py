@@ -108,6 +108,9 @@ def shared_line(context: DecisionContext) -> str:
         parts.append(f"|{CONTEXT_NAMESPACE} " + " ".join(categorical))
     if numeric:
         parts.append(f"|{NUMERIC_NAMESPACE} " + " ".join(f"{name}:{value!r}" for name, value in numeric))
+    if len(parts) == 1:
+        # A bare "shared" line would be parsed as one more action: give it an empty namespace.
+        parts.append(f"|{CONTEXT_NAMESPACE}")
     return " ".join(parts)
 
 
