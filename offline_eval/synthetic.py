@@ -28,13 +28,15 @@ class SyntheticLog:
 class SyntheticWorld:
     """``logger``: "softmax" (non-uniform, full support) or "uniform"; ``target``: "softmax"
     (stochastic) or "greedy" (deterministic argmax of the expected reward); ``model_error``: standard
-    deviation of the fixed error of ``q_hat`` around the true expected reward."""
+    deviation of the fixed error of ``q_hat`` around the true expected reward, ``model_bias`` its
+    systematic offset."""
 
     n_actions: int = 5
     n_context_types: int = 8
     logger: str = "softmax"
     target: str = "softmax"
     model_error: float = 0.15
+    model_bias: float = 0.0
     world_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -44,7 +46,7 @@ class SyntheticWorld:
         q = rng.uniform(0.1, 0.9, size=shape)
         object.__setattr__(self, "q_table", q)
         object.__setattr__(
-            self, "q_hat_table", np.clip(q + rng.normal(0.0, self.model_error, size=shape), 0, 1)
+            self, "q_hat_table", np.clip(q + self.model_bias + rng.normal(0.0, self.model_error, size=shape), 0, 1)
         )
         if self.logger == "uniform":
             logging = np.full(shape, 1.0 / self.n_actions)
