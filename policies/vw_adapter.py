@@ -191,7 +191,7 @@ def _check_int(field: str, value: int, low: int, high: int) -> None:
 class CbAdfOptions:
     """How to build the ``--cb_explore_adf`` workspace (validated by the policy config)."""
 
-    exploration: str = "epsilon"
+    exploration: str = "squarecb"
     epsilon: float = 0.05
     softmax_lambda: float = 10.0
     squarecb_gamma_scale: float = 10.0

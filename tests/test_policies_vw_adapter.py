@@ -31,7 +31,7 @@ ARMS = ArmSet.product(OFFERS, ["sms", "email"], ["morning", "evening"])
 
 
 def small(**changes) -> CbAdfOptions:
-    return CbAdfOptions(**{"bits": 18, **changes})
+    return CbAdfOptions(**{"bits": 18, "exploration": "epsilon", **changes})
 
 
 BEST = {0: ("offer-0", "email", "morning"), 1: ("offer-1", "sms", "evening")}  # arm indices 2 and 5
