@@ -86,3 +86,11 @@ def test_default_catalog_mixes_discounts_and_offer_types_within_categories() -> 
         in_category = [o for o in catalog.offers if o.category == category]
         assert {o.features["discount_type"] for o in in_category} == set(DISCOUNT_TYPES)
     assert {o.features["offer_type"] for o in catalog.offers} == set(OFFER_TYPES)
+
+
+def test_exported_members_match_all() -> None:
+    import simulator
+
+    exported = {name for name in dir(simulator) if not name.startswith("_")}
+    modules = {"catalog", "config", "population", "world"}
+    assert exported - modules == set(simulator.__all__)
