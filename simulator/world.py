@@ -316,7 +316,8 @@ class CustomerWorld:
     def _encode_uncached(self, arm_set: ArmSet) -> _EncodedArms:
         if len(arm_set) == 0:
             raise InvalidInput("arm_set has no arms", field="arm_set")
-        columns: dict[str, list[int]] = {k: [] for k in ("format", "slot", "category", "discount", "offer_type", "offer")}
+        names = ("format", "slot", "category", "discount", "offer_type", "offer")
+        columns: dict[str, list[int]] = {name: [] for name in names}
         for arm in arm_set.arms:
             if arm.format not in KNOWN_FORMATS:
                 raise InvalidInput(f"unknown format {arm.format!r}; known: {list(KNOWN_FORMATS)}", field="arm_set")

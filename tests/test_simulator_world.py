@@ -44,7 +44,9 @@ def test_same_seed_same_requests_and_rewards() -> None:
     for i in range(400):
         a, b = first.next_request(), second.next_request()
         assert _visible(a) == _visible(b)
-        np.testing.assert_array_equal(first.expected_rewards(a, first.arm_set), second.expected_rewards(b, second.arm_set))
+        np.testing.assert_array_equal(
+            first.expected_rewards(a, first.arm_set), second.expected_rewards(b, second.arm_set)
+        )
         arm = arms[(i * 7) % len(arms)]
         assert first.respond(a, arm) == second.respond(b, arm)
 
@@ -203,7 +205,8 @@ def test_open_service_problem_hurts_selling_and_helps_retention(static_world, st
         calm = dataclasses.replace(request, context={**request.context, "open_service_problem": "false"})
         upset = dataclasses.replace(request, context={**request.context, "open_service_problem": "true"})
         before, after = static_world.expected_rewards(calm, arm_set), static_world.expected_rewards(upset, arm_set)
-        assert np.all(after[(kind == "cross_sell") | (kind == "upsell")] < before[(kind == "cross_sell") | (kind == "upsell")])
+        selling = (kind == "cross_sell") | (kind == "upsell")
+        assert np.all(after[selling] < before[selling])
         assert np.all(after[kind == "retention"] > before[kind == "retention"])
     share = np.mean([r.context["open_service_problem"] == "true" for r in requests])
     assert 0.03 < share < 0.15
@@ -289,8 +292,9 @@ def test_latent_interests_exist_and_is_latent_is_consistent() -> None:
             assert plain[CATEGORIES.index(latent[0])] <= np.median(plain)
         else:
             np.testing.assert_array_equal(on, off)
-    share = sum(with_latent.is_latent(u, c) for u in with_latent.user_ids for c in CATEGORIES) / len(with_latent.user_ids)
-    assert abs(share - with_latent.config.latent_share) < 5 * np.sqrt(0.35 * 0.65 / len(with_latent.user_ids))
+    users = with_latent.user_ids
+    share = sum(with_latent.is_latent(u, c) for u in users for c in CATEGORIES) / len(users)
+    assert abs(share - with_latent.config.latent_share) < 5 * np.sqrt(0.35 * 0.65 / len(users))
     assert len(latent_users) > 50
 
 
