@@ -135,8 +135,12 @@ def arm_line(arm: JointArm, offer: Offer) -> str:
     return _offer_part(offer) + _arm_suffix(arm)
 
 
-def _offer_parts(arm_set: ArmSet) -> dict[str, str]:
-    """Validate ``arm_set`` and return each used offer's text part (built once per offer)."""
+def _offer_parts(arm_set: ArmSet, known: dict[str, tuple[Any, str]] | None = None) -> dict[str, str]:
+    """Validate ``arm_set`` and return each used offer's text part (built once per offer).
+
+    ``known`` (offer id -> (features, part)) lets a caller keep parts between requests; an entry is
+    reused only while the offer's features are equal to the ones it was built from.
+    """
     if not isinstance(arm_set, ArmSet):
         raise InvalidInput("arm_set must be an ArmSet", field="arm_set")
     if len(arm_set.arms) == 0:
@@ -152,7 +156,13 @@ def _offer_parts(arm_set: ArmSet) -> dict[str, str]:
                     f"arm {index} refers to offer {offer_id!r}, which is not among the offers",
                     field=f"arm_set.arms[{index}].offer_id",
                 )
-            parts[offer_id] = _offer_part(offer)
+            entry = known.get(offer_id) if known is not None else None
+            if entry is not None and entry[0] == offer.features:
+                parts[offer_id] = entry[1]
+            else:
+                parts[offer_id] = _offer_part(offer)
+                if known is not None:
+                    known[offer_id] = (dict(offer.features), parts[offer_id])
     return parts
 
 
@@ -266,15 +276,14 @@ def _load_workspace(args: list[str], data: bytes) -> Any:
 
 
 class _ArmExampleCache:
-    """Parsed, unlabelled arm examples of one workspace, keyed by their text.
-
-    Bounded: when full it is cleared (cheap, and a catalogue normally fits many times over).
-    """
+    """Parsed, unlabelled arm examples of one workspace, keyed by (offer part, format, time slot),
+    plus the text parts of the offers seen. Bounded: cleared when full (a catalogue normally fits)."""
 
     def __init__(self, parse_one, max_size: int) -> None:
         self._parse_one = parse_one
         self._max_size = max_size
-        self._examples: dict[str, Any] = {}
+        self._examples: dict[tuple[str, str, str], Any] = {}
+        self.offer_parts: dict[str, tuple[Any, str]] = {}
 
     def __len__(self) -> int:
         return len(self._examples)
@@ -283,17 +292,19 @@ class _ArmExampleCache:
         cache = self._examples
         found = []
         for arm in arm_set.arms:
-            key = offer_parts[arm.offer_id] + _arm_suffix(arm)
+            key = (offer_parts[arm.offer_id], arm.format, arm.time_slot)
             example = cache.get(key)
             if example is None:
                 if len(cache) >= self._max_size:
                     cache.clear()
-                example = cache[key] = self._parse_one(key)
+                    self.offer_parts.clear()
+                example = cache[key] = self._parse_one(key[0] + _arm_suffix(arm))
             found.append(example)
         return found
 
     def clear(self) -> None:
         self._examples.clear()
+        self.offer_parts.clear()
 
 
 class CbAdfLearner:
@@ -312,14 +323,16 @@ class CbAdfLearner:
             self._vw = _load_workspace(options.args(with_seed=False), model)
         self._cache = _ArmExampleCache(self._parse_one, arm_cache_size)
 
-    # parsing (call with the lock held)
+    # parsing (call with the lock held). ``pyvw.Example(vw, line)`` frees its native example when
+    # collected; ``Workspace.parse`` does not unless finished (measured ~30 KB leaked per example), and
+    # finishing a multi-example would also finish the cached arm examples.
     def _parse_one(self, line: str) -> Any:
-        return self._vw.parse([line])[0]
+        return pyvw.Example(self._vw, line)
 
     def _examples(self, context: DecisionContext, arm_set: ArmSet, chosen: int | None = None,
                   label: str = "") -> list[Any]:
         _check_context(context)
-        parts = _offer_parts(arm_set)
+        parts = _offer_parts(arm_set, self._cache.offer_parts)
         shared_text = shared_line(context)
         with_lock_examples = self._cache.examples(arm_set, parts)
         if len({id(example) for example in with_lock_examples}) != len(with_lock_examples):
@@ -327,9 +340,8 @@ class CbAdfLearner:
         if chosen is None:
             return [self._parse_one(shared_text), *with_lock_examples]
         arm = arm_set.arms[chosen]
-        shared, labelled = self._vw.parse([shared_text, f"{label} {parts[arm.offer_id]}{_arm_suffix(arm)}"])
-        with_lock_examples[chosen] = labelled
-        return [shared, *with_lock_examples]
+        with_lock_examples[chosen] = self._parse_one(f"{label} {parts[arm.offer_id]}{_arm_suffix(arm)}")
+        return [self._parse_one(shared_text), *with_lock_examples]
 
     def _pmf_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
         examples = self._examples(context, arm_set)
@@ -342,6 +354,14 @@ class CbAdfLearner:
         """VW's pmf over ``arm_set.arms`` in arm order, as float64 (VW computes in float32)."""
         with self._lock:
             return self._pmf_locked(context, arm_set)
+
+    def predict_pmf_uncached(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+        """The same pmf from freshly built text lines (the slow path; a reference for tests and bench)."""
+        _check_context(context)
+        parts = _offer_parts(arm_set)
+        lines = [shared_line(context), *(parts[arm.offer_id] + _arm_suffix(arm) for arm in arm_set.arms)]
+        with self._lock:
+            return np.asarray(self._vw.predict(lines), dtype=np.float64)
 
     def predict_pmf_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
         """Many pmfs under one lock acquisition."""
@@ -436,7 +456,7 @@ class VWRewardRegressor:
         self.config = config
         self._lock = threading.Lock()
         self._vw = pyvw.Workspace(arg_list=config.args())
-        self._cache = _ArmExampleCache(lambda line: self._vw.parse([line])[0], arm_cache_size)
+        self._cache = _ArmExampleCache(lambda line: pyvw.Example(self._vw, line), arm_cache_size)
 
     def fit(self, events: Sequence[LearningEvent]) -> "VWRewardRegressor":
         """Regress reward on (context, chosen arm), ``config.epochs`` passes in the given order."""
@@ -445,20 +465,21 @@ class VWRewardRegressor:
             for _ in range(self.config.epochs):
                 for event in checked:
                     _check_context(event.context)
-                    parts = _offer_parts(event.arm_set)
                     arm = event.chosen_arm
+                    offer = event.arm_set.offers.get(arm.offer_id)
+                    if offer is None:
+                        raise InvalidInput("the chosen arm refers to an unknown offer", field="events.chosen")
                     label = f"0:{cost_from_reward(event.reward)!r}:1.0"
-                    self._vw.learn([shared_line(event.context),
-                                    f"{label} {parts[arm.offer_id]}{_arm_suffix(arm)}"])
+                    self._vw.learn([shared_line(event.context), f"{label} {arm_line(arm, offer)}"])
         return self
 
     def _predict_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
         _check_context(context)
-        parts = _offer_parts(arm_set)
+        parts = _offer_parts(arm_set, self._cache.offer_parts)
         arms = self._cache.examples(arm_set, parts)
         if len({id(example) for example in arms}) != len(arms):
             raise InvalidInput("arm_set contains the same joint arm twice", field="arm_set.arms")
-        costs = self._vw.predict([self._vw.parse([shared_line(context)])[0], *arms])
+        costs = self._vw.predict([pyvw.Example(self._vw, shared_line(context)), *arms])
         return np.array([reward_from_cost(cost) for cost in costs], dtype=np.float64)
 
     def predict(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The VW mediator: feature mapping, escaping, cached arm examples, save/load, DSJSON, regressor."""
 import json
+import os
 import threading
 
 import numpy as np
@@ -168,6 +169,28 @@ def test_load_replaces_the_model_in_place_and_rejects_garbage():
     for garbage in (b"", b"junk" * 100):
         with pytest.raises(ModelError):
             fresh.load(garbage)
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+def test_predicting_and_learning_do_not_leak_native_examples():
+    """Unfinished parsed examples once leaked ~30 KB each: 4000 decisions would leak > 100 MiB."""
+    learner = CbAdfLearner(small())
+    rng = np.random.default_rng(8)
+    events = [world_event(rng, learner) for _ in range(200)]
+    regressor = VWRewardRegressor(RewardRegressorConfig(bits=18, epochs=1))
+    regressor.fit(events)
+    before = _resident_mib()
+    for _ in range(10):
+        for event in events:
+            learner.predict_pmf(event.context, ARMS)
+            regressor.predict(event.context, ARMS)
+        learner.learn(events)
+    assert _resident_mib() - before < 25
 
 
 def test_more_than_500_joint_arms():

@@ -1,0 +1,140 @@
+"""Policy speed: pmf per decision (128 / 512 joint arms, single and batched), cached vs text-built
+arm examples, first-sight cost, lock cost, online learning events/s, reward-model predictions.
+
+    python bench/bench_policies.py [--quick]
+
+All figures come from one run on this machine; ratios are printed next to them.
+"""
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import numpy as np
+
+from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
+from policies.vw_adapter import CbAdfLearner, RewardRegressorConfig, VWRewardRegressor
+from policies.vw_policy import VWPolicy, VWPolicyConfig
+
+FORMATS = ["sms", "email", "push", "in_app"]
+
+
+def arm_set_of(n_arms: int) -> ArmSet:
+    slots = ["morning", "lunch", "evening", "night"][: max(1, n_arms // 64)]
+    n_offers = n_arms // (len(FORMATS) * len(slots))
+    offers = [Offer(f"offer-{i}", {"category": f"cat-{i % 7}", "discount": f"{i % 5}0%"}) for i in range(n_offers)]
+    arm_set = ArmSet.product(offers, FORMATS, slots)
+    assert len(arm_set) == n_arms, len(arm_set)
+    return arm_set
+
+
+def contexts(count: int, seed: int = 0) -> list[DecisionContext]:
+    rng = np.random.default_rng(seed)
+    return [DecisionContext(f"u{i}", {"segment": f"s{rng.integers(6)}", "device": ("ios", "web")[i % 2],
+                                      "weekday": f"d{rng.integers(7)}"},
+                            {"tenure": float(rng.integers(100)), "spend": float(rng.random() * 50)})
+            for i in range(count)]
+
+
+def events_for(policy: VWPolicy, arm_set: ArmSet, count: int, seed: int = 1) -> list[LearningEvent]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for context in contexts(count, seed):
+        chosen = int(rng.integers(len(arm_set)))
+        out.append(LearningEvent(context, arm_set, chosen, 1.0 / len(arm_set), float(rng.random() < 0.2)))
+    return out
+
+
+def per_call_us(function, items, repeats: int = 1) -> float:
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for item in items:
+            function(item)
+    return (time.perf_counter() - start) / (repeats * len(items)) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short run")
+    args = parser.parse_args()
+    n_decisions = 100 if args.quick else 1000
+    n_learn = 500 if args.quick else 5000
+
+    policy = VWPolicy(VWPolicyConfig(seed=1))  # default: squarecb, -b 24, 7 interactions
+    learner: CbAdfLearner = policy._learner  # the mediator, to time below the policy layer
+    print(f"VW {policy.params['exploration']}, bits {policy.params['bits']}, interactions {policy.params['interactions']}")
+
+    for n_arms in (128, 512):
+        arm_set = arm_set_of(n_arms)
+        policy.learn(events_for(policy, arm_set, 200))
+        ctxs = contexts(n_decisions, seed=n_arms)
+        cold = VWPolicy(VWPolicyConfig(seed=1))
+        start = time.perf_counter()
+        cold.pmf(ctxs[0], arm_set)
+        first_sight = (time.perf_counter() - start) * 1e6
+        cached = per_call_us(lambda c: policy.pmf(c, arm_set), ctxs)
+        text = per_call_us(lambda c: learner.predict_pmf_uncached(c, arm_set), ctxs[: max(50, n_decisions // 4)])
+        batch_items = [(c, arm_set) for c in ctxs]
+        start = time.perf_counter()
+        for i in range(0, len(batch_items), 32):
+            policy.pmf_batch(batch_items[i:i + 32])
+        batched = (time.perf_counter() - start) / len(batch_items) * 1e6
+        no_lock = per_call_us(lambda c: learner._pmf_locked(c, arm_set), ctxs)
+        print(f"\n{n_arms} joint arms per decision")
+        print(f"  pmf, cached arm examples  {cached:9.1f} us/decision  ({1e6 / cached:,.0f}/s on one core)")
+        print(f"  pmf_batch (32 per call)   {batched:9.1f} us/decision")
+        print(f"  pmf from text lines       {text:9.1f} us/decision  (cached is {text / cached:.1f}x faster)")
+        print(f"  first sight of the arms   {first_sight:9.1f} us        (parse + cache every arm once)")
+        print(f"  mediator without the lock {no_lock:9.1f} us/decision  (lock + policy layer: {cached - no_lock:+.1f} us)")
+
+    lock = threading.Lock()
+    loops = 200_000 if args.quick else 1_000_000
+    start = time.perf_counter()
+    for _ in range(loops):
+        with lock:
+            pass
+    print(f"\nuncontended lock acquire+release: {(time.perf_counter() - start) / loops * 1e9:.0f} ns")
+
+    arm_set = arm_set_of(128)
+    ctxs = contexts(n_decisions, seed=3)
+    serial_start = time.perf_counter()
+    for c in ctxs:
+        policy.pmf(c, arm_set)
+    serial = time.perf_counter() - serial_start
+    threads = [threading.Thread(target=lambda part=part: [policy.pmf(c, arm_set) for c in part])
+               for part in (ctxs[::2], ctxs[1::2])]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    contended = time.perf_counter() - start
+    print(f"2 threads sharing one workspace (128 arms): {len(ctxs) / contended:,.0f} decisions/s "
+          f"vs serial {len(ctxs) / serial:,.0f}/s (x{serial / contended:.2f}; the lock serialises VW)")
+
+    print()
+    for n_arms in (12, 128):
+        arm_set = arm_set_of(n_arms) if n_arms >= 64 else ArmSet.product(
+            [Offer(f"o{i}", {"category": "c"}) for i in range(3)], FORMATS, ["am"])
+        learner_policy = VWPolicy(VWPolicyConfig(seed=2))
+        events = events_for(learner_policy, arm_set, n_learn, seed=5)
+        learner_policy.learn(events[:50])
+        start = time.perf_counter()
+        for i in range(0, len(events), 100):
+            learner_policy.learn(events[i:i + 100])
+        rate = len(events) / (time.perf_counter() - start)
+        print(f"online learning, {n_arms:3d} arms per event: {rate:,.0f} events/s (batches of 100)")
+
+    regressor = VWRewardRegressor(RewardRegressorConfig(epochs=1))
+    arm_set = arm_set_of(512)
+    events = events_for(policy, arm_set, n_learn // 5, seed=9)
+    start = time.perf_counter()
+    regressor.fit(events)
+    fit_rate = len(events) / (time.perf_counter() - start)
+    predict = per_call_us(lambda c: regressor.predict(c, arm_set), contexts(n_decisions // 2, seed=4))
+    print(f"reward model: fit {fit_rate:,.0f} events/s per epoch; predict 512 arms {predict:.1f} us/context")
+
+
+if __name__ == "__main__":
+    main()
