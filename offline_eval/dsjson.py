@@ -2,9 +2,9 @@
 
 One JSON object a line. Fields read:
 ``_label_cost`` (reward = -cost), ``_label_probability`` (pscore), ``_labelIndex`` (0-based index of
-the chosen action in ``c._multi``; else ``_label_Action`` - 1, which is 1-based), ``a`` (1-based
-action ids in pmf order), ``p`` (the logging pmf, aligned with ``a``), ``c._multi`` (one feature dict
-per action, in action-id order), ``EventId``, ``Timestamp``, ``_skipLearn`` (true: skipped).
+the chosen action in ``c._multi``; else ``_label_Action`` - 1, which is 1-based), ``a`` (action ids
+in pmf order, 1-based; 0-based also accepted as in some VW test sets), ``p`` (the logging pmf, aligned with ``a``), ``c._multi`` (one feature dict
+per action, in action-id order), ``EventId`` (or ``event_id``), ``Timestamp``, ``_skipLearn`` (true: skipped).
 Pmfs off by float32 rounding (|sum - 1| <= 1e-4) are renormalised.
 Records without a label (``_label_cost`` absent) are counted and skipped. Candidate sets are returned
 ragged, in ``_multi`` order, which is the order ``action`` indexes.
@@ -175,7 +175,7 @@ def _decision(number: int, record: dict, keep_features: bool) -> DsjsonDecision:
 
     return DsjsonDecision(
         line_number=number,
-        event_id=str(record.get("EventId", "")),
+        event_id=str(record.get("EventId", record.get("event_id", ""))),
         timestamp=str(record.get("Timestamp", "")),
         chosen_index=chosen,
         probability=probability,
@@ -194,13 +194,18 @@ def _decision(number: int, record: dict, keep_features: bool) -> DsjsonDecision:
 def _pmf_in_action_order(ids: object, pmf: object, n_actions: int, where: str) -> tuple[float, ...]:
     if not isinstance(ids, list) or not isinstance(pmf, list) or len(ids) != len(pmf):
         raise InvalidInput(f"{where}: `a` and `p` must be lists of equal length", field="p")
-    if len(ids) != n_actions or sorted(ids) != list(range(1, n_actions + 1)):
+    ordered_ids = sorted(ids) if all(isinstance(i, int) for i in ids) else None
+    if len(ids) == n_actions and ordered_ids == list(range(1, n_actions + 1)):
+        first_id = 1
+    elif len(ids) == n_actions and ordered_ids == list(range(n_actions)):
+        first_id = 0  # some VW test sets number actions from 0
+    else:
         raise InvalidInput(
             f"{where}: `a` must list each action id 1..{n_actions} once, got {ids}", field="a"
         )
     ordered = [0.0] * n_actions
     for action_id, probability in zip(ids, pmf):
-        ordered[action_id - 1] = _number(probability, "p", where)
+        ordered[action_id - first_id] = _number(probability, "p", where)
     total = sum(ordered)
     if any(p < 0.0 for p in ordered) or abs(total - 1.0) > 1e-4:
         raise InvalidInput(f"{where}: `p` must be a probability distribution", field="p")

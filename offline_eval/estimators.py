@@ -108,6 +108,8 @@ class ReplayMethod(OffPolicyEstimator):
 
     V_RM = E_n[1{pi_e(a_i|x_i) = 1} r_i] / E_n[1{pi_e(a_i|x_i) = 1}]  (0 when nothing matches).
 
+    Inputs: reward, pscore, action (n,); target_pmf (n, n_actions).
+
     Unbiased only for a deterministic target (rows of ``target_pmf`` one-hot) on logs of a uniform
     logging policy; ``evaluate`` warns otherwise.
     Li, Chu, Langford, Wang, "Unbiased Offline Evaluation of Contextual-bandit-based News Article
@@ -127,6 +129,8 @@ class InverseProbabilityWeighting(OffPolicyEstimator):
     """Inverse probability weighting (IPW), optionally clipped.
 
     V_IPW = E_n[min(w_i, lambda_) r_i],  w_i = pi_e(a_i|x_i) / pi_b(a_i|x_i).
+
+    Inputs: reward, pscore, action (n,); target_pmf (n, n_actions).
 
     ``lambda_`` >= 0, default inf (no clipping). Strehl, Langford, Li, Kakade, "Learning from Logged
     Implicit Exploration Data", NeurIPS 2010; Dudik, Erhan, Langford, Li, "Doubly Robust Policy
@@ -155,6 +159,8 @@ class SelfNormalizedInverseProbabilityWeighting(OffPolicyEstimator):
 
     V_SNIPW = E_n[w_i r_i] / E_n[w_i].
 
+    Inputs: reward, pscore, action (n,); target_pmf (n, n_actions).
+
     Biased but consistent, bounded by the reward range, lower variance than IPW.
     Swaminathan, Joachims, "The Self-Normalized Estimator for Counterfactual Learning", NeurIPS 2015.
     """
@@ -175,6 +181,8 @@ class DirectMethod(OffPolicyEstimator):
 
     V_DM = E_n[sum_a pi_e(a|x_i) q_hat(x_i, a)] = E_n[q_hat(x_i, pi_e)].
 
+    Inputs: reward, pscore, action (n,); target_pmf and q_hat (n, n_actions).
+
     Needs ``q_hat`` (n, n_actions); as good as the reward model (its interval ignores model error).
     Beygelzimer, Langford, "The Offset Tree for Learning with Partial Labels", KDD 2009.
     """
@@ -193,6 +201,8 @@ class DoublyRobust(OffPolicyEstimator):
     """Doubly robust (DR), optionally clipped.
 
     V_DR = E_n[q_hat(x_i, pi_e) + min(w_i, lambda_) (r_i - q_hat(x_i, a_i))].
+
+    Inputs: reward, pscore, action (n,); target_pmf and q_hat (n, n_actions).
 
     ``lambda_`` >= 0, default inf. Unbiased when pscore is right, whatever the reward model.
     Dudik, Erhan, Langford, Li, "Doubly Robust Policy Evaluation and Optimization", 2014.
@@ -223,6 +233,8 @@ class SelfNormalizedDoublyRobust(OffPolicyEstimator):
 
     V_SNDR = E_n[q_hat(x_i, pi_e)] + E_n[w_i (r_i - q_hat(x_i, a_i))] / E_n[w_i].
 
+    Inputs: reward, pscore, action (n,); target_pmf and q_hat (n, n_actions).
+
     Kallus, Uehara, "Intrinsically Efficient, Stable, and Bounded Off-Policy Evaluation for
     Reinforcement Learning", NeurIPS 2019.
     """
@@ -246,7 +258,9 @@ class SwitchDoublyRobust(OffPolicyEstimator):
 
     V_SwitchDR = E_n[q_hat(x_i, pi_e) + w_i (r_i - q_hat(x_i, a_i)) 1{w_i <= lambda_}].
 
-    ``lambda_`` >= 0, default inf (= DR), 0 keeps only events with w_i = 0 corrections (= DM).
+    Inputs: reward, pscore, action (n,); target_pmf and q_hat (n, n_actions).
+
+    ``lambda_`` >= 0, default inf (= DR); 0 gives DM.
     Wang, Agarwal, Dudik, "Optimal and Adaptive Off-policy Evaluation in Contextual Bandits", ICML 2017.
     """
 
@@ -275,6 +289,8 @@ class DoublyRobustWithShrinkage(OffPolicyEstimator):
 
     V_DRos = E_n[q_hat(x_i, pi_e) + w_hat_i (r_i - q_hat(x_i, a_i))],
     w_hat_i = lambda_ w_i / (w_i^2 + lambda_).
+
+    Inputs: reward, pscore, action (n,); target_pmf and q_hat (n, n_actions).
 
     ``lambda_`` >= 0, default 0 (= DM); inf gives DR. At lambda_ = 0 the shrunk weight is 0 even where
     w_i = 0 (OBP's formula would give 0/0 = NaN there).

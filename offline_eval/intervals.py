@@ -15,7 +15,7 @@ import numpy as np
 
 from offline_eval.estimators import RoundTerms
 
-_CHUNK_ELEMENTS = 1 << 23  # ~64 MB of float64 counts per chunk
+_CHUNK_ELEMENTS = 1 << 21  # 16 MB per (k, n) array: the draws, their counts, counts as float
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,14 @@ def test_label_action_alone_is_one_based():
     assert decision.chosen_index == 0
 
 
+def test_zero_based_action_ids_are_accepted():
+    body = json.loads(LINES[0])
+    body["a"] = [i - 1 for i in body["a"]]
+    (decision,) = iter_dsjson([json.dumps(body)])
+    np.testing.assert_allclose(decision.logging_pmf, [0.05, 0.05, 0.85, 0.05])
+    assert decision.probability == pytest.approx(decision.logging_pmf[decision.chosen_index])
+
+
 def test_records_without_pmf_give_no_logging_pmf(tmp_path):
     body = json.loads(LINES[1])
     del body["a"], body["p"]

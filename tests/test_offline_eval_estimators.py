@@ -233,6 +233,7 @@ def test_registered_estimator_is_frozen_documented_and_picklable(name):
     estimator = cls()
     assert estimator.name == name and estimator.key == name
     assert re.search(r"V_\w+ =", cls.__doc__), "docstring states the formula"
+    assert "(n, n_actions)" in cls.__doc__, "docstring states the array shapes"
     assert re.search(r"(19|20)\d\d", cls.__doc__), "docstring cites the paper"
     field_names = [f.name for f in dataclasses.fields(estimator)]
     with pytest.raises(dataclasses.FrozenInstanceError):
