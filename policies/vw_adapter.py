@@ -334,14 +334,13 @@ class CbAdfLearner:
         _check_context(context)
         parts = _offer_parts(arm_set, self._cache.offer_parts)
         shared_text = shared_line(context)
-        with_lock_examples = self._cache.examples(arm_set, parts)
-        if len({id(example) for example in with_lock_examples}) != len(with_lock_examples):
+        arm_examples = self._cache.examples(arm_set, parts)
+        if len({id(example) for example in arm_examples}) != len(arm_examples):
             raise InvalidInput("arm_set contains the same joint arm twice", field="arm_set.arms")
-        if chosen is None:
-            return [self._parse_one(shared_text), *with_lock_examples]
-        arm = arm_set.arms[chosen]
-        with_lock_examples[chosen] = self._parse_one(f"{label} {parts[arm.offer_id]}{_arm_suffix(arm)}")
-        return [self._parse_one(shared_text), *with_lock_examples]
+        if chosen is not None:  # only the chosen arm carries a label: a fresh example, not the cached one
+            arm = arm_set.arms[chosen]
+            arm_examples[chosen] = self._parse_one(f"{label} {parts[arm.offer_id]}{_arm_suffix(arm)}")
+        return [self._parse_one(shared_text), *arm_examples]
 
     def _pmf_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
         examples = self._examples(context, arm_set)
@@ -369,7 +368,10 @@ class CbAdfLearner:
             return [self._pmf_locked(context, arm_set) for context, arm_set in items]
 
     def learn(self, events: Iterable[LearningEvent]) -> None:
-        """Learn each event in order; only the chosen arm is labelled ``cost:probability``."""
+        """Learn each event in order; only the chosen arm is labelled ``cost:probability``.
+
+        Every event is validated before any is learned (a bad batch changes nothing), except a
+        duplicate arm, which is found while building examples."""
         checked = [_check_event(event, index) for index, event in enumerate(events)]
         with self._lock:
             for event in checked:
@@ -406,6 +408,15 @@ class CbAdfLearner:
 def _check_event(event: LearningEvent, index: int) -> LearningEvent:
     if not isinstance(event, LearningEvent):
         raise InvalidInput(f"events[{index}] must be a LearningEvent", field=f"events[{index}]")
+    if not isinstance(event.context, DecisionContext):
+        raise InvalidInput(f"events[{index}].context must be a DecisionContext", field=f"events[{index}].context")
+    if not isinstance(event.arm_set, ArmSet):
+        raise InvalidInput(f"events[{index}].arm_set must be an ArmSet", field=f"events[{index}].arm_set")
+    offers = event.arm_set.offers
+    for arm_index, arm in enumerate(event.arm_set.arms):
+        if arm.offer_id not in offers:
+            raise InvalidInput(f"events[{index}] arm {arm_index} refers to an unknown offer {arm.offer_id!r}",
+                               field=f"events[{index}].arm_set.arms[{arm_index}].offer_id")
     n_arms = len(event.arm_set.arms)
     if not isinstance(event.chosen, (int, np.integer)) or not 0 <= int(event.chosen) < n_arms:
         raise InvalidInput(f"events[{index}].chosen must index one of {n_arms} arms", field=f"events[{index}].chosen")

@@ -236,6 +236,18 @@ def test_bad_decisions_raise_invalid_input(context, arm_set, field):
     assert caught.value.field == field
 
 
+def test_a_bad_event_in_a_batch_changes_nothing():
+    learner = CbAdfLearner(small())
+    context = DecisionContext("u", {"segment": "s1"})
+    before = learner.save()
+    good = [LearningEvent(context, ARMS, 7, 0.5, 1.0)] * 5
+    bad = LearningEvent(context, ArmSet((JointArm("ghost", "sms", "m"),), ARMS.offers), 0, 0.5, 1.0)
+    with pytest.raises(InvalidInput) as caught:
+        learner.learn([*good, bad])
+    assert caught.value.field == "events[5].arm_set.arms[0].offer_id"
+    assert learner.save() == before
+
+
 def test_concurrent_predictions_match_serial_ones():
     learner = CbAdfLearner(small())
     rng = np.random.default_rng(3)
