@@ -348,3 +348,37 @@ def test_regressor_config_validation(changes, field):
     with pytest.raises(InvalidInput) as caught:
         RewardRegressorConfig(**changes)
     assert caught.value.field == field
+
+
+def _write_dsjson(path, events, skip_learn=False):
+    with path.open("w") as handle:
+        for i, event in enumerate(events):
+            handle.write(dsjson_line(dsjson_record(
+                event_id=f"e{i}", timestamp="2026-01-01T00:00:00Z", context=event.context, arm_set=event.arm_set,
+                pmf=event.pmf, chosen=event.chosen, reward=event.reward, skip_learn=skip_learn)) + "\n")
+
+
+def test_export_is_readable_by_plain_cb_adf_and_learns_lower_cost_for_the_best_arm(tmp_path):
+    path = tmp_path / "log.dsjson"
+    _write_dsjson(path, _events(600, 2))
+    model = tmp_path / "cb_adf.vw"
+    workspace = pyvw.Workspace(arg_list=["--cb_adf", "--dsjson", "--quiet", "-b", "18", "--interactions", "uo",
+                                         "--interactions", "uf", "--interactions", "ut", "-d", str(path),
+                                         "-f", str(model)])
+    workspace.finish()
+    scorer = pyvw.Workspace(arg_list=["--quiet", "-i", str(model)])
+    lines = [arm_line(arm, ARMS.offers[arm.offer_id]) for arm in ARMS.arms]
+    for segment, best in ((0, 2), (1, 5)):
+        costs = scorer.predict([shared_line(DecisionContext("u", {"segment": f"s{segment}"})), *lines])
+        assert int(np.argmin(costs)) == best  # cost = -reward: the best arm has the lowest cost
+
+
+def test_skip_learn_records_are_not_learned(tmp_path):
+    path = tmp_path / "skipped.dsjson"
+    _write_dsjson(path, _events(100, 3), skip_learn=True)
+    options = small()
+    model = tmp_path / "model.vw"
+    pyvw.Workspace(arg_list=[*options.args(), "--save_resume", "--dsjson", "-d", str(path), "-f", str(model)]).finish()
+    from_file, fresh = CbAdfLearner.from_bytes(options, model.read_bytes()), CbAdfLearner(options)
+    context = DecisionContext("u", {"segment": "s1"})
+    np.testing.assert_array_equal(from_file.predict_pmf(context, ARMS), fresh.predict_pmf(context, ARMS))
