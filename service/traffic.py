@@ -1,0 +1,108 @@
+"""Drive simulated customers through a running server over gRPC: decide, answer, reward.
+
+Used by ``offerbandit demo``, the end-to-end tests and the benchmarks, so all three exercise the
+same client path a backend would.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from offers.v1 import decision_pb2 as pb
+from offers.v1 import decision_pb2_grpc as pb_grpc
+from policies.types import ArmSet, JointArm
+from simulator import CustomerWorld, SimRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One simulated decision and what came of it."""
+
+    index: int
+    event_id: str
+    user_id: str
+    arm: JointArm | None
+    probability: float
+    exploration: str
+    policy_version: str
+    reward: float
+    expected_reward: float      # the chosen arm's true response probability
+    oracle_reward: float        # the best arm's true response probability
+    uniform_reward: float       # mean over arms: what a uniform random policy expects
+    best_single_reward: float   # what mass marketing (one arm for all) expects here
+    latent_discovery: bool      # a positive response on a latent interest of this customer
+
+
+def catalog_request(world: CustomerWorld, request: SimRequest, campaign: str = "") -> pb.DecideRequest:
+    """A DecideRequest carrying the simulated context; candidates come from the server's catalogue."""
+    message = pb.DecideRequest(user_id=request.user_id, campaign=campaign)
+    message.context.update(dict(request.context))
+    message.numeric.update(dict(request.numeric))
+    return message
+
+
+def world_catalog_toml(world: CustomerWorld, campaign: str = "default", extra: str = "") -> str:
+    """The TOML catalogue section that serves exactly the world's offers, formats and time slots."""
+    catalog = world.catalog
+    lines = [f"[campaigns.{campaign}]",
+             "formats = [" + ", ".join(f'"{f}"' for f in catalog.formats) + "]",
+             "time_slots = [" + ", ".join(f'"{t}"' for t in catalog.time_slots) + "]",
+             extra.strip()]
+    for offer in catalog.offers:
+        features = ", ".join(f'{k} = "{v}"' for k, v in sorted(offer.features.items()))
+        lines.append(f'[[campaigns.{campaign}.offers]]\nid = "{offer.id}"\nfeatures = {{ {features} }}')
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def drive(stub: pb_grpc.DecisionServiceStub, world: CustomerWorld, n_decisions: int, *, batch_size: int = 32,
+          campaign: str = "", metadata: tuple | None = None, timeout: float = 30.0,
+          on_batch: Callable[[int], None] | None = None) -> Iterator[Step]:
+    """Run ``n_decisions`` simulated decisions through ``stub`` in DecideBatch calls; yield each step."""
+    arm_set: ArmSet = world.arm_set
+    best = world.best_single_arm()
+    best_index = arm_set.arms.index(best)
+    done = 0
+    steps: list[Step] = []
+    while done < n_decisions:
+        requests = [world.next_request() for _ in range(min(batch_size, n_decisions - done))]
+        response = stub.DecideBatch(pb.DecideBatchRequest(requests=[catalog_request(world, r, campaign)
+                                                                    for r in requests]),
+                                    timeout=timeout, metadata=metadata)
+        pending = []
+        for request, decision in zip(requests, response.decisions):
+            expected = world.expected_rewards(request, arm_set)
+            arm = JointArm(decision.offer_id, decision.format, decision.time_slot) if decision.offer_id else None
+            chosen_expected = float(expected[arm_set.arms.index(arm)]) if arm else 0.0
+            reward = world.respond(request, arm)
+            category = arm_set.offers[arm.offer_id].category if arm else ""
+            pending.append(stub.Reward.future(pb.RewardRequest(event_id=decision.event_id, value=reward),
+                                              timeout=timeout, metadata=metadata))
+            steps.append(Step(index=request.index, event_id=decision.event_id, user_id=request.user_id, arm=arm,
+                       probability=decision.probability, exploration=decision.exploration,
+                       policy_version=decision.policy_version, reward=reward, expected_reward=chosen_expected,
+                       oracle_reward=float(expected.max()), uniform_reward=float(expected.mean()),
+                       best_single_reward=float(expected[best_index]),
+                       latent_discovery=bool(reward > 0 and arm is not None
+                                             and world.is_latent(request.user_id, category))))
+        for future in pending:  # rewards of one batch share group commits; all acknowledged here
+            future.result()
+        yield from steps
+        steps.clear()
+        done += len(requests)
+        if on_batch is not None:
+            on_batch(len(requests))
+
+
+def mean_of(steps: list[Step], field: str) -> tuple[float, float]:
+    """Mean and standard error of one numeric Step field."""
+    values = np.array([getattr(s, field) for s in steps], dtype=np.float64)
+    if len(values) < 2:
+        return float(values.mean()) if len(values) else 0.0, 0.0
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def channel_for(address: str) -> grpc.Channel:
+    return grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])

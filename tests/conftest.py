@@ -1,0 +1,140 @@
+"""Shared fixtures: real servers on free loopback ports, real SQLite files, real MLflow stores."""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from offers.v1 import decision_pb2 as pb
+from offers.v1 import decision_pb2_grpc as pb_grpc
+from service.config import ServiceConfig, parse_config
+from service.server import DecisionServer
+
+with contextlib.suppress(ImportError):
+    from tests.fixtures_mlflow import *  # noqa: F401,F403 - the MLflow store fixtures
+
+OFFERS = [("o1", {"category": "travel"}), ("o2", {"category": "food"}), ("o3", {"category": "tech"})]
+FORMATS = ["sms", "email"]
+SLOTS = ["morning", "evening"]
+OFFERBANDIT = str(Path(sys.executable).parent / "offerbandit")
+
+
+def make_request(user: str = "alice", context: dict | None = None, offers=OFFERS, formats=FORMATS,
+                 slots=SLOTS, **fields) -> pb.DecideRequest:
+    request = pb.DecideRequest(user_id=user, **fields)
+    request.context.update(context or {"segment": "young"})
+    for oid, feats in offers:
+        offer = request.offers.add(id=oid)
+        offer.features.update(feats)
+    request.formats.extend(formats)
+    request.time_slots.extend(slots)
+    return request
+
+
+@dataclass
+class RunningServer:
+    server: DecisionServer
+    channel: grpc.Channel
+    stub: pb_grpc.DecisionServiceStub
+    data_dir: Path
+    address: str
+
+    @property
+    def engine(self):
+        return self.server.engine
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator:
+    """Factory: ``start_server(config_toml="", **server_kwargs)`` -> RunningServer, stopped at teardown."""
+    started: list[RunningServer] = []
+
+    def start(config_toml: str = "", data_dir: Path | None = None, **kwargs) -> RunningServer:
+        config = parse_config(config_toml) if config_toml else ServiceConfig()
+        directory = data_dir or tmp_path / f"data{len(started)}"
+        server = DecisionServer(config, directory, host="127.0.0.1", port=0, **kwargs)
+        server.start()
+        address = f"127.0.0.1:{server.port}"
+        channel = grpc.insecure_channel(address) if "tls" not in kwargs else None
+        running = RunningServer(server, channel, pb_grpc.DecisionServiceStub(channel) if channel else None,
+                                directory, address)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.channel is not None:
+            running.channel.close()
+        running.server.stop(grace=1)
+
+
+@pytest.fixture
+def served(start_server) -> RunningServer:
+    return start_server()
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen
+    port: int
+    data_dir: Path
+    output: list[str] = field(default_factory=list)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def spawn_server(data_dir: Path, *extra: str, env: dict | None = None, timeout: float = 60) -> ServerProcess:
+    """``offerbandit serve`` as a user runs it; waits for its 'listening on' line."""
+    cmd = [OFFERBANDIT, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir), *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+    seen: list[str] = []
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            seen.append(line)
+            match = re.search(r"listening on \S+:(\d+)", line)
+            if match:
+                server = ServerProcess(proc, int(match.group(1)), data_dir, seen)
+
+                def drain() -> None:
+                    for rest in proc.stdout:
+                        seen.append(rest)
+
+                threading.Thread(target=drain, daemon=True).start()
+                return server
+    proc.kill()
+    raise AssertionError("server did not start: " + "".join(seen)[-2000:])
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator:
+    procs: list[ServerProcess] = []
+
+    def start(*extra: str, data_dir: Path | None = None, env: dict | None = None) -> ServerProcess:
+        server = spawn_server(data_dir or tmp_path / "data", *extra, env=env)
+        procs.append(server)
+        return server
+
+    yield start
+    for server in procs:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(10)
