@@ -133,18 +133,23 @@ def novelty_mixture(p_policy: np.ndarray, outside: np.ndarray, beta_eff: float, 
 
 def outside_history_mask(arm_set: ArmSet, history: UserHistory, dimensions: tuple[str, ...]) -> np.ndarray:
     """True for each arm with a value, in any of ``dimensions``, the customer was never shown."""
-    shown = [history.shown(dim) for dim in dimensions]  # also validates the names
+    shown = {dim: history.shown(dim) for dim in dimensions}  # also validates the names
+    arms = arm_set.arms
     if history.is_new:
-        return np.ones(len(arm_set), dtype=bool)
-    values = {"category": lambda arm: arm_set.offers[arm.offer_id].category,
-              "format": lambda arm: arm.format,
-              "time_slot": lambda arm: arm.time_slot,
-              "offer": lambda arm: arm.offer_id}
-    getters = [values[dim] for dim in dimensions]
-    return np.fromiter(
-        (any(get(arm) not in seen for get, seen in zip(getters, shown)) for arm in arm_set.arms),
-        dtype=bool, count=len(arm_set),
-    )
+        return np.ones(len(arms), dtype=bool)
+    outside = np.zeros(len(arms), dtype=bool)
+    for dim, seen in shown.items():
+        if dim == "category":
+            new_offer = {oid: offer.category not in seen for oid, offer in arm_set.offers.items()}
+            column = (new_offer[arm.offer_id] for arm in arms)
+        elif dim == "offer":
+            column = (arm.offer_id not in seen for arm in arms)
+        elif dim == "format":
+            column = (arm.format not in seen for arm in arms)
+        else:
+            column = (arm.time_slot not in seen for arm in arms)
+        outside |= np.fromiter(column, dtype=bool, count=len(arms))
+    return outside
 
 
 def mix_for_history(p_policy: np.ndarray, arm_set: ArmSet, history: UserHistory, config: NoveltyConfig) -> Mixture:

@@ -209,27 +209,25 @@ def apply_rules(
     there, under a quiet-hours rule for its format, is a configuration error (InvalidInput).
     """
     # Decide once per offer and per (format, slot), then look arms up: cheap for thousands of arms.
+    arms = arm_set.arms
     offer_reason = _offer_reasons(arm_set, context, rules, excluded_offers)
     capped_formats = _capped_formats(history, now, rules)
-    pair_reason: dict[tuple[str, str], int] = {}
-    reasons = np.empty(len(arm_set), dtype=np.int8)
-    for i, arm in enumerate(arm_set.arms):
-        reason = offer_reason[arm.offer_id]
-        if reason != _EXCLUSION:
-            pair = (arm.format, arm.time_slot)
-            pair_code = pair_reason.get(pair)
-            if pair_code is None:
-                pair_code = pair_reason[pair] = _pair_reason(pair, rules, consented_formats, capped_formats)
-            if pair_code != _KEEP:
-                reason = pair_code if reason == _KEEP else min(reason, pair_code)
-        reasons[i] = reason
+    pair_reason = {pair: _pair_reason(pair, rules, consented_formats, capped_formats)
+                   for pair in {(arm.format, arm.time_slot) for arm in arms}}
+    by_offer = np.fromiter((offer_reason[arm.offer_id] for arm in arms), dtype=np.int8, count=len(arms))
+    by_pair = np.fromiter((pair_reason[(arm.format, arm.time_slot)] for arm in arms), dtype=np.int8,
+                          count=len(arms))
+    # First reason in check order: exclusion, then the (format, slot) reasons, then suppression.
+    reasons = np.where(by_offer == _EXCLUSION, _EXCLUSION, np.where(by_pair != _KEEP, by_pair, by_offer))
 
-    kept = np.flatnonzero(reasons == _KEEP)
     counts = np.bincount(reasons, minlength=6)
-    kept_arms = tuple(arm_set.arms[i] for i in kept)
-    offers = {arm.offer_id: arm_set.offers[arm.offer_id] for arm in kept_arms}
     removed = RemovalCounts(exclusion=int(counts[_EXCLUSION]), consent=int(counts[_CONSENT]), cap=int(counts[_CAP]),
                             quiet_hours=int(counts[_QUIET]), suppression=int(counts[_SUPPRESSION]))
+    if removed.total == 0:  # the same arm set object: callers may cache per arm set
+        return Eligibility(arm_set=arm_set, kept=np.arange(len(arms)), removed=removed)
+    kept = np.flatnonzero(reasons == _KEEP)
+    kept_arms = tuple(arms[i] for i in kept)
+    offers = {offer_id: arm_set.offers[offer_id] for offer_id in dict.fromkeys(arm.offer_id for arm in kept_arms)}
     return Eligibility(arm_set=ArmSet(arms=kept_arms, offers=offers), kept=kept, removed=removed)
 
 

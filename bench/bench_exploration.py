@@ -1,0 +1,302 @@
+"""Does exploring outside each customer's history find their latent interests?
+
+Simulated customers (`simulator.CustomerWorld`) each may have a *latent* interest: a category they
+would like a lot but that their segment and past point away from. Two explorers with the SAME total
+exploration rate ε drive the same request stream through the real decision steps (rules -> policy pmf
+-> novelty mixture -> seeded two-stage draw -> label -> history update):
+
+- ``epsilon_greedy``: p_policy = (1 - ε)·greedy + ε·uniform over all arms; β = 0;
+- ``novelty``:        p_policy = greedy (one-hot); β = ε, so the ε mass goes to arms whose category the
+                      customer was not shown within the history horizon (floor φ = 1: uniform there).
+
+The learner is a per-user greedy-by-category model: smoothed mean reward per (customer, category),
+plus population-wide lifts for (format, slot) and for each offer.
+
+Printed: discoveries of latent interests (positive responses on a customer's latent category, and
+the share of latent customers with at least one), overall reward per decision, the exploration report,
+and the cost of the pipeline steps per decision on a large arm set.
+
+    python bench/bench_exploration.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from policies.exploration_metrics import ExplorationReport, ExposureRecord, exploration_report  # noqa: E402
+from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore  # noqa: E402
+from policies.novelty import NoveltyConfig, mix_for_history, novelty_mixture, outside_history_mask  # noqa: E402
+from policies.rules import FrequencyCap, QuietHours, RulesConfig, apply_rules  # noqa: E402
+from policies.sampler import event_seed, exploration_label, two_stage_draw  # noqa: E402
+from policies.types import ArmSet, JointArm, Offer  # noqa: E402
+from simulator import CustomerWorld, WorldConfig  # noqa: E402
+from simulator.config import CATEGORIES  # noqa: E402
+from simulator.population import CATEGORY_GIVEN_SEGMENT, SEGMENTS  # noqa: E402
+
+SECRET = b"bench-exploration-secret-32bytes"
+DAY = 86_400.0
+LEGACY_TOP_CATEGORIES = 3
+
+
+class GreedyByCategory:
+    """A past-behaviour learner: per-customer smoothed category means, shrunk towards the customer's
+    segment's category means, plus per-segment lifts for (format, slot) and population lifts per offer."""
+
+    def __init__(self, arm_set: ArmSet, user_ids: tuple[str, ...], segments: tuple[str, ...],
+                 prior_weight: float = 5.0) -> None:
+        categories = sorted({arm_set.offer_of(a).category for a in arm_set.arms})
+        pairs = sorted({(a.format, a.time_slot) for a in arm_set.arms})
+        offers = sorted(arm_set.offers)
+        self.arm_category = np.array([categories.index(arm_set.offer_of(a).category) for a in arm_set.arms])
+        self.arm_pair = np.array([pairs.index((a.format, a.time_slot)) for a in arm_set.arms])
+        self.arm_offer = np.array([offers.index(a.offer_id) for a in arm_set.arms])
+        self.user_index = {u: i for i, u in enumerate(user_ids)}
+        self.segment_index = {s: i for i, s in enumerate(segments)}
+        self.k = prior_weight
+        n_seg = len(segments)
+        self.user_sum = np.zeros((len(user_ids), len(categories)))
+        self.user_n = np.zeros((len(user_ids), len(categories)))
+        self.cat_sum, self.cat_n = np.zeros((n_seg, len(categories))), np.zeros((n_seg, len(categories)))
+        self.pair_sum, self.pair_n = np.zeros((n_seg, len(pairs))), np.zeros((n_seg, len(pairs)))
+        self.offer_sum, self.offer_n = np.zeros(len(offers)), np.zeros(len(offers))
+        self.seg_sum, self.seg_n = np.zeros(n_seg), np.zeros(n_seg)
+
+    def _parts(self, u: int, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # A category the segment has no data on scores 0: the learner only recommends from past
+        # behaviour (the filter bubble the novelty component is meant to break).
+        cat_mean = self.cat_sum[g] / (self.cat_n[g] + self.k)
+        user_cat = (self.user_sum[u] + self.k * cat_mean) / (self.user_n[u] + self.k)
+        # Lifts are fitted on residuals (backfitting), so they are not confounded by which categories
+        # happened to be shown with which (format, slot).
+        pair_lift = self.pair_sum[g] / (self.pair_n[g] + self.k)
+        offer_lift = self.offer_sum / (self.offer_n + self.k)
+        return user_cat, pair_lift, offer_lift
+
+    def scores(self, user_id: str, segment: str) -> np.ndarray:
+        user_cat, pair_lift, offer_lift = self._parts(self.user_index[user_id], self.segment_index[segment])
+        return user_cat[self.arm_category] + pair_lift[self.arm_pair] + offer_lift[self.arm_offer]
+
+    def pmf(self, user_id: str, segment: str, temperature: float) -> np.ndarray:
+        """Boltzmann over the scores; a low temperature is nearly greedy."""
+        z = self.scores(user_id, segment) / temperature
+        w = np.exp(z - z.max())
+        return w / w.sum()
+
+    def learn(self, user_id: str, segment: str, arm_index: int, reward: float) -> None:
+        u, g, c = self.user_index[user_id], self.segment_index[segment], self.arm_category[arm_index]
+        pair, offer = self.arm_pair[arm_index], self.arm_offer[arm_index]
+        user_cat, pair_lift, offer_lift = self._parts(u, g)
+        self.pair_sum[g, pair] += reward - user_cat[c] - offer_lift[offer]
+        self.pair_n[g, pair] += 1
+        self.offer_sum[offer] += reward - user_cat[c] - pair_lift[pair]
+        self.offer_n[offer] += 1
+        self.user_sum[u, c] += reward - pair_lift[pair] - offer_lift[offer]
+        self.user_n[u, c] += 1
+        self.cat_sum[g, c] += reward - pair_lift[pair] - offer_lift[offer]
+        self.cat_n[g, c] += 1
+        self.seg_sum[g] += reward
+        self.seg_n[g] += 1
+
+
+@dataclass(frozen=True)
+class RunResult:
+    explorer: str
+    decisions: int
+    mean_reward: float
+    hidden_customers: int          # customers with a latent interest in a category never shown to them
+    discovered: int                # ... of whom answered an offer from that category during the run
+    discovered_by_exploration: int # ... the first time on an exploration draw (not exploit)
+    latent_hits: int               # positive responses on those hidden latent categories
+    latent_exposures: int          # exposures of those hidden latent categories
+    report: ExplorationReport
+
+
+@dataclass
+class WarmStart:
+    """What a legacy segment-marketing system left behind: a history and a learner trained on it."""
+
+    learner: GreedyByCategory
+    history: list[HistoryRecord]
+    hidden: dict[str, str]          # customer -> latent category never shown by the legacy system
+    world: CustomerWorld            # the world at the end of the legacy period (cloned by each run)
+
+
+def legacy_warm_start(config: WorldConfig, n_legacy: int, prior_weight: float) -> WarmStart:
+    """Run the legacy system on a copy of the world: each contact is an offer from one of the top
+    ``LEGACY_TOP_CATEGORIES`` categories of the customer's segment, in a random format and slot."""
+    world = CustomerWorld(config)
+    arm_set = world.arm_set
+    categories = [arm_set.offer_of(a).category for a in arm_set.arms]
+    learner = GreedyByCategory(arm_set, world.user_ids, SEGMENTS, prior_weight)
+    rng = np.random.default_rng(config.seed + 1_000)
+    top = {seg: {CATEGORIES[c] for c in np.argsort(-CATEGORY_GIVEN_SEGMENT[g])[:LEGACY_TOP_CATEGORIES]}
+           for g, seg in enumerate(SEGMENTS)}
+    allowed = {seg: np.flatnonzero([c in cats for c in categories]) for seg, cats in top.items()}
+    history, shown = [], {}
+    for i in range(n_legacy):
+        request = world.next_request()
+        segment = request.context["segment"]
+        index = int(rng.choice(allowed[segment]))
+        arm = arm_set.arms[index]
+        reward = world.respond(request, arm)
+        learner.learn(request.user_id, segment, index, reward)
+        history.append(HistoryRecord(user_key=request.user_id, event_id=f"legacy-{i}", when=request.time,
+                                     arm=arm, category=categories[index], counted=True, reward=reward))
+        shown.setdefault(request.user_id, set()).add(categories[index])
+    hidden = {u: c for u in world.user_ids for c in CATEGORIES[:config.n_categories]
+              if world.is_latent(u, c) and c not in shown.get(u, set())}
+    return WarmStart(learner=learner, history=history, hidden=hidden, world=world)
+
+
+def run(explorer: str, warm: WarmStart, *, n_requests: int, epsilon: float, horizon_days: float,
+        temperature: float = 0.02, floor: float = 0.5) -> RunResult:
+    world = warm.world.clone()
+    arm_set = world.arm_set
+    n_arms = len(arm_set)
+    categories = [arm_set.offer_of(a).category for a in arm_set.arms]
+    learner = copy.deepcopy(warm.learner)
+    store = UserHistoryStore(HistoryConfig(horizon_s=horizon_days * DAY))
+    store.rebuild(warm.history)
+    novelty = NoveltyConfig(beta=epsilon if explorer == "novelty" else 0.0, floor=floor)
+    rules = RulesConfig()
+    policy_eps = epsilon if explorer == "epsilon_greedy" else 0.0
+
+    records: list[ExposureRecord] = []
+    rewards = np.zeros(n_requests)
+    latent_hits = latent_exposures = by_exploration = 0
+    discovered: set[str] = set()
+    for i in range(n_requests):
+        request = world.next_request()
+        user, segment, now = request.user_id, request.context["segment"], request.time
+        with store.locked(user) as history_of_user:
+            history = history_of_user.snapshot(now)
+            eligible = apply_rules(arm_set, request.decision_context(), history, now, rules)
+            p_policy = (1.0 - policy_eps) * learner.pmf(user, segment, temperature) + policy_eps / n_arms
+            mixture = mix_for_history(p_policy, eligible.arm_set, history, novelty)
+            draw = two_stage_draw(mixture, event_seed(SECRET, "bench", f"{explorer}-{i}"))
+            label = exploration_label(draw, mixture.p_policy)
+            arm = eligible.arm_set.arms[draw.index]
+            category = categories[eligible.kept[draw.index]]
+            history_of_user.record_contact(event_id=str(i), when=now, arm=arm, category=category, counts=True)
+            reward = world.respond(request, arm)
+            history_of_user.record_response(event_id=str(i), when=now, arm=arm, category=category, reward=reward)
+        learner.learn(user, segment, int(eligible.kept[draw.index]), reward)
+        rewards[i] = reward
+        if warm.hidden.get(user) == category:
+            latent_exposures += 1
+            if reward > 0:
+                latent_hits += 1
+                if user not in discovered and label != "exploit":
+                    by_exploration += 1
+                discovered.add(user)
+        records.append(ExposureRecord(user_key=user, when=now, offer_id=arm.offer_id, category=category,
+                                      format=arm.format, time_slot=arm.time_slot, exploration=label,
+                                      reward=reward, new_category=category not in history.shown_categories))
+    return RunResult(explorer=explorer, decisions=n_requests, mean_reward=float(rewards.mean()),
+                     hidden_customers=len(warm.hidden), discovered=len(discovered),
+                     discovered_by_exploration=by_exploration, latent_hits=latent_hits,
+                     latent_exposures=latent_exposures,
+                     report=exploration_report(records, catalogue=list(arm_set.offers)))
+
+
+def _time_per_call(fn, repeats: int) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def pipeline_costs(n_offers: int, repeats: int) -> dict[str, float]:
+    """Seconds per call of each step on n_offers x 3 formats x 2 slots arms, for a customer with history."""
+    categories = [f"cat{i % 20}" for i in range(n_offers)]
+    offers = [Offer(f"offer_{i}", {"category": c, "offer_type": "upsell"}) for i, c in enumerate(categories)]
+    arm_set = ArmSet.product(offers, ["sms", "email", "push"], ["morning", "evening"])
+    store = UserHistoryStore(HistoryConfig())
+    for i in range(50):
+        store.record_contact("u", event_id=str(i), when=float(i), arm=arm_set.arms[i * 7], category=categories[i * 7 // 6],
+                             counts=True)
+    history = store.snapshot("u", 100.0)
+    from policies.types import DecisionContext
+    context = DecisionContext(user_key="u", context={"open_service_problem": "false"})
+    rules = RulesConfig(caps=(FrequencyCap("sms", 3, 7 * DAY), FrequencyCap("*", 10, 7 * DAY)),
+                        quiet_hours=(QuietHours("push", 22, 7),))
+    rng = np.random.default_rng(0)
+    p_policy = rng.dirichlet(np.ones(len(arm_set)))
+    config = NoveltyConfig(beta=0.1, floor=0.5)
+    mixture = mix_for_history(p_policy, arm_set, history, config)
+    mask = outside_history_mask(arm_set, history, config.dimensions)
+    seed = event_seed(SECRET, "c", "e")
+    return {
+        "arms": float(len(arm_set)),
+        "snapshot": _time_per_call(lambda: store.snapshot("u", 100.0), repeats),
+        "apply_rules": _time_per_call(lambda: apply_rules(arm_set, context, history, 100.0, rules), repeats),
+        "outside_mask": _time_per_call(lambda: outside_history_mask(arm_set, history, ("category",)), repeats),
+        "mixture": _time_per_call(lambda: novelty_mixture(p_policy, mask, 0.1, 0.5), repeats),
+        "seed+draw": _time_per_call(lambda: two_stage_draw(mixture, event_seed(SECRET, "c", "e")), repeats),
+        "record_contact": _time_per_call(
+            lambda: store.record_contact("v", event_id=str(rng.random()), when=100.0, arm=arm_set.arms[0],
+                                         category="cat0", counts=True), repeats),
+        "draw_only": _time_per_call(lambda: two_stage_draw(mixture, seed), repeats),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run")
+    args = parser.parse_args()
+    n_customers = 200 if args.quick else 400
+    seeds = [1, 2] if args.quick else [1, 2, 3, 4, 5]
+    legacy_per_customer, run_per_customer, epsilon, horizon_days = 10, 20, 0.1, 90.0
+
+    print(f"latent-interest discovery: {len(seeds)} world seeds x {n_customers} customers, "
+          f"{legacy_per_customer} legacy contacts (segment top-{LEGACY_TOP_CATEGORIES} categories) then "
+          f"{run_per_customer} decisions per customer; eps = beta = {epsilon}, horizon {horizon_days:g} days")
+    print(f"{'explorer':16s}{'seed':>5s}{'reward/dec':>11s}{'discovered':>12s}{'by explore':>11s}{'latent hits':>12s}"
+          f"{'outside%':>9s}{'coverage':>9s}{'cats/10':>8s}{'gini':>7s}{'cost':>7s}")
+    totals: dict[str, list[RunResult]] = {"epsilon_greedy": [], "novelty": []}
+    for seed in seeds:
+        config = WorldConfig(seed=seed, n_customers=n_customers, base_rate=0.03, latent_share=0.5)
+        warm = legacy_warm_start(config, legacy_per_customer * n_customers, prior_weight=5.0)
+        for explorer in totals:
+            result = run(explorer, warm, n_requests=run_per_customer * n_customers, epsilon=epsilon,
+                         horizon_days=horizon_days)
+            totals[explorer].append(result)
+            r = result.report
+            cost = r.mean_reward_exploit - (r.mean_reward_outside_history if explorer == "novelty"
+                                            else r.mean_reward_explore)
+            print(f"{explorer:16s}{seed:5d}{result.mean_reward:11.4f}"
+                  f"{result.discovered:7d}/{result.hidden_customers:<4d}{result.discovered_by_exploration:11d}"
+                  f"{result.latent_hits:12d}{100 * r.share_outside_history:9.1f}{r.catalogue_coverage:9.3f}"
+                  f"{r.distinct_categories_last_n:8.2f}{r.exposure_gini:7.3f}{cost:7.3f}")
+
+    def total(explorer: str, attr: str) -> float:
+        return float(sum(getattr(r, attr) for r in totals[explorer]))
+
+    def ratio(attr: str) -> float:
+        baseline = total("epsilon_greedy", attr)
+        return total("novelty", attr) / baseline if baseline else float("nan")
+
+    print(f"novelty / epsilon_greedy (same exploration rate {epsilon}): customers whose hidden latent interest was "
+          f"found x{ratio('discovered'):.2f}, found by an exploration draw x{ratio('discovered_by_exploration'):.2f}, "
+          f"positive responses on hidden latent categories x{ratio('latent_hits'):.2f}, "
+          f"reward per decision x{ratio('mean_reward'):.3f}")
+
+    repeats = 200 if args.quick else 1000
+    print("\nper-call cost of the exploration steps (one customer with 50 contacts):")
+    for n_offers in (100, 500):
+        costs = pipeline_costs(n_offers, repeats)
+        steps = ", ".join(f"{k} {v * 1e6:.0f} us" for k, v in costs.items() if k != "arms")
+        print(f"  {int(costs['arms'])} arms: {steps}")
+
+
+if __name__ == "__main__":
+    main()
