@@ -1,20 +1,25 @@
 """Does exploring outside each customer's history find their latent interests?
 
-Simulated customers (`simulator.CustomerWorld`) each may have a *latent* interest: a category they
-would like a lot but that their segment and past point away from. Two explorers with the SAME total
-exploration rate ε drive the same request stream through the real decision steps (rules -> policy pmf
--> novelty mixture -> seeded two-stage draw -> label -> history update):
+World: `simulator.CustomerWorld`; some customers have a *latent* interest, a category they like a lot
+but that their segment points away from. A legacy segment-marketing system first contacts everyone
+with offers from their segment's top categories (that history is rebuilt into the history store and
+trains the learner); "hidden" customers are those whose latent category it never showed. Then two
+explorers with the SAME exploration rate ε run on the same request stream through the real decision
+steps (rules -> policy pmf -> novelty mixture -> seeded two-stage draw -> label -> history update):
 
-- ``epsilon_greedy``: p_policy = (1 - ε)·greedy + ε·uniform over all arms; β = 0;
-- ``novelty``:        p_policy = greedy (one-hot); β = ε, so the ε mass goes to arms whose category the
-                      customer was not shown within the history horizon (floor φ = 1: uniform there).
+- ``epsilon_greedy``: p_policy = (1 - ε)·learner + ε·uniform over all arms; β = 0;
+- ``novelty``:        p_policy = learner; β = ε over arms whose category the customer was not shown
+                      within the horizon (floor φ = 0.5: half the novelty mass follows the learner's
+                      ranking among those arms, half is uniform).
 
-The learner is a per-user greedy-by-category model: smoothed mean reward per (customer, category),
-plus population-wide lifts for (format, slot) and for each offer.
+The learner is a past-behaviour model (no data on a category -> score 0): per-customer smoothed
+category means shrunk to the segment's, plus residual lifts per (segment, format, slot) and per
+offer, served as a low-temperature softmax (nearly greedy), the same in both explorers.
 
-Printed: discoveries of latent interests (positive responses on a customer's latent category, and
-the share of latent customers with at least one), overall reward per decision, the exploration report,
-and the cost of the pipeline steps per decision on a large arm set.
+Printed per seed and in total: customers whose hidden latent interest was found (a positive response
+in that category), how many of those first responses came from an exploration draw, all positive
+responses on hidden latent categories, reward per decision, the exploration report; then the cost
+of each exploration step per decision on large arm sets.
 
     python bench/bench_exploration.py [--quick]
 """
@@ -36,7 +41,7 @@ from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore  # n
 from policies.novelty import NoveltyConfig, mix_for_history, novelty_mixture, outside_history_mask  # noqa: E402
 from policies.rules import FrequencyCap, QuietHours, RulesConfig, apply_rules  # noqa: E402
 from policies.sampler import event_seed, exploration_label, two_stage_draw  # noqa: E402
-from policies.types import ArmSet, JointArm, Offer  # noqa: E402
+from policies.types import ArmSet, DecisionContext, Offer  # noqa: E402
 from simulator import CustomerWorld, WorldConfig  # noqa: E402
 from simulator.config import CATEGORIES  # noqa: E402
 from simulator.population import CATEGORY_GIVEN_SEGMENT, SEGMENTS  # noqa: E402
@@ -222,10 +227,10 @@ def pipeline_costs(n_offers: int, repeats: int) -> dict[str, float]:
     arm_set = ArmSet.product(offers, ["sms", "email", "push"], ["morning", "evening"])
     store = UserHistoryStore(HistoryConfig())
     for i in range(50):
-        store.record_contact("u", event_id=str(i), when=float(i), arm=arm_set.arms[i * 7], category=categories[i * 7 // 6],
-                             counts=True)
+        arm = arm_set.arms[i * 7]
+        store.record_contact("u", event_id=str(i), when=float(i), arm=arm,
+                             category=arm_set.offer_of(arm).category, counts=True)
     history = store.snapshot("u", 100.0)
-    from policies.types import DecisionContext
     context = DecisionContext(user_key="u", context={"open_service_problem": "false"})
     rules = RulesConfig(caps=(FrequencyCap("sms", 3, 7 * DAY), FrequencyCap("*", 10, 7 * DAY)),
                         quiet_hours=(QuietHours("push", 22, 7),))
