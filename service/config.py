@@ -108,6 +108,21 @@ class LearningConfig:
 
 
 @dataclass(frozen=True)
+class MlflowConfig:
+    """Where policy versions live. The tracking URI is $MLFLOW_TRACKING_URI, else the data dir's
+    ``sqlite:///<data-dir>/mlflow.db``; artifacts go under ``<data-dir>/mlflow-artifacts``."""
+
+    enabled: bool = True
+    experiment_name: str = "offerbandit"
+    model_name_template: str = "offerbandit-{campaign}"
+    start_timeout_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        _require("{campaign}" in self.model_name_template, "mlflow.model_name_template must contain {campaign}",
+                 "mlflow.model_name_template")
+
+
+@dataclass(frozen=True)
 class Catalog:
     offers: tuple[Offer, ...]
     formats: tuple[str, ...]
@@ -127,7 +142,6 @@ class CampaignConfig:
     reward_windows: Mapping[str, float] = field(default_factory=dict)
     exploration_slice: float = 0.05
     apprentice_margin: float = 0.0
-    registered_model: str = ""
     rules: Any = None
     novelty: Any = None
     shadow_challenger: bool = True
@@ -147,8 +161,6 @@ class CampaignConfig:
                  f"{where}.exploration_slice")
         object.__setattr__(self, "policy_params", MappingProxyType(dict(self.policy_params)))
         object.__setattr__(self, "reward_windows", MappingProxyType(dict(self.reward_windows)))
-        if not self.registered_model:
-            object.__setattr__(self, "registered_model", f"offerbandit-{self.name}")
         if self.rules is None:
             from policies.rules import RulesConfig
 
@@ -169,6 +181,7 @@ class ServiceConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     log: LogConfig = field(default_factory=LogConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     campaigns: Mapping[str, CampaignConfig] = field(default_factory=dict)
     source_text: str = ""
 
@@ -321,7 +334,7 @@ def parse_config(text: str) -> ServiceConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"config is not valid TOML: {exc}", field="config") from exc
-    known = {"server", "limits", "privacy", "log", "learning", "campaigns"}
+    known = {"server", "limits", "privacy", "log", "learning", "mlflow", "campaigns"}
     unknown = sorted(set(raw) - known)
     _require(not unknown, f"unknown section(s): {', '.join(unknown)}", "config")
     campaigns_raw = _section(raw, "campaigns")
@@ -332,6 +345,7 @@ def parse_config(text: str) -> ServiceConfig:
         privacy=_build(PrivacyConfig, _section(raw, "privacy"), "privacy"),
         log=_build(LogConfig, _section(raw, "log"), "log"),
         learning=_build(LearningConfig, _section(raw, "learning"), "learning"),
+        mlflow=_build(MlflowConfig, _section(raw, "mlflow"), "mlflow"),
         campaigns=campaigns,
         source_text=text,
     )

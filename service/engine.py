@@ -56,6 +56,17 @@ class DecisionOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowItem:
+    """A committed decision for the challenger to score off the request path."""
+
+    event_id: str
+    campaign: str
+    context: DecisionContext
+    arm_set: ArmSet
+    chosen: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Prepared:
     """One request resolved against its campaign, before any state is touched."""
 
@@ -102,6 +113,7 @@ class DecisionEngine:
         self._ids_lock = threading.Lock()
         self._recent_size = 100_000
         self.on_learnable: Callable[[Sequence[int]], None] = lambda seqs: None
+        self.on_decided: Callable[[list[ShadowItem]], None] = lambda items: None
         self._rebuild_history()
 
     # --- start-up -----------------------------------------------------------------------------
@@ -144,13 +156,18 @@ class DecisionEngine:
                     results[i] = self._outcome_from_row(logged)
                     fresh.remove(i)
             rows: list[DecisionRow] = []
+            scored: list[ShadowItem] = []
             now = time.time()
             for i in fresh:
-                outcome, row = self._decide_one(prepared[i], now)
+                outcome, row, shadow = self._decide_one(prepared[i], now)
                 results[i] = outcome
                 rows.append(row)
+                if shadow is not None:
+                    scored.append(shadow)
             if rows:
                 self.writer.submit(insert_decisions(rows)).result(timeout)
+                if scored:
+                    self.on_decided(scored)
             for i, future in waiting:
                 results[i] = future.result(timeout)
         except BaseException as exc:
@@ -190,7 +207,7 @@ class DecisionEngine:
         return _Prepared(inp, inp.event_id or uuid.uuid4().hex, runtime, context, candidates, tuple(offer_list),
                          tuple(formats), tuple(time_slots))
 
-    def _decide_one(self, item: _Prepared, now: float) -> tuple[DecisionOutcome, DecisionRow]:
+    def _decide_one(self, item: _Prepared, now: float) -> tuple[DecisionOutcome, DecisionRow, ShadowItem | None]:
         runtime, context, inp = item.campaign, item.context, item.input
         cfg: CampaignConfig = runtime.config
         with self.history.locked(context.user_key) as user:
@@ -203,7 +220,7 @@ class DecisionEngine:
                 outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, (), version, NO_CONTACT, reason)
                 row = self._row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
                                 eligibility.removed)
-                return outcome, row
+                return outcome, row, None
             arm_set = eligibility.arm_set
             p_policy = runtime.serving_pmf(policy, context, arm_set, inp.baseline)
             mixture = mix_for_history(p_policy, arm_set, history, runtime.novelty)
@@ -216,7 +233,10 @@ class DecisionEngine:
                                   ranking_of(arm_set, mixture.p, inp.ranking_limit), version, label)
         row = self._row(item, now, eligibility.kept, mixture.p, p_policy, draw.index, outcome, mixture.beta,
                         eligibility.removed)
-        return outcome, row
+        shadow = None
+        if runtime.challenger is not None:
+            shadow = ShadowItem(item.event_id, cfg.name, context, arm_set, draw.index)
+        return outcome, row, shadow
 
     def _row(self, item: _Prepared, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,
              chosen: int | None, outcome: DecisionOutcome, beta: float, removed: object) -> DecisionRow:

@@ -22,6 +22,7 @@ from service.engine import DecisionEngine
 from service.learner import OnlineLearner
 from service.metrics import Metrics
 from service.servicer import DecisionServicer
+from service.shadow import ShadowScorer
 
 log = logging.getLogger("offerbandit.server")
 
@@ -77,7 +78,7 @@ class DecisionServer:
 
     def __init__(self, config: ServiceConfig, data_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
                  tls: TlsFiles | None = None, auth_token: str | None = None, metrics_port: int | None = None,
-                 start_registry: bool = False) -> None:
+                 start_registry: bool | None = None) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.host = host
@@ -108,23 +109,32 @@ class DecisionServer:
         self._metrics_port = metrics_port
         self.metrics_http = None
         self.registry = None
-        self._start_registry = start_registry
+        self._start_registry = config.mlflow.enabled if start_registry is None else start_registry
+        self.shadow = ShadowScorer(self.engine)
         self._stopped = threading.Event()
 
     def start(self) -> None:
         for name, runtime in self.engine.campaigns.items():
             self.metrics.set_policy_version(name, runtime.live.version)
         self.learner.start()
+        self.shadow.start()
         if self._start_registry:
             from service.registry_link import RegistryLink
 
             self.registry = RegistryLink(self)
             self.registry.start()
+            self._wait_for_registry()
         if self._metrics_port is not None:
             self.metrics_http = self.metrics.serve_http(self.host, self._metrics_port)
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+
+    def _wait_for_registry(self) -> None:
+        """Optionally hold start-up until the champion was looked up (mlflow.start_timeout_seconds)."""
+        timeout = self.config.mlflow.start_timeout_seconds
+        if timeout > 0 and not self.registry.watcher.wait_for_first_poll(timeout):
+            log.warning("registry not reached within %.0fs; serving %s until it is", timeout, "the bootstrap policy")
 
     def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight ones finish, learn what is queued, flush the log."""
@@ -136,6 +146,7 @@ class DecisionServer:
         if self.registry is not None:
             self.registry.stop()
         self.learner.stop()
+        self.shadow.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()
         self.engine.close()

@@ -64,6 +64,7 @@ def start_server(tmp_path: Path) -> Iterator:
     def start(config_toml: str = "", data_dir: Path | None = None, **kwargs) -> RunningServer:
         config = parse_config(config_toml) if config_toml else ServiceConfig()
         directory = data_dir or tmp_path / f"data{len(started)}"
+        kwargs.setdefault("start_registry", False)  # MLflow-backed tests turn it on explicitly
         server = DecisionServer(config, directory, host="127.0.0.1", port=0, **kwargs)
         server.start()
         address = f"127.0.0.1:{server.port}"
