@@ -53,6 +53,7 @@ class RegistryLink:
         self._last_checkpoint: dict[str, float] = {name: time.time() for name in self.engine.campaigns}
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._checkpoint_lock = threading.Lock()
         self.watcher = RegistryWatcher(self.registry, list(self.engine.campaigns), self._on_change,
                                        poll_s=config.learning.registry_poll_seconds)
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="registry-checkpoints", daemon=True)
@@ -140,6 +141,10 @@ class RegistryLink:
 
     def checkpoint(self, campaign: str) -> str:
         """Publish the live model of ``campaign`` as a new version and point ``champion`` at it."""
+        with self._checkpoint_lock:
+            return self._checkpoint(campaign)
+
+    def _checkpoint(self, campaign: str) -> str:
         runtime = self.engine.campaigns[campaign]
         policy, parent = runtime.live.current()
         learned = self._since_checkpoint.get(campaign, 0)

@@ -34,6 +34,9 @@ class Step:
     uniform_reward: float       # mean over arms: what a uniform random policy expects
     best_single_reward: float   # what mass marketing (one arm for all) expects here
     latent_discovery: bool      # a positive response on a latent interest of this customer
+    segment: str = ""
+    expected: np.ndarray | None = None  # every catalogue arm's true response probability (arm order)
+    chosen_index: int = -1              # the chosen arm's index in the catalogue arm set
 
 
 def catalog_request(world: CustomerWorld, request: SimRequest, campaign: str = "") -> pb.DecideRequest:
@@ -64,6 +67,7 @@ def drive(stub: pb_grpc.DecisionServiceStub, world: CustomerWorld, n_decisions: 
     arm_set: ArmSet = world.arm_set
     best = world.best_single_arm()
     best_index = arm_set.arms.index(best)
+    arm_index = {arm: i for i, arm in enumerate(arm_set.arms)}
     done = 0
     steps: list[Step] = []
     while done < n_decisions:
@@ -75,7 +79,8 @@ def drive(stub: pb_grpc.DecisionServiceStub, world: CustomerWorld, n_decisions: 
         for request, decision in zip(requests, response.decisions):
             expected = world.expected_rewards(request, arm_set)
             arm = JointArm(decision.offer_id, decision.format, decision.time_slot) if decision.offer_id else None
-            chosen_expected = float(expected[arm_set.arms.index(arm)]) if arm else 0.0
+            chosen_index = arm_index[arm] if arm else -1
+            chosen_expected = float(expected[chosen_index]) if arm else 0.0
             reward = world.respond(request, arm)
             category = arm_set.offers[arm.offer_id].category if arm else ""
             pending.append(stub.Reward.future(pb.RewardRequest(event_id=decision.event_id, value=reward),
@@ -86,7 +91,9 @@ def drive(stub: pb_grpc.DecisionServiceStub, world: CustomerWorld, n_decisions: 
                        oracle_reward=float(expected.max()), uniform_reward=float(expected.mean()),
                        best_single_reward=float(expected[best_index]),
                        latent_discovery=bool(reward > 0 and arm is not None
-                                             and world.is_latent(request.user_id, category))))
+                                             and world.is_latent(request.user_id, category)),
+                              segment=request.context.get("segment", ""), expected=expected,
+                              chosen_index=chosen_index))
         for future in pending:  # rewards of one batch share group commits; all acknowledged here
             future.result()
         yield from steps
