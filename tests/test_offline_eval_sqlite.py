@@ -18,6 +18,8 @@ from tests.conftest import FORMATS, OFFERS, SLOTS, make_request
 CONFIG = """
 [privacy]
 user_hash_key = "offline-eval-test"
+[mlflow]
+enabled = false
 [learning]
 poll_seconds = 0.05
 [campaigns.default]

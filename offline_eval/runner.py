@@ -1,0 +1,311 @@
+"""Evaluate named policies on the service's decision log: load, split by time, train, estimate.
+
+The log's final decisions (see :mod:`offline_eval.sqlite_loader`) are split in time order: the first
+``train_fraction`` is the *training window* (baselines and counterfactual policies learn from it),
+the rest is the *evaluation window* every policy is estimated on. A registry version is estimated
+only on the part of the evaluation window after the last event it learned from (its lineage's
+``log_window_end``). The DM/DR reward model is cross-fitted by time (:mod:`offline_eval.reward_model`).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from offline_eval import _validation as check
+from offline_eval.estimators import OffPolicyEstimator, resolve
+from offline_eval.evaluation import DEFAULT_N_BOOTSTRAP, Evaluation, evaluate
+from offline_eval.reward_model import RewardModelConfig, cross_fit_q_hat
+from offline_eval.sqlite_loader import DEFAULT_CHUNK, Exclusions, LogFilter, load_dataset
+from offline_eval.targets import (
+    TargetPolicy,
+    TargetSpec,
+    build_target,
+    campaign_config,
+    parse_target,
+    registry_for,
+    target_pmf,
+)
+from policies.errors import InvalidInput
+from service.config import ServiceConfig
+from service.model_registry import PolicyRegistry
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: stage is "loading log", "reward model" or a policy label."""
+
+DEFAULT_TRAIN_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Window:
+    """Dataset rows ``[start, stop)`` and the decision times they span (first, last)."""
+
+    start: int
+    stop: int
+    first_time: float | None
+    last_time: float | None
+
+    @property
+    def n_events(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """One target's outcome. ``evaluation`` is None when no event was left to evaluate it on."""
+
+    policy: str
+    label: str
+    kind: str
+    version: str | None
+    window: Window
+    trained_on: Window | None
+    evaluation: Evaluation | None
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Everything ``offerbandit eval`` shows. ``logged_value``: the logger's mean reward on the
+    evaluation window (the on-policy reference)."""
+
+    data_dir: str
+    campaign: str
+    log_filter: LogFilter
+    n_events: int
+    exclusions: Exclusions
+    training: Window
+    evaluation: Window
+    logged_value: float
+    estimators: tuple[str, ...]
+    alpha: float
+    n_bootstrap: int
+    seed: int
+    train_fraction: float
+    reward_model_folds: int | None
+    policies: tuple[PolicyResult, ...]
+
+    def result(self, policy: str) -> PolicyResult:
+        for result in self.policies:
+            if result.policy == policy:
+                return result
+        raise KeyError(policy)
+
+
+def _check_train_fraction(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 < value < 1.0:
+        raise InvalidInput(f"train_fraction must be a number strictly between 0 and 1, got {value!r}",
+                           field="train_fraction")
+    return float(value)
+
+
+def _check_policies(policies: Sequence[str]) -> tuple[TargetSpec, ...]:
+    if isinstance(policies, str) or not isinstance(policies, Sequence) or not policies:
+        raise InvalidInput("name at least one policy to evaluate (--policy)", field="policy")
+    specs = tuple(parse_target(p) for p in policies)
+    texts = [s.text for s in specs]
+    repeated = sorted({t for t in texts if texts.count(t) > 1})
+    if repeated:
+        raise InvalidInput(f"policy {repeated[0]!r} is named twice", field="policy")
+    return specs
+
+
+def _window(dataset, start: int, stop: int) -> Window:
+    if stop <= start:
+        return Window(start, stop, None, None)
+    return Window(start, stop, float(dataset.decided_at[start]), float(dataset.decided_at[stop - 1]))
+
+
+def evaluate_policies(
+    data_dir: str | Path,
+    policies: Sequence[str],
+    *,
+    campaign: str | None = None,
+    estimators: Sequence[str | OffPolicyEstimator] | None = None,
+    alpha: float = 0.05,
+    n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+    seed: int = 0,
+    train_fraction: float = DEFAULT_TRAIN_FRACTION,
+    since: float | None = None,
+    until: float | None = None,
+    policy_version: str | None = None,
+    config: ServiceConfig | None = None,
+    registry: PolicyRegistry | None = None,
+    reward_model: RewardModelConfig | None = RewardModelConfig(),
+    progress: ProgressCallback | None = None,
+    chunk: int = DEFAULT_CHUNK,
+) -> EvaluationReport:
+    """Estimate the value of each named policy on the decision log in ``data_dir``.
+
+    ``policies``: target names (see :mod:`offline_eval.targets`). ``estimators``: names or
+    instances; None = every estimator that applies. ``reward_model`` None skips q_hat (and so the
+    DM/DR family). ``registry``: defaults to the data dir's MLflow store when a version or alias
+    is named. ``progress(stage, done, total)`` is called as work advances.
+    """
+    specs = _check_policies(policies)
+    train_fraction = _check_train_fraction(train_fraction)
+    alpha = check.check_alpha(alpha)
+    n_bootstrap = check.check_n_bootstrap(n_bootstrap)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInput(f"seed must be an int >= 0, got {seed!r}", field="seed")
+    chosen = None if estimators is None else [resolve(e) for e in
+                                              ([estimators] if isinstance(estimators, str) else estimators)]
+    needs_q_hat = chosen is None or any(e.requires_q_hat for e in chosen)
+    if chosen is not None and needs_q_hat and reward_model is None:
+        raise InvalidInput("DM/DR estimators need the reward model", field="estimators")
+    data_dir = Path(data_dir)
+    if progress is not None:
+        progress("loading log", 0, 1)
+    dataset = load_dataset(data_dir, campaign=campaign, since=since, until=until,
+                           policy_version=policy_version, config=config, chunk=chunk)
+    if progress is not None:
+        progress("loading log", 1, 1)
+    n = dataset.n_events
+    train_stop = int(math.floor(n * train_fraction))
+    if train_stop < 1 or train_stop >= n:
+        raise InvalidInput(f"{n} events cannot be split at train_fraction {train_fraction}: both the training "
+                           "and the evaluation window need events", field="train_fraction")
+    if any(s.needs_registry for s in specs) and registry is None:
+        registry = registry_for(data_dir)
+    campaign_cfg = campaign_config(config, dataset.campaign)
+
+    q_hat = None
+    folds = None
+    if needs_q_hat and reward_model is not None:
+        folds = reward_model.n_folds
+        q_hat = cross_fit_q_hat(dataset, train_stop, n, reward_model, progress=progress, chunk=chunk)
+
+    results = []
+    for spec in specs:
+        target = build_target(spec, dataset, train_stop=train_stop, campaign=campaign_cfg,
+                              registry=registry, seed=seed, chunk=chunk)
+        try:
+            results.append(_evaluate_one(target, dataset, train_stop, q_hat, chosen, alpha, n_bootstrap,
+                                         seed, progress, chunk))
+        finally:
+            target.close()
+
+    rewards = dataset.feedback.reward[train_stop:]
+    return EvaluationReport(
+        data_dir=str(data_dir), campaign=dataset.campaign, log_filter=dataset.log_filter, n_events=n,
+        exclusions=dataset.exclusions, training=_window(dataset, 0, train_stop),
+        evaluation=_window(dataset, train_stop, n), logged_value=float(rewards.mean()),
+        estimators=tuple(dict.fromkeys(key for r in results if r.evaluation for key in r.evaluation)),
+        alpha=float(alpha), n_bootstrap=int(n_bootstrap), seed=seed, train_fraction=train_fraction,
+        reward_model_folds=folds, policies=tuple(results))
+
+
+def _evaluate_one(target: TargetPolicy, dataset, train_stop: int, q_hat, chosen, alpha: float,
+                  n_bootstrap: int, seed: int, progress: ProgressCallback | None, chunk: int) -> PolicyResult:
+    n = dataset.n_events
+    start = train_stop
+    warnings = list(target.notes)
+    if target.train_window is not None:  # rows it learned from (timestamps can tie across a batch)
+        start = max(start, target.train_window[1])
+    elif target.trained_until is not None:
+        start = max(start, dataset.first_index_after(target.trained_until))
+        if start > train_stop:
+            warnings.append(f"{target.label} learned from events up to {target.trained_until:.0f}: it is "
+                            f"evaluated only on the {n - start} later events, not the whole evaluation window.")
+    trained_on = _window(dataset, *target.train_window) if target.train_window else None
+    window = _window(dataset, start, n)
+    if start >= n:
+        warnings.append(f"no logged event is later than what {target.label} learned from: nothing to evaluate.")
+        return PolicyResult(target.spec.text, target.label, target.spec.kind, target.version, window,
+                            trained_on, None, tuple(warnings))
+    pmf = target_pmf(target, dataset, start, n, chunk=chunk, progress=progress)
+    part = dataset.subset(start, n)
+    q_part = None
+    if q_hat is not None:
+        lo, hi = int(q_hat.indptr[start - train_stop]), int(q_hat.indptr[n - train_stop])
+        q_part = type(q_hat)(q_hat.indptr[start - train_stop:] - lo, q_hat.values[lo:hi])
+    evaluation = evaluate(part.feedback, pmf, q_hat=q_part, estimators=chosen, alpha=alpha,
+                          n_bootstrap=n_bootstrap, random_state=np.random.default_rng(seed),
+                          logging_pmf=part.logging_pmf)
+    warnings.extend(evaluation.warnings)
+    return PolicyResult(target.spec.text, target.label, target.spec.kind, target.version, window, trained_on,
+                        evaluation, tuple(dict.fromkeys(warnings)))
+
+
+def run_eval_command(
+    data_dir: str | Path,
+    policies: Sequence[str],
+    *,
+    campaign: str | None = None,
+    json_out: bool = False,
+    estimators: Sequence[str] | None = None,
+    alpha: float = 0.05,
+    n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+    seed: int = 0,
+    log_to_mlflow: bool = True,
+    train_fraction: float = DEFAULT_TRAIN_FRACTION,
+    since: float | None = None,
+    until: float | None = None,
+    policy_version: str | None = None,
+    config: ServiceConfig | None = None,
+    out=None,
+) -> int:
+    """``offerbandit eval``: evaluate policies on the decision log and print the result; returns 0.
+
+    Options (CLI flag -> argument):
+
+    - ``--data-dir D``: the server's data directory (decision log ``D/decisions.db``; MLflow store
+      ``D/mlflow.db`` unless ``MLFLOW_TRACKING_URI`` is set).
+    - ``--policy NAME`` (repeatable, at least one): ``champion``, ``challenger`` or any alias; a
+      version ``3``/``v3``; a baseline ``uniform``, ``best_single_arm``, ``per_segment_greedy``;
+      ``counterfactual:<vw|uniform|best_single_arm|per_segment_greedy>`` (trained on the training window).
+    - ``--campaign C``: which campaign (default: the log's only campaign).
+    - ``--estimator E`` (repeatable): replay, ipw, snipw, dm, dr, sndr, switch_dr, dr_os (default: all
+      that apply).
+    - ``--alpha A``: interval level 1 - A (default 0.05). ``--bootstrap N``: bootstrap resamples
+      (0: normal intervals). ``--seed S``: seeds bootstrap and trained policies.
+    - ``--train-fraction F``: share of the log (oldest first) used to train baselines and
+      counterfactual policies; the rest is evaluated (default 0.5).
+    - ``--since T`` / ``--until T`` (unix seconds), ``--policy-version V``: filter the log.
+    - ``--config FILE``: the service config (campaign default reward and policy parameters).
+    - ``--json``: print one JSON document (stable keys) instead of the table.
+    - ``--no-mlflow``: do not record the evaluation in MLflow (recorded by default when the data dir
+      has an MLflow store or MLFLOW_TRACKING_URI is set).
+
+    User mistakes raise ``InvalidInput`` / ``NotFound`` (the CLI prints them as one line). Progress
+    goes to stderr; the table or JSON to ``out`` (stdout).
+    """
+    import sys
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from offline_eval import report as render
+
+    err = Console(stderr=True)
+    stream = out or sys.stdout
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        report = evaluate_policies(
+            data_dir, policies, campaign=campaign, estimators=estimators, alpha=alpha, n_bootstrap=n_bootstrap,
+            seed=seed, train_fraction=train_fraction, since=since, until=until, policy_version=policy_version,
+            config=config, progress=progress)
+    run_ids: tuple[str, ...] = ()
+    if log_to_mlflow:
+        from offline_eval.mlflow_link import log_report
+
+        registry = registry_for(Path(data_dir))
+        if registry is not None:
+            run_ids = log_report(report, registry)
+    if json_out:
+        stream.write(render.to_json(report, mlflow_runs=run_ids) + "\n")
+    else:
+        render.print_report(report, Console(file=stream, width=max(Console(file=stream).width, 100)),
+                            mlflow_runs=run_ids)
+    return 0
