@@ -30,6 +30,7 @@ from policies.types import DecisionContext, LearningEvent
 from service.config import ServiceConfig, parse_config
 from service.log_records import OfferSetCache, decode_row, learning_event
 from service.server import DecisionServer
+from service.version_report import log_version_reports
 from service.traffic import Step, channel_for, drive, world_catalog_toml
 from simulator import CustomerWorld, WorldConfig
 
@@ -241,6 +242,9 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
         versions = tuple(sorted({s.policy_version for s in summary_steps}, key=_version_key))
         champion_version = server.engine.campaigns["default"].live.version
         shadow = server.engine.reader.conn().execute("SELECT count(*) FROM shadow_scores").fetchone()[0]
+        if registry is not None:
+            progress("product-owner reports to MLflow", total, total)
+            log_version_reports(options.data_dir, registry)
         ope = _ope_for_window(server, world, eval_steps, challenger_policy, options.seed)
         tracking_uri = server.registry.registry_config.tracking_uri if server.registry else ""
         return DemoSummary(

@@ -31,6 +31,8 @@ def test_small_demo_summary_matches_its_log_and_registry(tmp_path):
     registry = PolicyRegistry(RegistryConfig.for_data_dir(data_dir))
     assert registry.resolve("default", "champion") == summary["champion"]
     assert registry.resolve("default", "challenger") == summary["challenger"]
+    numeric = {v for v in served if v.isdigit()}
+    assert numeric and {f"heatmap_v{v}.png" for v in numeric} <= {p.name for p in (data_dir / "reports").iterdir()}
     live = {v["name"].split(" (")[0]: v["value"] for v in summary["live"]}
     assert live["oracle"] >= live["per-segment rules"] >= live["uniform random"]
     assert live["offerbandit"] > live["uniform random"]
