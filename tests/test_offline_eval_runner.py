@@ -31,9 +31,10 @@ beta = 0.0
 SEGMENTS = ("young", "old")
 
 
-def drive_log(start_server, n: int, reward_of: Callable[[int, str], float], *, batch: int = 50) -> Path:
+def drive_log(start_server, n: int, reward_of: Callable[[int, str], float], *, batch: int = 50,
+              data_dir: Path | None = None) -> Path:
     """``n`` decisions by a uniform logger, rewarded with ``reward_of(index, offer_id)``; server stopped."""
-    server = start_server(UNIFORM_LOGGER)
+    server = start_server(UNIFORM_LOGGER, data_dir=data_dir)
     for first in range(0, n, batch):
         indices = range(first, min(n, first + batch))
         response = server.stub.DecideBatch(pb.DecideBatchRequest(requests=[
