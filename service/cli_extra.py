@@ -3,6 +3,7 @@ exploration."""
 from __future__ import annotations
 
 import getpass
+import logging
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -34,6 +35,9 @@ def demo(
 
     from service.demo import DemoOptions, run_demo
     from service.demo_report import print_summary
+
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     console = Console(stderr=json_out)
     try:
