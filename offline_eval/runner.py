@@ -173,20 +173,21 @@ def evaluate_policies(
         registry = registry_for(data_dir)
     campaign_cfg = campaign_config(config, dataset.campaign)
 
-    q_hat = None
-    folds = None
-    if needs_q_hat and reward_model is not None:
-        folds = reward_model.n_folds
-        q_hat = cross_fit_q_hat(dataset, train_stop, n, reward_model, progress=progress, chunk=chunk)
-
-    results = []
-    for spec in specs:
-        target = build_target(spec, dataset, train_stop=train_stop, campaign=campaign_cfg,
-                              registry=registry, seed=seed, chunk=chunk)
-        try:
-            results.append(_evaluate_one(target, dataset, train_stop, q_hat, chosen, alpha, n_bootstrap,
-                                         seed, progress, chunk))
-        finally:
+    targets: list[TargetPolicy] = []
+    try:
+        # every target first: an unknown alias or version fails before the costly reward model
+        for spec in specs:
+            targets.append(build_target(spec, dataset, train_stop=train_stop, campaign=campaign_cfg,
+                                        registry=registry, seed=seed, chunk=chunk))
+        q_hat = None
+        folds = None
+        if needs_q_hat and reward_model is not None:
+            folds = reward_model.n_folds
+            q_hat = cross_fit_q_hat(dataset, train_stop, n, reward_model, progress=progress, chunk=chunk)
+        results = [_evaluate_one(target, dataset, train_stop, q_hat, chosen, alpha, n_bootstrap, seed, progress,
+                                 chunk) for target in targets]
+    finally:
+        for target in targets:
             target.close()
 
     rewards = dataset.feedback.reward[train_stop:]

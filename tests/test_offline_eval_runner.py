@@ -138,7 +138,8 @@ def test_log_trained_targets_learn_only_from_the_training_window(shifting_log):
 def test_uniform_target_is_uniform_over_the_logged_arms(shifting_log):
     data_dir, n, switch = shifting_log
     dataset = load_dataset(data_dir)
-    target = build_target(parse_target("uniform"), dataset, train_stop=switch, campaign=campaign_config(None, "default"))
+    target = build_target(parse_target("uniform"), dataset, train_stop=switch,
+                          campaign=campaign_config(None, "default"))
     pmf = target_pmf(target, dataset, 0, n)
     assert pmf.same_layout(dataset.logging_pmf)
     np.testing.assert_allclose(pmf.values, 1.0 / np.repeat(pmf.row_lengths, pmf.row_lengths))
@@ -147,7 +148,8 @@ def test_uniform_target_is_uniform_over_the_logged_arms(shifting_log):
 
 @pytest.mark.parametrize(("text", "kind", "name"), [
     ("champion", "alias", "champion"), ("challenger", "alias", "challenger"), ("3", "version", "3"),
-    ("v12", "version", "12"), ("uniform", "baseline", "uniform"), ("per_segment_greedy", "baseline", "per_segment_greedy"),
+    ("v12", "version", "12"), ("uniform", "baseline", "uniform"),
+    ("per_segment_greedy", "baseline", "per_segment_greedy"),
     ("counterfactual:vw", "counterfactual", "vw"), (" best_single_arm ", "baseline", "best_single_arm"),
 ])
 def test_parse_target(text, kind, name):
@@ -192,7 +194,8 @@ def test_same_seed_same_report(shifting_log):
     data_dir, _, _ = shifting_log
     first, second = (evaluate_policies(data_dir, ["per_segment_greedy"], estimators=["snipw"], n_bootstrap=30,
                                        seed=9, reward_model=None) for _ in range(2))
-    a, b = first.result("per_segment_greedy").evaluation["snipw"], second.result("per_segment_greedy").evaluation["snipw"]
+    a = first.result("per_segment_greedy").evaluation["snipw"]
+    b = second.result("per_segment_greedy").evaluation["snipw"]
     assert (a.value, a.ci_low, a.ci_high) == (b.value, b.ci_low, b.ci_high)
 
 
