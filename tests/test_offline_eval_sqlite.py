@@ -242,3 +242,28 @@ def test_invalid_filters(kwargs, field):
 def test_invalid_chunk(tmp_path, chunk):
     with pytest.raises(InvalidInput, match="chunk"):
         load_dataset(tmp_path, campaign="default", chunk=chunk)
+
+
+def test_cached_decoder_matches_the_service_decoder_on_every_row(logged):
+    from offline_eval.sqlite_loader import RowDecoder
+    from service.decision_log import LogReader
+    from service.log_records import OfferSetCache, decode_row
+
+    data_dir, _, _ = logged
+    reader = LogReader(data_dir / "decisions.db")
+    try:
+        offers = OfferSetCache(reader)
+        decode = RowDecoder(offers, size=2)  # small: evictions happen on this log
+        rows = list(reader.iter_decisions())
+        assert len(rows) == 40
+        for row in rows:
+            mine, theirs = decode(row), decode_row(row, offers)
+            for name in ("seq", "event_id", "campaign", "decided_at", "context", "chosen", "probability",
+                         "policy_version", "exploration", "deferred", "activated_at", "learned_at", "reward",
+                         "baseline"):
+                assert getattr(mine, name) == getattr(theirs, name), name
+            assert mine.arm_set.arms == theirs.arm_set.arms
+            assert dict(mine.arm_set.offers) == dict(theirs.arm_set.offers)
+            np.testing.assert_array_equal(mine.pmf, theirs.pmf)
+    finally:
+        reader.close()
