@@ -39,12 +39,12 @@ WORLD = WorldConfig(seed=11, n_customers=2000, fatigue=False, drift=False)
 DOCS_PNG_LIMIT = 200 * 1024
 
 
-def serve_and_drive(policy: str, n_decisions: int, workdir: Path) -> np.ndarray:
+def serve_and_drive(policy: str, n_decisions: int, workdir: Path, registry_wait_s: float) -> np.ndarray:
     """(n, 2) array: the true response probability of the served arm and of the oracle arm."""
     world = CustomerWorld(WORLD)
     extra = "" if policy == "vw" else f'policy = "{policy}"'
     config = '[privacy]\nuser_hash_key = "bench-learning"\n' + world_catalog_toml(world, extra=extra)
-    with ServeProcess(workdir / policy, config) as server:
+    with ServeProcess(workdir / policy, config, registry_wait_s=registry_wait_s) as server:
         channel = grpc.insecure_channel(server.address)
         stub = pb_grpc.DecisionServiceStub(channel)
         values = np.array([(s.expected_reward, s.oracle_reward)
@@ -101,7 +101,7 @@ def main() -> None:
     curves, rows, late_means = {}, [], {}
     try:
         for policy in POLICIES:
-            values = serve_and_drive(policy, n, workdir)
+            values = serve_and_drive(policy, n, workdir, args.registry_wait_s)
             curves[policy] = window_means(values[:, 0], n_windows)
             served, oracle = values[late, 0], values[late, 1]
             late_means[policy] = float(served.mean())

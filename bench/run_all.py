@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--others", choices=("full", "quick", "skip"), default=None,
                         help="mode for the text-only scripts (default: quick, or skip with --tiny)")
     parser.add_argument("--only", default="", help="comma-separated script names (default: all)")
-    parser.add_argument("--skip-1m", action="store_true", help="bench_scaling: stop the log series at 100k rows")
+    parser.add_argument("--with-1m", action="store_true", help="bench_scaling: extend the log series to 1M rows")
     parser.add_argument("--readme", type=Path, default=REPO / "bench" / "README.md")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where the JSON files go")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per script")
@@ -143,7 +143,7 @@ def main() -> None:
     for name in JSON_SCRIPTS:
         if only and name not in only:
             continue
-        flags = list(mode_flag) + (["--skip-1m"] if name == "bench_scaling" and args.skip_1m else [])
+        flags = list(mode_flag) + (["--with-1m"] if name == "bench_scaling" and args.with_1m else [])
         json_path = args.out / f"{name}.json"
         if args.reuse:
             code, output = (0, "") if json_path.exists() else (1, f"{json_path} is missing")
