@@ -70,7 +70,8 @@ def time_folds(n_events: int, start: int, stop: int, n_folds: int) -> tuple[Time
 def cross_fit_q_hat(dataset: LoggedDataset, start: int = 0, stop: int | None = None,
                     config: RewardModelConfig = RewardModelConfig(), *,
                     progress: ProgressCallback | None = None, chunk: int = DEFAULT_CHUNK) -> RaggedMatrix:
-    """Cross-fitted expected rewards for events ``start:stop``, laid out like their candidate sets."""
+    """Cross-fitted expected rewards for events ``start:stop``, laid out like their candidate sets,
+    clipped into the range of logged rewards."""
     stop = dataset.n_events if stop is None else stop
     folds = time_folds(dataset.n_events, start, stop, config.n_folds)
     one_pass = replace(config.regressor, epochs=1)
@@ -94,5 +95,9 @@ def cross_fit_q_hat(dataset: LoggedDataset, start: int = 0, stop: int | None = N
             regressor.close()
         if progress is not None:
             progress("reward model", fold.index + 1, len(folds))
+    # A linear model extrapolates to arms the logger rarely played; expected rewards outside the range
+    # of rewards ever observed are impossible, so they are clipped into it.
+    observed = dataset.feedback.reward
+    np.clip(values, float(observed.min()), float(observed.max()), out=values)
     indptr = dataset.indptr[start:stop + 1] - base
     return RaggedMatrix(indptr, values)
