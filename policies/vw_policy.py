@@ -19,42 +19,30 @@ import numpy as np
 
 from policies.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, LearningEvent
-from policies.vw_adapter import DEFAULT_INTERACTIONS, CbAdfLearner, CbAdfOptions
+from policies.vw_adapter import CbAdfLearner, CbAdfOptions
 
 _MAGIC = b"offerbandit-vw-policy/1\n"
 
 
 @dataclass(frozen=True, slots=True)
-class VWPolicyConfig:
+class VWPolicyConfig(CbAdfOptions):
     """Exploration (``epsilon`` | ``softmax`` | ``squarecb`` | ``bag`` | ``cover``) and its parameters,
     (default ``squarecb``: in the synthetic world of ``tests/test_policies_vw_policy.py`` it reached
     0.69-0.73 mean reward of 0.8 possible where epsilon 0.05 stalled at 0.35 and cover 3 at 0.37),
     feature interactions (namespace letters, see `vw_adapter`), hash bits, learning rate and seed.
 
     ``epsilon`` is used by ``epsilon``, ``bag`` and ``cover``; ``softmax_lambda`` by ``softmax``;
-    ``squarecb_gamma_scale`` by ``squarecb``.
+    ``squarecb_gamma_scale`` by ``squarecb``. The fields are the adapter's `CbAdfOptions`, which
+    validates them (InvalidInput naming the field).
     """
-
-    exploration: str = "squarecb"
-    epsilon: float = 0.05
-    softmax_lambda: float = 10.0
-    squarecb_gamma_scale: float = 10.0
-    bag_size: int = 5
-    cover_size: int = 5
-    interactions: tuple[str, ...] = DEFAULT_INTERACTIONS
-    bits: int = 24
-    learning_rate: float = 0.5
-    seed: int = 0
-    cb_type: str = "mtr"
 
     def __post_init__(self) -> None:
         if isinstance(self.interactions, str):
             raise InvalidInput("interactions must be a sequence of namespace-letter strings", field="interactions")
-        object.__setattr__(self, "interactions", tuple(self.interactions))
-        self.options()  # one validator: CbAdfOptions raises InvalidInput naming the field
+        CbAdfOptions.__post_init__(self)
 
     def options(self) -> CbAdfOptions:
-        return CbAdfOptions(**{f.name: getattr(self, f.name) for f in fields(self)})
+        return CbAdfOptions(**{f.name: getattr(self, f.name) for f in fields(CbAdfOptions)})
 
     def to_dict(self) -> dict[str, object]:
         values = asdict(self)
