@@ -36,13 +36,12 @@ from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, 
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
 from policies.registry import make_policy  # noqa: E402
-from service.config import DEFAULT_POLICY_PARAMS  # noqa: E402
 from policies.types import ArmSet, DecisionContext  # noqa: E402
 from service import validation  # noqa: E402
-from service.config import ServiceConfig  # noqa: E402
+from service.config import DEFAULT_POLICY_PARAMS, ServiceConfig  # noqa: E402
+from service.decision_log import DecisionRow, LogWriter, create_schema, insert_decisions  # noqa: E402
 from service.engine import DecisionEngine, ranking_of  # noqa: E402
 from service.servicer import to_proto  # noqa: E402
-from service.decision_log import DecisionRow, LogWriter, create_schema, insert_decisions  # noqa: E402
 
 N_ARMS = 128
 BATCH = 64

@@ -1,13 +1,13 @@
 """Run every benchmark, collect the figures and rewrite bench/README.md with them.
 
-    python bench/run_all.py                 # full runs of the service, learning and scaling benches
-    python bench/run_all.py --quick         # short runs of everything
+    python bench/run_all.py                 # full runs of everything (about 10 minutes on 2 cores)
+    python bench/run_all.py --quick         # short runs of everything (about 3 minutes)
     python bench/run_all.py --others skip   # only the scripts that emit JSON
+    python bench/run_all.py --reuse         # re-render the README from the JSON in bench/out
 
 The service, learning and scaling scripts write JSON (``--json``) that becomes the README's tables
 and the goal summary. The older scripts (policies, OPE, exploration) print text only: their output
-goes into the README verbatim, in the mode chosen with ``--others`` (default: quick, to keep the
-whole run near 15 minutes on a 2-core machine).
+goes into the README verbatim, in the mode chosen with ``--others`` (default: the run's own mode).
 """
 from __future__ import annotations
 
@@ -104,9 +104,10 @@ def render(results: dict[str, dict], texts: dict[str, tuple[str, int, str, float
                 "its own printout:", "", "```", text.strip()[-6000:], "```"]
     out += ["", "## Reproduce", "",
             "```",
-            "make bootstrap            # or: python -m venv .venv && .venv/bin/pip install -e '.[dev]'",
-            ".venv/bin/python bench/run_all.py            # full (about 15 min on 2 cores), rewrites this file",
-            ".venv/bin/python bench/run_all.py --quick    # a few minutes",
+            "make bench                # creates .venv on first use, then runs bench/run_all.py",
+            ".venv/bin/python bench/run_all.py            # full (about 10 min on 2 cores), rewrites this file",
+            ".venv/bin/python bench/run_all.py --quick    # about 3 min",
+            ".venv/bin/python bench/bench_scaling.py --with-1m   # the 1M-row log (about 3 min, 4.3 GB of disk)",
             ".venv/bin/python bench/bench_service.py --quick --json out.json   # one script",
             "```",
             "",
@@ -123,7 +124,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs of everything")
     parser.add_argument("--tiny", action="store_true", help="seconds-long runs (proves the pipeline only)")
     parser.add_argument("--others", choices=("full", "quick", "skip"), default=None,
-                        help="mode for the text-only scripts (default: quick, or skip with --tiny)")
+                        help="mode for the text-only scripts (default: the run's mode; skip with --tiny)")
     parser.add_argument("--only", default="", help="comma-separated script names (default: all)")
     parser.add_argument("--with-1m", action="store_true", help="bench_scaling: extend the log series to 1M rows")
     parser.add_argument("--readme", type=Path, default=REPO / "bench" / "README.md")
@@ -132,10 +133,12 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="do not run the JSON scripts: render the README from the JSON already in --out")
     args = parser.parse_args()
-    args.others = args.others or ("skip" if args.tiny else "quick")
+    args.others = args.others or ("skip" if args.tiny else "quick" if args.quick else "full")
     mode_flag = ["--tiny"] if args.tiny else ["--quick"] if args.quick else []
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     args.out.mkdir(parents=True, exist_ok=True)
+    summary_path = args.out / "run_all.json"
+    previous = json.loads(summary_path.read_text(encoding="utf-8")) if args.reuse and summary_path.exists() else {}
     load_before = [round(x, 2) for x in os.getloadavg()]
     start = time.perf_counter()
     results: dict[str, dict] = {}
@@ -156,7 +159,9 @@ def main() -> None:
             continue
         results[name] = json.loads(json_path.read_text(encoding="utf-8"))
     texts: dict[str, tuple[str, int, str, float]] = {}
-    if args.others != "skip":
+    if args.reuse:
+        texts = {name: tuple(value) for name, value in previous.get("texts", {}).items()}
+    elif args.others != "skip":
         for name in TEXT_SCRIPTS:
             if (only and name not in only) or not (REPO / "bench" / f"{name}.py").exists():
                 continue
@@ -167,8 +172,12 @@ def main() -> None:
                 failures.append(name)
     total = time.perf_counter() - start
     load_after = [round(x, 2) for x in os.getloadavg()]
-    summary = {"results": results, "failures": failures, "total_s": round(total, 1)}
-    (args.out / "run_all.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    if args.reuse and previous:  # the figures' own run: its duration and load, not this re-rendering's
+        total, load_before, load_after = previous["total_s"], previous["load_before"], previous["load_after"]
+        args.others = previous.get("others", args.others)
+    summary = {"results": results, "texts": texts, "failures": failures, "total_s": round(total, 1),
+               "load_before": load_before, "load_after": load_after, "others": args.others}
+    summary_path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
     args.readme.parent.mkdir(parents=True, exist_ok=True)
     args.readme.write_text(render(results, texts, load_before, load_after, args, total), encoding="utf-8")
     print(f"wrote {args.readme} ({total / 60:.1f} min)")
