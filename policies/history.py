@@ -79,6 +79,8 @@ class UserHistory:
 
     ``shown_*`` come from counted contacts; ``responded_*`` from contacts with a positive reward.
     ``contact_times`` maps each format to the sorted times of its counted contacts.
+    ``shown_value_counts`` maps a dimension to how many counted contacts showed each value (dimensions
+    with no contacts are left out); a dimension missing from it counts each shown value once.
     """
 
     as_of: float
@@ -92,9 +94,13 @@ class UserHistory:
     responded_time_slots: frozenset[str] = frozenset()
     responded_offers: frozenset[str] = frozenset()
     contact_times: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    shown_value_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contact_times", MappingProxyType(dict(self.contact_times)))
+        counts = {_check_dimension(dim): MappingProxyType(dict(values))
+                  for dim, values in self.shown_value_counts.items() if values}
+        object.__setattr__(self, "shown_value_counts", MappingProxyType(counts))
 
     @classmethod
     def empty(cls, as_of: float = 0.0) -> "UserHistory":
@@ -108,6 +114,13 @@ class UserHistory:
     def shown(self, dimension: str) -> frozenset[str]:
         """Values of ``dimension`` (one of `HISTORY_DIMENSIONS`) shown within the horizon."""
         return getattr(self, _SHOWN_FIELD[_check_dimension(dimension)])
+
+    def shown_counts(self, dimension: str) -> Mapping[str, int]:
+        """How many counted contacts within the horizon showed each value of ``dimension``."""
+        counts = self.shown_value_counts.get(_check_dimension(dimension))
+        if counts is None:
+            return MappingProxyType(dict.fromkeys(self.shown(dimension), 1))
+        return counts
 
     def responded(self, dimension: str) -> frozenset[str]:
         """Values of ``dimension`` the customer answered positively within the horizon."""
@@ -272,6 +285,7 @@ class UserHandle:
             responded_time_slots=responded[2],
             responded_offers=responded[3],
             contact_times={f: tuple(t) for f, t in state.contacts.times_by_format.items()},
+            shown_value_counts=dict(zip(HISTORY_DIMENSIONS, state.contacts.counts)),
         )
 
     def expire(self, now: float) -> None:

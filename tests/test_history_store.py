@@ -236,3 +236,26 @@ def test_unknown_dimension_is_refused():
     with pytest.raises(InvalidInput) as info:
         UserHistory.empty().shown("colour")
     assert info.value.field == "dimension"
+
+
+def test_shown_counts_follow_contacts_and_the_horizon():
+    store = _store(horizon_s=100.0)
+    store.record_contact("u", event_id="e1", when=0.0, arm=SMS_MORNING, category="food", counts=True)
+    store.record_contact("u", event_id="e2", when=10.0, arm=EMAIL_EVENING, category="food", counts=True)
+    store.record_contact("u", event_id="e3", when=20.0, arm=SMS_MORNING, category="travel", counts=True)
+    store.record_contact("u", event_id="e4", when=30.0, arm=SMS_MORNING, category="books", counts=False)
+    h = store.snapshot("u", now=50.0)
+    assert h.shown_counts("category") == {"food": 2, "travel": 1}  # the deferred one does not count yet
+    assert h.shown_counts("format") == {"sms": 2, "email": 1}
+    assert h.shown_counts("offer") == {"o1": 2, "o2": 1}
+    assert store.snapshot("u", now=105.0).shown_counts("category") == {"food": 1, "travel": 1}
+    assert store.snapshot("u", now=1_000.0).shown_counts("category") == {}
+    with pytest.raises(InvalidInput):
+        h.shown_counts("colour")
+
+
+def test_hand_built_history_counts_each_shown_value_once():
+    history = UserHistory(as_of=0.0, n_contacts=2, shown_categories=frozenset({"food", "travel"}))
+    assert history.shown_counts("category") == {"food": 1, "travel": 1}
+    with pytest.raises(InvalidInput):
+        UserHistory(as_of=0.0, shown_value_counts={"colour": {"red": 1}})

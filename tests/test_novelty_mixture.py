@@ -13,6 +13,7 @@ from policies.types import ArmSet, JointArm, Offer
 
 OFFERS = [Offer(f"o{i}", {"category": c}) for i, c in enumerate(["food", "food", "travel", "books", "games"])]
 ARMS = ArmSet.product(OFFERS, ["sms", "email"], ["morning"])  # 10 arms, offer-major
+CATEGORIES = [ARMS.offer_of(a).category for a in ARMS.arms]
 
 
 def _random_pmf(n: int, seed: int) -> np.ndarray:
@@ -111,9 +112,14 @@ def test_new_customer_has_the_whole_catalogue_outside_and_gets_a_uniform_floor()
     mask = outside_history_mask(ARMS, UserHistory.empty(), ("category",))
     assert mask.all()
     p_policy = _random_pmf(10, 2)
-    config = NoveltyConfig(beta=0.2, floor=0.5)
+    config = NoveltyConfig(beta=0.2, floor=0.5, floor_spread="arm")
     mixture = mix_for_history(p_policy, ARMS, UserHistory.empty(), config)
     np.testing.assert_allclose(mixture.p, (1 - 0.2 * 0.5) * p_policy + 0.2 * 0.5 / 10, rtol=1e-12)
+    # Per category (the default): food has 4 arms, travel, books and games 2 each; a quarter of the floor
+    # goes to each category.
+    per_category = mix_for_history(p_policy, ARMS, UserHistory.empty(), NoveltyConfig(beta=0.2, floor=0.5))
+    floor = np.array([0.25 / CATEGORIES.count(c) for c in CATEGORIES])
+    np.testing.assert_allclose(per_category.p, (1 - 0.2 * 0.5) * p_policy + 0.2 * 0.5 * floor, rtol=1e-12)
 
 
 def test_history_outside_the_horizon_is_novel_again():
@@ -185,3 +191,123 @@ def test_invalid_mixture_input_names_the_field(p_policy, outside, beta, floor, f
     with pytest.raises(InvalidInput) as info:
         novelty_mixture(p_policy, outside, beta, floor)
     assert info.value.field == field
+
+
+# --- what counts as history, and the floor spread per category -------------------------------------------
+
+FOOD_SMS = JointArm("o0", "sms", "morning")
+TRAVEL_SMS = JointArm("o2", "sms", "morning")
+
+
+def _store_with(contacts: list[tuple[JointArm, str, float | None]]) -> UserHistory:
+    """A history from (arm, category, reward or None) contacts, one second apart."""
+    store = UserHistoryStore(HistoryConfig())
+    for i, (arm, category, reward) in enumerate(contacts):
+        store.record_contact("u", event_id=f"e{i}", when=float(i), arm=arm, category=category, counts=True)
+        if reward is not None:
+            store.record_response("u", event_id=f"e{i}", when=float(i), arm=arm, category=category, reward=reward)
+    return store.snapshot("u", 100.0)
+
+
+def test_history_basis_decides_which_categories_are_familiar():
+    # food shown twice, answered once; travel shown once, never answered.
+    history = _store_with([(FOOD_SMS, "food", 1.0), (FOOD_SMS, "food", 0.0), (TRAVEL_SMS, "travel", 0.0)])
+
+    def novel(basis: str, k: int = 1) -> set[str]:
+        mask = outside_history_mask(ARMS, history, ("category",), basis=basis, min_shown=k)
+        return {c for c, m in zip(CATEGORIES, mask) if m}
+
+    assert novel("shown") == {"books", "games"}
+    assert novel("responded") == {"travel", "books", "games"}
+    assert novel("shown_min_k", 1) == {"books", "games"}
+    assert novel("shown_min_k", 2) == {"travel", "books", "games"}
+    assert novel("shown_min_k", 3) == {"travel", "books", "games"}  # food was answered: familiar anyway
+    unanswered = _store_with([(FOOD_SMS, "food", 0.0), (FOOD_SMS, "food", None)])
+    assert outside_history_mask(ARMS, unanswered, ("category",), basis="responded").all()
+    assert outside_history_mask(ARMS, unanswered, ("category",), basis="shown_min_k", min_shown=3).all()
+    assert not outside_history_mask(ARMS, unanswered, ("category",), basis="shown_min_k", min_shown=2)[0]
+
+
+def test_mix_for_history_uses_the_configured_basis():
+    history = _store_with([(FOOD_SMS, "food", 0.0)])
+    p_policy = _random_pmf(10, 4)
+    shown = mix_for_history(p_policy, ARMS, history, NoveltyConfig(beta=0.2, floor=0.5, history_basis="shown"))
+    responded = mix_for_history(p_policy, ARMS, history, NoveltyConfig(beta=0.2, floor=0.5, history_basis="responded",
+                                                                       floor_spread="arm"))
+    food = np.array([c == "food" for c in CATEGORIES])
+    assert np.all(shown.q_novel[food] == 0) and np.all(responded.q_novel[food] > 0)
+    np.testing.assert_allclose(responded.p, (1 - 0.2 * 0.5) * p_policy + 0.2 * 0.5 / 10, rtol=1e-12)
+
+
+@pytest.mark.parametrize("beta, floor", [(0.1, 1.0), (0.3, 0.5), (0.7, 0.2)])
+def test_floor_spread_per_category_splits_the_floor_evenly_over_novel_categories(beta, floor):
+    p_policy = _random_pmf(10, 8)
+    outside = np.array([c != "travel" for c in CATEGORIES])  # food (4 arms), books (2), games (2)
+    groups = np.array([{"food": 0, "travel": 1, "books": 2, "games": 3}[c] for c in CATEGORIES])
+    mixture = novelty_mixture(p_policy, outside, beta, floor, groups=groups)
+
+    restricted = np.where(outside, p_policy, 0.0)
+    per_arm_floor = np.array([0.0 if c == "travel" else 1 / 3 / CATEGORIES.count(c) for c in CATEGORIES])
+    expected_q = (1 - floor) * restricted / restricted.sum() + floor * per_arm_floor
+    np.testing.assert_allclose(mixture.q_novel, expected_q, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(mixture.p, (1 - beta) * p_policy + beta * expected_q, rtol=1e-12, atol=0)
+    assert math.isclose(mixture.p.sum(), 1.0, abs_tol=1e-12)
+    floor_mass = {c: floor * sum(w for w, cc in zip(per_arm_floor, CATEGORIES) if cc == c) for c in ("food", "books")}
+    assert math.isclose(floor_mass["food"], floor_mass["books"])  # four food arms do not take more floor
+
+
+def test_mix_for_history_spreads_the_floor_per_category_when_configured():
+    history = _store_with([(TRAVEL_SMS, "travel", None)])
+    p_policy = np.full(10, 0.1)
+    mixture = mix_for_history(p_policy, ARMS, history, NoveltyConfig(beta=0.5, floor=1.0, floor_spread="category"))
+    by_category = {c: sum(q for q, cc in zip(mixture.q_novel, CATEGORIES) if cc == c) for c in set(CATEGORIES)}
+    assert by_category["travel"] == 0.0
+    for category in ("food", "books", "games"):
+        assert math.isclose(by_category[category], 1 / 3)
+    plain = mix_for_history(p_policy, ARMS, history, NoveltyConfig(beta=0.5, floor=1.0, floor_spread="arm"))
+    assert math.isclose(sum(q for q, c in zip(plain.q_novel, CATEGORIES) if c == "food"), 0.5)  # 4 of 8 arms
+
+
+def test_beta_zero_is_the_policy_bit_for_bit_whatever_the_basis_and_spread():
+    history = _store_with([(FOOD_SMS, "food", 1.0)])
+    p_policy = _random_pmf(10, 9)
+    for basis in ("shown", "responded", "shown_min_k"):
+        for spread in ("arm", "category"):
+            config = NoveltyConfig(beta=0.0, history_basis=basis, min_shown=2, floor_spread=spread)
+            mixture = mix_for_history(p_policy, ARMS, history, config)
+            assert mixture.p.tobytes() == p_policy.tobytes() and mixture.beta == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"history_basis": "clicked"}, "history_basis"),
+        ({"history_basis": None}, "history_basis"),
+        ({"floor_spread": "offer"}, "floor_spread"),
+        ({"floor_spread": ""}, "floor_spread"),
+        ({"min_shown": 0}, "min_shown"),
+        ({"min_shown": 1.5}, "min_shown"),
+        ({"min_shown": True}, "min_shown"),
+        ({"min_shown": 10**6}, "min_shown"),
+    ],
+)
+def test_invalid_history_basis_and_spread_name_the_field(kwargs, field):
+    with pytest.raises(InvalidInput) as info:
+        NoveltyConfig(**kwargs)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [np.array([0, 1]), np.array([0.0, 1.0, 1.0]), np.array(["a", "b", "c"])],
+)
+def test_invalid_groups_name_the_field(groups):
+    with pytest.raises(InvalidInput) as info:
+        novelty_mixture(np.array([0.2, 0.3, 0.5]), np.array([True, True, False]), 0.1, 0.5, groups=groups)
+    assert info.value.field == "groups"
+
+
+def test_invalid_basis_for_the_mask_names_the_field():
+    with pytest.raises(InvalidInput) as info:
+        outside_history_mask(ARMS, UserHistory.empty(), ("category",), basis="seen")
+    assert info.value.field == "basis"

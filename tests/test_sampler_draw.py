@@ -68,9 +68,13 @@ def test_probability_is_the_mixture_probability_and_zero_arms_are_never_drawn():
         assert draw.index != 4
 
 
-@pytest.mark.parametrize("beta, floor", [(0.0, 0.5), (0.3, 0.5), (0.8, 0.2)])
-def test_draw_frequencies_match_the_mixture(beta, floor):
-    mixture = novelty_mixture(P_POLICY, OUTSIDE, beta, floor)
+GROUPS = np.array([0, 0, 1, 1, 1, 2, 2])
+
+
+@pytest.mark.parametrize("beta, floor, groups", [(0.0, 0.5, None), (0.3, 0.5, None), (0.8, 0.2, None),
+                                                  (0.6, 0.7, GROUPS)])
+def test_draw_frequencies_match_the_mixture(beta, floor, groups):
+    mixture = novelty_mixture(P_POLICY, OUTSIDE, beta, floor, groups=groups)
     indices = np.array([two_stage_draw(mixture, s).index for s in _seeds(N_DRAWS)])
     observed = np.bincount(indices, minlength=len(P_POLICY))
     drawable = mixture.p > 0
