@@ -5,23 +5,29 @@ but that their segment points away from. A legacy segment-marketing system first
 with offers from their segment's top categories (that history is rebuilt into the history store and
 trains the learner); "hidden" customers are those whose latent category it never showed. Then two
 explorers with the SAME exploration rate ε run on the same request stream through the real decision
-steps (rules -> policy pmf -> novelty mixture -> seeded two-stage draw -> label -> history update):
+steps (rules -> policy pmf -> mixture -> seeded two-stage draw -> label -> history update):
 
-- ``epsilon_greedy``: p_policy = (1 - ε)·learner + ε·uniform over all arms; β = 0;
-- ``novelty``:        p_policy = learner; β = ε over arms whose category the customer was not shown
-                      within the horizon (floor φ = 0.5: half the novelty mass follows the learner's
-                      ranking among those arms, half is uniform).
+- ``epsilon_greedy``: p = (1 - ε)·learner + ε·uniform over all arms, drawn in two stages (the uniform
+                      component with probability ε) so its exploration draws are known;
+- ``novelty``:        p = (1 - β)·learner + β·q_novel with β = ε, q_novel over the arms whose category
+                      the customer was not shown within the horizon (`NoveltyConfig` defaults unless
+                      ``--sweep`` compares others). β is 0 for a customer with nothing left outside the
+                      history, so novelty explores *less* than ε overall (the "explored%" column).
 
 The learner is a past-behaviour model (no data on a category -> score 0): per-customer smoothed
 category means shrunk to the segment's, plus residual lifts per (segment, format, slot) and per
-offer, served as a low-temperature softmax (nearly greedy), the same in both explorers.
+offer, served as a low-temperature softmax (nearly greedy), the same in both explorers. It learns
+across customers, so part of the discoveries come from its own (exploit) draws after exploration
+taught it a category; those dominate ε-greedy's count and vary a lot from one draw stream to the next,
+hence several worlds x two draw streams and a bootstrap interval over them.
 
-Printed per seed and in total: customers whose hidden latent interest was found (a positive response
-in that category), how many of those first responses came from an exploration draw, all positive
-responses on hidden latent categories, reward per decision, the exploration report; then the cost
-of each exploration step per decision on large arm sets.
+Printed per world and stream, and in total: customers whose hidden latent interest was found (a
+positive response in that category), how many of those first responses came from a draw of the
+exploration component, all positive responses on hidden latent categories, reward per decision, the
+exploration report; ``--sweep`` adds other settings, rates, a larger catalogue and the old learner
+temperature; then the cost of each exploration step per decision on large arm sets.
 
-    python bench/bench_exploration.py [--quick]
+    python bench/bench_exploration.py [--quick] [--sweep] [--temperature T]
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ import argparse
 import copy
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +46,14 @@ from policies.exploration_metrics import ExplorationReport, ExposureRecord, expl
 from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore  # noqa: E402
 from policies.novelty import NoveltyConfig, mix_for_history, novelty_mixture, outside_history_mask  # noqa: E402
 from policies.rules import FrequencyCap, QuietHours, RulesConfig, apply_rules  # noqa: E402
-from policies.sampler import event_seed, exploration_label, two_stage_draw  # noqa: E402
+from policies.sampler import (  # noqa: E402
+    EXPLOIT,
+    EXPLORE,
+    EXPLORE_OUTSIDE_HISTORY,
+    event_seed,
+    exploration_label,
+    two_stage_draw,
+)
 from policies.types import ArmSet, DecisionContext, Offer  # noqa: E402
 from simulator import CustomerWorld, WorldConfig  # noqa: E402
 from simulator.config import CATEGORIES  # noqa: E402
@@ -49,6 +62,10 @@ from simulator.population import CATEGORY_GIVEN_SEGMENT, SEGMENTS  # noqa: E402
 SECRET = b"bench-exploration-secret-32bytes"
 DAY = 86_400.0
 LEGACY_TOP_CATEGORIES = 3
+EXPLORERS = ("epsilon_greedy", "novelty")
+# The learner's softmax temperature. At 0.005 it is nearly greedy (about 18% of its draws leave its
+# argmax, on near-ties); at 0.02 it was 38%, an exploration of its own that both explorers share.
+TEMPERATURE = 0.005
 
 
 class GreedyByCategory:
@@ -118,7 +135,9 @@ class RunResult:
     mean_reward: float
     hidden_customers: int          # customers with a latent interest in a category never shown to them
     discovered: int                # ... of whom answered an offer from that category during the run
-    discovered_by_exploration: int # ... the first time on an exploration draw (not exploit)
+    discovered_by_exploration: int # ... the first time on a draw not labelled exploit
+    discovered_by_component: int   # ... the first time on a draw of the exploration component
+    exploration_share: float       # share of draws from the exploration component (ε or β)
     latent_hits: int               # positive responses on those hidden latent categories
     latent_exposures: int          # exposures of those hidden latent categories
     report: ExplorationReport
@@ -162,21 +181,30 @@ def legacy_warm_start(config: WorldConfig, n_legacy: int, prior_weight: float) -
 
 
 def run(explorer: str, warm: WarmStart, *, n_requests: int, epsilon: float, horizon_days: float,
-        temperature: float = 0.02, floor: float = 0.5) -> RunResult:
+        temperature: float = TEMPERATURE, novelty: NoveltyConfig | None = None, stream: str = "") -> RunResult:
+    """One explorer on the warm-started world, exploring with probability ``epsilon``.
+
+    ``epsilon_greedy`` is drawn in two stages too (uniform component with probability ε), so for both
+    explorers the exploration component of each draw is known. ``novelty`` sets the novelty explorer's
+    component (default: `NoveltyConfig()`); its ``beta`` is replaced by ``epsilon`` unless it shrinks
+    with history (``shrink_half_life``), where ``beta`` is kept as given. ``stream`` salts the draw
+    seeds: another stream of draws on the same world."""
+    if explorer not in EXPLORERS:
+        raise ValueError(f"explorer must be one of {EXPLORERS}")
     world = warm.world.clone()
     arm_set = world.arm_set
-    n_arms = len(arm_set)
     categories = [arm_set.offer_of(a).category for a in arm_set.arms]
     learner = copy.deepcopy(warm.learner)
     store = UserHistoryStore(HistoryConfig(horizon_s=horizon_days * DAY))
     store.rebuild(warm.history)
-    novelty = NoveltyConfig(beta=epsilon if explorer == "novelty" else 0.0, floor=floor)
+    novelty = novelty or NoveltyConfig()
+    if novelty.shrink_half_life is None:
+        novelty = replace(novelty, beta=epsilon, beta_min=0.0)
     rules = RulesConfig()
-    policy_eps = epsilon if explorer == "epsilon_greedy" else 0.0
 
     records: list[ExposureRecord] = []
     rewards = np.zeros(n_requests)
-    latent_hits = latent_exposures = by_exploration = 0
+    latent_hits = latent_exposures = by_exploration = by_component = explored = 0
     discovered: set[str] = set()
     for i in range(n_requests):
         request = world.next_request()
@@ -184,10 +212,17 @@ def run(explorer: str, warm: WarmStart, *, n_requests: int, epsilon: float, hori
         with store.locked(user) as history_of_user:
             history = history_of_user.snapshot(now)
             eligible = apply_rules(arm_set, request.decision_context(), history, now, rules)
-            p_policy = (1.0 - policy_eps) * learner.pmf(user, segment, temperature) + policy_eps / n_arms
-            mixture = mix_for_history(p_policy, eligible.arm_set, history, novelty)
-            draw = two_stage_draw(mixture, event_seed(SECRET, "bench", f"{explorer}-{i}"))
+            p_learner = learner.pmf(user, segment, temperature)[eligible.kept]
+            p_learner /= p_learner.sum()
+            if explorer == "epsilon_greedy":  # ε·uniform over every eligible arm, as a second component
+                mixture = novelty_mixture(p_learner, np.ones(len(p_learner), dtype=bool), epsilon, 1.0)
+            else:
+                mixture = mix_for_history(p_learner, eligible.arm_set, history, novelty)
+            draw = two_stage_draw(mixture, event_seed(SECRET, "bench", f"{stream}{explorer}-{i}"))
             label = exploration_label(draw, mixture.p_policy)
+            if explorer == "epsilon_greedy" and label == EXPLORE_OUTSIDE_HISTORY:
+                label = EXPLOIT if draw.index == int(np.argmax(mixture.p_policy)) else EXPLORE
+            from_exploration = draw.component == "novelty"
             arm = eligible.arm_set.arms[draw.index]
             category = categories[eligible.kept[draw.index]]
             history_of_user.record_contact(event_id=str(i), when=now, arm=arm, category=category, counts=True)
@@ -195,19 +230,22 @@ def run(explorer: str, warm: WarmStart, *, n_requests: int, epsilon: float, hori
             history_of_user.record_response(event_id=str(i), when=now, arm=arm, category=category, reward=reward)
         learner.learn(user, segment, int(eligible.kept[draw.index]), reward)
         rewards[i] = reward
+        explored += from_exploration
         if warm.hidden.get(user) == category:
             latent_exposures += 1
             if reward > 0:
                 latent_hits += 1
-                if user not in discovered and label != "exploit":
-                    by_exploration += 1
+                if user not in discovered:
+                    by_exploration += label != EXPLOIT
+                    by_component += from_exploration
                 discovered.add(user)
         records.append(ExposureRecord(user_key=user, when=now, offer_id=arm.offer_id, category=category,
                                       format=arm.format, time_slot=arm.time_slot, exploration=label,
                                       reward=reward, new_category=category not in history.shown_categories))
     return RunResult(explorer=explorer, decisions=n_requests, mean_reward=float(rewards.mean()),
                      hidden_customers=len(warm.hidden), discovered=len(discovered),
-                     discovered_by_exploration=by_exploration, latent_hits=latent_hits,
+                     discovered_by_exploration=by_exploration, discovered_by_component=by_component,
+                     exploration_share=explored / n_requests, latent_hits=latent_hits,
                      latent_exposures=latent_exposures,
                      report=exploration_report(records, catalogue=list(arm_set.offers)))
 
@@ -236,7 +274,7 @@ def pipeline_costs(n_offers: int, repeats: int) -> dict[str, float]:
                         quiet_hours=(QuietHours("push", 22, 7),))
     rng = np.random.default_rng(0)
     p_policy = rng.dirichlet(np.ones(len(arm_set)))
-    config = NoveltyConfig(beta=0.1, floor=0.5)
+    config = NoveltyConfig(beta=0.1)
     mixture = mix_for_history(p_policy, arm_set, history, config)
     mask = outside_history_mask(arm_set, history, config.dimensions)
     seed = event_seed(SECRET, "c", "e")
@@ -245,7 +283,8 @@ def pipeline_costs(n_offers: int, repeats: int) -> dict[str, float]:
         "snapshot": _time_per_call(lambda: store.snapshot("u", 100.0), repeats),
         "apply_rules": _time_per_call(lambda: apply_rules(arm_set, context, history, 100.0, rules), repeats),
         "outside_mask": _time_per_call(lambda: outside_history_mask(arm_set, history, ("category",)), repeats),
-        "mixture": _time_per_call(lambda: novelty_mixture(p_policy, mask, 0.1, 0.5), repeats),
+        "mixture": _time_per_call(lambda: novelty_mixture(p_policy, mask, 0.1, 0.1), repeats),
+        "mix_for_history": _time_per_call(lambda: mix_for_history(p_policy, arm_set, history, config), repeats),
         "seed+draw": _time_per_call(lambda: two_stage_draw(mixture, event_seed(SECRET, "c", "e")), repeats),
         "record_contact": _time_per_call(
             lambda: store.record_contact("v", event_id=str(rng.random()), when=100.0, arm=arm_set.arms[0],
@@ -254,46 +293,131 @@ def pipeline_costs(n_offers: int, repeats: int) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Both explorers on the same worlds: one (ε-greedy, novelty) pair of runs per (seed, draw stream)."""
+
+    units: tuple[str, ...]
+    epsilon_greedy: tuple[RunResult, ...]
+    novelty: tuple[RunResult, ...]
+
+    def total(self, explorer: str, attr: str, units: np.ndarray | None = None) -> float:
+        runs = getattr(self, explorer)
+        return float(sum(getattr(runs[i], attr) for i in (range(len(runs)) if units is None else units)))
+
+    def ratio(self, attr: str, units: np.ndarray | None = None) -> float:
+        """Novelty over ε-greedy, on totals over the units (means for ``mean_reward``: equal run lengths)."""
+        baseline = self.total("epsilon_greedy", attr, units)
+        return self.total("novelty", attr, units) / baseline if baseline else float("nan")
+
+    def unit_ratios(self, attr: str) -> list[float]:
+        return [getattr(n, attr) / getattr(e, attr) if getattr(e, attr) else float("nan")
+                for e, n in zip(self.epsilon_greedy, self.novelty)]
+
+    def interval(self, attr: str, n_boot: int = 2000, level: float = 0.9) -> tuple[float, float]:
+        """Percentile bootstrap interval of `ratio` over the units (worlds and streams resampled)."""
+        rng = np.random.default_rng(0)
+        n = len(self.units)
+        ratios = [self.ratio(attr, rng.integers(0, n, n)) for _ in range(n_boot)]
+        return (float(np.nanquantile(ratios, (1 - level) / 2)), float(np.nanquantile(ratios, (1 + level) / 2)))
+
+
+_WARM: dict[tuple, WarmStart] = {}
+_BASELINE: dict[tuple, RunResult] = {}
+
+
+def compare(seeds: tuple[int, ...], n_customers: int, *, n_offers: int = 12, epsilon: float = 0.1,
+            novelty: NoveltyConfig | None = None, temperature: float = TEMPERATURE, streams: tuple[str, ...] = ("",),
+            legacy_per_customer: int = 10, run_per_customer: int = 20, horizon_days: float = 90.0) -> Comparison:
+    """The experiment of this module on each seed's world and each draw stream (see the module
+    docstring). Warm starts and ε-greedy runs are computed once per process and reused."""
+    units, eps_runs, novelty_runs = [], [], []
+    for seed in seeds:
+        world_key = (seed, n_customers, n_offers, legacy_per_customer)
+        if world_key not in _WARM:
+            config = WorldConfig(seed=seed, n_customers=n_customers, n_offers=n_offers, base_rate=0.03,
+                                 latent_share=0.5)
+            _WARM[world_key] = legacy_warm_start(config, legacy_per_customer * n_customers, prior_weight=5.0)
+        warm = _WARM[world_key]
+        for stream in streams:
+            common = dict(n_requests=run_per_customer * n_customers, epsilon=epsilon, horizon_days=horizon_days,
+                          temperature=temperature, stream=stream)
+            run_key = (world_key, stream, epsilon, temperature, run_per_customer, horizon_days)
+            if run_key not in _BASELINE:
+                _BASELINE[run_key] = run("epsilon_greedy", warm, **common)
+            units.append(f"{seed}{stream}")
+            eps_runs.append(_BASELINE[run_key])
+            novelty_runs.append(run("novelty", warm, novelty=novelty, **common))
+    return Comparison(tuple(units), tuple(eps_runs), tuple(novelty_runs))
+
+
+def _print_runs(comparison: Comparison) -> None:
+    print(f"{'explorer':16s}{'seed':>5s}{'reward/dec':>11s}{'discovered':>12s}{'by expl.':>9s}{'latent hits':>12s}"
+          f"{'explored%':>10s}{'outside%':>9s}{'coverage':>9s}{'cats/10':>8s}{'gini':>7s}")
+    for unit, pair in zip(comparison.units, zip(comparison.epsilon_greedy, comparison.novelty)):
+        for result in pair:
+            r = result.report
+            print(f"{result.explorer:16s}{unit:>5s}{result.mean_reward:11.4f}"
+                  f"{result.discovered:7d}/{result.hidden_customers:<4d}{result.discovered_by_component:9d}"
+                  f"{result.latent_hits:12d}{100 * result.exploration_share:10.1f}"
+                  f"{100 * r.share_outside_history:9.1f}{r.catalogue_coverage:9.3f}"
+                  f"{r.distinct_categories_last_n:8.2f}{r.exposure_gini:7.3f}")
+
+
+def _summary(comparison: Comparison) -> str:
+    low, high = comparison.interval("discovered")
+    spread = comparison.unit_ratios("discovered")
+    share = {e: comparison.total(e, "exploration_share") / len(comparison.units)
+             for e in ("epsilon_greedy", "novelty")}
+    return (f"discovered x{comparison.ratio('discovered'):.2f} (90% interval {low:.2f}-{high:.2f}; per world "
+            f"{min(spread):.2f}-{max(spread):.2f}), "
+            f"by the exploration component x{comparison.ratio('discovered_by_component'):.2f}, "
+            f"latent hits x{comparison.ratio('latent_hits'):.2f}, reward x{comparison.ratio('mean_reward'):.3f}, "
+            f"explored {100 * share['novelty']:.1f}% vs {100 * share['epsilon_greedy']:.1f}%")
+
+
+#: Settings compared by ``--sweep`` (each against ε-greedy with ε = β).
+SWEEP: dict[str, NoveltyConfig] = {
+    "default": NoveltyConfig(),
+    "floor 0.5, per arm (old default)": NoveltyConfig(floor=0.5, floor_spread="arm"),
+    "floor 0.25": NoveltyConfig(floor=0.25),
+    "floor 0": NoveltyConfig(floor=0.0),
+    "history = responded": NoveltyConfig(history_basis="responded"),
+    "history = shown at least 2 times": NoveltyConfig(history_basis="shown_min_k", min_shown=2),
+    "beta 0.2 shrinking, h0 = 20 contacts": NoveltyConfig(beta=0.2, shrink_half_life=20.0),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run")
+    parser.add_argument("--sweep", action="store_true", help="also compare other settings, rates and catalogues")
+    parser.add_argument("--temperature", type=float, default=TEMPERATURE, help="the learner's softmax temperature")
     args = parser.parse_args()
-    n_customers = 200 if args.quick else 400
-    seeds = [1, 2] if args.quick else [1, 2, 3, 4, 5]
-    legacy_per_customer, run_per_customer, epsilon, horizon_days = 10, 20, 0.1, 90.0
+    n_customers = 300 if args.quick else 800
+    seeds = (1, 2) if args.quick else (1, 2, 3, 4, 5, 6, 7, 8)
+    streams = ("",) if args.quick else ("", "b")  # two streams of draws on each world
+    epsilon = 0.1
 
-    print(f"latent-interest discovery: {len(seeds)} world seeds x {n_customers} customers, "
-          f"{legacy_per_customer} legacy contacts (segment top-{LEGACY_TOP_CATEGORIES} categories) then "
-          f"{run_per_customer} decisions per customer; eps = beta = {epsilon}, horizon {horizon_days:g} days")
-    print(f"{'explorer':16s}{'seed':>5s}{'reward/dec':>11s}{'discovered':>12s}{'by explore':>11s}{'latent hits':>12s}"
-          f"{'outside%':>9s}{'coverage':>9s}{'cats/10':>8s}{'gini':>7s}{'cost':>7s}")
-    totals: dict[str, list[RunResult]] = {"epsilon_greedy": [], "novelty": []}
-    for seed in seeds:
-        config = WorldConfig(seed=seed, n_customers=n_customers, base_rate=0.03, latent_share=0.5)
-        warm = legacy_warm_start(config, legacy_per_customer * n_customers, prior_weight=5.0)
-        for explorer in totals:
-            result = run(explorer, warm, n_requests=run_per_customer * n_customers, epsilon=epsilon,
-                         horizon_days=horizon_days)
-            totals[explorer].append(result)
-            r = result.report
-            cost = r.mean_reward_exploit - (r.mean_reward_outside_history if explorer == "novelty"
-                                            else r.mean_reward_explore)
-            print(f"{explorer:16s}{seed:5d}{result.mean_reward:11.4f}"
-                  f"{result.discovered:7d}/{result.hidden_customers:<4d}{result.discovered_by_exploration:11d}"
-                  f"{result.latent_hits:12d}{100 * r.share_outside_history:9.1f}{r.catalogue_coverage:9.3f}"
-                  f"{r.distinct_categories_last_n:8.2f}{r.exposure_gini:7.3f}{cost:7.3f}")
+    print(f"latent-interest discovery: {len(seeds)} world seeds x {len(streams)} draw streams x {n_customers} "
+          f"customers, 10 legacy contacts (segment top-{LEGACY_TOP_CATEGORIES} categories) then 20 decisions per "
+          f"customer; eps = beta = {epsilon}, horizon 90 days, learner temperature {args.temperature}; "
+          f"novelty: {NoveltyConfig()}")
+    main_run = compare(seeds, n_customers, epsilon=epsilon, temperature=args.temperature, streams=streams)
+    _print_runs(main_run)
+    print(f"novelty / epsilon_greedy: {_summary(main_run)}")
 
-    def total(explorer: str, attr: str) -> float:
-        return float(sum(getattr(r, attr) for r in totals[explorer]))
-
-    def ratio(attr: str) -> float:
-        baseline = total("epsilon_greedy", attr)
-        return total("novelty", attr) / baseline if baseline else float("nan")
-
-    print(f"novelty / epsilon_greedy (same exploration rate {epsilon}): customers whose hidden latent interest was "
-          f"found x{ratio('discovered'):.2f}, found by an exploration draw x{ratio('discovered_by_exploration'):.2f}, "
-          f"positive responses on hidden latent categories x{ratio('latent_hits'):.2f}, "
-          f"reward per decision x{ratio('mean_reward'):.3f}")
+    if args.sweep:
+        print("\nsettings (novelty / epsilon_greedy at the same rate):")
+        for name, config in SWEEP.items():
+            result = main_run if name == "default" else compare(
+                seeds, n_customers, epsilon=epsilon, novelty=config, temperature=args.temperature, streams=streams)
+            print(f"  {name:38s} {_summary(result)}", flush=True)
+        for label, kwargs in (("eps = beta = 0.05", {"epsilon": 0.05}), ("eps = beta = 0.2", {"epsilon": 0.2}),
+                              ("24 offers", {"n_offers": 24}), ("learner temperature 0.02", {"temperature": 0.02})):
+            kwargs.setdefault("temperature", args.temperature)
+            result = compare(seeds, n_customers, streams=streams, **kwargs)
+            print(f"  default, {label:29s} {_summary(result)}", flush=True)
 
     repeats = 200 if args.quick else 1000
     print("\nper-call cost of the exploration steps (one customer with 50 contacts):")

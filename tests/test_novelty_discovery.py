@@ -1,15 +1,21 @@
 """Direction check: at the same exploration rate, exploring outside the customer's history finds hidden
 latent interests more often than ε-greedy, at no worse reward (a short, seeded version of
-bench/bench_exploration.py, which holds the simulated experiment)."""
+bench/bench_exploration.py, which holds the simulated experiment and measures the size).
+
+Seeds differ from the benchmark's. Measured on these seeds with the default `NoveltyConfig`: 116 vs 68
+customers found (x1.71), 68 vs 20 found by a draw of the exploration component (x3.4), reward x1.016;
+the thresholds below leave a wide margin under those figures."""
 from __future__ import annotations
 
 import importlib.util
 import sys
 from pathlib import Path
 
-from simulator import WorldConfig
+from policies.novelty import NoveltyConfig
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_exploration.py"
+SEEDS = (11, 12, 13)
+EPSILON = 0.1
 
 
 def _bench_module():
@@ -22,23 +28,17 @@ def _bench_module():
 
 def test_novelty_finds_hidden_interests_more_often_than_epsilon_greedy():
     bench = _bench_module()
-    n_customers = 150
-    totals = {"epsilon_greedy": [0, 0, 0.0], "novelty": [0, 0, 0.0]}
-    for seed in (1, 2):
-        config = WorldConfig(seed=seed, n_customers=n_customers, base_rate=0.03, latent_share=0.5)
-        warm = bench.legacy_warm_start(config, 10 * n_customers, prior_weight=5.0)
-        assert warm.hidden  # the world does hold interests the legacy system never showed
-        for explorer, total in totals.items():
-            result = bench.run(explorer, warm, n_requests=20 * n_customers, epsilon=0.1, horizon_days=90.0)
-            total[0] += result.discovered
-            total[1] += result.discovered_by_exploration
-            total[2] += result.mean_reward * result.decisions
-            if explorer == "novelty":
-                assert 0.0 < result.report.share_outside_history <= 0.1 + 0.02
-            else:
-                assert result.report.share_outside_history == 0.0
+    comparison = bench.compare(SEEDS, 200, epsilon=EPSILON, novelty=NoveltyConfig())
+    for baseline, novelty in zip(comparison.epsilon_greedy, comparison.novelty):
+        assert novelty.hidden_customers == baseline.hidden_customers > 0  # the same worlds, with hidden interests
+        # Same exploration budget: ε-greedy explores at rate ε; novelty at most β = ε (β is 0 for a
+        # customer with nothing outside the history).
+        assert abs(baseline.exploration_share - EPSILON) < 0.02
+        assert 0.0 < novelty.exploration_share <= EPSILON + 0.02
+        assert novelty.report.share_outside_history == novelty.exploration_share
+        assert baseline.report.share_outside_history == 0.0
 
-    novelty, baseline = totals["novelty"], totals["epsilon_greedy"]
-    assert novelty[0] > 1.1 * baseline[0], totals
-    assert novelty[1] > 1.2 * baseline[1], totals
-    assert novelty[2] >= 0.95 * baseline[2], totals
+    assert comparison.total("novelty", "discovered") >= 1.3 * comparison.total("epsilon_greedy", "discovered")
+    assert comparison.total("novelty", "discovered_by_component") >= 2.0 * comparison.total(
+        "epsilon_greedy", "discovered_by_component")
+    assert comparison.ratio("mean_reward") >= 0.97
