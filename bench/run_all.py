@@ -60,6 +60,13 @@ def markdown_table(columns: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def _date_range(results: dict[str, dict]) -> str:
+    dates = sorted(payload["machine"]["date"] for payload in results.values())
+    if not dates:
+        return ""
+    return dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+
+
 def render(results: dict[str, dict], texts: dict[str, tuple[str, int, str, float]], load_before: list[float],
            load_after: list[float], args: argparse.Namespace, total_s: float) -> str:
     machine = machine_info()
@@ -72,7 +79,8 @@ def render(results: dict[str, dict], texts: dict[str, tuple[str, int, str, float
         "below was measured inside one run of one script (numerator and denominator on the same machine,",
         "minutes apart at most).",
         "",
-        f"- date: {machine['date']} (whole run: {total_s / 60:.1f} min)",
+        f"- date: {_date_range(results) or machine['date']} (whole run: {total_s / 60:.1f} min; each section "
+        "gives its own time and load)",
         f"- machine: {machine['cores']} cores ({machine['cpu']}), {machine['platform']}",
         f"- python {machine['python']}, SQLite {machine['sqlite']}; {versions}",
         f"- load average (1, 5, 15 min) before: {', '.join(map(str, load_before))}; after: "
@@ -91,7 +99,8 @@ def render(results: dict[str, dict], texts: dict[str, tuple[str, int, str, float
     for name, payload in results.items():
         out += ["", f"## {TITLES.get(name, name)}", "",
                 f"`python bench/{name}.py{'' if payload['mode'] == 'full' else ' --' + payload['mode']}` "
-                f"({payload['wall_s']:.0f} s, load average at the end {', '.join(map(str, payload['machine']['load_average']))})"]
+                f"(finished {payload['machine']['date']}, {payload['wall_s']:.0f} s, load average at the end "
+                f"{', '.join(map(str, payload['machine']['load_average']))})"]
         if name == "bench_learning" and (REPO / "docs" / "learning_curves.png").exists():
             out += ["", "![learning curves](../docs/learning_curves.png)"]
         for table in payload["tables"]:
