@@ -83,23 +83,38 @@ def exploration(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     campaign: Annotated[Optional[str], typer.Option(help="Only this campaign.")] = None,
     by_version: Annotated[bool, typer.Option("--by-version", help="One report per policy version.")] = False,
+    since: Annotated[Optional[float], typer.Option(help="Only decisions at or after this unix time.")] = None,
     last_n: Annotated[int, typer.Option(help="Contacts per customer for the diversity metric.")] = 10,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Exploration outside each customer's history, coverage, diversity, discovery, cost, Gini."""
+    from rich.console import Console
+
     from service import exploration_report as report
 
     try:
         if by_version:
-            reports = report.reports_by_version(data_dir, campaign=campaign, last_n=last_n)
+            reports = report.reports_by_version(data_dir, campaign=campaign, since=since, last_n=last_n)
         else:
-            reports = {"all": report.exploration_report_from_log(data_dir, campaign=campaign, last_n=last_n)}
+            reports = {"all": report.exploration_report_from_log(data_dir, campaign=campaign, since=since,
+                                                                 last_n=last_n)}
     except OfferBanditError as exc:
         fail(str(exc))
     if json_out:
-        typer.echo(report.to_json(reports))
-    else:
-        report.render_table(reports)
+        typer.echo(report.report_json(reports))
+        return
+    from rich.table import Table
+
+    table = Table(title="Exploration outside each customer's history")  # one column per version
+    table.add_column("metric", no_wrap=True)
+    rows = {name: report.report_dict(r) for name, r in reports.items()}
+    for name in rows:
+        table.add_column(f"v{name}" if name.isdigit() else name, justify="right")
+    for metric in next(iter(rows.values()), {}):
+        cells = [rows[name][metric] for name in rows]
+        table.add_row(metric, *("-" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+                                for v in cells))
+    Console(width=max(Console().width, 132)).print(table)
 
 
 @app.command("eval")
