@@ -70,7 +70,10 @@ def version_stats(data_dir: Path, campaign: str = "default") -> list[VersionStat
 def log_version_reports(data_dir: Path, registry: PolicyRegistry, campaign: str = "default",
                         extra_metrics: dict[str, dict[str, float]] | None = None) -> dict[str, str]:
     """One evaluation run per registered version that served; returns version -> run id."""
+    from service.exploration_report import reports_by_version
+
     stats = version_stats(data_dir, campaign)
+    exploration = reports_by_version(data_dir, campaign=campaign)
     out_dir = Path(data_dir) / "reports"
     over_time = plot_reward_over_time([RewardSeries(f"version {s.version}", s.times, s.rewards) for s in stats],
                                       out_dir / "reward_over_time.png") if stats else None
@@ -81,6 +84,8 @@ def log_version_reports(data_dir: Path, registry: PolicyRegistry, campaign: str 
         heatmap = plot_format_slot_heatmap(reward_grid(s.formats, s.time_slots, s.rewards),
                                            out_dir / f"heatmap_v{s.version}.png")
         metrics = {**s.metrics(), **(extra_metrics or {}).get(s.version, {})}
+        if s.version in exploration:
+            metrics.update(exploration[s.version].as_metrics())
         runs[s.version] = registry.log_evaluation(campaign, s.version, metrics,
                                                   {"reward_over_time": over_time, "format_slot_heatmap": heatmap})
     return runs

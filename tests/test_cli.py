@@ -65,3 +65,16 @@ def test_export_dsjson_has_the_vw_fields(start_server, tmp_path):
     assert abs(sum(first["p"]) - 1) < 1e-9 and len(first["c"]["_multi"]) == len(first["p"])
     assert records[3].get("_skipLearn") is True  # deferred, never activated
     assert records[1].get("_skipLearn") is True  # reward window still open
+
+
+def test_exploration_report_command_counts_the_log(start_server, tmp_path):
+    served = start_server()
+    for i in range(12):
+        served.stub.Decide(make_request(user=f"e{i % 4}"), timeout=10)
+    served.server.stop(grace=1)
+    result = run("exploration", "--data-dir", str(served.data_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["all"]
+    assert report["n_decisions"] == 12 and report["n_customers"] == 4
+    table = run("exploration", "--data-dir", str(served.data_dir), "--by-version")
+    assert table.returncode == 0 and "bootstrap" in table.stdout and "share_outside_history" in table.stdout
