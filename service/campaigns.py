@@ -20,6 +20,7 @@ from service.config import CampaignConfig, ServiceConfig
 from service.decision_log import encode_offers
 
 BOOTSTRAP_VERSION = "bootstrap"
+_CACHE_SIZE = 4096  # distinct candidate lists remembered per campaign (oldest dropped first)
 _MODE_NAMES = {"online": "learned", "apprentice": "apprentice", "logging_only": "logging_only"}
 
 
@@ -50,7 +51,8 @@ class CampaignRuntime:
     challenger: LivePolicy | None = None
     mode: modes.ModeConfig = field(default_factory=modes.ModeConfig)
     apprentice: modes.ApprenticeGate | None = None
-    _offer_codes: dict[tuple[str, ...], tuple[str, str]] = field(default_factory=dict)
+    _offer_codes: dict[tuple, tuple[str, str]] = field(default_factory=dict)
+    _arm_sets: dict[tuple, ArmSet] = field(default_factory=dict)
     _categories: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -63,19 +65,37 @@ class CampaignRuntime:
         return modes.served_pmf(self.mode, learned, baseline_index=_index_of(arm_set, baseline),
                                 gate=self.apprentice)
 
+    def candidates(self, offers: tuple[Offer, ...], formats: tuple[str, ...],
+                   time_slots: tuple[str, ...]) -> ArmSet:
+        """The joint arms of a candidate list, built once per distinct list and reused: callers tend
+        to send the same candidates again and again, and the VW adapter's caches key on the object."""
+        key = (self._offers_key(offers), formats, time_slots)
+        arm_set = self._arm_sets.get(key)
+        if arm_set is None:
+            arm_set = ArmSet.product(offers, formats, time_slots)
+            with self._lock:
+                if len(self._arm_sets) >= _CACHE_SIZE:
+                    self._arm_sets.pop(next(iter(self._arm_sets)))
+                self._arm_sets[key] = arm_set
+        return arm_set
+
     def offer_set_code(self, offers: tuple[Offer, ...]) -> tuple[str, str]:
         """Content id and JSON of an offer snapshot, cached per distinct offer list."""
-        key = tuple(f"{o.id}\x1f{sorted(o.features.items())}" for o in offers)
+        key = self._offers_key(offers)
         code = self._offer_codes.get(key)
         if code is None:
             code = encode_offers(offers)
             with self._lock:
-                if len(self._offer_codes) > 4096:
-                    self._offer_codes.clear()
+                if len(self._offer_codes) >= _CACHE_SIZE:
+                    self._offer_codes.pop(next(iter(self._offer_codes)))
                 self._offer_codes[key] = code
                 for offer in offers:
                     self._categories[offer.id] = offer.category
         return code
+
+    @staticmethod
+    def _offers_key(offers: tuple[Offer, ...]) -> tuple:
+        return tuple((o.id, tuple(sorted(o.features.items()))) for o in offers)
 
     def category_of(self, offer_id: str) -> str:
         return self._categories.get(offer_id, "")

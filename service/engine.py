@@ -201,7 +201,7 @@ class DecisionEngine:
             raise InvalidInput(f"offers x formats x time_slots gives {n_arms} joint arms, more than the limit of "
                                f"{self.config.limits.max_joint_arms}", field="offers")
         candidates = (runtime.catalog_arms if not (inp.offers or inp.formats or inp.time_slots)
-                      else ArmSet.product(offer_list, formats, time_slots))
+                      else runtime.candidates(tuple(offer_list), tuple(formats), tuple(time_slots)))
         context = DecisionContext(user_key=self.keys.user_key(inp.user_id), context=dict(inp.context),
                                   numeric=dict(inp.numeric), campaign=runtime.config.name)
         return _Prepared(inp, inp.event_id or uuid.uuid4().hex, runtime, context, candidates, tuple(offer_list),
