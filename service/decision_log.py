@@ -162,22 +162,47 @@ VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 """
 
 
-def insert_decisions(rows: Sequence[DecisionRow]) -> WriteOp:
-    """A write operation inserting decisions (all or none of them)."""
+@dataclass(frozen=True)
+class InsertDecisions:
+    """A write operation inserting decisions (all or none of them).
 
-    def op(conn: sqlite3.Connection) -> int:
-        conn.executemany("INSERT OR IGNORE INTO offer_sets (id, offers) VALUES (?, ?)",
-                         {(r.offer_set_id, r.offer_set_json) for r in rows})
-        conn.executemany(_INSERT_DECISION, [
-            (r.event_id, r.campaign, r.decided_at, r.user_key, r.context_json, r.numeric_json, r.offer_set_id,
-             r.formats_json, r.time_slots_json, r.eligible, r.pmf, r.policy_pmf, r.chosen_index,
-             r.offer_id or None, r.format or None, r.time_slot or None, r.probability, r.policy_version,
-             r.exploration, r.beta, int(r.deferred), r.learn_due_at, r.baseline_json, r.no_contact_reason or None,
-             r.removed_json)
-            for r in rows])
-        return len(rows)
+    The writer merges consecutive InsertDecisions of one group into a single ``executemany`` (one
+    SAVEPOINT instead of one per call); if the merged insert fails, it retries them one by one so
+    only the offending call fails.
+    """
 
-    return op
+    rows: tuple[DecisionRow, ...]
+
+    def __call__(self, conn: sqlite3.Connection) -> int:
+        return _insert_rows(conn, self.rows)
+
+
+def insert_decisions(rows: Sequence[DecisionRow]) -> InsertDecisions:
+    return InsertDecisions(tuple(rows))
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[DecisionRow]) -> int:
+    conn.executemany("INSERT OR IGNORE INTO offer_sets (id, offers) VALUES (?, ?)",
+                     {(r.offer_set_id, r.offer_set_json) for r in rows})
+    conn.executemany(_INSERT_DECISION, [
+        (r.event_id, r.campaign, r.decided_at, r.user_key, r.context_json, r.numeric_json, r.offer_set_id,
+         r.formats_json, r.time_slots_json, r.eligible, r.pmf, r.policy_pmf, r.chosen_index,
+         r.offer_id or None, r.format or None, r.time_slot or None, r.probability, r.policy_version,
+         r.exploration, r.beta, int(r.deferred), r.learn_due_at, r.baseline_json, r.no_contact_reason or None,
+         r.removed_json)
+        for r in rows])
+    return len(rows)
+
+
+def _runs_of_inserts(batch: list[tuple[WriteOp, Future]]) -> list[list[tuple[WriteOp, Future]]]:
+    """Split a group into runs: consecutive InsertDecisions together, every other op alone."""
+    runs: list[list[tuple[WriteOp, Future]]] = []
+    for item in batch:
+        if isinstance(item[0], InsertDecisions) and runs and isinstance(runs[-1][0][0], InsertDecisions):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
 
 
 class LogWriter:
@@ -260,17 +285,11 @@ class LogWriter:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for i, (op, future) in enumerate(batch):
-                conn.execute(f"SAVEPOINT op{i}")
-                try:
-                    value = op(conn)
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller through its future
-                    conn.execute(f"ROLLBACK TO op{i}")
-                    conn.execute(f"RELEASE op{i}")
-                    results.append((future, None, exc))
-                else:
-                    conn.execute(f"RELEASE op{i}")
-                    results.append((future, value, None))
+            for run in _runs_of_inserts(batch):
+                if len(run) > 1 and self._merged_insert(conn, run, results):
+                    continue
+                for op, future in run:
+                    results.append(self._one(conn, op, future))
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - the whole group failed: every caller learns it
             try:
@@ -288,6 +307,33 @@ class LogWriter:
                 future.set_exception(exc)
             else:
                 future.set_result(value)
+
+    @staticmethod
+    def _one(conn: sqlite3.Connection, op: WriteOp, future: Future) -> tuple[Future, Any, BaseException | None]:
+        conn.execute("SAVEPOINT op")
+        try:
+            value = op(conn)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through its future
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            return future, None, exc
+        conn.execute("RELEASE op")
+        return future, value, None
+
+    @staticmethod
+    def _merged_insert(conn: sqlite3.Connection, run: list[tuple[WriteOp, Future]],
+                       results: list[tuple[Future, Any, BaseException | None]]) -> bool:
+        """Insert a run of InsertDecisions with one executemany; False (nothing written) if it fails."""
+        conn.execute("SAVEPOINT merged")
+        try:
+            _insert_rows(conn, [row for op, _ in run for row in op.rows])
+        except sqlite3.Error:
+            conn.execute("ROLLBACK TO merged")
+            conn.execute("RELEASE merged")
+            return False
+        conn.execute("RELEASE merged")
+        results.extend((future, len(op.rows), None) for op, future in run)
+        return True
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, checkpoint the WAL into the main file, close."""

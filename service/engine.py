@@ -83,8 +83,11 @@ class _Prepared:
 def ranking_of(arm_set: ArmSet, pmf: np.ndarray, limit: int = 0) -> tuple[tuple[JointArm, float], ...]:
     """Arms with non-zero probability, highest first (ties in arm order); the top ``limit`` if set."""
     order = np.argsort(-pmf, kind="stable")
-    ranked = tuple((arm_set.arms[i], float(pmf[i])) for i in order if pmf[i] > 0)
-    return ranked[:limit] if limit else ranked
+    order = order[pmf[order] > 0]
+    if limit:
+        order = order[:limit]
+    arms = arm_set.arms
+    return tuple(zip(map(arms.__getitem__, order.tolist()), pmf[order].tolist()))
 
 
 class DecisionEngine:
