@@ -251,6 +251,10 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
         return cls(**values)
     except TypeError as exc:
         raise InvalidInput(f"bad value in [{where}]: {exc}", field=where) from exc
+    except InvalidInput as exc:
+        if exc.field.startswith(where):  # our own configs name the full path already
+            raise
+        raise InvalidInput(f"[{where}] {exc}", field=f"{where}.{exc.field}" if exc.field else where) from exc
 
 
 def _parse_catalog(raw: Mapping[str, Any], where: str, fallback: Catalog) -> Catalog:
@@ -313,10 +317,10 @@ def _parse_rules(raw: Mapping[str, Any] | None, where: str) -> Any:
         item = dict(item)
         item["feature_values"] = frozenset(item.get("feature_values", ()))
         suppressions.append(_build(SuppressionRule, item, f"{where}.suppressions[{i}]"))
+    caps = _items(raw.get("caps", []), FrequencyCap, f"{where}.caps")
+    quiet_hours = _items(raw.get("quiet_hours", []), QuietHours, f"{where}.quiet_hours")
     try:
-        return RulesConfig(caps=_items(raw.get("caps", []), FrequencyCap, f"{where}.caps"),
-                           quiet_hours=_items(raw.get("quiet_hours", []), QuietHours, f"{where}.quiet_hours"),
-                           suppressions=tuple(suppressions),
+        return RulesConfig(caps=caps, quiet_hours=quiet_hours, suppressions=tuple(suppressions),
                            slot_hours={**DEFAULT_SLOT_HOURS, **raw.get("slot_hours", {})})
     except InvalidInput as exc:
         raise InvalidInput(f"[{where}] {exc}", field=f"{where}.{exc.field}") from exc
@@ -325,10 +329,7 @@ def _parse_rules(raw: Mapping[str, Any] | None, where: str) -> Any:
 def _parse_novelty(raw: Mapping[str, Any] | None, where: str) -> Any:
     from policies.novelty import NoveltyConfig
 
-    try:
-        return _build(NoveltyConfig, dict(raw or {}), f"{where}.novelty")
-    except InvalidInput as exc:
-        raise InvalidInput(f"[{where}.novelty] {exc}", field=f"{where}.novelty.{exc.field}") from exc
+    return _build(NoveltyConfig, dict(raw or {}), f"{where}.novelty")
 
 
 def parse_config(text: str) -> ServiceConfig:
