@@ -147,13 +147,18 @@ def main() -> None:
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     args.out.mkdir(parents=True, exist_ok=True)
     summary_path = args.out / "run_all.json"
-    previous = json.loads(summary_path.read_text(encoding="utf-8")) if args.reuse and summary_path.exists() else {}
+    # --reuse re-renders everything; --only re-runs some scripts and keeps the others' last figures
+    keep_previous = (args.reuse or only) and summary_path.exists()
+    previous = json.loads(summary_path.read_text(encoding="utf-8")) if keep_previous else {}
     load_before = [round(x, 2) for x in os.getloadavg()]
     start = time.perf_counter()
     results: dict[str, dict] = {}
     failures = []
     for name in JSON_SCRIPTS:
         if only and name not in only:
+            kept = args.out / f"{name}.json"
+            if kept.exists():
+                results[name] = json.loads(kept.read_text(encoding="utf-8"))
             continue
         flags = list(mode_flag) + (["--with-1m"] if name == "bench_scaling" and args.with_1m else [])
         json_path = args.out / f"{name}.json"
@@ -167,10 +172,9 @@ def main() -> None:
             print(output[-3000:], file=sys.stderr)
             continue
         results[name] = json.loads(json_path.read_text(encoding="utf-8"))
-    texts: dict[str, tuple[str, int, str, float]] = {}
-    if args.reuse:
-        texts = {name: tuple(value) for name, value in previous.get("texts", {}).items()}
-    elif args.others != "skip":
+    texts: dict[str, tuple[str, int, str, float]] = {
+        name: tuple(value) for name, value in previous.get("texts", {}).items()}
+    if not args.reuse and args.others != "skip":
         for name in TEXT_SCRIPTS:
             if (only and name not in only) or not (REPO / "bench" / f"{name}.py").exists():
                 continue
