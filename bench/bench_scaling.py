@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, decide_request,  # noqa: E402
+from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, decide_request, feed_writer,  # noqa: E402
                           decision_context, decision_rows, parse_flags, percentiles_ms)
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
@@ -126,24 +126,7 @@ def fill(writer: LogWriter, count: int, seed: int, chunk: int = 512) -> list[str
 
 def insert_rate(writer: LogWriter, count: int, seed: int, threads: int = 8) -> float:
     rows = decision_rows(count, seed=seed)
-    parts = [rows[i::threads] for i in range(threads)]
-
-    def submit(part: list) -> None:
-        pending = []
-        for row in part:
-            pending.append(writer.submit(insert_decisions([row])))
-            if len(pending) >= 256:
-                pending.pop(0).result()
-        for future in pending:
-            future.result()
-
-    workers = [threading.Thread(target=submit, args=(p,)) for p in parts]
-    start = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return count / (time.perf_counter() - start)
+    return count / feed_writer(writer, [[row] for row in rows], threads, window=256)
 
 
 def reward_latencies(writer: LogWriter, event_ids: list[str], count: int, seed: int) -> list[float]:

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, decide_request,  # noqa: E402
+from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, decide_request, feed_writer,  # noqa: E402
                           decision_context, decision_rows, parse_flags, percentiles_ms)
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
@@ -229,24 +229,7 @@ def writer_open_loop(path: Path, rows: Sequence[DecisionRow], threads: int, rows
     unacknowledged; returns rows/s and rows per COMMIT."""
     writer = LogWriter(path)
     ops = [rows[i:i + rows_per_op] for i in range(0, len(rows), rows_per_op)]
-    parts = [ops[i::threads] for i in range(threads)]
-
-    def submit(part: Sequence[Sequence[DecisionRow]]) -> None:
-        pending = []
-        for op_rows in part:
-            pending.append(writer.submit(insert_decisions(op_rows)))
-            if len(pending) >= window:
-                pending.pop(0).result()
-        for future in pending:
-            future.result()
-
-    workers = [threading.Thread(target=submit, args=(p,)) for p in parts]
-    start = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - start
+    elapsed = feed_writer(writer, ops, threads, window)
     rows_per_commit = writer.ops_written * rows_per_op / max(1, writer.commits)
     writer.close()
     return len(rows) / elapsed, rows_per_commit

@@ -283,3 +283,26 @@ def decision_rows(count: int, n_arms: int = 128, seed: int = 0) -> list[Decision
             beta=0.0, deferred=False, learn_due_at=time.time() + 3600, baseline_json=None, no_contact_reason="",
             removed_json='{"excluded":0}'))
     return rows
+
+
+def feed_writer(writer, ops: Sequence[Sequence], threads: int, window: int) -> float:
+    """Submit insert ops (each a sequence of DecisionRow) from ``threads`` threads, each keeping up to
+    ``window`` unacknowledged; returns the seconds until every op was committed."""
+    from service.decision_log import insert_decisions
+
+    def submit(part: Sequence[Sequence]) -> None:
+        pending = []
+        for op_rows in part:
+            pending.append(writer.submit(insert_decisions(op_rows)))
+            if len(pending) >= window:
+                pending.pop(0).result()
+        for future in pending:
+            future.result()
+
+    workers = [threading.Thread(target=submit, args=(ops[i::threads],)) for i in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - start
