@@ -6,7 +6,7 @@ Nothing here touches state: a request that passes is safe to decide on, one that
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from offers.v1 import decision_pb2 as pb
@@ -64,37 +64,36 @@ def _check_unique(values: Sequence[str], field: str, limit: int, limits: LimitsC
     return tuple(values)
 
 
-def _check_context(items: Iterable[tuple[str, str]], limits: LimitsConfig,
-                   privacy: PrivacyConfig) -> tuple[tuple[str, str], ...]:
+def _check_features(field: str, items: Iterable[tuple[str, object]], check_value: Callable[[str, object], None],
+                    limits: LimitsConfig, privacy: PrivacyConfig) -> tuple:
+    """Keys of ``context`` or ``numeric``: count, text, deny-list; values by ``check_value``."""
     pairs = sorted(items)
     if len(pairs) > limits.max_context_keys:
-        raise InvalidInput(f"context has {len(pairs)} keys, more than the limit of {limits.max_context_keys}",
-                           field="context")
+        raise InvalidInput(f"{field} has {len(pairs)} keys, more than the limit of {limits.max_context_keys}",
+                           field=field)
     for key, value in pairs:
-        _check_text(key, "context key", limits, required=True)
-        _check_text(value, f"context[{key!r}]", limits)
+        _check_text(key, f"{field} key", limits, required=True)
+        check_value(f"{field}[{key!r}]", value)
         if key.strip().lower() in privacy.sensitive_context_keys:
             raise SensitiveFeature(
-                f"context key {key!r} is on the sensitive-feature deny-list and is never used for decisions",
-                field=f"context[{key!r}]")
+                f"{field} key {key!r} is on the sensitive-feature deny-list and is never used for decisions",
+                field=f"{field}[{key!r}]")
     return tuple(pairs)
+
+
+def _check_context(items: Iterable[tuple[str, str]], limits: LimitsConfig,
+                   privacy: PrivacyConfig) -> tuple[tuple[str, str], ...]:
+    return _check_features("context", items, lambda name, value: _check_text(value, name, limits), limits, privacy)
+
+
+def _check_finite(name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise InvalidInput(f"{name} must be a finite number, got {value}", field=name)
 
 
 def _check_numeric(items: Iterable[tuple[str, float]], limits: LimitsConfig,
                    privacy: PrivacyConfig) -> tuple[tuple[str, float], ...]:
-    pairs = sorted(items)
-    if len(pairs) > limits.max_context_keys:
-        raise InvalidInput(f"numeric has {len(pairs)} keys, more than the limit of {limits.max_context_keys}",
-                           field="numeric")
-    for key, value in pairs:
-        _check_text(key, "numeric key", limits, required=True)
-        if not math.isfinite(value):
-            raise InvalidInput(f"numeric[{key!r}] must be a finite number, got {value}", field=f"numeric[{key!r}]")
-        if key.strip().lower() in privacy.sensitive_context_keys:
-            raise SensitiveFeature(
-                f"numeric key {key!r} is on the sensitive-feature deny-list and is never used for decisions",
-                field=f"numeric[{key!r}]")
-    return tuple(pairs)
+    return _check_features("numeric", items, _check_finite, limits, privacy)
 
 
 def _check_offers(offers: Sequence[pb.Offer], limits: LimitsConfig) -> tuple[Offer, ...]:
