@@ -40,8 +40,12 @@ class Step:
 
 
 def catalog_request(world: CustomerWorld, request: SimRequest, campaign: str = "") -> pb.DecideRequest:
-    """A DecideRequest carrying the simulated context; candidates come from the server's catalogue."""
-    message = pb.DecideRequest(user_id=request.user_id, campaign=campaign)
+    """A DecideRequest carrying the simulated context; candidates come from the server's catalogue.
+
+    The event id is derived from the world's seed and the request's index, so a rerun draws with the
+    same seeds (only the background learner's timing still varies between runs)."""
+    message = pb.DecideRequest(user_id=request.user_id, campaign=campaign,
+                               event_id=f"sim{world.config.seed}-{campaign or 'default'}-{request.index}")
     message.context.update(dict(request.context))
     message.numeric.update(dict(request.numeric))
     return message
