@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -189,17 +189,6 @@ class ServiceConfig:
         if not self.campaigns:
             object.__setattr__(self, "campaigns", {"default": default_campaign()})
         object.__setattr__(self, "campaigns", MappingProxyType(dict(self.campaigns)))
-
-    def campaign(self, name: str) -> CampaignConfig:
-        from policies.errors import NotFound
-
-        try:
-            return self.campaigns[name or "default"]
-        except KeyError:
-            raise NotFound(f"unknown campaign {name!r} (configured: {', '.join(sorted(self.campaigns))})") from None
-
-    def with_campaign(self, campaign: CampaignConfig) -> "ServiceConfig":
-        return replace(self, campaigns={**self.campaigns, campaign.name: campaign})
 
 
 DEFAULT_OFFERS = (

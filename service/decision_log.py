@@ -24,7 +24,6 @@ import json
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -368,12 +367,6 @@ class LogReader:
                 self._all.append(conn)
         return conn
 
-    def decision(self, event_id: str) -> sqlite3.Row:
-        row = self.conn().execute("SELECT * FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"unknown event_id {event_id!r}")
-        return row
-
     def find_decision(self, event_id: str) -> sqlite3.Row | None:
         return self.conn().execute("SELECT * FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
 
@@ -422,7 +415,3 @@ class LogReader:
                     pass
             self._all.clear()
         self._local = threading.local()
-
-
-def now() -> float:
-    return time.time()

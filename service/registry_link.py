@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from grpc_health.v1 import health_pb2
@@ -186,7 +185,3 @@ class RegistryLink:
     def _set_health(self, ok: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
         self.server.health.set(REGISTRY_HEALTH, status)
-
-    def status_lines(self) -> Sequence[str]:
-        status = self.watcher.status()
-        return [f"{p.campaign}/{p.alias}: {p.error}" for p in status.problems]

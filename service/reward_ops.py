@@ -19,10 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from policies.errors import NotFound
-
+from policies.sampler import NO_CONTACT
 from service.decision_log import WriteOp
-
-NO_CONTACT = "no_contact"
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,13 +107,5 @@ def drive(stub: pb_grpc.DecisionServiceStub, world: CustomerWorld, n_decisions: 
             on_batch(len(requests))
 
 
-def mean_of(steps: list[Step], field: str) -> tuple[float, float]:
-    """Mean and standard error of one numeric Step field."""
-    values = np.array([getattr(s, field) for s in steps], dtype=np.float64)
-    if len(values) < 2:
-        return float(values.mean()) if len(values) else 0.0, 0.0
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
-
-
 def channel_for(address: str) -> grpc.Channel:
     return grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
