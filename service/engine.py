@@ -153,11 +153,11 @@ class DecisionEngine:
                         self._inflight[item.event_id] = Future()
                         claimed.add(item.event_id)
                         fresh.append(i)
-            for i in list(fresh):
+            for i in [i for i in fresh if prepared[i].input.event_id]:  # server-made ids are new by construction
                 logged = self.reader.find_decision(prepared[i].event_id)
                 if logged is not None:
                     results[i] = self._outcome_from_row(logged)
-                    fresh.remove(i)
+            fresh = [i for i in fresh if results[i] is None]
             rows: list[DecisionRow] = []
             scored: list[ShadowItem] = []
             now = time.time()
