@@ -3,10 +3,11 @@
 World: `simulator.CustomerWorld`; some customers have a *latent* interest, a category they like a lot
 but that their segment points away from. A legacy segment-marketing system first contacts everyone
 with offers from their segment's top categories (that history is rebuilt into the history store and
-trains the learner); "hidden" customers are those whose latent category it never showed. Then two
-explorers with the SAME exploration rate ε run on the same request stream through the real decision
-steps (rules -> policy pmf -> mixture -> seeded two-stage draw -> label -> history update):
+trains the learner); "hidden" customers are those whose latent category it never showed. Then, on the
+same request stream, through the real decision steps (rules -> policy pmf -> mixture -> seeded
+two-stage draw -> label -> history update):
 
+- ``learner_only``:   the learner alone, no exploration component (what it finds on its own);
 - ``epsilon_greedy``: p = (1 - ε)·learner + ε·uniform over all arms, drawn in two stages (the uniform
                       component with probability ε) so its exploration draws are known;
 - ``novelty``:        p = (1 - β)·learner + β·q_novel with β = ε, q_novel over the arms whose category
@@ -16,10 +17,18 @@ steps (rules -> policy pmf -> mixture -> seeded two-stage draw -> label -> histo
 
 The learner is a past-behaviour model (no data on a category -> score 0): per-customer smoothed
 category means shrunk to the segment's, plus residual lifts per (segment, format, slot) and per
-offer, served as a low-temperature softmax (nearly greedy), the same in both explorers. It learns
-across customers, so part of the discoveries come from its own (exploit) draws after exploration
-taught it a category; those dominate ε-greedy's count and vary a lot from one draw stream to the next,
-hence several worlds x two draw streams and a bootstrap interval over them.
+offer, served as a low-temperature softmax (nearly greedy), the same for every explorer. It learns
+across customers and its shrinkage moves non-responders on to categories their segment answers, so it
+finds a share of the hidden interests by itself; exploration also teaches it (a category found by one
+customer's exploration draw is then exploited for others). Hence three measures, all printed:
+
+- found overall: customers whose hidden interest got a positive response, whoever drew it;
+- found *because of exploration*: found overall minus what the learner alone finds on the same world
+  and request stream (the causal effect of adding the explorer; the goal's measure);
+- found by a draw of the exploration component (the first positive response).
+
+Those counts vary a lot from one draw stream to the next, hence several worlds x two draw streams and
+a bootstrap interval over them.
 
 Printed per world and stream, and in total: customers whose hidden latent interest was found (a
 positive response in that category), how many of those first responses came from a draw of the
@@ -62,7 +71,7 @@ from simulator.population import CATEGORY_GIVEN_SEGMENT, SEGMENTS  # noqa: E402
 SECRET = b"bench-exploration-secret-32bytes"
 DAY = 86_400.0
 LEGACY_TOP_CATEGORIES = 3
-EXPLORERS = ("epsilon_greedy", "novelty")
+EXPLORERS = ("learner_only", "epsilon_greedy", "novelty")
 # The learner's softmax temperature. At 0.005 it is nearly greedy (about 18% of its draws leave its
 # argmax, on near-ties); at 0.02 it was 38%, an exploration of its own that both explorers share.
 TEMPERATURE = 0.005
@@ -138,6 +147,7 @@ class RunResult:
     discovered_by_exploration: int # ... the first time on a draw not labelled exploit
     discovered_by_component: int   # ... the first time on a draw of the exploration component
     exploration_share: float       # share of draws from the exploration component (ε or β)
+    rate: float                    # the ε or β the run was given (0 for the learner alone)
     latent_hits: int               # positive responses on those hidden latent categories
     latent_exposures: int          # exposures of those hidden latent categories
     report: ExplorationReport
@@ -187,8 +197,9 @@ def run(explorer: str, warm: WarmStart, *, n_requests: int, epsilon: float, hori
     ``epsilon_greedy`` is drawn in two stages too (uniform component with probability ε), so for both
     explorers the exploration component of each draw is known. ``novelty`` sets the novelty explorer's
     component (default: `NoveltyConfig()`); its ``beta`` is replaced by ``epsilon`` unless it shrinks
-    with history (``shrink_half_life``), where ``beta`` is kept as given. ``stream`` salts the draw
-    seeds: another stream of draws on the same world."""
+    with history (``shrink_half_life``), where ``beta`` is kept as given. ``learner_only`` has no
+    exploration component (``epsilon`` is ignored). ``stream`` salts the draw seeds: another stream of
+    draws on the same world."""
     if explorer not in EXPLORERS:
         raise ValueError(f"explorer must be one of {EXPLORERS}")
     world = warm.world.clone()
@@ -200,6 +211,7 @@ def run(explorer: str, warm: WarmStart, *, n_requests: int, epsilon: float, hori
     novelty = novelty or NoveltyConfig()
     if novelty.shrink_half_life is None:
         novelty = replace(novelty, beta=epsilon, beta_min=0.0)
+    rate = {"learner_only": 0.0, "epsilon_greedy": epsilon, "novelty": novelty.beta}[explorer]
     rules = RulesConfig()
 
     records: list[ExposureRecord] = []
@@ -214,13 +226,13 @@ def run(explorer: str, warm: WarmStart, *, n_requests: int, epsilon: float, hori
             eligible = apply_rules(arm_set, request.decision_context(), history, now, rules)
             p_learner = learner.pmf(user, segment, temperature)[eligible.kept]
             p_learner /= p_learner.sum()
-            if explorer == "epsilon_greedy":  # ε·uniform over every eligible arm, as a second component
-                mixture = novelty_mixture(p_learner, np.ones(len(p_learner), dtype=bool), epsilon, 1.0)
+            if explorer != "novelty":  # ε·uniform over every eligible arm, as a second component (or none)
+                mixture = novelty_mixture(p_learner, np.ones(len(p_learner), dtype=bool), rate, 1.0)
             else:
                 mixture = mix_for_history(p_learner, eligible.arm_set, history, novelty)
             draw = two_stage_draw(mixture, event_seed(SECRET, "bench", f"{stream}{explorer}-{i}"))
             label = exploration_label(draw, mixture.p_policy)
-            if explorer == "epsilon_greedy" and label == EXPLORE_OUTSIDE_HISTORY:
+            if explorer != "novelty" and label == EXPLORE_OUTSIDE_HISTORY:
                 label = EXPLOIT if draw.index == int(np.argmax(mixture.p_policy)) else EXPLORE
             from_exploration = draw.component == "novelty"
             arm = eligible.arm_set.arms[draw.index]
@@ -245,7 +257,7 @@ def run(explorer: str, warm: WarmStart, *, n_requests: int, epsilon: float, hori
     return RunResult(explorer=explorer, decisions=n_requests, mean_reward=float(rewards.mean()),
                      hidden_customers=len(warm.hidden), discovered=len(discovered),
                      discovered_by_exploration=by_exploration, discovered_by_component=by_component,
-                     exploration_share=explored / n_requests, latent_hits=latent_hits,
+                     exploration_share=explored / n_requests, rate=rate, latent_hits=latent_hits,
                      latent_exposures=latent_exposures,
                      report=exploration_report(records, catalogue=list(arm_set.offers)))
 
@@ -295,9 +307,11 @@ def pipeline_costs(n_offers: int, repeats: int) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Both explorers on the same worlds: one (ε-greedy, novelty) pair of runs per (seed, draw stream)."""
+    """The explorers on the same worlds: one (learner alone, ε-greedy, novelty) triple of runs per
+    (seed, draw stream)."""
 
     units: tuple[str, ...]
+    learner_only: tuple[RunResult, ...]
     epsilon_greedy: tuple[RunResult, ...]
     novelty: tuple[RunResult, ...]
 
@@ -310,28 +324,64 @@ class Comparison:
         baseline = self.total("epsilon_greedy", attr, units)
         return self.total("novelty", attr, units) / baseline if baseline else float("nan")
 
+    def lift_ratio(self, attr: str, units: np.ndarray | None = None) -> float:
+        """(novelty - learner alone) / (ε-greedy - learner alone), on totals over the units: how much
+        more of ``attr`` adding the novelty explorer brings than adding ε-greedy."""
+        alone = self.total("learner_only", attr, units)
+        baseline = self.total("epsilon_greedy", attr, units) - alone
+        return (self.total("novelty", attr, units) - alone) / baseline if baseline > 0 else float("nan")
+
     def unit_ratios(self, attr: str) -> list[float]:
         return [getattr(n, attr) / getattr(e, attr) if getattr(e, attr) else float("nan")
                 for e, n in zip(self.epsilon_greedy, self.novelty)]
 
-    def interval(self, attr: str, n_boot: int = 2000, level: float = 0.9) -> tuple[float, float]:
-        """Percentile bootstrap interval of `ratio` over the units (worlds and streams resampled)."""
+    def interval(self, attr: str, n_boot: int = 2000, level: float = 0.9, *,
+                 statistic: str = "ratio") -> tuple[float, float]:
+        """Percentile bootstrap interval of `ratio` (or `lift_ratio`) over the units (worlds and streams
+        resampled)."""
+        measure = getattr(self, statistic)
         rng = np.random.default_rng(0)
         n = len(self.units)
-        ratios = [self.ratio(attr, rng.integers(0, n, n)) for _ in range(n_boot)]
+        ratios = [measure(attr, rng.integers(0, n, n)) for _ in range(n_boot)]
         return (float(np.nanquantile(ratios, (1 - level) / 2)), float(np.nanquantile(ratios, (1 + level) / 2)))
 
 
 _WARM: dict[tuple, WarmStart] = {}
-_BASELINE: dict[tuple, RunResult] = {}
+_RUNS: dict[tuple, RunResult] = {}
+
+#: How close novelty's realised exploration share must come to ε-greedy's when rates are matched.
+RATE_TOLERANCE = 0.002
+
+
+def _cached_run(key: tuple, explorer: str, warm: WarmStart, **kwargs) -> RunResult:
+    full_key = (key, explorer, tuple(sorted(kwargs.items())))
+    if full_key not in _RUNS:
+        _RUNS[full_key] = run(explorer, warm, **kwargs)
+    return _RUNS[full_key]
+
+
+def _rate_matched_novelty(key: tuple, warm: WarmStart, target_share: float, novelty: NoveltyConfig | None,
+                          common: dict, max_runs: int = 5) -> RunResult:
+    """Novelty with β rescaled until its realised exploration share is within `RATE_TOLERANCE` of
+    ``target_share`` (β = ε explores less: β is 0 for a customer with nothing outside the history)."""
+    beta = common["epsilon"]
+    for _ in range(max_runs):
+        result = _cached_run(key, "novelty", warm, **{**common, "epsilon": round(beta, 6)}, novelty=novelty)
+        if abs(result.exploration_share - target_share) <= RATE_TOLERANCE or result.exploration_share == 0:
+            break
+        beta = min(1.0, beta * target_share / result.exploration_share)
+    return result
 
 
 def compare(seeds: tuple[int, ...], n_customers: int, *, n_offers: int = 12, epsilon: float = 0.1,
             novelty: NoveltyConfig | None = None, temperature: float = TEMPERATURE, streams: tuple[str, ...] = ("",),
-            legacy_per_customer: int = 10, run_per_customer: int = 20, horizon_days: float = 90.0) -> Comparison:
+            legacy_per_customer: int = 10, run_per_customer: int = 20, horizon_days: float = 90.0,
+            match_rate: bool = True) -> Comparison:
     """The experiment of this module on each seed's world and each draw stream (see the module
-    docstring). Warm starts and ε-greedy runs are computed once per process and reused."""
-    units, eps_runs, novelty_runs = [], [], []
+    docstring). With ``match_rate`` (and a constant β), novelty's β is rescaled per world and stream
+    until it explores as often as ε-greedy ("the same total exploration rate"); otherwise β = ε.
+    Warm starts and runs are computed once per process and reused."""
+    units, alone_runs, eps_runs, novelty_runs = [], [], [], []
     for seed in seeds:
         world_key = (seed, n_customers, n_offers, legacy_per_customer)
         if world_key not in _WARM:
@@ -342,22 +392,25 @@ def compare(seeds: tuple[int, ...], n_customers: int, *, n_offers: int = 12, eps
         for stream in streams:
             common = dict(n_requests=run_per_customer * n_customers, epsilon=epsilon, horizon_days=horizon_days,
                           temperature=temperature, stream=stream)
-            run_key = (world_key, stream, epsilon, temperature, run_per_customer, horizon_days)
-            if run_key not in _BASELINE:
-                _BASELINE[run_key] = run("epsilon_greedy", warm, **common)
+            baseline = _cached_run(world_key, "epsilon_greedy", warm, **common)
             units.append(f"{seed}{stream}")
-            eps_runs.append(_BASELINE[run_key])
-            novelty_runs.append(run("novelty", warm, novelty=novelty, **common))
-    return Comparison(tuple(units), tuple(eps_runs), tuple(novelty_runs))
+            alone_runs.append(_cached_run(world_key, "learner_only", warm, **{**common, "epsilon": 0.0}))
+            eps_runs.append(baseline)
+            if match_rate and (novelty is None or novelty.shrink_half_life is None):
+                novelty_runs.append(_rate_matched_novelty(world_key, warm, baseline.exploration_share, novelty, common))
+            else:
+                novelty_runs.append(_cached_run(world_key, "novelty", warm, **common, novelty=novelty))
+    return Comparison(tuple(units), tuple(alone_runs), tuple(eps_runs), tuple(novelty_runs))
 
 
 def _print_runs(comparison: Comparison) -> None:
-    print(f"{'explorer':16s}{'seed':>5s}{'reward/dec':>11s}{'discovered':>12s}{'by expl.':>9s}{'latent hits':>12s}"
+    print(f"{'explorer':16s}{'seed':>5s}{'rate':>6s}{'reward/dec':>11s}{'discovered':>12s}{'by expl.':>9s}{'latent hits':>12s}"
           f"{'explored%':>10s}{'outside%':>9s}{'coverage':>9s}{'cats/10':>8s}{'gini':>7s}")
-    for unit, pair in zip(comparison.units, zip(comparison.epsilon_greedy, comparison.novelty)):
-        for result in pair:
+    runs = zip(comparison.learner_only, comparison.epsilon_greedy, comparison.novelty)
+    for unit, triple in zip(comparison.units, runs):
+        for result in triple:
             r = result.report
-            print(f"{result.explorer:16s}{unit:>5s}{result.mean_reward:11.4f}"
+            print(f"{result.explorer:16s}{unit:>5s}{result.rate:6.3f}{result.mean_reward:11.4f}"
                   f"{result.discovered:7d}/{result.hidden_customers:<4d}{result.discovered_by_component:9d}"
                   f"{result.latent_hits:12d}{100 * result.exploration_share:10.1f}"
                   f"{100 * r.share_outside_history:9.1f}{r.catalogue_coverage:9.3f}"
@@ -366,14 +419,29 @@ def _print_runs(comparison: Comparison) -> None:
 
 def _summary(comparison: Comparison) -> str:
     low, high = comparison.interval("discovered")
+    lift_low, lift_high = comparison.interval("discovered", statistic="lift_ratio")
     spread = comparison.unit_ratios("discovered")
     share = {e: comparison.total(e, "exploration_share") / len(comparison.units)
              for e in ("epsilon_greedy", "novelty")}
-    return (f"discovered x{comparison.ratio('discovered'):.2f} (90% interval {low:.2f}-{high:.2f}; per world "
-            f"{min(spread):.2f}-{max(spread):.2f}), "
+    return (f"found because of exploration x{comparison.lift_ratio('discovered'):.2f} (90% interval "
+            f"{lift_low:.2f}-{lift_high:.2f}), found overall x{comparison.ratio('discovered'):.2f} (90% interval "
+            f"{low:.2f}-{high:.2f}; per world {min(spread):.2f}-{max(spread):.2f}), "
             f"by the exploration component x{comparison.ratio('discovered_by_component'):.2f}, "
             f"latent hits x{comparison.ratio('latent_hits'):.2f}, reward x{comparison.ratio('mean_reward'):.3f}, "
-            f"explored {100 * share['novelty']:.1f}% vs {100 * share['epsilon_greedy']:.1f}%")
+            f"explored {100 * share['novelty']:.1f}% vs {100 * share['epsilon_greedy']:.1f}% "
+            f"(mean beta {comparison.total('novelty', 'rate') / len(comparison.units):.3f})")
+
+
+def _goal_line(comparison: Comparison) -> str:
+    """The issue's goal: at the same exploration rate, the novelty explorer finds hidden interests at
+    least twice as often as ε-greedy (found because of exploration), at no worse reward."""
+    lift = comparison.lift_ratio("discovered")
+    reward = comparison.ratio("mean_reward")
+    low, _ = comparison.interval("discovered", statistic="lift_ratio")
+    met = lift >= 2.0 and reward >= 1.0
+    return (f"GOAL discovery_because_of_exploration: x{lift:.2f} (90% interval from {low:.2f}; target >= 2) "
+            f"at reward x{reward:.3f} (target >= 1) -> {'met' if met else 'NOT met'}; counting what the learner "
+            f"finds alone too: x{comparison.ratio('discovered'):.2f}")
 
 
 #: Settings compared by ``--sweep`` (each against ε-greedy with ε = β).
@@ -401,14 +469,20 @@ def main() -> None:
 
     print(f"latent-interest discovery: {len(seeds)} world seeds x {len(streams)} draw streams x {n_customers} "
           f"customers, 10 legacy contacts (segment top-{LEGACY_TOP_CATEGORIES} categories) then 20 decisions per "
-          f"customer; eps = beta = {epsilon}, horizon 90 days, learner temperature {args.temperature}; "
-          f"novelty: {NoveltyConfig()}")
+          f"customer; eps = {epsilon}, novelty's beta rescaled per world and stream to the same exploration rate; "
+          f"horizon 90 days, learner temperature {args.temperature}; novelty: {NoveltyConfig()}")
     main_run = compare(seeds, n_customers, epsilon=epsilon, temperature=args.temperature, streams=streams)
     _print_runs(main_run)
+    found = ", ".join(f"{e} {main_run.total(e, 'discovered'):.0f}" for e in EXPLORERS)
+    print(f"customers found in total: {found}, of {main_run.total('novelty', 'hidden_customers'):.0f} hidden")
     print(f"novelty / epsilon_greedy: {_summary(main_run)}")
+    unmatched = compare(seeds, n_customers, epsilon=epsilon, temperature=args.temperature, streams=streams,
+                        match_rate=False)
+    print(f"with beta = eps (novelty explores less): {_summary(unmatched)}")
+    print(_goal_line(main_run))
 
     if args.sweep:
-        print("\nsettings (novelty / epsilon_greedy at the same rate):")
+        print("\nsettings (novelty / epsilon_greedy at the same exploration rate, except shrinking beta):")
         for name, config in SWEEP.items():
             result = main_run if name == "default" else compare(
                 seeds, n_customers, epsilon=epsilon, novelty=config, temperature=args.temperature, streams=streams)

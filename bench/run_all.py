@@ -110,7 +110,7 @@ def render(results: dict[str, dict], texts: dict[str, tuple[str, int, str, float
     for name, (mode, code, text, elapsed) in texts.items():
         out += ["", f"## {TITLES.get(name, name)}", "",
                 f"`python bench/{name}.py{'' if mode == 'full' else ' --' + mode}` ({elapsed:.0f} s, exit {code}); "
-                "its own printout:", "", "```", text.strip()[-6000:], "```"]
+                "its own printout:", "", "```", text.strip()[-12000:], "```"]
     out += ["", "## Reproduce", "",
             "```",
             "make bench                # creates .venv on first use, then runs bench/run_all.py",
