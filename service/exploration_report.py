@@ -12,12 +12,15 @@ campaign's default reward was learned; otherwise it is None.
 
     exploration_report_from_log(data_dir)             -> ExplorationReport (all versions together)
     reports_by_version(data_dir)                      -> {policy_version: ExplorationReport}
+    reports_over_time(data_dir, every_s=86400)        -> {period start (UTC, ISO 8601): ExplorationReport}
     render_table(reports), report_json(reports)       -> a rich Table, a JSON text
 """
 from __future__ import annotations
 
 import json
 import math
+import re
+from datetime import datetime, timezone
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -174,6 +177,54 @@ def reports_by_version(data_dir: Path | str, *, campaign: str | None = None, sin
     return MappingProxyType({version: _report(items, last_n) for version, items in by_version.items()})
 
 
+#: Units of `parse_period` ("90" alone is seconds).
+_PERIOD_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+_PERIOD = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
+
+
+def parse_period(text: str) -> float:
+    """Seconds in a period written ``90``, ``90s``, ``15m``, ``6h``, ``1d`` or ``1w`` (> 0)."""
+    match = _PERIOD.fullmatch(text) if isinstance(text, str) else None
+    seconds = float(match.group(1)) * _PERIOD_UNITS[match.group(2) or "s"] if match else 0.0
+    if not match or not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidInput(f"period must be a positive number with an optional unit s, m, h, d or w "
+                           f"(e.g. 1d, 6h), got {text!r}", field="every")
+    return seconds
+
+
+#: The shortest period of `reports_over_time` (labels are written to the millisecond).
+MIN_PERIOD_S = 0.001
+
+
+def _period_label(start: float, every_s: float) -> str:
+    """The period's start in UTC, ISO 8601, to the minute (to the second or millisecond for shorter periods)."""
+    spec = "minutes" if every_s >= 60 else "seconds" if every_s >= 1 else "milliseconds"
+    moment = datetime.fromtimestamp(round(start, 3), tz=timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec=spec) + "Z"
+
+
+def reports_over_time(data_dir: Path | str, *, every_s: float, campaign: str | None = None,
+                      policy_version: str | None = None, since: float | None = None, last_n: int = 10,
+                      horizon_s: float = DEFAULT_HORIZON_S) -> Mapping[str, ExplorationReport]:
+    """One report per period of ``every_s`` seconds (periods aligned on the epoch, so ``every_s`` =
+    86400 gives UTC days), keyed by the period's start and in time order; periods without exposures
+    are left out. The exposures are those of `exploration_report_from_log`, and "new category" still
+    looks at the customer's whole past, not only at the period; the diversity metric counts each
+    customer's last ``last_n`` contacts within the period."""
+    _check_options(since, last_n, horizon_s)
+    if isinstance(every_s, bool) or not isinstance(every_s, (int, float)) or not math.isfinite(every_s) \
+            or every_s < MIN_PERIOD_S:
+        raise InvalidInput(f"every_s must be a finite number of seconds >= {MIN_PERIOD_S}, got {every_s!r}",
+                           field="every_s")
+    selected = _selected(exposures_from_log(data_dir, since=since, horizon_s=horizon_s), campaign, policy_version)
+    by_period: dict[float, list[LoggedExposure]] = {}
+    for exposure in selected:  # in time order, so the periods are too
+        start = math.floor(exposure.exposure.when / every_s) * every_s
+        by_period.setdefault(start, []).append(exposure)
+    return MappingProxyType({_period_label(start, every_s): _report(items, last_n)
+                             for start, items in by_period.items()})
+
+
 # Columns of the table: (field, header, format).
 _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("n_decisions", "exposures", "d"),
@@ -209,12 +260,12 @@ def _as_mapping(reports: ExplorationReport | Mapping[str, ExplorationReport]) ->
 
 
 def render_table(reports: ExplorationReport | Mapping[str, ExplorationReport], *,
-                 title: str = "Exploration") -> Table:
-    """A rich table, one row per report (per policy version from `reports_by_version`); undefined
-    values (NaN) show as ``-``."""
+                 title: str = "Exploration", key_header: str = "policy version") -> Table:
+    """A rich table, one row per report (per policy version from `reports_by_version`, per period from
+    `reports_over_time` with ``key_header="period"``); undefined values (NaN) show as ``-``."""
     rows = _as_mapping(reports)
     table = Table(title=title)
-    table.add_column("policy version")
+    table.add_column(key_header, no_wrap=True)
     for _, header, _ in _COLUMNS:
         table.add_column(header, justify="right")
     for name, report in rows.items():

@@ -237,6 +237,21 @@ class PromotionResult:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One point of a metric's history in an evaluation run: MLflow charts ``key`` against ``step``
+    (or against ``timestamp_s``, seconds since the epoch)."""
+
+    key: str
+    value: float
+    step: int
+    timestamp_s: float
+
+
+#: MLflow's log_batch takes at most this many metrics per call.
+_MAX_METRICS_PER_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class RegistryConfig:
     """Where the registry lives. ``artifact_root`` is a local directory (never ./mlruns)."""
 
@@ -335,6 +350,22 @@ def _checked_metrics(metrics: object) -> Mapping[str, float]:
             raise InvalidInput(f"metric {key!r} must be a finite number, got {value!r}", field="metrics")
         clean[key] = float(value)
     return MappingProxyType(clean)
+
+
+def _checked_series(series: object) -> tuple[MetricPoint, ...]:
+    if isinstance(series, (str, bytes)) or not isinstance(series, Sequence) \
+            or not all(isinstance(point, MetricPoint) for point in series):
+        raise InvalidInput("series must be a sequence of MetricPoint", field="series")
+    for point in series:
+        _checked_metrics({point.key: point.value})
+        if isinstance(point.step, bool) or not isinstance(point.step, int) or point.step < 0:
+            raise InvalidInput(f"metric {point.key!r}: step must be an integer >= 0, got {point.step!r}",
+                               field="series")
+        stamp = point.timestamp_s
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not math.isfinite(stamp) or stamp < 0:
+            raise InvalidInput(f"metric {point.key!r}: timestamp_s must be a finite time >= 0, got {stamp!r}",
+                               field="series")
+    return tuple(series)
 
 
 def _sha256(data: bytes) -> str:
@@ -775,14 +806,18 @@ class PolicyRegistry:
         version: str,
         metrics: Mapping[str, float],
         figures: Mapping[str, str | os.PathLike[str]],
+        series: Sequence[MetricPoint] = (),
     ) -> str:
         """An evaluation run linked to a version (tags both ways), with metrics and figure files.
 
         Name metrics so runs line up in MLflow's compare view, e.g. ``ipw.value``, ``ipw.ci_low``,
-        ``dr.lift_vs_champion``. Figures are stored as ``figures/<name><suffix>``.
+        ``dr.lift_vs_champion``. Figures are stored as ``figures/<name><suffix>``. ``series`` adds
+        metric histories (e.g. a value per day), charted by MLflow over steps or time; give them keys
+        of their own, apart from ``metrics``.
         """
         version = _check_version(version)
         clean_metrics = _checked_metrics(metrics)
+        clean_series = _checked_series(series)
         if not isinstance(figures, Mapping):
             raise InvalidInput("figures must be a mapping of name to file path", field="figures")
         figure_paths: dict[str, Path] = {}
@@ -810,8 +845,10 @@ class PolicyRegistry:
 
         now_ms = int(time.time() * 1000)
         batch = [Metric(key, value, now_ms, 0) for key, value in clean_metrics.items()]
-        if batch:
-            self._call("log_batch", lambda: client.log_batch(run_id, metrics=batch))
+        batch += [Metric(p.key, float(p.value), int(p.timestamp_s * 1000), p.step) for p in clean_series]
+        for start in range(0, len(batch), _MAX_METRICS_PER_BATCH):
+            chunk = batch[start:start + _MAX_METRICS_PER_BATCH]
+            self._call("log_batch", lambda: client.log_batch(run_id, metrics=chunk))
         if figure_paths:
             with tempfile.TemporaryDirectory(prefix="offerbandit-figures-") as staging:
                 for figure_name, path in figure_paths.items():

@@ -1,21 +1,24 @@
 """Product-owner view of each policy version, computed from the decision log and logged to MLflow.
 
 For every registered version that served decisions: live reward (mean with a 95% interval),
-decision count, exploration shares, a reward-over-time plot (all versions on one chart, so the
-lineage's progress is visible) and a format x time-slot heatmap of its reward. Each lands as an
-evaluation run linked to its version, so MLflow's compare view lines versions up.
+decision count, exploration shares, the exploration report (``exploration.*``) and its value per UTC
+day (``exploration_daily.*``, a metric history with one step per day the version served), a
+reward-over-time plot (all versions on one chart, so the lineage's progress is visible) and a format x
+time-slot heatmap of its reward. Each lands as an evaluation run linked to its version, so MLflow's
+compare view lines versions up.
 """
 from __future__ import annotations
 
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from service.decision_log import LogReader, log_path
-from service.model_registry import PolicyRegistry
+from service.model_registry import MetricPoint, PolicyRegistry
 from service.plots import RewardSeries, plot_format_slot_heatmap, plot_reward_over_time, reward_grid
 
 
@@ -67,6 +70,23 @@ def version_stats(data_dir: Path, campaign: str = "default") -> list[VersionStat
     return stats
 
 
+DAY_S = 86_400.0
+
+
+def daily_exploration_series(data_dir: Path, campaign: str, version: str) -> list[MetricPoint]:
+    """The version's exploration report per UTC day as metric points ``exploration_daily.<name>``,
+    step = the day's index among the days it served (0 = its first), timestamp = the day's start."""
+    from service.exploration_report import reports_over_time
+
+    days = reports_over_time(data_dir, every_s=DAY_S, campaign=campaign, policy_version=version)
+    points = []
+    for step, (label, report) in enumerate(days.items()):
+        start = datetime.fromisoformat(label.replace("Z", "+00:00")).timestamp()
+        points += [MetricPoint(key, value, step, start)
+                   for key, value in report.as_metrics(prefix="exploration_daily.").items()]
+    return points
+
+
 def log_version_reports(data_dir: Path, registry: PolicyRegistry, campaign: str = "default",
                         extra_metrics: dict[str, dict[str, float]] | None = None) -> dict[str, str]:
     """One evaluation run per registered version that served; returns version -> run id."""
@@ -87,5 +107,6 @@ def log_version_reports(data_dir: Path, registry: PolicyRegistry, campaign: str 
         if s.version in exploration:
             metrics.update(exploration[s.version].as_metrics())
         runs[s.version] = registry.log_evaluation(campaign, s.version, metrics,
-                                                  {"reward_over_time": over_time, "format_slot_heatmap": heatmap})
+                                                  {"reward_over_time": over_time, "format_slot_heatmap": heatmap},
+                                                  series=daily_exploration_series(data_dir, campaign, s.version))
     return runs

@@ -78,3 +78,13 @@ def test_exploration_report_command_counts_the_log(start_server, tmp_path):
     assert report["n_decisions"] == 12 and report["n_customers"] == 4
     table = run("exploration", "--data-dir", str(served.data_dir), "--by-version")
     assert table.returncode == 0 and "bootstrap" in table.stdout and "share_outside_history" in table.stdout
+    daily = run("exploration", "--data-dir", str(served.data_dir), "--every", "1d", "--json")
+    assert daily.returncode == 0, daily.stderr
+    days = json.loads(daily.stdout)
+    assert sum(day["n_decisions"] for day in days.values()) == 12 and all(k.endswith("T00:00Z") for k in days)
+    hourly = run("exploration", "--data-dir", str(served.data_dir), "--every", "1h", "--version", "bootstrap")
+    assert hourly.returncode == 0 and "period (UTC)" in hourly.stdout and ":00Z" in hourly.stdout
+    for args, needle in ((["--every", "1y"], "--every"), (["--every", "1d", "--by-version"], "alternatives"),
+                         (["--version", "3"], "--every")):
+        bad = run("exploration", "--data-dir", str(served.data_dir), *args)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr and needle in bad.stderr, bad.stderr

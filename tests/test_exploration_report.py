@@ -6,6 +6,7 @@ import json
 import math
 import sqlite3
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,15 @@ from policies.exploration_metrics import gini
 from service.exploration_report import (
     exploration_report_from_log,
     exposures_from_log,
+    parse_period,
     render_table,
     report_dict,
     report_json,
     reports_by_version,
+    reports_over_time,
 )
 from service.model_registry import copy_store
+from service.version_report import daily_exploration_series
 from tests.conftest import OFFERS, make_request
 
 CATEGORY = dict((oid, features["category"]) for oid, features in OFFERS)  # o1 travel, o2 food, o3 tech
@@ -240,6 +244,57 @@ def test_by_version_and_policy_version_filter(scenario):
     _check(by_campaign["bootstrap"], _expected(decisions, ["w1", "w2"]))
 
 
+@pytest.mark.parametrize("every_s", [0.001, 0.05, 0.5])
+def test_over_time_reports_each_period_like_the_hand_computation(scenario, every_s):
+    data_dir, decisions, _ = scenario
+    when = {e.event_id: e.exposure.when for e in exposures_from_log(data_dir)}
+    periods: dict[float, list[str]] = {}
+    for event_id in EXPOSED:  # exposures_from_log gives them in time order
+        periods.setdefault(math.floor(when[event_id] / every_s) * every_s, []).append(event_id)
+    reports = reports_over_time(data_dir, every_s=every_s)
+    assert len(reports) == len(periods)
+    assert sum(r.n_decisions for r in reports.values()) == len(EXPOSED)
+    for label, (start, events) in zip(reports, sorted(periods.items())):
+        labelled = datetime.fromisoformat(label.replace("Z", "+00:00")).timestamp()
+        assert abs(labelled - start) < 0.001 and label.endswith("Z") and len(label) == len("2026-01-01T00:00:00.000Z")
+        # "new category" still looks at the customer's whole past, not only at the period
+        _check(reports[label], _expected(decisions, events))
+
+
+def test_over_time_with_filters_and_a_day_period(scenario):
+    data_dir, decisions, middle = scenario
+    days = reports_over_time(data_dir, every_s=86_400, campaign="default", since=middle)
+    assert all(label.endswith("T00:00Z") for label in days)
+    assert sum(r.n_decisions for r in days.values()) == 3  # a3, b1, b3
+    assert sum(r.discoveries for r in days.values()) == 2  # a3 (food, new to alice) and b3 (tech, new to bob)
+    assert reports_over_time(data_dir, every_s=86_400, policy_version="7") == {}
+    single = reports_over_time(data_dir, every_s=10 * 365 * 86_400)
+    assert len(single) == 1
+    assert report_dict(next(iter(single.values()))) == report_dict(exploration_report_from_log(data_dir))
+    table = render_table(days, key_header="period (UTC)")
+    assert table.columns[0].header == "period (UTC)" and table.row_count == len(days)
+
+
+@pytest.mark.parametrize("every_s", [0, 0.0005, -1.0, float("nan"), float("inf"), True, "1d", None])
+def test_over_time_rejects_a_bad_period(tmp_path, every_s):
+    with pytest.raises(InvalidInput) as info:
+        reports_over_time(tmp_path, every_s=every_s)
+    assert info.value.field == "every_s"
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("1.5h", 5400.0),
+                                           ("1d", 86_400.0), (" 2w ", 1_209_600.0), ("6 h", 21_600.0)])
+def test_parse_period(text, seconds):
+    assert parse_period(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0", "0d", "-1d", "1y", "d", "one day", "1e3", None, 86400])
+def test_parse_period_rejects_what_is_not_a_period(text):
+    with pytest.raises(InvalidInput) as info:
+        parse_period(text)
+    assert info.value.field == "every" and "1d" in str(info.value)
+
+
 def test_json_is_strict_and_round_trips_the_numbers(scenario):
     data_dir, _, _ = scenario
     versions = reports_by_version(data_dir)
@@ -294,6 +349,17 @@ def test_versions_come_apart_after_a_checkpoint(start_server, tmp_path, mlflow_t
     assert {e.event_id: e.exposure.new_category for e in exposures_from_log(data_dir)} == expected_new
     assert versions[version].discoveries == 0  # no rewards after the checkpoint
     assert versions["bootstrap"].discoveries == 4  # every first exposure answered positively
+
+    # What lands in MLflow per day: each UTC day's report of each version, one step per day it served.
+    exposures = exposures_from_log(data_dir)
+    for name, report in versions.items():
+        days = sorted({e.exposure.when // 86_400 * 86_400 for e in exposures if e.policy_version == name})
+        points = daily_exploration_series(data_dir, "default", name)
+        assert {(p.step, p.timestamp_s) for p in points} == set(enumerate(days))
+        assert all(p.key.startswith("exploration_daily.") for p in points)
+        if len(days) == 1:  # the test did not straddle midnight UTC: the day is the whole version
+            assert {p.key: p.value for p in points} == report.as_metrics(prefix="exploration_daily.")
+    assert daily_exploration_series(data_dir, "winback", version) == []
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from service.model_registry import (
     PREVIOUS_CHAMPION,
     GateResult,
     Lineage,
+    MetricPoint,
     PolicyArtifact,
     PolicyRegistry,
     RegistryConfig,
@@ -256,6 +257,26 @@ def test_log_evaluation_links_run_and_version(mlflow_registry: PolicyRegistry, t
     assert client.get_model_version("offerbandit-default", version).tags["last_evaluation_run"] == run_id
     with pytest.raises(NotFound):
         mlflow_registry.log_evaluation("default", "5", metrics, {})
+
+
+def test_log_evaluation_records_metric_histories(mlflow_registry: PolicyRegistry) -> None:
+    version = mlflow_registry.publish(make_artifact())
+    day = 86_400.0
+    start = 1_795_000_000.0 // day * day
+    # More points than one MLflow batch takes, so they go in several.
+    series = [MetricPoint("exploration_daily.share_outside_history", 0.05 + step / 10_000, step, start + step * day)
+              for step in range(1_200)]
+    series.append(MetricPoint("exploration_daily.discoveries", 3.0, 0, start))
+    run_id = mlflow_registry.log_evaluation("default", version, {"reward.mean": 0.2}, {}, series=series)
+
+    client = client_for(mlflow_registry)
+    history = sorted(client.get_metric_history(run_id, "exploration_daily.share_outside_history"),
+                     key=lambda m: m.step)
+    assert [m.step for m in history] == list(range(1_200))
+    assert [m.value for m in history] == [p.value for p in series[:1_200]]
+    assert [m.timestamp for m in history] == [int(p.timestamp_s * 1000) for p in series[:1_200]]
+    assert client.get_run(run_id).data.metrics == {"reward.mean": 0.2, "exploration_daily.discoveries": 3.0,
+                                                   "exploration_daily.share_outside_history": series[1_199].value}
 
 
 def test_unopenable_store_fails_fast_with_registry_unavailable(tmp_path: Path) -> None:

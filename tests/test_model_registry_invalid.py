@@ -4,6 +4,7 @@ Everything here is refused before MLflow is touched, except the calls that need 
 """
 from __future__ import annotations
 
+import math
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from policies.errors import InvalidInput
 from service.model_registry import (
     GateResult,
     Lineage,
+    MetricPoint,
     PolicyArtifact,
     PolicyRegistry,
     RegistryConfig,
@@ -143,6 +145,13 @@ def unused_registry(tmp_path: Path) -> PolicyRegistry:
         (lambda r: r.log_evaluation("default", "1", {"x": float("inf")}, {}), "metrics"),
         (lambda r: r.log_evaluation("default", "1", {}, {"fig": "/no/such/file.png"}), "figures"),
         (lambda r: r.log_evaluation("default", "1", {}, {"a/b": "/no/such/file.png"}), "figures"),
+        (lambda r: r.log_evaluation("default", "1", {}, {}, series="x"), "series"),
+        (lambda r: r.log_evaluation("default", "1", {}, {}, series=[("x", 1.0, 0, 0.0)]), "series"),
+        (lambda r: r.log_evaluation("default", "1", {}, {}, series=[MetricPoint("x", 1.0, -1, 0.0)]), "series"),
+        (lambda r: r.log_evaluation("default", "1", {}, {}, series=[MetricPoint("x", 1.0, True, 0.0)]), "series"),
+        (lambda r: r.log_evaluation("default", "1", {}, {}, series=[MetricPoint("x", 1.0, 0, math.inf)]), "series"),
+        (lambda r: r.log_evaluation("default", "1", {}, {}, series=[MetricPoint("x", math.nan, 0, 0.0)]), "metrics"),
+        (lambda r: r.log_evaluation("default", "1", {}, {}, series=[MetricPoint("bad|key", 1.0, 0, 0.0)]), "metrics"),
     ],
 )
 def test_invalid_registry_calls_are_refused_before_touching_the_store(call, field: str, tmp_path: Path) -> None:
