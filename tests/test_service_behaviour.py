@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from offers.v1 import decision_pb2 as pb
-from tests.conftest import make_request
+from tests.conftest import OFFERS, make_request
 
 
 def _row(data_dir, event_id):
@@ -91,6 +91,38 @@ def test_draw_frequencies_match_the_returned_pmf(start_server):
         observed, expected = observed[:-1], expected[:-1]
     p_value = stats.chisquare(observed, expected).pvalue
     assert p_value > 1e-6, (p_value, observed, expected)
+
+
+NOVELTY_HALF = """
+[privacy]
+user_hash_key = "novelty-e2e"
+[campaigns.default.novelty]
+beta = 0.5
+"""
+
+
+def test_narrow_history_is_explored_outside_it_at_rate_beta(start_server):
+    """Customers shown only travel: half their next draws (β = 0.5) come from the novelty component,
+    and every one of those is food or tech; the returned pmf puts at least β outside the history."""
+    served = start_server(NOVELTY_HALF)
+    travel_only = [offer for offer in OFFERS if offer[1]["category"] == "travel"]
+    users = [f"narrow-{i}" for i in range(400)]
+    for start in range(0, len(users), 100):
+        served.stub.DecideBatch(pb.DecideBatchRequest(
+            requests=[make_request(user=u, offers=travel_only) for u in users[start:start + 100]]), timeout=30)
+    category = {oid: features["category"] for oid, features in OFFERS}
+    novelty_draws = 0
+    for start in range(0, len(users), 100):
+        response = served.stub.DecideBatch(pb.DecideBatchRequest(
+            requests=[make_request(user=u) for u in users[start:start + 100]]), timeout=30)
+        for decision in response.decisions:
+            outside_mass = sum(a.probability for a in decision.ranking if category[a.offer_id] != "travel")
+            assert sum(a.probability for a in decision.ranking) == pytest.approx(1.0, abs=1e-9)
+            assert outside_mass >= 0.5 - 1e-9
+            if decision.exploration == "explore_outside_history":
+                novelty_draws += 1
+                assert category[decision.offer_id] != "travel", decision
+    assert stats.binomtest(novelty_draws, len(users), 0.5).pvalue > 1e-6, novelty_draws
 
 
 RULES = """
