@@ -21,7 +21,7 @@ import json
 import math
 import re
 from datetime import datetime, timezone
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -170,11 +170,20 @@ def reports_by_version(data_dir: Path | str, *, campaign: str | None = None, sin
     """One report per policy version (in order of first exposure), over the same exposures as
     `exploration_report_from_log`; versions without exposures are left out."""
     _check_options(since, last_n, horizon_s)
-    selected = _selected(exposures_from_log(data_dir, since=since, horizon_s=horizon_s), campaign, None)
+    return version_reports(_selected(exposures_from_log(data_dir, since=since, horizon_s=horizon_s), campaign, None),
+                           last_n)
+
+
+def version_reports(exposures: Sequence[LoggedExposure], last_n: int = 10) -> Mapping[str, ExplorationReport]:
+    """`reports_by_version` of exposures already read (from `exposures_from_log`)."""
+    return MappingProxyType({version: _report(items, last_n) for version, items in _by_version(exposures).items()})
+
+
+def _by_version(exposures: Sequence[LoggedExposure]) -> dict[str, list[LoggedExposure]]:
     by_version: dict[str, list[LoggedExposure]] = {}
-    for exposure in selected:
+    for exposure in exposures:
         by_version.setdefault(exposure.policy_version, []).append(exposure)
-    return MappingProxyType({version: _report(items, last_n) for version, items in by_version.items()})
+    return by_version
 
 
 #: Units of `parse_period` ("90" alone is seconds).
@@ -212,17 +221,29 @@ def reports_over_time(data_dir: Path | str, *, every_s: float, campaign: str | N
     looks at the customer's whole past, not only at the period; the diversity metric counts each
     customer's last ``last_n`` contacts within the period."""
     _check_options(since, last_n, horizon_s)
+    _check_period(every_s)
+    selected = _selected(exposures_from_log(data_dir, since=since, horizon_s=horizon_s), campaign, policy_version)
+    return MappingProxyType({_period_label(start, every_s): report
+                             for start, report in period_reports(selected, every_s, last_n)})
+
+
+def period_reports(exposures: Sequence[LoggedExposure], every_s: float, last_n: int = 10
+                   ) -> list[tuple[float, ExplorationReport]]:
+    """(period start, report) for each period of ``every_s`` seconds holding some of ``exposures``
+    (already read, in time order), in time order."""
+    _check_period(every_s)
+    by_period: dict[float, list[LoggedExposure]] = {}
+    for exposure in exposures:
+        start = math.floor(exposure.exposure.when / every_s) * every_s
+        by_period.setdefault(start, []).append(exposure)
+    return [(start, _report(items, last_n)) for start, items in by_period.items()]
+
+
+def _check_period(every_s: float) -> None:
     if isinstance(every_s, bool) or not isinstance(every_s, (int, float)) or not math.isfinite(every_s) \
             or every_s < MIN_PERIOD_S:
         raise InvalidInput(f"every_s must be a finite number of seconds >= {MIN_PERIOD_S}, got {every_s!r}",
                            field="every_s")
-    selected = _selected(exposures_from_log(data_dir, since=since, horizon_s=horizon_s), campaign, policy_version)
-    by_period: dict[float, list[LoggedExposure]] = {}
-    for exposure in selected:  # in time order, so the periods are too
-        start = math.floor(exposure.exposure.when / every_s) * every_s
-        by_period.setdefault(start, []).append(exposure)
-    return MappingProxyType({_period_label(start, every_s): _report(items, last_n)
-                             for start, items in by_period.items()})
 
 
 # Columns of the table: (field, header, format).

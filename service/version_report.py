@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from service.decision_log import LogReader, log_path
+from service.exploration_report import LoggedExposure, exposures_from_log, period_reports, version_reports
 from service.model_registry import MetricPoint, PolicyRegistry
 from service.plots import RewardSeries, plot_format_slot_heatmap, plot_reward_over_time, reward_grid
 
@@ -73,27 +74,24 @@ def version_stats(data_dir: Path, campaign: str = "default") -> list[VersionStat
 DAY_S = 86_400.0
 
 
-def daily_exploration_series(data_dir: Path, campaign: str, version: str) -> list[MetricPoint]:
-    """The version's exploration report per UTC day as metric points ``exploration_daily.<name>``,
-    step = the day's index among the days it served (0 = its first), timestamp = the day's start."""
-    from service.exploration_report import reports_over_time
-
-    days = reports_over_time(data_dir, every_s=DAY_S, campaign=campaign, policy_version=version)
-    points = []
-    for step, (label, report) in enumerate(days.items()):
-        start = datetime.fromisoformat(label.replace("Z", "+00:00")).timestamp()
-        points += [MetricPoint(key, value, step, start)
-                   for key, value in report.as_metrics(prefix="exploration_daily.").items()]
-    return points
+def daily_exploration_series(exposures: Sequence[LoggedExposure]) -> list[MetricPoint]:
+    """The exploration report per UTC day of one version's exposures, as metric points
+    ``exploration_daily.<name>``: step = the day's index among the days it served (0 = its first),
+    timestamp = the day's start."""
+    return [MetricPoint(key, value, step, start)
+            for step, (start, report) in enumerate(period_reports(exposures, DAY_S))
+            for key, value in report.as_metrics(prefix="exploration_daily.").items()]
 
 
 def log_version_reports(data_dir: Path, registry: PolicyRegistry, campaign: str = "default",
                         extra_metrics: dict[str, dict[str, float]] | None = None) -> dict[str, str]:
     """One evaluation run per registered version that served; returns version -> run id."""
-    from service.exploration_report import reports_by_version
-
+    exposures = [e for e in exposures_from_log(data_dir) if e.campaign == campaign]
+    exploration = version_reports(exposures)
+    exposures_of: dict[str, list[LoggedExposure]] = defaultdict(list)
+    for exposure in exposures:
+        exposures_of[exposure.policy_version].append(exposure)
     stats = version_stats(data_dir, campaign)
-    exploration = reports_by_version(data_dir, campaign=campaign)
     out_dir = Path(data_dir) / "reports"
     over_time = plot_reward_over_time([RewardSeries(f"version {s.version}", s.times, s.rewards) for s in stats],
                                       out_dir / "reward_over_time.png") if stats else None
@@ -108,5 +106,5 @@ def log_version_reports(data_dir: Path, registry: PolicyRegistry, campaign: str 
             metrics.update(exploration[s.version].as_metrics())
         runs[s.version] = registry.log_evaluation(campaign, s.version, metrics,
                                                   {"reward_over_time": over_time, "format_slot_heatmap": heatmap},
-                                                  series=daily_exploration_series(data_dir, campaign, s.version))
+                                                  series=daily_exploration_series(exposures_of[s.version]))
     return runs

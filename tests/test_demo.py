@@ -33,6 +33,19 @@ def test_small_demo_summary_matches_its_log_and_registry(tmp_path):
     assert registry.resolve("default", "challenger") == summary["challenger"]
     numeric = {v for v in served if v.isdigit()}
     assert numeric and {f"heatmap_v{v}.png" for v in numeric} <= {p.name for p in (data_dir / "reports").iterdir()}
+    # Each served version's product-owner run holds its exploration report and the report per UTC day.
+    from mlflow import MlflowClient
+
+    uri = registry.config.tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    for version in numeric:
+        [report_run] = [r for r in runs if r.data.tags.get("version") == version
+                        and "exploration.n_decisions" in r.data.metrics]
+        days = sorted(client.get_metric_history(report_run.info.run_id, "exploration_daily.n_decisions"),
+                      key=lambda m: m.step)
+        assert [m.step for m in days] == list(range(len(days))) and days
+        assert sum(m.value for m in days) == report_run.data.metrics["exploration.n_decisions"] > 0
     live = {v["name"].split(" (")[0]: v["value"] for v in summary["live"]}
     assert live["oracle"] >= live["per-segment rules"] >= live["uniform random"]
     assert live["offerbandit"] > live["uniform random"]

@@ -25,6 +25,7 @@ from service.exploration_report import (
     report_json,
     reports_by_version,
     reports_over_time,
+    version_reports,
 )
 from service.model_registry import copy_store
 from service.version_report import daily_exploration_series
@@ -354,12 +355,13 @@ def test_versions_come_apart_after_a_checkpoint(start_server, tmp_path, mlflow_t
     exposures = exposures_from_log(data_dir)
     for name, report in versions.items():
         days = sorted({e.exposure.when // 86_400 * 86_400 for e in exposures if e.policy_version == name})
-        points = daily_exploration_series(data_dir, "default", name)
+        points = daily_exploration_series([e for e in exposures if e.policy_version == name])
         assert {(p.step, p.timestamp_s) for p in points} == set(enumerate(days))
         assert all(p.key.startswith("exploration_daily.") for p in points)
         if len(days) == 1:  # the test did not straddle midnight UTC: the day is the whole version
             assert {p.key: p.value for p in points} == report.as_metrics(prefix="exploration_daily.")
-    assert daily_exploration_series(data_dir, "winback", version) == []
+    assert daily_exploration_series([]) == []
+    assert report_dict(version_reports(exposures)[version]) == report_dict(versions[version])
 
 
 @pytest.mark.parametrize(
