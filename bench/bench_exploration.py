@@ -51,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from policies.exploration_metrics import ExplorationReport, ExposureRecord, exploration_report  # noqa: E402
+from offerbandit.reports.exposures import ExplorationReport, ExposureRecord, exploration_report  # noqa: E402
 from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore  # noqa: E402
 from policies.novelty import NoveltyConfig, mix_for_history, novelty_mixture, outside_history_mask  # noqa: E402
 from policies.rules import FrequencyCap, QuietHours, RulesConfig, apply_rules  # noqa: E402

@@ -4,7 +4,7 @@
 
 For each policy (the learned VW policy and the baselines ``uniform``, ``best_single_arm``,
 ``per_segment_greedy``) a fresh ``offerbandit serve --port 0`` subprocess serves the simulated world's
-catalogue as a campaign with ``policy = "<name>"``; ``service.traffic.drive`` sends the same seeded
+catalogue as a campaign with ``policy = "<name>"``; ``offerbandit.demo.traffic.drive`` sends the same seeded
 request stream through DecideBatch and reports each response with Reward, so each policy learns online
 exactly as in production. The curve is the mean TRUE response probability of the served arms (no
 sampling noise) per window of decisions, next to the oracle, mass-marketing (best single arm) and
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import OUT_DIR, REPO, Report, ServeProcess, parse_flags  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
-from service.traffic import drive, world_catalog_toml  # noqa: E402
+from offerbandit.demo.traffic import drive, world_catalog_toml  # noqa: E402
 from simulator import CustomerWorld, WorldConfig  # noqa: E402
 
 POLICIES = ("vw", "per_segment_greedy", "best_single_arm", "uniform")

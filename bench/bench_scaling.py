@@ -31,10 +31,10 @@ from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, 
                           decision_context, decision_rows, parse_flags, percentiles_ms)
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
-from policies.registry import make_policy  # noqa: E402
-from service import reward_ops  # noqa: E402
+from policies.factory import make_policy  # noqa: E402
+from decision_log import reward_ops  # noqa: E402
 from service.config import DEFAULT_POLICY_PARAMS  # noqa: E402
-from service.decision_log import LogWriter, insert_decisions  # noqa: E402
+from decision_log.sqlite_log import LogWriter, insert_decisions  # noqa: E402
 
 ARM_COUNTS = (64, 128, 256, 512, 1024)
 GRPC_BATCH = 16

@@ -36,11 +36,11 @@ from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, 
                           decision_context, decision_rows, parse_flags, percentiles_ms)
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
-from policies.registry import make_policy  # noqa: E402
+from policies.factory import make_policy  # noqa: E402
 from policies.types import ArmSet, DecisionContext  # noqa: E402
 from service import validation  # noqa: E402
 from service.config import DEFAULT_POLICY_PARAMS, ServiceConfig  # noqa: E402
-from service.decision_log import DecisionRow, LogWriter, create_schema, insert_decisions  # noqa: E402
+from decision_log.sqlite_log import DecisionRow, LogWriter, create_schema, insert_decisions  # noqa: E402
 from service.engine import DecisionEngine, ranking_of  # noqa: E402
 from service.servicer import to_proto  # noqa: E402
 
@@ -352,7 +352,7 @@ def bench_mlflow(report: Report, workdir: Path, n_calls: int, rounds: int = 2, m
     report.goal("latency_unaffected_by_mlflow_down",
                 "p50 Decide latency with MLflow up / p50 with MLflow unreachable (1.0 = no effect; >= 0.8 means the "
                 "down store costs the request path at most ~25%)", up / down, 0.8)
-    if importlib.util.find_spec("service.registry_link") is None:
+    if importlib.util.find_spec("service.live_models") is None:
         report.note("the server has no MLflow registry wiring (service/registry_link.py is absent): (e) only shows "
                     "that an unreachable MLFLOW_TRACKING_URI is ignored by the request path")
 

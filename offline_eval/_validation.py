@@ -1,6 +1,6 @@
 """The one validator of offline-evaluation inputs. Every message names the argument at fault.
 
-Every check raises :class:`policies.errors.InvalidInput` with ``field`` set to the argument name, so
+Every check raises :class:`offerbandit.errors.InvalidInput` with ``field`` set to the argument name, so
 the CLI and the service can report a one-line cause without a traceback.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from numbers import Real
 
 import numpy as np
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 
 # Same tolerance as OBP's ``np.allclose(action_dist.sum(axis=1), 1)``: rtol 1e-5 + atol 1e-8.
 PMF_SUM_TOLERANCE = 1e-5 + 1e-8

@@ -22,7 +22,7 @@ import numpy as np
 
 from offline_eval.feedback import LoggedFeedback
 from offline_eval.ragged import RaggedMatrix
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 
 
 @dataclass(frozen=True)

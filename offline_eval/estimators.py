@@ -23,7 +23,7 @@ import numpy as np
 
 from offline_eval import _validation as check
 from offline_eval.vectors import EventVectors
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,7 +13,7 @@ from offline_eval.feedback import LoggedFeedback
 from offline_eval.intervals import bootstrap_replicates, normal_interval, percentile_interval
 from offline_eval.ragged import RaggedMatrix
 from offline_eval import vectors as reduce
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 
 DEFAULT_N_BOOTSTRAP = 500
 

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 from offline_eval.runner import EvaluationReport, PolicyResult
-from policies.errors import OfferBanditError
-from service.model_registry import PolicyRegistry, RegistryUnavailable, retry_when_locked
-from service.plots import EstimateInterval, plot_estimates
+from offerbandit.errors import OfferBanditError
+from offerbandit.errors import RegistryUnavailable
+from policy_registry.registry import PolicyRegistry, retry_when_locked
+from offerbandit.reports.plots import EstimateInterval, plot_estimates
 
 
 def policy_metrics(report: EvaluationReport, result: PolicyResult) -> dict[str, float]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 
 
 @dataclass(frozen=True, eq=False)

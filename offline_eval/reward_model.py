@@ -20,7 +20,7 @@ import numpy as np
 
 from offline_eval.ragged import RaggedMatrix
 from offline_eval.sqlite_loader import DEFAULT_CHUNK, LoggedDataset
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from policies.vw_adapter import RewardRegressorConfig, VWRewardRegressor
 
 ProgressCallback = Callable[[str, int, int], None]

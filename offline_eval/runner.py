@@ -29,9 +29,9 @@ from offline_eval.targets import (
     registry_for,
     target_pmf,
 )
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from service.config import ServiceConfig
-from service.model_registry import PolicyRegistry
+from policy_registry.registry import PolicyRegistry
 
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stage is "loading log", "reward model" or a policy label."""

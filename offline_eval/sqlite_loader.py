@@ -26,11 +26,11 @@ import numpy as np
 
 from offline_eval.feedback import LoggedFeedback
 from offline_eval.ragged import RaggedMatrix
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent
 from service.config import ServiceConfig
-from service.decision_log import LogReader, blob_to_indices, blob_to_pmf, log_path
-from service.log_records import LoggedDecision, OfferSetCache, decode_row
+from decision_log.sqlite_log import LogReader, blob_to_indices, blob_to_pmf, log_path
+from decision_log.records import LoggedDecision, OfferSetCache, decode_row
 
 DEFAULT_CHUNK = 5000
 NO_CONTACT = "no_contact"
@@ -183,7 +183,7 @@ class LoggedDataset:
 
 
 class RowDecoder:
-    """``service.log_records.decode_row`` with the arm set shared between rows that logged the same
+    """``decision_log.records.decode_row`` with the arm set shared between rows that logged the same
     candidates and eligible arms (building a 500-arm ArmSet per row made decoding ~10x slower)."""
 
     def __init__(self, offers: OfferSetCache, size: int = 1024) -> None:

@@ -27,10 +27,10 @@ import numpy as np
 from offline_eval.ragged import RaggedMatrix
 from offline_eval.sqlite_loader import DEFAULT_CHUNK, LoggedDataset
 from policies.contract import Policy
-from policies.errors import InvalidInput, ModelError, NotFound
-from policies.registry import load_policy, make_policy, policy_names
+from offerbandit.errors import InvalidInput, ModelError, NotFound
+from policies.factory import load_policy, make_policy, policy_names
 from service.config import CampaignConfig, ServiceConfig, default_campaign
-from service.model_registry import PolicyRegistry, RegistryConfig
+from policy_registry.registry import PolicyRegistry, RegistryConfig
 
 BASELINES = ("uniform", "best_single_arm", "per_segment_greedy")
 COUNTERFACTUAL_PREFIX = "counterfactual:"

@@ -13,7 +13,7 @@ import numpy as np
 from offline_eval import _validation as check
 from offline_eval.feedback import LoggedFeedback
 from offline_eval.ragged import RaggedMatrix
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 
 _ROW_CHUNK_ELEMENTS = 1 << 22  # dense rows are validated and reduced ~32 MB at a time
 

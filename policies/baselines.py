@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from policies.errors import InvalidInput, ModelError
+from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent
 
 WEIGHTINGS = ("plain", "ipw")

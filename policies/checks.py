@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from policies.contract import Policy
-from policies.errors import InvalidInput, ModelError
-from policies.registry import make_policy, policy_names
+from offerbandit.errors import InvalidInput, ModelError
+from policies.factory import make_policy, policy_names
 from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent, Offer
 
 PolicyFactory = Callable[[int], Policy]

@@ -26,7 +26,7 @@ from itertools import islice
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from policies.types import JointArm
 
 #: Dimensions over which "shown" and "responded" sets are kept (see `UserHistory.shown`).

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from policies.types import LearningEvent
 
 MODES = ("learned", "logging_only", "apprentice")

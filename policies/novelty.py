@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from policies.history import HISTORY_DIMENSIONS, UserHistory
 from policies.types import ArmSet
 

@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from policies.history import UserHistory
 from policies.types import ArmSet, DecisionContext
 

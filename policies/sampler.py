@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from policies.novelty import Mixture
 
 EXPLOIT = "exploit"

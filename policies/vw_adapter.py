@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from vowpalwabbit import pyvw
 
-from policies.errors import InvalidInput, ModelError
+from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent, Offer
 
 CONTEXT_NAMESPACE = "u"

@@ -7,7 +7,7 @@ The pmf is VW's own ``cb_explore_adf`` output, never recomputed. The only touch 
 division by its sum: VW computes in float32, so its pmf sums to 1 only within ~1e-7; dividing by the
 sum rescales every entry by the same factor (relative change < 1e-6), keeps exact zeros at zero and
 never changes which arms may be drawn or their order. A pmf that is not finite, negative or sums to
-<= 0 is a broken model (:class:`~policies.errors.ModelError`), not something we patch.
+<= 0 is a broken model (:class:`~offerbandit.errors.ModelError`), not something we patch.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from policies.errors import InvalidInput, ModelError
+from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, LearningEvent
 from policies.vw_adapter import CbAdfLearner, CbAdfOptions
 

@@ -13,11 +13,11 @@ import numpy as np
 from policies import modes
 from policies.contract import Policy
 from policies.novelty import NoveltyConfig
-from policies.registry import make_policy
+from policies.factory import make_policy
 from policies.rules import RulesConfig
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from service.config import CampaignConfig, ServiceConfig
-from service.decision_log import encode_offers
+from decision_log.sqlite_log import encode_offers
 
 BOOTSTRAP_VERSION = "bootstrap"
 _CACHE_SIZE = 4096  # distinct candidate lists remembered per campaign (oldest dropped first)

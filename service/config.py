@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from policies.types import Offer
 
 DEFAULT_SENSITIVE_KEYS = (

@@ -26,18 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from policies import sampler
-from policies.errors import InvalidInput, NotFound
+from offerbandit.errors import InvalidInput, NotFound
 from policies.history import HistoryConfig, UserHistoryStore
 from policies.novelty import NoveltyConfig, mix_for_history
 from policies.rules import RulesConfig, apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
-from service import reward_ops
+from decision_log import reward_ops
 from service.campaigns import CampaignRuntime, build_runtimes
 from service.config import CampaignConfig, ServiceConfig
-from service.decision_log import (DecisionRow, LogReader, LogWriter, encode_offers, indices_to_blob, insert_decisions,
+from decision_log.sqlite_log import (DecisionRow, LogReader, LogWriter, encode_offers, indices_to_blob, insert_decisions,
                                   log_path, pmf_to_blob)
 from service.keys import ServerKeys, load_keys
-from service.log_records import OfferSetCache, decode_row, history_record
+from decision_log.records import OfferSetCache, decode_row, history_record
 from service.validation import DecideInput, RewardInput
 
 NO_CONTACT = sampler.NO_CONTACT

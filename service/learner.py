@@ -14,12 +14,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from service import reward_ops
+from decision_log import reward_ops
 from service.engine import DecisionEngine
 from policies.contract import Policy
 from policies.modes import ApprenticeGate
 from policies.types import JointArm, LearningEvent
-from service.log_records import decode_row, learning_event
+from decision_log.records import decode_row, learning_event
 
 log = logging.getLogger("offerbandit.learner")
 

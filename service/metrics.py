@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 
 # Decide/Reward RPCs answer in (sub-)milliseconds when healthy; the tail buckets catch group-commit
 # stalls and overload.

@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from offers.v1 import decision_pb2 as pb
 from offers.v1 import decision_pb2_grpc as pb_grpc
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from service.config import ServiceConfig
 from service.engine import DecisionEngine
 from service.learner import OnlineLearner
@@ -119,7 +119,7 @@ class DecisionServer:
         self.learner.start()
         self.shadow.start()
         if self._start_registry:
-            from service.registry_link import RegistryLink
+            from service.live_models import RegistryLink
 
             self.registry = RegistryLink(self)
             self.registry.start()

@@ -13,7 +13,7 @@ from offers.v1 import decision_pb2 as pb
 from offers.v1 import decision_pb2_grpc as pb_grpc
 from service import validation
 from service.engine import DecisionEngine, DecisionOutcome
-from service.errors import abort_with, status_for
+from service.status import abort_with, status_for
 from service.metrics import Metrics
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 import numpy as np
 
-from service.decision_log import WriteOp, pmf_to_blob
+from decision_log.sqlite_log import WriteOp, pmf_to_blob
 from service.engine import DecisionEngine, ShadowItem
 
 log = logging.getLogger("offerbandit.shadow")

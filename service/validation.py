@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from offers.v1 import decision_pb2 as pb
 
-from policies.errors import InvalidInput, SensitiveFeature
+from offerbandit.errors import InvalidInput, SensitiveFeature
 from policies.types import JointArm, Offer
 from service.config import LimitsConfig, PrivacyConfig
 

@@ -5,7 +5,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 
 KNOWN_FORMATS: tuple[str, ...] = ("sms", "email", "push", "in_app")
 KNOWN_TIME_SLOTS: tuple[str, ...] = ("morning", "lunch", "evening")

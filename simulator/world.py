@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from policies.errors import InvalidInput
+from offerbandit.errors import InvalidInput
 from policies.types import ArmSet, DecisionContext, JointArm
 from simulator.catalog import Catalog, build_catalog
 from simulator.config import CATEGORIES, DISCOUNT_TYPES, KNOWN_FORMATS, KNOWN_TIME_SLOTS, OFFER_TYPES, WorldConfig

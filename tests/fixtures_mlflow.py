@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import pytest
 
-from service.model_registry import PolicyRegistry, RegistryConfig, copy_store, write_template_store
+from policy_registry.registry import PolicyRegistry, RegistryConfig, copy_store, write_template_store
 
 __all__ = ["MlflowStore", "mlflow_template_store", "mlflow_store", "mlflow_registry"]
 

@@ -1,0 +1,151 @@
+"""Write operations that join rewards and activations onto logged decisions.
+
+They run inside the log writer's transaction (see ``decision_log.LogWriter``), which serialises
+them: "is this the first reward?" and "has this event been learned?" are decided exactly once.
+
+Each event is learned exactly once:
+- aggregation ``first``: the first reward inside the window is the reward; the operation *claims*
+  the event for learning (sets ``learned_at``) and the caller hands it to the online learner.
+- aggregation ``sum``: rewards with distinct ``reward_id`` add up; the event is claimed at window
+  close by :func:`claim_due`.
+- no reward inside the window: :func:`claim_due` claims it with the campaign's default reward.
+- a reward after the event was learned or its window closed is stored as ``late``, never learned.
+- a deferred decision's window starts at ``Activate``; never activated, never learned.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from offerbandit.errors import NotFound
+from policies.sampler import NO_CONTACT
+from decision_log.sqlite_log import WriteOp
+
+
+@dataclass(frozen=True, slots=True)
+class RewardOutcome:
+    accepted: bool
+    duplicate: bool
+    late: bool
+    learn_seq: int | None  # the decision to learn now (first reward under `first`)
+    campaign: str
+    user_key: str
+    offer_id: str | None
+    format: str | None
+    time_slot: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationOutcome:
+    activated: bool
+    already_active: bool
+    learn_seq: int | None
+    campaign: str
+    user_key: str
+    decided_at: float
+    offer_id: str | None
+    format: str | None
+    time_slot: str | None
+    exploration: str
+
+
+_EVENT_COLUMNS = ("seq, campaign, user_key, deferred, activated_at, learn_due_at, learned_at, reward, "
+                  "reward_count, exploration, offer_id, format, time_slot, decided_at")
+
+
+def _event(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row:
+    row = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"unknown event_id {event_id!r}")
+    return row
+
+
+def _learnable(row: sqlite3.Row) -> bool:
+    return row["exploration"] != NO_CONTACT and (not row["deferred"] or row["activated_at"] is not None)
+
+
+def record_reward(event_id: str, value: float, reward_id: str, received_at: float,
+                  aggregation_of: Callable[[str], str]) -> WriteOp:
+    """Join one reward onto its decision. ``aggregation_of(campaign)`` gives 'first' or 'sum'."""
+
+    def op(conn: sqlite3.Connection) -> RewardOutcome:
+        row = _event(conn, event_id)
+        aggregation = aggregation_of(row["campaign"])
+
+        def outcome(accepted: bool, duplicate: bool, late: bool, learn_seq: int | None = None) -> RewardOutcome:
+            return RewardOutcome(accepted, duplicate, late, learn_seq, row["campaign"], row["user_key"],
+                                 row["offer_id"], row["format"], row["time_slot"])
+
+        if reward_id and conn.execute("SELECT 1 FROM rewards WHERE event_id = ? AND reward_id = ?",
+                                      (event_id, reward_id)).fetchone():
+            return outcome(False, True, False)  # a retried call: already stored
+        window_closed = row["learned_at"] is not None or (
+            row["learn_due_at"] is not None and received_at > row["learn_due_at"])
+        if aggregation == "first" and row["reward_count"] > 0:
+            status = "duplicate"
+        elif window_closed:
+            status = "late"
+        else:
+            status = "counted"
+        conn.execute("INSERT INTO rewards (event_id, reward_id, value, received_at, status) VALUES (?,?,?,?,?)",
+                     (event_id, reward_id or None, value, received_at, status))
+        if status == "late":
+            return outcome(False, False, True)
+        if status == "duplicate":
+            return outcome(False, True, False)
+        new_reward = value if aggregation == "first" else (row["reward"] or 0.0) + value
+        learn_now = aggregation == "first" and row["learned_at"] is None and _learnable(row)
+        conn.execute("UPDATE decisions SET reward = ?, reward_count = reward_count + 1, learned_at = ? "
+                     "WHERE seq = ?", (new_reward, received_at if learn_now else row["learned_at"], row["seq"]))
+        return outcome(True, False, False, row["seq"] if learn_now else None)
+
+    return op
+
+
+def activate(event_id: str, now: float, window_of: Callable[[str, str | None], float],
+             aggregation_of: Callable[[str], str]) -> WriteOp:
+    """Mark a deferred decision as shown; its reward window starts now."""
+
+    def op(conn: sqlite3.Connection) -> ActivationOutcome:
+        row = _event(conn, event_id)
+
+        def outcome(activated: bool, already: bool, learn_seq: int | None = None) -> ActivationOutcome:
+            return ActivationOutcome(activated, already, learn_seq, row["campaign"], row["user_key"],
+                                     row["decided_at"], row["offer_id"], row["format"], row["time_slot"],
+                                     row["exploration"])
+
+        if not row["deferred"] or row["activated_at"] is not None:
+            return outcome(False, True)
+        due = None if row["exploration"] == NO_CONTACT else now + window_of(row["campaign"], row["format"])
+        learn_now = (due is not None and aggregation_of(row["campaign"]) == "first" and row["reward_count"] > 0)
+        conn.execute("UPDATE decisions SET activated_at = ?, learn_due_at = ?, learned_at = ? WHERE seq = ?",
+                     (now, due, now if learn_now else None, row["seq"]))
+        return outcome(True, False, row["seq"] if learn_now else None)
+
+    return op
+
+
+def claim_due(seqs: Sequence[int], now: float, default_reward_of: Callable[[str], float]) -> WriteOp:
+    """Claim events whose reward window closed; give those without a reward the default reward.
+
+    Returns the seqs actually claimed (another path may have claimed some meanwhile).
+    """
+
+    def op(conn: sqlite3.Connection) -> list[int]:
+        claimed: list[int] = []
+        for seq in seqs:
+            row = conn.execute("SELECT campaign, reward_count FROM decisions WHERE seq = ? AND learned_at IS NULL",
+                               (seq,)).fetchone()
+            if row is None:
+                continue
+            campaign, count = row[0], row[1]
+            if count == 0:
+                conn.execute("UPDATE decisions SET learned_at = ?, reward = ? WHERE seq = ?",
+                             (now, default_reward_of(campaign), seq))
+            else:
+                conn.execute("UPDATE decisions SET learned_at = ? WHERE seq = ?", (now, seq))
+            claimed.append(seq)
+        return claimed
+
+    return op

@@ -1,0 +1,36 @@
+"""offerbandit: segment-of-one offer decisions with contextual bandits.
+
+This package is the public Python surface. Importing it stays cheap: it loads neither MLflow,
+VowpalWabbit nor numpy (the server, the learner and the offline evaluation live in their own
+packages: ``service``, ``policies``, ``decision_log``, ``policy_registry``, ``offline_eval``).
+"""
+from offerbandit.errors import (
+    InvalidInput,
+    LogClosed,
+    LogNotFound,
+    ModelError,
+    NotFound,
+    OfferBanditError,
+    Overloaded,
+    PolicyUnavailable,
+    RegistryUnavailable,
+    SensitiveFeature,
+    Unavailable,
+)
+
+__version__ = "0.2.0"
+
+__all__ = [
+    "InvalidInput",
+    "LogClosed",
+    "LogNotFound",
+    "ModelError",
+    "NotFound",
+    "OfferBanditError",
+    "Overloaded",
+    "PolicyUnavailable",
+    "RegistryUnavailable",
+    "SensitiveFeature",
+    "Unavailable",
+    "__version__",
+]

@@ -1,0 +1,48 @@
+"""One argument checker for scalars (the shape of OBP's ``check_scalar``).
+
+Every configuration record and public function checks its numbers here, so a bad value is refused
+with the same kind of message everywhere: ``<name> must be <kind><range>, got <value>``, raised as
+:class:`~offerbandit.errors.InvalidInput` naming the field.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from offerbandit.errors import InvalidInput
+
+__all__ = ["check_scalar"]
+
+
+def _range_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {high:g}"
+    return ""
+
+
+def check_scalar(value: object, name: str, kind: type = float, *, low: float | None = None,
+                 high: float | None = None, low_open: bool = False, high_open: bool = False) -> int | float:
+    """Return ``value`` as ``kind`` (``int`` or ``float``) if it is one and lies in the range, else raise.
+
+    Booleans are refused for both kinds (``True`` is an ``int`` to Python, never a count or a rate to
+    us); floats must be finite; numpy scalars are accepted.
+    """
+    if kind not in (int, float):
+        raise TypeError(f"check_scalar checks int or float, not {kind!r}")
+    wanted = numbers.Integral if kind is int else numbers.Real
+    noun = "an integer" if kind is int else "a finite number"
+    text = f"{name} must be {noun}{_range_text(low, high, low_open, high_open)}, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        raise InvalidInput(text, field=name)
+    number = int(value) if kind is int else float(value)
+    if kind is float and not math.isfinite(number):
+        raise InvalidInput(text, field=name)
+    if low is not None and (number < low or (low_open and number == low)):
+        raise InvalidInput(text, field=name)
+    if high is not None and (number > high or (high_open and number == high)):
+        raise InvalidInput(text, field=name)
+    return number

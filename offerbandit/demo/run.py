@@ -1,0 +1,273 @@
+"""``offerbandit demo``: the whole system on embedded defaults, in a few minutes.
+
+1. start a real server on a free loopback port with a local data dir (SQLite log, MLflow store);
+2. drive simulated customers through gRPC (DecideBatch + Reward) while the policy learns online
+   and its checkpoints become MLflow versions (champion moves along the lineage);
+3. train a challenger counterfactually on the log so far, register it and point ``challenger`` at
+   it: from then on it is shadow-scored on live traffic;
+4. serve an evaluation window; evaluate champion, challenger and baselines offline on it, and
+   compare an off-policy estimate with the value the simulator knows to be true;
+5. log product-owner runs to MLflow (metrics + plots) and print a summary.
+
+The world runs without fatigue or drift so the single-step off-policy estimates are comparable with
+the simulator's truth (their assumption is that actions do not change future rewards).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from offline_eval import LoggedFeedback, evaluate
+from policies.contract import Policy
+from policies.factory import make_policy
+from policies.types import DecisionContext, LearningEvent
+from service.config import ServiceConfig, parse_config
+from decision_log.records import OfferSetCache, decode_row, learning_event
+from service.server import DecisionServer
+from offerbandit.reports.versions import log_version_reports
+from offerbandit.demo.traffic import Step, channel_for, drive, world_catalog_toml
+from simulator import CustomerWorld, WorldConfig
+
+from offers.v1 import decision_pb2_grpc as pb_grpc
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    data_dir: Path
+    decisions: int = 12000
+    eval_decisions: int = 4000
+    seed: int = 7
+    customers: int = 3000
+    batch_size: int = 64
+    checkpoint_every: int = 3000
+
+    def __post_init__(self) -> None:
+        from offerbandit.errors import InvalidInput
+
+        if self.decisions < 200:
+            raise InvalidInput("--decisions must be at least 200", field="decisions")
+        if self.eval_decisions < 100:
+            raise InvalidInput("--eval-decisions must be at least 100", field="eval_decisions")
+        if self.customers < 10:
+            raise InvalidInput("--customers must be at least 10", field="customers")
+
+
+@dataclass(frozen=True)
+class PolicyValue:
+    name: str
+    value: float
+    stderr: float = 0.0
+
+
+@dataclass(frozen=True)
+class OpeCheck:
+    policy: str
+    estimator: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    true_value: float
+    effective_sample_size: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def covered(self) -> bool:
+        return self.ci_low <= self.true_value <= self.ci_high
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    data_dir: str
+    tracking_uri: str
+    decisions: int
+    learning_decisions: int
+    eval_decisions: int
+    live: tuple[PolicyValue, ...]
+    fraction_of_oracle: float
+    exploration_share: dict[str, float]
+    latent_discoveries: int
+    versions: tuple[str, ...]
+    champion: str
+    challenger: str
+    shadow_scored: int
+    ope: tuple[OpeCheck, ...]
+    seconds: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=float)
+
+
+def demo_config(world: CustomerWorld, options: DemoOptions) -> ServiceConfig:
+    extra = "reward_window_seconds = 3600\n"
+    every = max(100, min(options.checkpoint_every, options.decisions // 3))
+    text = (f"[learning]\nregistry_poll_seconds = 1.0\ncheckpoint_every_events = {every}\n"
+            f"checkpoint_every_seconds = 3600\n[privacy]\nuser_hash_key = \"demo-seed-{options.seed}\"\n"
+            + world_catalog_toml(world, extra=extra))
+    return parse_config(text)
+
+
+def _mean_se(values: np.ndarray) -> tuple[float, float]:
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def _live_values(steps: list[Step]) -> tuple[PolicyValue, ...]:
+    """True expected response per decision of the served policy and references, on the same requests."""
+    served = np.array([s.expected_reward for s in steps])
+    matrix = np.stack([s.expected for s in steps])
+    segments = np.array([s.segment for s in steps])
+    per_segment = np.empty(len(steps))
+    for segment in np.unique(segments):
+        rows = segments == segment
+        best = int(np.argmax(matrix[rows].mean(axis=0)))  # the best arm for the segment, in hindsight
+        per_segment[rows] = matrix[rows, best]
+    return (
+        PolicyValue("offerbandit (learned, served live)", *_mean_se(served)),
+        PolicyValue("oracle (knows each customer)", *_mean_se(matrix.max(axis=1))),
+        PolicyValue("per-segment rules (best arm per segment)", *_mean_se(per_segment)),
+        PolicyValue("mass marketing (best single arm)", *_mean_se(np.array([s.best_single_reward for s in steps]))),
+        PolicyValue("uniform random", *_mean_se(matrix.mean(axis=1))),
+    )
+
+
+def _train_counterfactual(server: DecisionServer, params: dict[str, object], until_seq: int) -> Policy:
+    """A fresh VW policy trained on the log's learned events up to ``until_seq`` (IPS via VW's cb)."""
+    engine = server.engine
+    policy = make_policy("vw", **params)
+    offers = OfferSetCache(engine.reader)
+    batch: list[LearningEvent] = []
+    for row in engine.reader.iter_decisions():
+        if row["seq"] > until_seq:
+            break
+        if row["learned_at"] is None:
+            continue
+        event = learning_event(decode_row(row, offers), 0.0)
+        if event is not None:
+            batch.append(event)
+        if len(batch) >= 512:
+            policy.learn(batch)
+            batch = []
+    if batch:
+        policy.learn(batch)
+    return policy
+
+
+def _ope_checks(steps: list[Step], contexts: dict[str, DecisionContext], world: CustomerWorld,
+                targets: dict[str, Policy], seed: int) -> tuple[OpeCheck, ...]:
+    """Off-policy estimates of each target on the evaluation window vs the simulator's true value."""
+    arm_set = world.arm_set
+    rewarded = [s for s in steps if s.arm is not None]
+    feedback = LoggedFeedback(action=np.array([s.chosen_index for s in rewarded]),
+                              reward=np.array([s.reward for s in rewarded]),
+                              pscore=np.array([s.probability for s in rewarded]))
+    matrix = np.stack([s.expected for s in rewarded])
+    checks = []
+    items = [(contexts[s.event_id], arm_set) for s in rewarded]
+    for name, policy in targets.items():
+        target = np.stack(policy.pmf_batch(items))
+        true_value = float((target * matrix).sum(axis=1).mean())
+        result = evaluate(feedback, target, estimators=["ipw", "snipw"], n_bootstrap=200, random_state=seed)
+        for estimator in ("ipw", "snipw"):
+            r = result[estimator]
+            checks.append(OpeCheck(name, estimator, r.value, r.ci_low, r.ci_high, true_value,
+                                   float(result.diagnostics.effective_sample_size), tuple(result.warnings)))
+    return tuple(checks)
+
+
+def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] | None = None) -> DemoSummary:
+    started = time.time()
+    progress = progress or (lambda phase, done, total: None)
+    world = CustomerWorld(WorldConfig(seed=options.seed, n_customers=options.customers, fatigue=False, drift=False))
+    config = demo_config(world, options)
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    server = DecisionServer(config, options.data_dir, port=0, start_registry=True)
+    server.start()
+    notes: list[str] = []
+    try:
+        stub = pb_grpc.DecisionServiceStub(channel_for(f"127.0.0.1:{server.port}"))
+        steps: list[Step] = []
+        total = options.decisions + options.eval_decisions
+
+        for step in drive(stub, world, options.decisions, batch_size=options.batch_size,
+                          on_batch=lambda n: progress("learning online", len(steps), total)):
+            steps.append(step)
+        server.learner.wait_idle(60)
+        if server.registry is not None:
+            server.registry.checkpoint("default")  # the learned model as a version before the challenger
+        learned_until = server.engine.reader.conn().execute("SELECT max(seq) FROM decisions").fetchone()[0]
+        champion_params = dict(config.campaigns["default"].policy_params)
+        # A softer explorer than the champion, so its pmf overlaps the logged traffic
+        challenger_params = {**champion_params, "squarecb_gamma_scale": 30.0, "learning_rate": 0.3}
+        challenger_policy = _train_counterfactual(server, challenger_params, learned_until)
+        registry = server.registry.registry() if server.registry else None
+        challenger_version = ""
+        champion_version = server.engine.campaigns["default"].live.version
+        if registry is not None:
+            from policy_registry.registry import CHALLENGER, Lineage, PolicyArtifact, current_code_version
+            from service.config_toml import campaign_policy_toml
+
+            artifact = PolicyArtifact(
+                campaign="default", policy_name="vw", model=challenger_policy.save(),
+                config_toml=campaign_policy_toml(config.campaigns["default"], challenger_policy.params),
+                lineage=Lineage(None, None, time.time(), int(learned_until or 0), current_code_version()),
+                metrics={"train_events": float(learned_until or 0)})
+            challenger_version = registry.publish(artifact, aliases=(CHALLENGER,))
+            deadline = time.time() + 30
+            while server.engine.campaigns["default"].challenger is None and time.time() < deadline:
+                time.sleep(0.1)
+        else:
+            notes.append("MLflow registry disabled: no versions registered")
+        eval_steps: list[Step] = []
+        for step in drive(stub, world, options.eval_decisions, batch_size=options.batch_size,
+                          on_batch=lambda n: progress("evaluation window", len(steps) + len(eval_steps), total)):
+            eval_steps.append(step)
+        server.learner.wait_idle(60)
+        server.shadow.wait_idle(60)
+        if server.registry is not None:
+            server.registry.checkpoint("default")
+        progress("offline evaluation", total, total)
+        summary_steps = steps + eval_steps
+        live = _live_values(summary_steps[len(summary_steps) // 2:])
+        oracle = live[1].value
+        exploration = defaultdict(int)
+        for s in summary_steps:
+            exploration[s.exploration] += 1
+        shares = {k: v / len(summary_steps) for k, v in sorted(exploration.items())}
+        versions = tuple(sorted({s.policy_version for s in summary_steps}, key=_version_key))
+        champion_version = server.engine.campaigns["default"].live.version
+        shadow = server.engine.reader.conn().execute("SELECT count(*) FROM shadow_scores").fetchone()[0]
+        if registry is not None:
+            progress("product-owner reports to MLflow", total, total)
+            log_version_reports(options.data_dir, registry)
+        ope = _ope_for_window(server, world, eval_steps, challenger_policy, options.seed)
+        tracking_uri = server.registry.registry_config.tracking_uri if server.registry else ""
+        return DemoSummary(
+            data_dir=str(options.data_dir), tracking_uri=tracking_uri, decisions=len(summary_steps),
+            learning_decisions=len(steps), eval_decisions=len(eval_steps), live=live,
+            fraction_of_oracle=live[0].value / oracle if oracle else 0.0, exploration_share=shares,
+            latent_discoveries=sum(s.latent_discovery for s in summary_steps), versions=versions,
+            champion=champion_version, challenger=challenger_version, shadow_scored=int(shadow), ope=ope,
+            seconds=time.time() - started, notes=tuple(notes))
+    finally:
+        server.stop(grace=2)
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (-1, version)
+
+
+def _ope_for_window(server: DecisionServer, world: CustomerWorld, eval_steps: list[Step], challenger: Policy,
+                    seed: int) -> tuple[OpeCheck, ...]:
+    """Rebuild each evaluation-window decision's context from the log and check OPE against truth."""
+    offers = OfferSetCache(server.engine.reader)
+    wanted = {s.event_id for s in eval_steps}
+    contexts = {row["event_id"]: decode_row(row, offers).context
+                for row in server.engine.reader.iter_decisions() if row["event_id"] in wanted}
+    return _ope_checks(eval_steps, contexts, world, {"challenger (counterfactual VW)": challenger,
+                                                     "uniform": make_policy("uniform")}, seed)

@@ -1,0 +1,187 @@
+"""The server's link to the MLflow registry, entirely off the request path.
+
+- **Champion**: each campaign serves one live model. When ``champion`` points to a version this
+  server did not publish itself (start-up, ``offerbandit promote``/``rollback``), the version is
+  loaded in the watcher thread, caught up on the events learned after its log window, and swapped
+  in atomically; requests keep being served by the old model meanwhile.
+- **Checkpoints**: every N learned events or T seconds, the live model is published as a new
+  version (parent = the version it descends from) and ``champion`` moves to it: same lineage, no
+  gate. Decisions then name that version.
+- **Challenger**: loaded the same way and used only for shadow scoring (see ``shadow``).
+- **Faults**: the watcher keeps the last good model, records the problem, retries with backoff;
+  a separate health entry ``offerbandit.registry`` turns NOT_SERVING while the registry is unusable.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from grpc_health.v1 import health_pb2
+
+from policies.contract import Policy
+from policies.factory import load_policy, policy_names
+from service.campaigns import BOOTSTRAP_VERSION, CampaignRuntime, LivePolicy
+from decision_log.records import decode_row, learning_event
+from policy_registry.registry import (CHALLENGER, CHAMPION, Lineage, LoadedPolicy, PolicyArtifact, PolicyRegistry,
+                                    RegistryConfig, current_code_version)
+from policy_registry.watcher import RegistryWatcher
+from service.config_toml import campaign_policy_toml
+
+if TYPE_CHECKING:
+    from service.server import DecisionServer
+
+log = logging.getLogger("offerbandit.registry")
+REGISTRY_HEALTH = "offerbandit.registry"
+
+
+class RegistryLink:
+    def __init__(self, server: "DecisionServer") -> None:
+        self.server = server
+        self.engine = server.engine
+        config = server.config
+        self.registry_config = RegistryConfig.for_data_dir(
+            server.data_dir, experiment_name=config.mlflow.experiment_name,
+            model_name_template=config.mlflow.model_name_template)
+        self._registry: PolicyRegistry | None = None
+        self._registry_lock = threading.Lock()
+        self._published: set[tuple[str, str]] = set()
+        self._since_checkpoint: dict[str, int] = {name: 0 for name in self.engine.campaigns}
+        self._window_start: dict[str, float | None] = {name: None for name in self.engine.campaigns}
+        self._last_checkpoint: dict[str, float] = {name: time.time() for name in self.engine.campaigns}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._checkpoint_lock = threading.Lock()
+        self.watcher = RegistryWatcher(self.registry, list(self.engine.campaigns), self._on_change,
+                                       poll_s=config.learning.registry_poll_seconds)
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="registry-checkpoints", daemon=True)
+        server.learner.on_learned = self._on_learned
+
+    def registry(self) -> PolicyRegistry:
+        with self._registry_lock:
+            if self._registry is None:
+                self._registry = PolicyRegistry(self.registry_config, accepted_policy_names=policy_names())
+            return self._registry
+
+    def start(self) -> None:
+        self.server.health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
+        self.watcher.start()
+        self._checkpointer.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self.watcher.stop()
+        if self._checkpointer.is_alive():
+            self._checkpointer.join(10)
+
+    # --- versions coming in -------------------------------------------------------------------
+
+    def _on_change(self, loaded: LoadedPolicy) -> None:
+        runtime = self.engine.campaigns.get(loaded.campaign)
+        if runtime is None:
+            return
+        if (loaded.campaign, loaded.version) in self._published:
+            return  # our own checkpoint: already serving it
+        policy = load_policy(loaded.policy_name, loaded.model)  # ModelError: the watcher keeps the old one
+        if loaded.alias == CHALLENGER:
+            runtime.challenger = LivePolicy(policy, loaded.version)
+            log.info("campaign %s: challenger is version %s", loaded.campaign, loaded.version)
+            return
+        caught_up = self._catch_up(runtime, policy, loaded.lineage)
+        runtime.live.swap(policy, loaded.version)
+        self._window_start[loaded.campaign] = None
+        self._since_checkpoint[loaded.campaign] = 0
+        self.server.metrics.set_policy_version(loaded.campaign, loaded.version)
+        log.warning("campaign %s: now serving version %s (caught up on %d events)", loaded.campaign,
+                    loaded.version, caught_up)
+
+    def _catch_up(self, runtime: CampaignRuntime, policy: Policy, lineage: Lineage) -> int:
+        """Learn the events the log learned after the version's window, so a restart loses nothing."""
+        if lineage.log_window_end is None:
+            return 0
+        conn = self.engine.reader.conn()
+        rows = conn.execute("SELECT * FROM decisions WHERE campaign = ? AND learned_at > ? ORDER BY learned_at",
+                            (runtime.config.name, lineage.log_window_end)).fetchall()
+        events = [learning_event(decode_row(row, self.engine.offer_sets), runtime.config.default_reward)
+                  for row in rows]
+        events = [e for e in events if e is not None]
+        for start in range(0, len(events), 256):
+            policy.learn(events[start:start + 256])
+        return len(events)
+
+    # --- checkpoints going out ----------------------------------------------------------------
+
+    def _on_learned(self, campaign: str, n: int) -> None:
+        self._since_checkpoint[campaign] = self._since_checkpoint.get(campaign, 0) + n
+        if self._window_start.get(campaign) is None:
+            self._window_start[campaign] = time.time()
+        if self._since_checkpoint[campaign] >= self.server.config.learning.checkpoint_every_events:
+            self._wake.set()
+
+    def _checkpoint_loop(self) -> None:
+        every = self.server.config.learning.checkpoint_every_seconds
+        while not self._stop.is_set():
+            self._wake.wait(timeout=min(every, 5.0))
+            self._wake.clear()
+            if not self._stop.is_set():
+                self._set_health(self.watcher.status().healthy)
+            for campaign in list(self.engine.campaigns):
+                due_events = self._since_checkpoint.get(campaign, 0) >= self.server.config.learning.checkpoint_every_events
+                due_time = (time.time() - self._last_checkpoint[campaign] >= every
+                            and self._since_checkpoint.get(campaign, 0) > 0)
+                if due_events or due_time:
+                    try:
+                        self.checkpoint(campaign)
+                    except Exception:  # noqa: BLE001 - retried at the next tick; serving is unaffected
+                        log.exception("checkpoint of campaign %s failed", campaign)
+                        self._set_health(False)
+
+    def checkpoint(self, campaign: str) -> str:
+        """Publish the live model of ``campaign`` as a new version and point ``champion`` at it."""
+        with self._checkpoint_lock:
+            return self._checkpoint(campaign)
+
+    def _checkpoint(self, campaign: str) -> str:
+        runtime = self.engine.campaigns[campaign]
+        policy, parent = runtime.live.current()
+        learned = self._since_checkpoint.get(campaign, 0)
+        window_end = time.time()
+        model = policy.save()
+        lineage = Lineage(parent_version=None if parent == BOOTSTRAP_VERSION else parent,
+                          log_window_start=self._window_start.get(campaign), log_window_end=window_end,
+                          event_count=learned, code_version=current_code_version())
+        artifact = PolicyArtifact(campaign=campaign, policy_name=policy.name, model=model,
+                                  config_toml=campaign_policy_toml(runtime.config, policy.params),
+                                  lineage=lineage, metrics=self._live_metrics(campaign, parent))
+        version = self.registry().publish(artifact, aliases=(CHAMPION,))
+        self._published.add((campaign, version))
+        current_policy, current_version = runtime.live.current()
+        if current_policy is policy:  # nothing swapped meanwhile
+            runtime.live.swap(policy, version)
+            self.server.metrics.set_policy_version(campaign, version)
+        self._since_checkpoint[campaign] = max(0, self._since_checkpoint.get(campaign, 0) - learned)
+        self._window_start[campaign] = None
+        self._last_checkpoint[campaign] = window_end
+        self._set_health(True)
+        log.info("campaign %s: checkpoint published as version %s (parent %s, %d events)", campaign, version,
+                 parent, learned)
+        return version
+
+    def _live_metrics(self, campaign: str, version: str) -> dict[str, float]:
+        """Live reward of the decisions this version made (learned events only)."""
+        row = self.engine.reader.conn().execute(
+            "SELECT count(*), avg(reward), sum(exploration = 'explore_outside_history') FROM decisions "
+            "WHERE campaign = ? AND policy_version = ? AND learned_at IS NOT NULL AND chosen_index IS NOT NULL",
+            (campaign, version)).fetchone()
+        n = int(row[0] or 0)
+        metrics = {"live_events": float(n)}
+        if n:
+            metrics["live_reward_mean"] = float(row[1] or 0.0)
+            metrics["share_outside_history"] = float(row[2] or 0) / n
+        return metrics
+
+    def _set_health(self, ok: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        self.server.health.set(REGISTRY_HEALTH, status)

@@ -1,0 +1,118 @@
+"""The benchmark scripts run end to end (``--tiny``) and emit the JSON that ``run_all.py`` renders.
+
+Structure and sanity only (positive rates, ratios in range, a goal's ``met`` agreeing with its
+numbers): never speed, which depends on the machine.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = ("bench_service", "bench_learning", "bench_scaling")
+EXPECTED_GOALS = {
+    "bench_service": {"served_vs_in_process_vw", "log_writer_vs_raw_executemany",
+                      "log_writer_batch_ops_vs_raw_executemany", "latency_unaffected_by_mlflow_down"},
+    "bench_learning": {"learned_vs_best_baseline", "learned_vs_mass_marketing"},
+    "bench_scaling": set(),
+}
+EXPECTED_TABLES = {"bench_service": 5, "bench_learning": 2, "bench_scaling": 3}
+
+
+def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    out = tmp_path_factory.mktemp("bench")
+    payloads = {}
+    for name in SCRIPTS:
+        extra = ["--plot", str(out / "curves.png")] if name == "bench_learning" else []
+        run(str(REPO / "bench" / f"{name}.py"), "--tiny", "--json", str(out / f"{name}.json"), *extra)
+        payloads[name] = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+    return out, payloads
+
+
+def numbers(table: dict) -> list[float]:
+    return [v for row in table["rows"] for v in row if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_report_has_the_keys_run_all_renders(reports, name):
+    payload = reports[1][name]
+    assert payload["script"] == name and payload["mode"] == "tiny"
+    assert {"date", "cores", "python", "versions", "load_average"} <= set(payload["machine"])
+    assert payload["wall_s"] > 0
+    assert {g["name"] for g in payload["goals"]} == EXPECTED_GOALS[name]
+    assert len(payload["tables"]) == EXPECTED_TABLES[name]
+    for table in payload["tables"]:
+        assert table["title"] and table["rows"]
+        assert all(len(row) == len(table["columns"]) for row in table["rows"])
+        assert all(math.isfinite(v) and v >= 0 for v in numbers(table))
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_goals_are_positive_ratios_and_met_agrees(reports, name):
+    for goal in reports[1][name]["goals"]:
+        assert goal["definition"]
+        assert math.isfinite(goal["measured"]) and goal["measured"] > 0, goal
+        assert goal["met"] == (goal["measured"] >= goal["target"]), goal
+
+
+def test_service_figures_are_sane(reports):
+    tables = {t["title"].split(" ")[0]: t for t in reports[1]["bench_service"]["tables"]}
+    served = tables["(a)(b)"]
+    assert [row[-1] for row in served["rows"]] == [0] * len(served["rows"])  # no failed calls
+    assert all(row[1] > 0 and row[2] > 0 and 0 < row[3] <= row[4] for row in served["rows"])  # p50 <= p99
+    log_rows = tables["(c)"]["rows"]
+    assert log_rows[0][-1] == 1.0 and all(row[2] > 0 for row in log_rows)
+
+
+def test_learning_reports_every_policy_and_a_plot(reports):
+    out, payloads = reports
+    table = payloads["bench_learning"]["tables"][0]
+    policies = [row[0] for row in table["rows"]]
+    assert len(policies) == 7 and policies[0].startswith("learned")
+    oracle = next(row for row in table["rows"] if row[0].startswith("oracle"))[1]
+    assert all(0 <= row[2] <= 1 for row in table["rows"])
+    assert all(row[1] <= oracle + 1e-9 for row in table["rows"][4:])  # references never beat the oracle
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scaling_covers_every_arm_count_and_log_size(reports):
+    arms, growth, log = reports[1]["bench_scaling"]["tables"]
+    assert [row[0] for row in arms["rows"]] == [64, 128, 256, 512, 1024]
+    assert growth["rows"][0][1:] == [1.0, 1.0]
+    sizes = [row[0] for row in log["rows"]]
+    assert sizes == sorted(sizes) and len(sizes) >= 2
+
+
+def test_run_all_renders_a_readme_from_the_json(reports, tmp_path):
+    out, payloads = reports
+    readme = tmp_path / "README.md"
+    run(str(REPO / "bench" / "run_all.py"), "--reuse", "--tiny", "--out", str(out), "--readme", str(readme))
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks")
+    for name, payload in payloads.items():
+        for goal in payload["goals"]:
+            assert f"`{goal['name']}` ({name})" in text
+        for table in payload["tables"]:
+            assert table["title"] in text
+    assert "## Reproduce" in text and "load average" in text
+    summary = json.loads((out / "run_all.json").read_text(encoding="utf-8"))
+    assert summary["failures"] == [] and set(summary["results"]) == set(SCRIPTS)
+
+
+def test_run_all_fails_loudly_without_the_json(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), "--reuse", "--tiny",
+                           "--out", str(tmp_path), "--readme", str(tmp_path / "README.md")],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "failed: bench_service" in done.stderr

@@ -1,0 +1,54 @@
+"""A small `offerbandit demo` end to end; its summary's claims are checked against what it wrote."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from policy_registry.registry import PolicyRegistry, RegistryConfig
+from tests.cli.test_cli import run
+
+
+def test_small_demo_summary_matches_its_log_and_registry(tmp_path):
+    data_dir = tmp_path / "demo"
+    result = run("demo", "--data-dir", str(data_dir), "--decisions", "800", "--eval-decisions", "400",
+                 "--customers", "200", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary == json.loads((data_dir / "demo-summary.json").read_text())
+    con = sqlite3.connect(data_dir / "decisions.db")
+    n, = con.execute("SELECT count(*) FROM decisions").fetchone()
+    assert n == summary["decisions"] == 1200
+    counts = dict(con.execute("SELECT exploration, count(*) FROM decisions GROUP BY exploration").fetchall())
+    assert {k: v / n for k, v in counts.items()} == summary["exploration_share"]
+    served = {v for (v,) in con.execute("SELECT DISTINCT policy_version FROM decisions")}
+    assert served == set(summary["versions"])
+    shadow, = con.execute("SELECT count(*) FROM shadow_scores WHERE policy_version = ?",
+                          (summary["challenger"],)).fetchone()
+    assert shadow == summary["shadow_scored"] > 0
+    rewarded, = con.execute("SELECT count(*) FROM rewards WHERE status = 'counted'").fetchone()
+    assert rewarded == n  # every decision got its reward joined
+    con.close()
+    registry = PolicyRegistry(RegistryConfig.for_data_dir(data_dir))
+    assert registry.resolve("default", "champion") == summary["champion"]
+    assert registry.resolve("default", "challenger") == summary["challenger"]
+    numeric = {v for v in served if v.isdigit()}
+    assert numeric and {f"heatmap_v{v}.png" for v in numeric} <= {p.name for p in (data_dir / "reports").iterdir()}
+    # Each served version's product-owner run holds its exploration report and the report per UTC day.
+    from mlflow import MlflowClient
+
+    uri = registry.config.tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    for version in numeric:
+        [report_run] = [r for r in runs if r.data.tags.get("version") == version
+                        and "exploration.n_decisions" in r.data.metrics]
+        days = sorted(client.get_metric_history(report_run.info.run_id, "exploration_daily.n_decisions"),
+                      key=lambda m: m.step)
+        assert [m.step for m in days] == list(range(len(days))) and days
+        assert sum(m.value for m in days) == report_run.data.metrics["exploration.n_decisions"] > 0
+    live = {v["name"].split(" (")[0]: v["value"] for v in summary["live"]}
+    assert live["oracle"] >= live["per-segment rules"] >= live["uniform random"]
+    assert live["offerbandit"] > live["uniform random"]
+    assert 0 < summary["fraction_of_oracle"] < 1
+    for check in summary["ope"]:
+        assert check["ci_low"] <= check["estimate"] <= check["ci_high"]
