@@ -32,9 +32,10 @@ from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, 
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
 from policies.factory import make_policy  # noqa: E402
-from decision_log import reward_ops  # noqa: E402
+from decision_log.sqlite import reward_ops  # noqa: E402
 from service.config import DEFAULT_POLICY_PARAMS  # noqa: E402
-from decision_log.sqlite_log import LogWriter, insert_decisions  # noqa: E402
+from decision_log.sqlite.write_ops import insert_decisions  # noqa: E402
+from decision_log.sqlite.writer import LogWriter  # noqa: E402
 
 ARM_COUNTS = (64, 128, 256, 512, 1024)
 GRPC_BATCH = 16

@@ -40,7 +40,10 @@ from policies.factory import make_policy  # noqa: E402
 from policies.types import ArmSet, DecisionContext  # noqa: E402
 from service import validation  # noqa: E402
 from service.config import DEFAULT_POLICY_PARAMS, ServiceConfig  # noqa: E402
-from decision_log.sqlite_log import DecisionRow, LogWriter, create_schema, insert_decisions  # noqa: E402
+from decision_log import DecisionRow  # noqa: E402
+from decision_log.sqlite.schema import migrate  # noqa: E402
+from decision_log.sqlite.write_ops import insert_decisions  # noqa: E402
+from decision_log.sqlite.writer import LogWriter  # noqa: E402
 from service.engine import DecisionEngine, ranking_of  # noqa: E402
 from service.servicer import to_proto  # noqa: E402
 
@@ -207,7 +210,7 @@ def raw_connection(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA wal_autocheckpoint=4000")
-    create_schema(conn)
+    migrate(conn, path, create=True)
     return conn
 
 

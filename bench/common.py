@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:
 
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from policies.types import ArmSet, DecisionContext, Offer  # noqa: E402
-from decision_log.sqlite_log import DecisionRow, indices_to_blob, pmf_to_blob  # noqa: E402
+from decision_log import DecisionRow, indices_to_blob, pmf_to_blob  # noqa: E402
 
 FORMATS = ("sms", "email", "push", "in_app")
 TIME_SLOTS = ("morning", "lunch", "evening", "night")
@@ -288,7 +288,7 @@ def decision_rows(count: int, n_arms: int = 128, seed: int = 0) -> list[Decision
 def feed_writer(writer, ops: Sequence[Sequence], threads: int, window: int) -> float:
     """Submit insert ops (each a sequence of DecisionRow) from ``threads`` threads, each keeping up to
     ``window`` unacknowledged; returns the seconds until every op was committed."""
-    from decision_log.sqlite_log import insert_decisions
+    from decision_log.sqlite.write_ops import insert_decisions
 
     def submit(part: Sequence[Sequence]) -> None:
         pending = []

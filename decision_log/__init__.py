@@ -1,0 +1,59 @@
+"""The decision log: the only place with SQL. Callers hold one `DecisionLog` (from `open_log`), which
+owns the writer, the readers, the offer-set cache and `close`; reads answer with records.
+
+Modules: `records` (what crosses the boundary), `counting` (which rows count), `codec` (column
+encodings), `decoder` (rows back into records), `backend` (the seam a storage engine implements),
+`database` (`DecisionLog`, `open_log`), `export` (DSJSON), `sqlite/` (the SQLite backend: schema and
+migrations, the group-committing writer, named queries, reward operations).
+"""
+from decision_log.backend import LogBackend
+from decision_log.codec import encode_offers, indices_to_blob, pmf_to_blob
+from decision_log.database import DecisionLog, open_log
+from decision_log.decoder import learning_event
+from decision_log.export import export_dsjson
+from decision_log.records import (
+    ActivationOutcome,
+    DecisionRow,
+    Exclusions,
+    FeedbackChunk,
+    FinalDecision,
+    LiveStats,
+    LogFilter,
+    LoggedDecision,
+    LogOptions,
+    RewardDefaults,
+    RewardOutcome,
+    ServedOutcome,
+    ShadowScore,
+    ShownDecision,
+)
+from decision_log.sqlite.backend import LOG_FILE, log_path
+from decision_log.sqlite.schema import SCHEMA_VERSION
+
+__all__ = [
+    "ActivationOutcome",
+    "DecisionLog",
+    "DecisionRow",
+    "Exclusions",
+    "FeedbackChunk",
+    "FinalDecision",
+    "LOG_FILE",
+    "LiveStats",
+    "LogBackend",
+    "LogFilter",
+    "LogOptions",
+    "LoggedDecision",
+    "RewardDefaults",
+    "RewardOutcome",
+    "SCHEMA_VERSION",
+    "ServedOutcome",
+    "ShadowScore",
+    "ShownDecision",
+    "encode_offers",
+    "export_dsjson",
+    "indices_to_blob",
+    "learning_event",
+    "log_path",
+    "open_log",
+    "pmf_to_blob",
+]

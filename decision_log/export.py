@@ -13,11 +13,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
+from decision_log.database import open_log
+from decision_log.records import LogFilter, RewardDefaults
 from offerbandit.errors import InvalidInput
 from policies.vw_adapter import dsjson_line, dsjson_record
-from service.config import ServiceConfig
-from decision_log.sqlite_log import LogReader, log_path
-from decision_log.records import OfferSetCache, decode_row
 
 
 def _timestamp(seconds: float) -> str:
@@ -37,32 +36,23 @@ def _open_out(out: Path):
         yield handle
 
 
-def export_dsjson(data_dir: Path, out: Path, *, campaign: str | None = None,
-                  config: ServiceConfig | None = None) -> int:
-    """Write every decision (optionally of one campaign) to ``out``; returns the number written."""
-    path = log_path(data_dir)
-    if not path.exists():
-        raise InvalidInput(f"no decision log at {path}", field="data-dir")
-    config = config or ServiceConfig()
-    reader = LogReader(path)
-    offers = OfferSetCache(reader)
+def export_dsjson(data_dir: Path | str, out: Path, *, campaign: str | None = None,
+                  defaults: RewardDefaults | None = None) -> int:
+    """Write every decision (optionally of one campaign) to ``out``; returns the number written.
+
+    ``data_dir``: a data directory or a log URL (see `open_log`); ``defaults``: the reward of events
+    whose window closed without one (0.0 when None)."""
+    defaults = defaults or RewardDefaults()
     written = 0
-    try:
-        with _open_out(out) as handle:
-            for row in reader.iter_decisions(campaign=campaign):
-                decision = decode_row(row, offers)
-                if decision.chosen is None:
-                    continue
-                final = decision.learned_at is not None
-                default = config.campaigns[decision.campaign].default_reward \
-                    if decision.campaign in config.campaigns else 0.0
-                reward = decision.reward if decision.reward is not None else default
-                record = dsjson_record(event_id=decision.event_id, timestamp=_timestamp(decision.decided_at),
-                                       context=decision.context, arm_set=decision.arm_set, pmf=decision.pmf,
-                                       chosen=decision.chosen, reward=float(reward), skip_learn=not final,
-                                       model_id=decision.policy_version)
-                handle.write(dsjson_line(record) + "\n")
-                written += 1
-    finally:
-        reader.close()
+    with open_log(data_dir) as log, _open_out(out) as handle:
+        for decision in log.decisions(LogFilter(campaign=campaign)):
+            if decision.chosen is None:
+                continue
+            reward = decision.reward if decision.reward is not None else defaults.of(decision.campaign)
+            record = dsjson_record(event_id=decision.event_id, timestamp=_timestamp(decision.decided_at),
+                                   context=decision.context, arm_set=decision.arm_set, pmf=decision.pmf,
+                                   chosen=decision.chosen, reward=float(reward),
+                                   skip_learn=decision.learned_at is None, model_id=decision.policy_version)
+            handle.write(dsjson_line(record) + "\n")
+            written += 1
     return written

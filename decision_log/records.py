@@ -1,43 +1,110 @@
-"""Rebuild domain records from decision-log rows: what learning, export, history and OPE read.
+"""The records that cross the log's boundary: what the request path writes, and what readers get back.
 
-They read the decision *as it was logged* (eligible arms, offer snapshot, full pmf), never today's
-catalogue.
+Nothing outside ``decision_log`` sees a database row; every query answers with one of these.
 """
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
-from policies.history import HistoryRecord
-from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent, Offer
-from decision_log.sqlite_log import LogReader, blob_to_indices, blob_to_pmf
+from offerbandit.checks import check_scalar
+from offerbandit.errors import InvalidInput
+from policies.types import ArmSet, DecisionContext, JointArm
 
 
-class OfferSetCache:
-    """Offer snapshots by content id; there are few distinct sets, so keep them in a small LRU."""
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One decision exactly as it was made; the unit the request path hands to the writer."""
 
-    def __init__(self, reader: LogReader, size: int = 256) -> None:
-        self._reader = reader
-        self._size = size
-        self._items: OrderedDict[str, tuple[Offer, ...]] = OrderedDict()
-        self._lock = threading.Lock()
+    event_id: str
+    campaign: str
+    decided_at: float
+    user_key: str
+    context_json: str
+    numeric_json: str
+    offer_set_id: str
+    offer_set_json: str
+    formats_json: str
+    time_slots_json: str
+    eligible: bytes
+    pmf: bytes
+    policy_pmf: bytes
+    chosen_index: int | None
+    offer_id: str
+    format: str
+    time_slot: str
+    probability: float
+    policy_version: str
+    exploration: str
+    beta: float
+    deferred: bool
+    learn_due_at: float | None
+    baseline_json: str | None
+    no_contact_reason: str
+    removed_json: str
 
-    def get(self, offer_set_id: str) -> tuple[Offer, ...]:
-        with self._lock:
-            if offer_set_id in self._items:
-                self._items.move_to_end(offer_set_id)
-                return self._items[offer_set_id]
-        offers = self._reader.offer_set(offer_set_id)
-        with self._lock:
-            self._items[offer_set_id] = offers
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return offers
+
+@dataclass(frozen=True)
+class LogOptions:
+    """Durability and batching of the log's writer (the server's ``[log]`` section)."""
+
+    synchronous: str = "FULL"
+    max_group: int = 512
+    max_queue: int = 20000
+    busy_timeout_ms: int = 5000
+    wal_autocheckpoint_pages: int = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowScore:
+    """The challenger's pmf on one committed decision (over the same eligible arms)."""
+
+    event_id: str
+    policy_version: str
+    pmf: bytes
+    chosen_probability: float
+    scored_at: float
+
+
+@dataclass(frozen=True)
+class RewardDefaults:
+    """The reward of an event whose window closed without one: per campaign, else ``fallback``."""
+
+    by_campaign: Mapping[str, float] = field(default_factory=dict)
+    fallback: float = 0.0
+
+    def __post_init__(self) -> None:
+        values = {str(name): check_scalar(value, f"default_reward of {name}")
+                  for name, value in dict(self.by_campaign).items()}
+        object.__setattr__(self, "by_campaign", MappingProxyType(values))
+        object.__setattr__(self, "fallback", check_scalar(self.fallback, "fallback"))
+
+    def of(self, campaign: str) -> float:
+        return self.by_campaign.get(campaign, self.fallback)
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which decisions a query reads: one campaign, decided in [since, until), one policy version."""
+
+    campaign: str | None = None
+    since: float | None = None
+    until: float | None = None
+    policy_version: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("campaign", "policy_version"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InvalidInput(f"{name} must be a non-empty string or None", field=name)
+        for name in ("since", "until"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_scalar(getattr(self, name), name))
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise InvalidInput(f"since ({self.since}) must be before until ({self.until})", field="since")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,45 +127,126 @@ class LoggedDecision:
     learned_at: float | None
     reward: float | None
     baseline: JointArm | None = None
+    no_contact_reason: str = ""
 
     @property
     def chosen_arm(self) -> JointArm | None:
         return None if self.chosen is None else self.arm_set.arms[self.chosen]
 
 
-def decode_row(row: sqlite3.Row, offers: OfferSetCache) -> LoggedDecision:
-    offer_list = offers.get(row["offer_set"])
-    product = ArmSet.product(offer_list, json.loads(row["formats"]), json.loads(row["time_slots"]))
-    eligible = blob_to_indices(row["eligible"])
-    arms = tuple(product.arms[i] for i in eligible)
-    used = {a.offer_id for a in arms}
-    arm_set = ArmSet(arms=arms, offers={o.id: o for o in offer_list if o.id in used})
-    context = DecisionContext(user_key=row["user_key"], context=json.loads(row["context"]),
-                              numeric=json.loads(row["numeric"]), campaign=row["campaign"])
-    return LoggedDecision(
-        seq=row["seq"], event_id=row["event_id"], campaign=row["campaign"], decided_at=row["decided_at"],
-        context=context, arm_set=arm_set, pmf=blob_to_pmf(row["pmf"]), chosen=row["chosen_index"],
-        probability=row["probability"], policy_version=row["policy_version"], exploration=row["exploration"],
-        deferred=bool(row["deferred"]), activated_at=row["activated_at"], learned_at=row["learned_at"],
-        reward=row["reward"], baseline=JointArm(*json.loads(row["baseline"])) if row["baseline"] else None)
+@dataclass(frozen=True, slots=True)
+class FinalDecision:
+    """The numbers offline evaluation keeps of one decision that counts (shown, reward final)."""
+
+    seq: int
+    event_id: str
+    decided_at: float
+    user_key: str
+    policy_version: str
+    chosen: int
+    probability: float
+    reward: float
+    pmf: np.ndarray
 
 
-def learning_event(decision: LoggedDecision, default_reward: float) -> LearningEvent | None:
-    """The event a policy learns from, or None for decisions that are never learned (no_contact)."""
-    if decision.chosen is None:
-        return None
-    reward = decision.reward if decision.reward is not None else default_reward
-    return LearningEvent(context=decision.context, arm_set=decision.arm_set, chosen=decision.chosen,
-                         probability=decision.probability, reward=float(reward), pmf=decision.pmf)
+@dataclass(frozen=True)
+class Exclusions:
+    """How many decisions matching a filter do not count for evaluation, by reason."""
+
+    no_contact: int = 0
+    deferred_not_activated: int = 0
+    not_final: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.no_contact + self.deferred_not_activated + self.not_final
+
+    def __add__(self, other: "Exclusions") -> "Exclusions":
+        return Exclusions(self.no_contact + other.no_contact,
+                          self.deferred_not_activated + other.deferred_not_activated,
+                          self.not_final + other.not_final)
+
+    def reasons(self) -> tuple[str, ...]:
+        """One plain sentence per non-zero reason."""
+        lines = []
+        if self.no_contact:
+            lines.append(f"{self.no_contact} no_contact decisions (rules left no eligible arm; nothing to evaluate)")
+        if self.deferred_not_activated:
+            lines.append(f"{self.deferred_not_activated} deferred decisions never activated (never shown)")
+        if self.not_final:
+            lines.append(f"{self.not_final} decisions whose reward window is still open (no final reward yet)")
+        return tuple(lines)
 
 
-def history_record(row: sqlite3.Row, offers: OfferSetCache) -> HistoryRecord | None:
-    """What the per-user store needs from a logged decision (None for no_contact)."""
-    if row["offer_id"] is None:
-        return None
-    category = next((o.category for o in offers.get(row["offer_set"]) if o.id == row["offer_id"]), "")
-    counted = not row["deferred"] or row["activated_at"] is not None
-    when = row["activated_at"] if row["deferred"] and row["activated_at"] is not None else row["decided_at"]
-    return HistoryRecord(user_key=row["user_key"], event_id=row["event_id"], when=when,
-                         arm=JointArm(row["offer_id"], row["format"], row["time_slot"]), category=category,
-                         counted=counted, reward=row["reward"] if row["reward_count"] else None)
+@dataclass(frozen=True)
+class FeedbackChunk:
+    """One chunk of a feedback read: the decisions that count, and how many were left out and why."""
+
+    decisions: tuple[FinalDecision, ...]
+    exclusions: Exclusions
+
+
+@dataclass(frozen=True, slots=True)
+class ShownDecision:
+    """A logged exposure: a decision that showed an offer, from the time it was shown."""
+
+    when: float
+    seq: int
+    event_id: str
+    campaign: str
+    policy_version: str
+    user_key: str
+    offer_set: str
+    offer_id: str
+    format: str
+    time_slot: str
+    exploration: str
+    reward: float | None  # None until reported or learned with the default
+
+
+@dataclass(frozen=True, slots=True)
+class ServedOutcome:
+    """A shown decision whose reward is final, as the version report reads it."""
+
+    policy_version: str
+    decided_at: float
+    reward: float | None
+    format: str
+    time_slot: str
+    exploration: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStats:
+    """The learned decisions of one version: how many, their mean reward, how many explored outside history."""
+
+    events: int
+    reward_mean: float
+    outside_history: int
+
+
+@dataclass(frozen=True, slots=True)
+class RewardOutcome:
+    accepted: bool
+    duplicate: bool
+    late: bool
+    learn_seq: int | None  # the decision to learn now (first reward under `first`)
+    campaign: str
+    user_key: str
+    offer_id: str | None
+    format: str | None
+    time_slot: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationOutcome:
+    activated: bool
+    already_active: bool
+    learn_seq: int | None
+    campaign: str
+    user_key: str
+    decided_at: float
+    offer_id: str | None
+    format: str | None
+    time_slot: str | None
+    exploration: str

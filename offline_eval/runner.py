@@ -161,7 +161,8 @@ def evaluate_policies(
     if progress is not None:
         progress("loading log", 0, 1)
     dataset = load_dataset(data_dir, campaign=campaign, since=since, until=until,
-                           policy_version=policy_version, config=config, chunk=chunk)
+                           policy_version=policy_version,
+                           defaults=config.reward_defaults() if config else None, chunk=chunk)
     if progress is not None:
         progress("loading log", 1, 1)
     n = dataset.n_events

@@ -6,11 +6,12 @@ contact rules / novelty mixing happen around it in the decision pipeline.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
 from policies.types import ArmSet, DecisionContext, LearningEvent
 
 
@@ -42,3 +43,21 @@ class Policy(Protocol):
 
     @classmethod
     def load(cls, data: bytes) -> "Policy": ...
+
+
+def learn_in_batches(policy: Policy, events: Iterable[LearningEvent], batch_size: int = 256) -> int:
+    """Teach ``policy`` a stream of logged events in order, ``batch_size`` at a time (so a stream larger
+    than memory can be learned); returns how many it learned. The one way logged events are trained on."""
+    size = int(check_scalar(batch_size, "batch_size", int, low=1))
+    learned = 0
+    batch: list[LearningEvent] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) == size:
+            policy.learn(batch)
+            learned += len(batch)
+            batch = []
+    if batch:
+        policy.learn(batch)
+        learned += len(batch)
+    return learned

@@ -17,7 +17,7 @@ from policies.factory import make_policy
 from policies.rules import RulesConfig
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from service.config import CampaignConfig, ServiceConfig
-from decision_log.sqlite_log import encode_offers
+from decision_log import encode_offers
 
 BOOTSTRAP_VERSION = "bootstrap"
 _CACHE_SIZE = 4096  # distinct candidate lists remembered per campaign (oldest dropped first)

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from decision_log import RewardDefaults
 from offerbandit.errors import InvalidInput
 from policies.types import Offer
 
@@ -189,6 +190,10 @@ class ServiceConfig:
         if not self.campaigns:
             object.__setattr__(self, "campaigns", {"default": default_campaign()})
         object.__setattr__(self, "campaigns", MappingProxyType(dict(self.campaigns)))
+
+    def reward_defaults(self) -> RewardDefaults:
+        """Each campaign's default reward, for the log's readers (0.0 for campaigns not configured)."""
+        return RewardDefaults({name: c.default_reward for name, c in self.campaigns.items()})
 
 
 DEFAULT_OFFERS = (

@@ -31,13 +31,11 @@ from policies.history import HistoryConfig, UserHistoryStore
 from policies.novelty import NoveltyConfig, mix_for_history
 from policies.rules import RulesConfig, apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
-from decision_log import reward_ops
+from decision_log import (ActivationOutcome, DecisionRow, LoggedDecision, LogOptions, RewardOutcome, indices_to_blob,
+                          open_log, pmf_to_blob)
 from service.campaigns import CampaignRuntime, build_runtimes
 from service.config import CampaignConfig, ServiceConfig
-from decision_log.sqlite_log import (DecisionRow, LogReader, LogWriter, encode_offers, indices_to_blob, insert_decisions,
-                                  log_path, pmf_to_blob)
 from service.keys import ServerKeys, load_keys
-from decision_log.records import OfferSetCache, decode_row, history_record
 from service.validation import DecideInput, RewardInput
 
 NO_CONTACT = sampler.NO_CONTACT
@@ -91,7 +89,7 @@ def ranking_of(arm_set: ArmSet, pmf: np.ndarray, limit: int = 0) -> tuple[tuple[
 
 
 class DecisionEngine:
-    """Decide, reward, activate. Thread-safe; owns the log writer and the per-user store."""
+    """Decide, reward, activate. Thread-safe; owns the decision log and the per-user store."""
 
     def __init__(self, config: ServiceConfig, data_dir: Path, *, keys: ServerKeys | None = None,
                  on_queue_depth: Callable[[int], None] | None = None) -> None:
@@ -99,13 +97,10 @@ class DecisionEngine:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.keys = keys or load_keys(self.data_dir, config.privacy.user_hash_key)
-        path = log_path(self.data_dir)
-        self.writer = LogWriter(path, synchronous=config.log.synchronous, max_group=config.log.max_group,
-                                max_queue=config.log.max_queue, busy_timeout_ms=config.log.busy_timeout_ms,
-                                autocheckpoint_pages=config.log.wal_autocheckpoint_pages,
-                                on_queue_depth=on_queue_depth)
-        self.reader = LogReader(path, config.log.busy_timeout_ms)
-        self.offer_sets = OfferSetCache(self.reader)
+        self.log = open_log(self.data_dir, writable=True, on_queue_depth=on_queue_depth, options=LogOptions(
+            synchronous=config.log.synchronous, max_group=config.log.max_group, max_queue=config.log.max_queue,
+            busy_timeout_ms=config.log.busy_timeout_ms, wal_autocheckpoint_pages=config.log.wal_autocheckpoint_pages))
+        self.reward_defaults = config.reward_defaults()
         horizon = max(config.learning.history_horizon_seconds,
                       *(c.rules.longest_cap_window_s for c in config.campaigns.values()))
         self.history = UserHistoryStore(HistoryConfig(max_users=config.learning.history_max_users,
@@ -123,8 +118,7 @@ class DecisionEngine:
 
     def _rebuild_history(self) -> None:
         since = time.time() - self.history.config.horizon_s
-        records = (history_record(row, self.offer_sets) for row in self.reader.iter_decisions(since=since))
-        self.history.rebuild(r for r in records if r is not None)
+        self.history.rebuild(self.log.history_since(since))
 
     def runtime(self, campaign: str) -> CampaignRuntime:
         try:
@@ -154,9 +148,9 @@ class DecisionEngine:
                         claimed.add(item.event_id)
                         fresh.append(i)
             for i in [i for i in fresh if prepared[i].input.event_id]:  # server-made ids are new by construction
-                logged = self.reader.find_decision(prepared[i].event_id)
+                logged = self.log.find_decision(prepared[i].event_id)
                 if logged is not None:
-                    results[i] = self._outcome_from_row(logged)
+                    results[i] = _outcome_of(logged)
             fresh = [i for i in fresh if results[i] is None]
             rows: list[DecisionRow] = []
             scored: list[ShadowItem] = []
@@ -168,7 +162,7 @@ class DecisionEngine:
                 if shadow is not None:
                     scored.append(shadow)
             if rows:
-                self.writer.submit(insert_decisions(rows)).result(timeout)
+                self.log.insert_decisions(rows).result(timeout)
                 if scored:
                     self.on_decided(scored)
             for i, future in waiting:
@@ -264,13 +258,6 @@ class DecisionEngine:
             no_contact_reason=outcome.no_contact_reason,
             removed_json=json.dumps({k: getattr(removed, k) for k in removed.__dataclass_fields__}))
 
-    def _outcome_from_row(self, row) -> DecisionOutcome:
-        logged = decode_row(row, self.offer_sets)
-        arm = logged.chosen_arm
-        return DecisionOutcome(logged.event_id, logged.campaign, arm, logged.probability,
-                               ranking_of(logged.arm_set, logged.pmf), logged.policy_version, logged.exploration,
-                               row["no_contact_reason"] or "")
-
     # --- Reward / Activate --------------------------------------------------------------------
 
     def _aggregation_of(self, campaign: str) -> str:
@@ -282,13 +269,12 @@ class DecisionEngine:
         return runtime.config.reward_window(fmt or "") if runtime else 86400.0
 
     def default_reward_of(self, campaign: str) -> float:
-        runtime = self.campaigns.get(campaign)
-        return runtime.config.default_reward if runtime else 0.0
+        return self.reward_defaults.of(campaign)
 
-    def reward(self, inp: RewardInput, timeout: float | None = None) -> reward_ops.RewardOutcome:
+    def reward(self, inp: RewardInput, timeout: float | None = None) -> RewardOutcome:
         now = time.time()
-        outcome = self.writer.submit(reward_ops.record_reward(inp.event_id, inp.value, inp.reward_id, now,
-                                                              self._aggregation_of)).result(timeout)
+        outcome = self.log.record_reward(inp.event_id, inp.value, inp.reward_id, now,
+                                         self._aggregation_of).result(timeout)
         if outcome.accepted and outcome.offer_id is not None and inp.value > 0:
             arm = JointArm(outcome.offer_id, outcome.format, outcome.time_slot)
             runtime = self.campaigns.get(outcome.campaign)
@@ -299,10 +285,9 @@ class DecisionEngine:
             self.on_learnable([outcome.learn_seq])
         return outcome
 
-    def activate(self, event_id: str, timeout: float | None = None) -> reward_ops.ActivationOutcome:
+    def activate(self, event_id: str, timeout: float | None = None) -> ActivationOutcome:
         now = time.time()
-        outcome = self.writer.submit(reward_ops.activate(event_id, now, self._window_of,
-                                                         self._aggregation_of)).result(timeout)
+        outcome = self.log.activate(event_id, now, self._window_of, self._aggregation_of).result(timeout)
         if outcome.activated and outcome.offer_id is not None:
             self.history.activate(outcome.user_key, event_id, now)
         if outcome.learn_seq is not None:
@@ -310,8 +295,14 @@ class DecisionEngine:
         return outcome
 
     def close(self) -> None:
-        self.writer.close()
-        self.reader.close()
+        self.log.close()
+
+
+def _outcome_of(logged: LoggedDecision) -> DecisionOutcome:
+    """The answer to a repeated event id, rebuilt from what was logged."""
+    return DecisionOutcome(logged.event_id, logged.campaign, logged.chosen_arm, logged.probability,
+                           ranking_of(logged.arm_set, logged.pmf), logged.policy_version, logged.exploration,
+                           logged.no_contact_reason)
 
 
 def _main_reason(removed: object) -> str:

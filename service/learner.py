@@ -14,12 +14,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from decision_log import reward_ops
-from service.engine import DecisionEngine
-from policies.contract import Policy
+from decision_log import learning_event
+from policies.contract import Policy, learn_in_batches
 from policies.modes import ApprenticeGate
 from policies.types import JointArm, LearningEvent
-from decision_log.records import decode_row, learning_event
+from service.engine import DecisionEngine
 
 log = logging.getLogger("offerbandit.learner")
 
@@ -77,11 +76,10 @@ class OnlineLearner:
 
     def _claim_due(self) -> list[int]:
         try:
-            due = self.engine.reader.due_for_learning(time.time(), limit=5000)
+            due = self.engine.log.due_for_learning(time.time(), limit=5000)
             if not due:
                 return []
-            op = reward_ops.claim_due([row["seq"] for row in due], time.time(), self.engine.default_reward_of)
-            claimed = self.engine.writer.submit(op).result(30)
+            claimed = self.engine.log.claim_due(due, time.time(), self.engine.reward_defaults).result(30)
         except Exception:  # noqa: BLE001 - a failed poll is retried on the next tick
             log.exception("claiming events whose reward window closed failed")
             return []
@@ -93,12 +91,8 @@ class OnlineLearner:
         by_campaign: dict[str, list[LearningEvent]] = defaultdict(list)
         baselines: dict[str, list[JointArm | None]] = defaultdict(list)
         try:
-            conn = self.engine.reader.conn()
-            marks = ",".join("?" * len(seqs))
-            rows = conn.execute(f"SELECT * FROM decisions WHERE seq IN ({marks}) ORDER BY seq", seqs).fetchall()
-            for row in rows:
-                decision = decode_row(row, self.engine.offer_sets)
-                event = learning_event(decision, self.engine.default_reward_of(decision.campaign))
+            for decision in self.engine.log.learned_decisions(seqs):
+                event = learning_event(decision, self.engine.reward_defaults.of(decision.campaign))
                 if event is not None:
                     by_campaign[decision.campaign].append(event)
                     baselines[decision.campaign].append(decision.baseline)
@@ -109,7 +103,7 @@ class OnlineLearner:
                 policy, _ = runtime.live.current()
                 if runtime.apprentice is not None:
                     _update_gate(runtime.apprentice, policy, events, baselines[campaign])
-                policy.learn(events)
+                learn_in_batches(policy, events, self.batch_size)
                 self.learned += len(events)
                 self.on_learned(campaign, len(events))
         except Exception:  # noqa: BLE001 - learning must never take the server down

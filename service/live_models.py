@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING
 
 from grpc_health.v1 import health_pb2
 
-from policies.contract import Policy
+from policies.contract import Policy, learn_in_batches
 from policies.factory import load_policy, policy_names
 from service.campaigns import BOOTSTRAP_VERSION, CampaignRuntime, LivePolicy
-from decision_log.records import decode_row, learning_event
 from policy_registry.registry import (CHALLENGER, CHAMPION, Lineage, LoadedPolicy, PolicyArtifact, PolicyRegistry,
                                     RegistryConfig, current_code_version)
 from policy_registry.watcher import RegistryWatcher
@@ -101,15 +100,9 @@ class RegistryLink:
         """Learn the events the log learned after the version's window, so a restart loses nothing."""
         if lineage.log_window_end is None:
             return 0
-        conn = self.engine.reader.conn()
-        rows = conn.execute("SELECT * FROM decisions WHERE campaign = ? AND learned_at > ? ORDER BY learned_at",
-                            (runtime.config.name, lineage.log_window_end)).fetchall()
-        events = [learning_event(decode_row(row, self.engine.offer_sets), runtime.config.default_reward)
-                  for row in rows]
-        events = [e for e in events if e is not None]
-        for start in range(0, len(events), 256):
-            policy.learn(events[start:start + 256])
-        return len(events)
+        events = self.engine.log.learning_events(self.engine.reward_defaults, campaign=runtime.config.name,
+                                                 learned_after=lineage.log_window_end)
+        return learn_in_batches(policy, events, 256)
 
     # --- checkpoints going out ----------------------------------------------------------------
 
@@ -171,15 +164,12 @@ class RegistryLink:
 
     def _live_metrics(self, campaign: str, version: str) -> dict[str, float]:
         """Live reward of the decisions this version made (learned events only)."""
-        row = self.engine.reader.conn().execute(
-            "SELECT count(*), avg(reward), sum(exploration = 'explore_outside_history') FROM decisions "
-            "WHERE campaign = ? AND policy_version = ? AND learned_at IS NOT NULL AND chosen_index IS NOT NULL",
-            (campaign, version)).fetchone()
-        n = int(row[0] or 0)
+        stats = self.engine.log.live_stats(campaign, version)
+        n = stats.events
         metrics = {"live_events": float(n)}
         if n:
-            metrics["live_reward_mean"] = float(row[1] or 0.0)
-            metrics["share_outside_history"] = float(row[2] or 0) / n
+            metrics["live_reward_mean"] = stats.reward_mean
+            metrics["share_outside_history"] = stats.outside_history / n
         return metrics
 
     def _set_health(self, ok: bool) -> None:

@@ -11,24 +11,14 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 import numpy as np
 
-from decision_log.sqlite_log import WriteOp, pmf_to_blob
+from decision_log import ShadowScore, pmf_to_blob
 from service.engine import DecisionEngine, ShadowItem
 
 log = logging.getLogger("offerbandit.shadow")
-
-
-def insert_shadow_scores(rows: list[tuple[str, str, bytes, float, float]]) -> WriteOp:
-    def op(conn: sqlite3.Connection) -> int:
-        conn.executemany("INSERT OR REPLACE INTO shadow_scores (event_id, policy_version, pmf, chosen_probability, "
-                         "scored_at) VALUES (?,?,?,?,?)", rows)
-        return len(rows)
-
-    return op
 
 
 class ShadowScorer:
@@ -81,10 +71,10 @@ class ShadowScorer:
             except Exception:  # noqa: BLE001 - a broken challenger must not affect serving
                 log.exception("challenger %s failed to score event %s", version, item.event_id)
                 continue
-            rows.append((item.event_id, version, pmf_to_blob(pmf), float(pmf[item.chosen]), time.time()))
+            rows.append(ShadowScore(item.event_id, version, pmf_to_blob(pmf), float(pmf[item.chosen]), time.time()))
         if rows:
             try:
-                self.engine.writer.submit(insert_shadow_scores(rows)).result(30)
+                self.engine.log.insert_shadow_scores(rows).result(30)
                 self.scored += len(rows)
             except Exception:  # noqa: BLE001
                 log.exception("logging %d shadow scores failed", len(rows))

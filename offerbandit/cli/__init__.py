@@ -96,7 +96,7 @@ def export(
     if format != "dsjson":
         fail(f"--format must be 'dsjson', got {format!r}")
     try:
-        n = export_dsjson(data_dir, out, campaign=campaign, config=load_config(config))
+        n = export_dsjson(data_dir, out, campaign=campaign, defaults=load_config(config).reward_defaults())
     except OfferBanditError as exc:
         fail(str(exc))
     typer.echo(f"exported {n} decisions to {out}", err=True)

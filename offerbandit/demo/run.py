@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from offline_eval import LoggedFeedback, evaluate
-from policies.contract import Policy
+from decision_log import RewardDefaults
+from policies.contract import Policy, learn_in_batches
 from policies.factory import make_policy
-from policies.types import DecisionContext, LearningEvent
+from policies.types import DecisionContext
 from service.config import ServiceConfig, parse_config
-from decision_log.records import OfferSetCache, decode_row, learning_event
 from service.server import DecisionServer
 from offerbandit.reports.versions import log_version_reports
 from offerbandit.demo.traffic import Step, channel_for, drive, world_catalog_toml
@@ -138,23 +138,8 @@ def _live_values(steps: list[Step]) -> tuple[PolicyValue, ...]:
 
 def _train_counterfactual(server: DecisionServer, params: dict[str, object], until_seq: int) -> Policy:
     """A fresh VW policy trained on the log's learned events up to ``until_seq`` (IPS via VW's cb)."""
-    engine = server.engine
     policy = make_policy("vw", **params)
-    offers = OfferSetCache(engine.reader)
-    batch: list[LearningEvent] = []
-    for row in engine.reader.iter_decisions():
-        if row["seq"] > until_seq:
-            break
-        if row["learned_at"] is None:
-            continue
-        event = learning_event(decode_row(row, offers), 0.0)
-        if event is not None:
-            batch.append(event)
-        if len(batch) >= 512:
-            policy.learn(batch)
-            batch = []
-    if batch:
-        policy.learn(batch)
+    learn_in_batches(policy, server.engine.log.learning_events(RewardDefaults(), up_to_seq=until_seq), 512)
     return policy
 
 
@@ -200,7 +185,7 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
         server.learner.wait_idle(60)
         if server.registry is not None:
             server.registry.checkpoint("default")  # the learned model as a version before the challenger
-        learned_until = server.engine.reader.conn().execute("SELECT max(seq) FROM decisions").fetchone()[0]
+        learned_until = server.engine.log.last_seq()
         champion_params = dict(config.campaigns["default"].policy_params)
         # A softer explorer than the champion, so its pmf overlaps the logged traffic
         challenger_params = {**champion_params, "squarecb_gamma_scale": 30.0, "learning_rate": 0.3}
@@ -241,7 +226,7 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
         shares = {k: v / len(summary_steps) for k, v in sorted(exploration.items())}
         versions = tuple(sorted({s.policy_version for s in summary_steps}, key=_version_key))
         champion_version = server.engine.campaigns["default"].live.version
-        shadow = server.engine.reader.conn().execute("SELECT count(*) FROM shadow_scores").fetchone()[0]
+        shadow = server.engine.log.count("shadow_scores")
         if registry is not None:
             progress("product-owner reports to MLflow", total, total)
             log_version_reports(options.data_dir, registry)
@@ -265,9 +250,7 @@ def _version_key(version: str) -> tuple[int, str]:
 def _ope_for_window(server: DecisionServer, world: CustomerWorld, eval_steps: list[Step], challenger: Policy,
                     seed: int) -> tuple[OpeCheck, ...]:
     """Rebuild each evaluation-window decision's context from the log and check OPE against truth."""
-    offers = OfferSetCache(server.engine.reader)
     wanted = {s.event_id for s in eval_steps}
-    contexts = {row["event_id"]: decode_row(row, offers).context
-                for row in server.engine.reader.iter_decisions() if row["event_id"] in wanted}
+    contexts = {d.event_id: d.context for d in server.engine.log.decisions() if d.event_id in wanted}
     return _ope_checks(eval_steps, contexts, world, {"challenger (counterfactual VW)": challenger,
                                                      "uniform": make_policy("uniform")}, seed)

@@ -21,18 +21,18 @@ import json
 import math
 import re
 from datetime import datetime, timezone
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
 
 from rich.table import Table
 
-from offerbandit.errors import InvalidInput, NotFound
+from decision_log import open_log
+from offerbandit.checks import check_scalar
+from offerbandit.errors import InvalidInput
 from offerbandit.reports.exposures import ExplorationReport, ExposureRecord, exploration_report
 from policies.history import HistoryConfig
-from decision_log.sqlite_log import LogReader, log_path
-from decision_log.records import OfferSetCache
 
 #: The default horizon of "shown before": the per-user history's default horizon.
 DEFAULT_HORIZON_S = HistoryConfig().horizon_s
@@ -52,76 +52,28 @@ class LoggedExposure:
 
 
 def _check_options(since: float | None, last_n: int, horizon_s: float) -> None:
-    if since is not None and (isinstance(since, bool) or not isinstance(since, (int, float))
-                              or not math.isfinite(since)):
-        raise InvalidInput(f"since must be a finite number of seconds since the epoch or None, got {since!r}",
-                           field="since")
-    if isinstance(last_n, bool) or not isinstance(last_n, int) or last_n < 1:
-        raise InvalidInput(f"last_n must be an integer >= 1, got {last_n!r}", field="last_n")
-    if isinstance(horizon_s, bool) or not isinstance(horizon_s, (int, float)) or not math.isfinite(horizon_s) \
-            or horizon_s <= 0:
-        raise InvalidInput(f"horizon_s must be a finite number > 0, got {horizon_s!r}", field="horizon_s")
-
-
-def _open_reader(data_dir: Path | str) -> LogReader:
-    path = log_path(Path(data_dir))
-    if not path.is_file():
-        raise NotFound(f"no decision log at {path}")
-    return LogReader(path)
-
-
-@dataclass(frozen=True, slots=True)
-class _Shown:
-    """The few columns of a logged exposure that the report needs (whole rows carry pmf blobs)."""
-
-    when: float
-    seq: int
-    event_id: str
-    campaign: str
-    policy_version: str
-    user_key: str
-    offer_set: str
-    offer_id: str
-    format: str
-    time_slot: str
-    exploration: str
-    reward: float | None
-
-
-def _shown_rows(reader: LogReader, since: float | None) -> Iterator[_Shown]:
-    """Every logged exposure decided at or after ``since``, in log order."""
-    for row in reader.iter_decisions(since=since):
-        if not row["offer_id"] or row["chosen_index"] is None:
-            continue  # no_contact
-        if row["deferred"] and row["activated_at"] is None:
-            continue  # never shown
-        when = row["activated_at"] if row["deferred"] else row["decided_at"]
-        reward_known = row["reward_count"] > 0 or row["learned_at"] is not None
-        yield _Shown(when=float(when), seq=int(row["seq"]), event_id=row["event_id"], campaign=row["campaign"],
-                     policy_version=row["policy_version"], user_key=row["user_key"], offer_set=row["offer_set"],
-                     offer_id=row["offer_id"], format=row["format"], time_slot=row["time_slot"],
-                     exploration=row["exploration"],
-                     reward=float(row["reward"]) if reward_known and row["reward"] is not None else None)
+    if since is not None:
+        check_scalar(since, "since")
+    check_scalar(last_n, "last_n", int, low=1)
+    check_scalar(horizon_s, "horizon_s", low=0, low_open=True)
 
 
 def exposures_from_log(data_dir: Path | str, *, since: float | None = None,
                        horizon_s: float = DEFAULT_HORIZON_S) -> list[LoggedExposure]:
     """Every exposure shown at or after ``since`` (all of them when None), in time order."""
     _check_options(since, 1, horizon_s)
-    reader = _open_reader(data_dir)
-    try:
-        offer_sets = OfferSetCache(reader)
-        # Deferred decisions are shown when activated, which may be after ``since`` although they were
-        # decided earlier; their decisions are at most one reward window old, well inside the horizon.
-        read_from = None if since is None else since - horizon_s
-        shown = sorted(_shown_rows(reader, read_from), key=lambda item: (item.when, item.seq))
+    # Deferred decisions are shown when activated, which may be after ``since`` although they were
+    # decided earlier; their decisions are at most one reward window old, well inside the horizon.
+    read_from = None if since is None else since - horizon_s
+    with open_log(Path(data_dir)) as log:
+        shown = sorted(log.exposures(read_from), key=lambda item: (item.when, item.seq))
         categories: dict[str, dict[str, str]] = {}  # offer set -> offer id -> category
         candidates: dict[str, tuple[str, ...]] = {}  # offer set -> its offer ids
         last_shown: dict[tuple[str, str], float] = {}  # (user, category) -> last time shown
         exposures: list[LoggedExposure] = []
         for item in shown:
             if item.offer_set not in categories:
-                offers = offer_sets.get(item.offer_set)
+                offers = log.offers(item.offer_set)
                 categories[item.offer_set] = {o.id: o.category for o in offers}
                 candidates[item.offer_set] = tuple(o.id for o in offers)
             category = categories[item.offer_set].get(item.offer_id, "")
@@ -137,8 +89,6 @@ def exposures_from_log(data_dir: Path | str, *, since: float | None = None,
                                         category=category, format=item.format, time_slot=item.time_slot,
                                         exploration=item.exploration, reward=item.reward,
                                         new_category=previous is None or previous < item.when - horizon_s)))
-    finally:
-        reader.close()
     return exposures
 
 
@@ -240,10 +190,7 @@ def period_reports(exposures: Sequence[LoggedExposure], every_s: float, last_n: 
 
 
 def _check_period(every_s: float) -> None:
-    if isinstance(every_s, bool) or not isinstance(every_s, (int, float)) or not math.isfinite(every_s) \
-            or every_s < MIN_PERIOD_S:
-        raise InvalidInput(f"every_s must be a finite number of seconds >= {MIN_PERIOD_S}, got {every_s!r}",
-                           field="every_s")
+    check_scalar(every_s, "every_s", low=MIN_PERIOD_S)
 
 
 # Columns of the table: (field, header, format).

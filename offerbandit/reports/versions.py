@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from decision_log.sqlite_log import LogReader, log_path
+from decision_log import ServedOutcome, open_log
 from offerbandit.reports.exploration import LoggedExposure, exposures_from_log, period_reports, version_reports
 from policy_registry.registry import MetricPoint, PolicyRegistry
 from offerbandit.reports.plots import RewardSeries, plot_format_slot_heatmap, plot_reward_over_time, reward_grid
@@ -45,29 +45,23 @@ class VersionStats:
 
 def version_stats(data_dir: Path, campaign: str = "default") -> list[VersionStats]:
     """Per serving version: learned decisions (final reward known) with their rewards."""
-    reader = LogReader(log_path(data_dir))
-    try:
-        rows = reader.conn().execute(
-            "SELECT policy_version, decided_at, reward, format, time_slot, exploration FROM decisions "
-            "WHERE campaign = ? AND learned_at IS NOT NULL AND chosen_index IS NOT NULL ORDER BY seq",
-            (campaign,)).fetchall()
-    finally:
-        reader.close()
-    grouped: dict[str, list] = defaultdict(list)
-    for row in rows:
-        grouped[row["policy_version"]].append(row)
+    with open_log(data_dir) as log:
+        outcomes = log.served_outcomes(campaign)
+    grouped: dict[str, list[ServedOutcome]] = defaultdict(list)
+    for outcome in outcomes:
+        grouped[outcome.policy_version].append(outcome)
     stats = []
     for version, items in grouped.items():
-        rewards = np.array([r["reward"] or 0.0 for r in items], dtype=np.float64)
+        rewards = np.array([r.reward or 0.0 for r in items], dtype=np.float64)
         n = len(rewards)
         half = 1.96 * rewards.std(ddof=1) / math.sqrt(n) if n > 1 else 0.0
         kinds: dict[str, int] = defaultdict(int)
         for r in items:
-            kinds[r["exploration"]] += 1
+            kinds[r.exploration] += 1
         stats.append(VersionStats(version, n, float(rewards.mean()), float(half),
                                   {k: v / n for k, v in sorted(kinds.items())},
-                                  np.array([r["decided_at"] for r in items]), rewards,
-                                  tuple(r["format"] for r in items), tuple(r["time_slot"] for r in items)))
+                                  np.array([r.decided_at for r in items]), rewards,
+                                  tuple(r.format for r in items), tuple(r.time_slot for r in items)))
     return stats
 
 

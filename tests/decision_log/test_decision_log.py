@@ -1,4 +1,5 @@
-"""The single log writer: group commit, merged inserts, failure isolation, durability on close."""
+"""The single log writer (group commit, merged inserts, failure isolation, durability on close), the
+versioned schema and the one opener."""
 from __future__ import annotations
 
 import sqlite3
@@ -6,7 +7,11 @@ import threading
 
 import pytest
 
-from decision_log.sqlite_log import DecisionRow, LogReader, LogWriter, insert_decisions
+from decision_log import SCHEMA_VERSION, DecisionRow, open_log
+from decision_log.sqlite.queries import LogReader
+from decision_log.sqlite.write_ops import insert_decisions
+from decision_log.sqlite.writer import LogWriter
+from offerbandit.errors import InvalidInput, LogNotFound
 
 
 def _row(event_id: str) -> DecisionRow:
@@ -62,3 +67,56 @@ def test_close_writes_everything_queued(tmp_path):
     assert all(f.result(0) == 1 for f in futures)
     assert not (tmp_path / "log.db-wal").exists() or (tmp_path / "log.db-wal").stat().st_size == 0
     assert LogReader(tmp_path / "log.db").count() == 200
+
+
+def test_schema_version_is_recorded(tmp_path):
+    open_log(tmp_path, writable=True).close()
+    version, = sqlite3.connect(tmp_path / "decisions.db").execute("PRAGMA user_version").fetchone()
+    assert version == SCHEMA_VERSION >= 1
+
+
+def test_a_log_from_before_versioning_is_upgraded_in_place(tmp_path):
+    writer = LogWriter(tmp_path / "decisions.db")
+    writer.write(insert_decisions([_row("old")]))
+    writer.close()
+    con = sqlite3.connect(tmp_path / "decisions.db")
+    con.execute("PRAGMA user_version = 0")  # what the code before versioning left behind
+    con.close()
+    with open_log(tmp_path) as log:
+        assert log.count() == 1 and log.find_decision("old") is not None
+    version, = sqlite3.connect(tmp_path / "decisions.db").execute("PRAGMA user_version").fetchone()
+    assert version == SCHEMA_VERSION
+
+
+def test_a_log_newer_than_the_code_is_refused(tmp_path):
+    open_log(tmp_path, writable=True).close()
+    con = sqlite3.connect(tmp_path / "decisions.db")
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    for writable in (False, True):
+        with pytest.raises(InvalidInput, match="newer than this code") as err:
+            open_log(tmp_path, writable=writable)
+        assert err.value.field == "data-dir"
+
+
+def test_the_opener_names_what_is_missing_or_foreign(tmp_path):
+    with pytest.raises(LogNotFound, match="no decision log at"):
+        open_log(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()  # reading never creates a log
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    sqlite3.connect(foreign / "decisions.db").execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(InvalidInput, match="not a decision log"):
+        open_log(foreign)
+    with pytest.raises(InvalidInput, match="unsupported decision log URL"):
+        open_log("postgresql://localhost/log")
+
+
+def test_a_url_and_a_data_dir_open_the_same_log(tmp_path):
+    with open_log(tmp_path, writable=True) as log:
+        log.insert_decisions([_row("e1")]).result(10)
+        location = log.location
+    assert location == f"sqlite:///{(tmp_path / 'decisions.db').resolve()}"
+    with open_log(location) as log:
+        assert log.find_decision("e1").event_id == "e1"
+        assert log.last_seq() == 1 and log.campaigns() == ("default",)

@@ -87,7 +87,7 @@ def test_offline_estimates_cover_the_true_value_of_a_policy_trained_on_the_log(s
     # small changes anywhere upstream (a 95% interval misses the truth on 1 seed in 20 by design)
     report = evaluate_policies(data_dir, policies, config=config, estimators=["ipw", "snipw", "dr"],
                                alpha=0.001, n_bootstrap=0, seed=5, train_fraction=TRAIN_FRACTION)
-    dataset = load_dataset(data_dir, config=config)
+    dataset = load_dataset(data_dir, defaults=config.reward_defaults())
     assert dataset.n_events == N_DECISIONS and dataset.exclusions.total == 0
     assert report.result("per_segment_greedy").evaluation.diagnostics.logger_is_uniform
     train_stop = report.training.n_events

@@ -114,7 +114,7 @@ def logged(start_server):
 
 def test_counts_and_exclusions(logged):
     data_dir, final, excluded = logged
-    dataset = load_dataset(data_dir, campaign="default", config=parse_config(CONFIG))
+    dataset = load_dataset(data_dir, campaign="default", defaults=parse_config(CONFIG).reward_defaults())
     assert dataset.n_events == len(final) == 26
     assert dataset.exclusions.no_contact == excluded["no_contact"]
     assert dataset.exclusions.deferred_not_activated == excluded["deferred_not_activated"]
@@ -160,7 +160,7 @@ def test_chunked_loading_gives_the_same_dataset(logged):
 
 def test_default_reward_when_the_window_closed_without_one(logged):
     data_dir, _, _ = logged
-    dataset = load_dataset(data_dir, campaign="quick", config=parse_config(CONFIG))
+    dataset = load_dataset(data_dir, campaign="quick", defaults=parse_config(CONFIG).reward_defaults())
     assert dataset.n_events == 5
     np.testing.assert_array_equal(dataset.feedback.reward, 0.25)
     np.testing.assert_allclose(dataset.feedback.pscore, 1.0 / 12)  # uniform over 12 arms, no novelty data
@@ -244,23 +244,22 @@ def test_invalid_chunk(tmp_path, chunk):
         load_dataset(tmp_path, campaign="default", chunk=chunk)
 
 
-def test_cached_decoder_matches_the_service_decoder_on_every_row(logged):
-    from offline_eval.sqlite_loader import RowDecoder
-    from decision_log.sqlite_log import LogReader
-    from decision_log.records import OfferSetCache, decode_row
+def test_cached_decoder_matches_the_uncached_decoder_on_every_row(logged):
+    from decision_log.decoder import OfferSetCache, RowDecoder
+    from decision_log.sqlite.queries import LogReader
 
     data_dir, _, _ = logged
     reader = LogReader(data_dir / "decisions.db")
     try:
-        offers = OfferSetCache(reader)
-        decode = RowDecoder(offers, size=2)  # small: evictions happen on this log
-        rows = list(reader.iter_decisions())
+        offers = OfferSetCache(reader.offer_set)
+        cached, fresh = RowDecoder(offers, arm_sets=2), RowDecoder(offers, arm_sets=0)  # 2: evictions happen
+        rows = list(reader.decisions())
         assert len(rows) == 40
         for row in rows:
-            mine, theirs = decode(row), decode_row(row, offers)
+            mine, theirs = cached.decision(row), fresh.decision(row)
             for name in ("seq", "event_id", "campaign", "decided_at", "context", "chosen", "probability",
                          "policy_version", "exploration", "deferred", "activated_at", "learned_at", "reward",
-                         "baseline"):
+                         "baseline", "no_contact_reason"):
                 assert getattr(mine, name) == getattr(theirs, name), name
             assert mine.arm_set.arms == theirs.arm_set.arms
             assert dict(mine.arm_set.offers) == dict(theirs.arm_set.offers)

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from offers.v1 import decision_pb2 as pb
-from offerbandit.errors import InvalidInput, NotFound
+from offerbandit.errors import InvalidInput, LogNotFound
 from offerbandit.reports.exposures import gini
 from offerbandit.reports.exploration import (
     exploration_report_from_log,
@@ -387,7 +387,7 @@ def test_invalid_options_name_the_field(tmp_path, kwargs, field):
 
 
 def test_missing_log_is_not_found(tmp_path):
-    with pytest.raises(NotFound):
+    with pytest.raises(LogNotFound):
         exploration_report_from_log(tmp_path / "empty")
     with pytest.raises(InvalidInput):
         render_table({"v": "not a report"})

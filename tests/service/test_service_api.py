@@ -270,7 +270,7 @@ def test_message_over_transport_limit_is_resource_exhausted(start_server):
 def _pause_writer(engine) -> threading.Event:
     """Block the log writer inside an operation until the returned event is set."""
     release = threading.Event()
-    engine.writer.submit(lambda conn: release.wait(30))
+    engine.log.backend.writer.submit(lambda conn: release.wait(30))
     return release
 
 
@@ -281,17 +281,17 @@ def test_deadline_is_honoured_and_concurrency_bound_rejects_excess(start_server)
         with pytest.raises(grpc.RpcError) as err:
             served.stub.Decide(make_request(), timeout=0.5)
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert served.engine.writer.queue_depth == 1  # the timed-out call's row waits in the queue
+        assert served.engine.log.queue_depth == 1  # the timed-out call's row waits in the queue
         # the timed-out call's handler may still hold the only slot for a moment: retry until admitted
         for _ in range(200):
             blocked = served.stub.Decide.future(make_request(event_id="waits"), timeout=20)
-            while not blocked.done() and served.engine.writer.queue_depth < 2:
+            while not blocked.done() and served.engine.log.queue_depth < 2:
                 threading.Event().wait(0.01)
-            if served.engine.writer.queue_depth >= 2:
+            if served.engine.log.queue_depth >= 2:
                 break
             assert blocked.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             threading.Event().wait(0.05)
-        assert served.engine.writer.queue_depth == 2
+        assert served.engine.log.queue_depth == 2
         with pytest.raises(grpc.RpcError) as err:
             served.stub.Decide(make_request(), timeout=5)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -1,6 +1,6 @@
 """Write operations that join rewards and activations onto logged decisions.
 
-They run inside the log writer's transaction (see ``decision_log.LogWriter``), which serialises
+They run inside the log writer's transaction (see `decision_log.sqlite.writer.LogWriter`), which serialises
 them: "is this the first reward?" and "has this event been learned?" are decided exactly once.
 
 Each event is learned exactly once:
@@ -16,41 +16,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from decision_log import counting
+from decision_log.records import ActivationOutcome, RewardOutcome
+from decision_log.sqlite.write_ops import WriteOp
 from offerbandit.errors import NotFound
-from policies.sampler import NO_CONTACT
-from decision_log.sqlite_log import WriteOp
 
 
-@dataclass(frozen=True, slots=True)
-class RewardOutcome:
-    accepted: bool
-    duplicate: bool
-    late: bool
-    learn_seq: int | None  # the decision to learn now (first reward under `first`)
-    campaign: str
-    user_key: str
-    offer_id: str | None
-    format: str | None
-    time_slot: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ActivationOutcome:
-    activated: bool
-    already_active: bool
-    learn_seq: int | None
-    campaign: str
-    user_key: str
-    decided_at: float
-    offer_id: str | None
-    format: str | None
-    time_slot: str | None
-    exploration: str
-
-
-_EVENT_COLUMNS = ("seq, campaign, user_key, deferred, activated_at, learn_due_at, learned_at, reward, "
+_EVENT_COLUMNS = ("seq, chosen_index, campaign, user_key, deferred, activated_at, learn_due_at, learned_at, reward, "
                   "reward_count, exploration, offer_id, format, time_slot, decided_at")
 
 
@@ -59,10 +32,6 @@ def _event(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row:
     if row is None:
         raise NotFound(f"unknown event_id {event_id!r}")
     return row
-
-
-def _learnable(row: sqlite3.Row) -> bool:
-    return row["exploration"] != NO_CONTACT and (not row["deferred"] or row["activated_at"] is not None)
 
 
 def record_reward(event_id: str, value: float, reward_id: str, received_at: float,
@@ -95,7 +64,7 @@ def record_reward(event_id: str, value: float, reward_id: str, received_at: floa
         if status == "duplicate":
             return outcome(False, True, False)
         new_reward = value if aggregation == "first" else (row["reward"] or 0.0) + value
-        learn_now = aggregation == "first" and row["learned_at"] is None and _learnable(row)
+        learn_now = aggregation == "first" and row["learned_at"] is None and counting.shown(row)
         conn.execute("UPDATE decisions SET reward = ?, reward_count = reward_count + 1, learned_at = ? "
                      "WHERE seq = ?", (new_reward, received_at if learn_now else row["learned_at"], row["seq"]))
         return outcome(True, False, False, row["seq"] if learn_now else None)
@@ -117,7 +86,7 @@ def activate(event_id: str, now: float, window_of: Callable[[str, str | None], f
 
         if not row["deferred"] or row["activated_at"] is not None:
             return outcome(False, True)
-        due = None if row["exploration"] == NO_CONTACT else now + window_of(row["campaign"], row["format"])
+        due = None if not counting.contacted(row) else now + window_of(row["campaign"], row["format"])
         learn_now = (due is not None and aggregation_of(row["campaign"]) == "first" and row["reward_count"] > 0)
         conn.execute("UPDATE decisions SET activated_at = ?, learn_due_at = ?, learned_at = ? WHERE seq = ?",
                      (now, due, now if learn_now else None, row["seq"]))

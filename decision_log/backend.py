@@ -1,0 +1,79 @@
+"""The seam between `DecisionLog` and a storage engine (SQLite today; PostgreSQL next).
+
+A backend owns the connections, the write path (group commit, exactly-once reward joins) and the named
+queries. Its read queries return *rows*: objects indexable by column name with the columns of the
+``decisions`` table; only `DecisionLog` sees them, and it decodes them through `RowDecoder`.
+Write methods return futures that resolve after the commit that contains the write.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from typing import Protocol
+
+from decision_log.counting import Row
+from decision_log.records import (ActivationOutcome, DecisionRow, LiveStats, LogFilter, RewardOutcome,
+                                  ShadowScore)
+from policies.types import Offer
+
+
+class LogBackend(Protocol):
+    """What `DecisionLog` needs from a storage engine."""
+
+    @property
+    def location(self) -> str:
+        """Where the log lives, as a URL (``sqlite:///abs/path.db``)."""
+        ...
+
+    @property
+    def queue_depth(self) -> int:
+        """Writes accepted but not yet committed."""
+        ...
+
+    # --- writes (resolve after commit) -------------------------------------------------------------
+    def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[int]: ...
+
+    def insert_shadow_scores(self, scores: Sequence[ShadowScore]) -> Future[int]: ...
+
+    def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
+                      aggregation_of: Callable[[str], str]) -> Future[RewardOutcome]: ...
+
+    def activate(self, event_id: str, now: float, window_of: Callable[[str, str | None], float],
+                 aggregation_of: Callable[[str], str]) -> Future[ActivationOutcome]: ...
+
+    def claim_due(self, seqs: Sequence[int], now: float,
+                  default_reward_of: Callable[[str], float]) -> Future[list[int]]: ...
+
+    # --- named queries -------------------------------------------------------------------------------
+    def find_decision(self, event_id: str) -> Row | None: ...
+
+    def offer_set(self, offer_set_id: str) -> tuple[Offer, ...]: ...
+
+    def due_for_learning(self, now: float, limit: int) -> list[int]: ...
+
+    def decisions(self, log_filter: LogFilter, *, up_to_seq: int | None = None,
+                  chunk: int = 5000) -> Iterator[Row]: ...
+
+    def feedback_rows(self, log_filter: LogFilter, chunk: int = 5000) -> Iterator[Row]:
+        """Rows with at least the columns `decoder.final_decision` and `counting.exclusion` read."""
+        ...
+
+    def exposure_rows(self, since: float | None, chunk: int = 5000) -> Iterator[Row]:
+        """Rows with at least the columns `decoder.shown_decision` and `counting.shown` read."""
+        ...
+
+    def decisions_by_seq(self, seqs: Sequence[int]) -> list[Row]: ...
+
+    def learned_after(self, campaign: str, when: float) -> Iterator[Row]: ...
+
+    def learned_of_campaign(self, campaign: str) -> list[Row]: ...
+
+    def live_stats(self, campaign: str, version: str) -> LiveStats: ...
+
+    def campaigns(self) -> tuple[str, ...]: ...
+
+    def last_seq(self) -> int | None: ...
+
+    def count(self, table: str) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,80 @@
+"""Which logged decisions count, and for what: written once, read by every consumer of the log.
+
+A *row* here is anything indexable by column name (a database row). The rules:
+
+- **contacted**: an arm was chosen (``no_contact`` decisions have none);
+- **shown**: contacted, and not deferred or deferred and activated; shown decisions are exposures,
+  count in caps and history, and are the only ones ever learned;
+- **final**: the event was claimed for learning (``learned_at`` set): its reward will not change;
+- **learned**: shown and final; what policies learn from, what OPE and version reports evaluate.
+
+A shown decision counts from its activation time when it was deferred, else from its decision time.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from decision_log.records import Exclusions
+from policies.sampler import NO_CONTACT
+
+
+#: `learned` as a SQL condition over the decisions table, for aggregate queries (same rule as below: a
+#: deferred decision never activated is never claimed, so it never has ``learned_at``).
+LEARNED_SQL = "learned_at IS NOT NULL AND chosen_index IS NOT NULL"
+
+
+class Row(Protocol):
+    """A logged decision as a backend returns it: its columns by name."""
+
+    def __getitem__(self, column: str) -> Any: ...
+
+
+def contacted(row: Row) -> bool:
+    return row["chosen_index"] is not None and row["exploration"] != NO_CONTACT
+
+
+def shown(row: Row) -> bool:
+    return contacted(row) and (not row["deferred"] or row["activated_at"] is not None)
+
+
+def final(row: Row) -> bool:
+    return row["learned_at"] is not None
+
+
+def learned(row: Row) -> bool:
+    return shown(row) and final(row)
+
+
+def shown_at(row: Row) -> float:
+    """When a decision counts from: its activation if it was deferred and activated, else its decision."""
+    if row["deferred"] and row["activated_at"] is not None:
+        return float(row["activated_at"])
+    return float(row["decided_at"])
+
+
+def known_reward(row: Row) -> float | None:
+    """The reward as far as it is known: reported, or the default learned at window close; else None."""
+    if row["reward"] is None or (row["reward_count"] == 0 and not final(row)):
+        return None
+    return float(row["reward"])
+
+
+def received_reward(row: Row) -> float | None:
+    """The (aggregated) reward that actually arrived, None if none did (defaults are not received)."""
+    return row["reward"] if row["reward_count"] else None
+
+
+def final_reward(row: Row, default: float) -> float:
+    """The reward an event is learned and evaluated with (the default when none was stored)."""
+    return default if row["reward"] is None else float(row["reward"])
+
+
+def exclusion(row: Row) -> Exclusions | None:
+    """Why a decision does not count for evaluation (one reason, most basic first), or None if it does."""
+    if not contacted(row):
+        return Exclusions(no_contact=1)
+    if not shown(row):
+        return Exclusions(deferred_not_activated=1)
+    if not final(row):
+        return Exclusions(not_final=1)
+    return None

@@ -1,0 +1,188 @@
+"""`DecisionLog`: the one object callers hold (shaped like datasette's ``Database``). It owns the
+backend's writer and readers, the offer-set cache and the row decoder, and `close`; every read answers
+with records, never rows or connections.
+
+    log = open_log(data_dir)                      # an existing log, or LogNotFound
+    log = open_log("sqlite:///abs/decisions.db", writable=True)   # the server: creates and writes
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from types import TracebackType
+
+from decision_log import counting
+from decision_log.backend import LogBackend
+from decision_log.decoder import (OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
+                                  shown_decision)
+from decision_log.records import (ActivationOutcome, DecisionRow, Exclusions, FeedbackChunk, FinalDecision, LiveStats,
+                                  LogFilter, LogOptions, LoggedDecision, RewardDefaults, RewardOutcome,
+                                  ServedOutcome, ShadowScore, ShownDecision)
+from decision_log.sqlite.backend import SqliteBackend, log_path
+from offerbandit.errors import InvalidInput
+from policies.history import HistoryRecord
+from policies.types import LearningEvent, Offer
+
+SQLITE_SCHEME = "sqlite:///"
+
+
+def open_log(where: Path | str, *, writable: bool = False, options: LogOptions = LogOptions(),
+             on_queue_depth: Callable[[int], None] | None = None) -> DecisionLog:
+    """The log at ``where``: a data directory (its ``decisions.db``) or a ``sqlite:///ABS/PATH.db`` URL.
+
+    ``writable`` (the server) creates the log if needed and starts its writer; otherwise the log must
+    exist (`LogNotFound`) and hold a log this code can read (InvalidInput otherwise).
+    """
+    text = str(where)
+    if text.startswith(SQLITE_SCHEME):
+        path = Path(text[len(SQLITE_SCHEME) - 1:])  # the URL's path is absolute
+    elif "://" in text:
+        raise InvalidInput(f"unsupported decision log URL {text!r}: use a data directory or sqlite:///ABS/PATH.db",
+                           field="log")
+    else:
+        path = log_path(Path(where))
+    return DecisionLog(SqliteBackend(path, options, writable=writable, on_queue_depth=on_queue_depth))
+
+
+class DecisionLog:
+    """The decision log behind one boundary. Thread-safe."""
+
+    def __init__(self, backend: LogBackend, *, offer_sets: int = 256, arm_sets: int = 1024) -> None:
+        self.backend = backend
+        self.offer_sets = OfferSetCache(backend.offer_set, offer_sets)
+        self.decoder = RowDecoder(self.offer_sets, arm_sets)
+
+    @property
+    def location(self) -> str:
+        return self.backend.location
+
+    @property
+    def queue_depth(self) -> int:
+        return self.backend.queue_depth
+
+    def close(self) -> None:
+        """Write everything queued, then release the connections."""
+        self.backend.close()
+
+    def __enter__(self) -> DecisionLog:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- writes: each future resolves after the commit that holds it ---------------------------
+    def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[int]:
+        return self.backend.insert_decisions(rows)
+
+    def insert_shadow_scores(self, scores: Sequence[ShadowScore]) -> Future[int]:
+        return self.backend.insert_shadow_scores(scores)
+
+    def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
+                      aggregation_of: Callable[[str], str]) -> Future[RewardOutcome]:
+        """Join one reward onto its decision. ``aggregation_of(campaign)`` gives 'first' or 'sum'."""
+        return self.backend.record_reward(event_id, value, reward_id, received_at, aggregation_of)
+
+    def activate(self, event_id: str, now: float, window_of: Callable[[str, str | None], float],
+                 aggregation_of: Callable[[str], str]) -> Future[ActivationOutcome]:
+        """Mark a deferred decision as shown; its reward window starts now."""
+        return self.backend.activate(event_id, now, window_of, aggregation_of)
+
+    def claim_due(self, seqs: Sequence[int], now: float, defaults: RewardDefaults) -> Future[list[int]]:
+        """Claim events whose window closed (the default reward for those without one); the seqs claimed."""
+        return self.backend.claim_due(seqs, now, defaults.of)
+
+    # --- reads ----------------------------------------------------------------------------------
+    def find_decision(self, event_id: str) -> LoggedDecision | None:
+        row = self.backend.find_decision(event_id)
+        return None if row is None else self.decoder.decision(row)
+
+    def offers(self, offer_set_id: str) -> tuple[Offer, ...]:
+        """The offer snapshot logged under ``offer_set_id`` (NotFound if none)."""
+        return self.offer_sets.get(offer_set_id)
+
+    def due_for_learning(self, now: float, limit: int = 1000) -> list[int]:
+        """Seqs of events whose reward window closed unclaimed, oldest deadline first."""
+        return self.backend.due_for_learning(now, limit)
+
+    def decisions(self, log_filter: LogFilter = LogFilter(), *, up_to_seq: int | None = None,
+                  chunk: int = 5000) -> Iterator[LoggedDecision]:
+        """Every decision matching ``log_filter`` (and ``seq <= up_to_seq``) in log order, streamed."""
+        for row in self.backend.decisions(log_filter, up_to_seq=up_to_seq, chunk=chunk):
+            yield self.decoder.decision(row)
+
+    def decisions_by_seq(self, seqs: Sequence[int]) -> list[LoggedDecision]:
+        """The decisions with these seqs, in the order given (unknown seqs are left out)."""
+        by_seq = {row["seq"]: row for row in self.backend.decisions_by_seq(seqs)}
+        return [self.decoder.decision(by_seq[int(s)]) for s in seqs if int(s) in by_seq]
+
+    def learned_decisions(self, seqs: Sequence[int]) -> list[LoggedDecision]:
+        """Of these seqs, the decisions that are learned (shown, reward final), in log order."""
+        return [self.decoder.decision(row) for row in self.backend.decisions_by_seq(seqs) if counting.learned(row)]
+
+    def learning_events(self, defaults: RewardDefaults, *, campaign: str | None = None,
+                        up_to_seq: int | None = None, learned_after: float | None = None) -> Iterator[LearningEvent]:
+        """The learned events, as policies learn them: in log order (``seq <= up_to_seq``), or with
+        ``learned_after`` (needs ``campaign``) those claimed after that time, in the order they were."""
+        if learned_after is not None:
+            if campaign is None:
+                raise InvalidInput("learned_after needs a campaign", field="campaign")
+            rows = self.backend.learned_after(campaign, learned_after)
+        else:
+            rows = self.backend.decisions(LogFilter(campaign=campaign), up_to_seq=up_to_seq)
+        for row in rows:
+            if counting.learned(row):
+                decision = self.decoder.decision(row)
+                event = learning_event(decision, defaults.of(decision.campaign))
+                if event is not None:
+                    yield event
+
+    def history_since(self, since: float) -> Iterator[HistoryRecord]:
+        """What the per-user store rebuilds from: every contact decided at or after ``since``."""
+        for row in self.backend.decisions(LogFilter(since=since)):
+            record = self.decoder.history_record(row)
+            if record is not None:
+                yield record
+
+    def exposures(self, since: float | None = None) -> Iterator[ShownDecision]:
+        """Every shown decision decided at or after ``since`` (None: all), in log order."""
+        for row in self.backend.exposure_rows(since):
+            if counting.shown(row):
+                yield shown_decision(row)
+
+    def feedback(self, log_filter: LogFilter, defaults: RewardDefaults, *,
+                 chunk: int = 5000) -> Iterator[FeedbackChunk]:
+        """The decisions that count for evaluation, ``chunk`` rows read at a time, with what was left out."""
+        kept: list[FinalDecision] = []
+        left_out = Exclusions()
+        read = 0
+        for row in self.backend.feedback_rows(log_filter, chunk):
+            reason = counting.exclusion(row)
+            if reason is None:
+                kept.append(final_decision(row, defaults.of(row["campaign"])))
+            else:
+                left_out = left_out + reason
+            read += 1
+            if read == chunk:
+                yield FeedbackChunk(tuple(kept), left_out)
+                kept, left_out, read = [], Exclusions(), 0
+        if read:
+            yield FeedbackChunk(tuple(kept), left_out)
+
+    def served_outcomes(self, campaign: str) -> list[ServedOutcome]:
+        """The learned decisions of ``campaign`` (policy version, time, reward, format, slot), in log order."""
+        return [served_outcome(row) for row in self.backend.learned_of_campaign(campaign)]
+
+    def live_stats(self, campaign: str, version: str) -> LiveStats:
+        return self.backend.live_stats(campaign, version)
+
+    def campaigns(self) -> tuple[str, ...]:
+        return self.backend.campaigns()
+
+    def last_seq(self) -> int | None:
+        """The newest decision's seq (None for an empty log)."""
+        return self.backend.last_seq()
+
+    def count(self, table: str = "decisions") -> int:
+        return self.backend.count(table)

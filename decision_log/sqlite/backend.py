@@ -1,0 +1,92 @@
+"""`SqliteBackend`: the decision log in one SQLite file (WAL), written by one group-committing thread."""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+
+from decision_log.records import ActivationOutcome, DecisionRow, LogOptions, RewardOutcome, ShadowScore
+from decision_log.sqlite import reward_ops
+from decision_log.sqlite.connection import connect
+from decision_log.sqlite.queries import LogReader
+from decision_log.sqlite.schema import migrate
+from decision_log.sqlite.write_ops import WriteOp, insert_decisions, insert_shadow_scores
+from decision_log.sqlite.writer import LogWriter
+from offerbandit.errors import InvalidInput, LogClosed, LogNotFound
+
+LOG_FILE = "decisions.db"
+
+
+def log_path(data_dir: Path) -> Path:
+    """The log file of a data directory."""
+    return Path(data_dir) / LOG_FILE
+
+
+class SqliteBackend(LogReader):
+    """The named queries of `LogReader` plus the writes. ``writable``: a `LogWriter` thread (it creates
+    and migrates the file); else the file must already hold a log (migrated if it is older)."""
+
+    def __init__(self, path: Path, options: LogOptions = LogOptions(), *, writable: bool = True,
+                 on_queue_depth: Callable[[int], None] | None = None) -> None:
+        path = Path(path)
+        self.writer: LogWriter | None = None
+        if writable:
+            self.writer = LogWriter(path, synchronous=options.synchronous, max_group=options.max_group,
+                                    max_queue=options.max_queue, busy_timeout_ms=options.busy_timeout_ms,
+                                    autocheckpoint_pages=options.wal_autocheckpoint_pages,
+                                    on_queue_depth=on_queue_depth)
+        else:
+            _upgrade_existing(path, options.busy_timeout_ms)
+        super().__init__(path, options.busy_timeout_ms)
+
+    @property
+    def location(self) -> str:
+        return f"sqlite:///{self.path.resolve()}"
+
+    @property
+    def queue_depth(self) -> int:
+        return self.writer.queue_depth if self.writer is not None else 0
+
+    def _submit(self, op: WriteOp) -> Future:
+        if self.writer is None:
+            raise LogClosed(f"the decision log {self.path} was opened read-only")
+        return self.writer.submit(op)
+
+    # --- writes ---------------------------------------------------------------------------------
+    def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[int]:
+        return self._submit(insert_decisions(rows))
+
+    def insert_shadow_scores(self, scores: Sequence[ShadowScore]) -> Future[int]:
+        return self._submit(insert_shadow_scores(scores))
+
+    def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
+                      aggregation_of: Callable[[str], str]) -> Future[RewardOutcome]:
+        return self._submit(reward_ops.record_reward(event_id, value, reward_id, received_at, aggregation_of))
+
+    def activate(self, event_id: str, now: float, window_of: Callable[[str, str | None], float],
+                 aggregation_of: Callable[[str], str]) -> Future[ActivationOutcome]:
+        return self._submit(reward_ops.activate(event_id, now, window_of, aggregation_of))
+
+    def claim_due(self, seqs: Sequence[int], now: float,
+                  default_reward_of: Callable[[str], float]) -> Future[list[int]]:
+        return self._submit(reward_ops.claim_due(seqs, now, default_reward_of))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        super().close()
+
+
+def _upgrade_existing(path: Path, busy_timeout_ms: int) -> None:
+    """Refuse a missing file or one that holds no log; bring an older log up to this code's schema."""
+    if not path.is_file():
+        raise LogNotFound(path)
+    try:
+        conn = connect(path, synchronous="NORMAL", busy_timeout_ms=busy_timeout_ms)
+    except sqlite3.DatabaseError as exc:
+        raise InvalidInput(f"{path} is not a decision log: {exc}", field="data-dir") from exc
+    try:
+        migrate(conn, path, create=False)
+    finally:
+        conn.close()

@@ -1,0 +1,101 @@
+"""The log's schema as an ordered list of migrations; ``PRAGMA user_version`` records how many ran.
+
+A log older than the code is upgraded (each migration in its own ``BEGIN IMMEDIATE`` transaction, so
+two processes opening one log cannot both run it); a log newer than the code is refused: this code
+would misread it. Logs written before versioning have ``user_version`` 0 and the version-1 tables;
+migration 1 creates only what is missing, so they upgrade in place.
+
+Tables (version 1):
+- ``decisions``: one row per decision, as it was decided (candidates, eligible arms, full pmf,
+  the chosen arm and its exact probability as REAL, policy version, exploration kind,
+  deferred/activation state, reward-window deadline, the joined reward). The pmf is a float64 blob
+  so a repeated event_id returns the original decision bit for bit.
+- ``rewards``: every reward call that named a known event, with its status (counted, duplicate, late).
+- ``offer_sets``: content-addressed snapshots of the candidate offers with their features.
+- ``shadow_scores``: the challenger's pmf on the same requests (off the request path).
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+from offerbandit.errors import InvalidInput
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _v1_tables(conn: sqlite3.Connection) -> None:
+    db = sqlite_utils.Database(conn)
+    db["decisions"].create({
+        "seq": int, "event_id": str, "campaign": str, "decided_at": float, "user_key": str,
+        "context": str, "numeric": str, "offer_set": str, "formats": str, "time_slots": str,
+        "eligible": bytes, "pmf": bytes, "policy_pmf": bytes, "chosen_index": int,
+        "offer_id": str, "format": str, "time_slot": str, "probability": float,
+        "policy_version": str, "exploration": str, "beta": float, "deferred": int,
+        "activated_at": float, "learn_due_at": float, "learned_at": float,
+        "reward": float, "reward_count": int, "baseline": str, "no_contact_reason": str, "removed": str,
+    }, pk="seq", not_null={"event_id", "campaign", "decided_at", "user_key", "probability",
+                           "policy_version", "exploration", "deferred"},
+        defaults={"reward_count": 0}, if_not_exists=True)
+    db["rewards"].create({
+        "id": int, "event_id": str, "reward_id": str, "value": float, "received_at": float, "status": str,
+    }, pk="id", not_null={"event_id", "value", "received_at", "status"}, if_not_exists=True)
+    db["offer_sets"].create({"id": str, "offers": str}, pk="id", not_null={"offers"}, if_not_exists=True)
+    db["shadow_scores"].create({
+        "event_id": str, "policy_version": str, "pmf": bytes, "chosen_probability": float, "scored_at": float,
+    }, pk=("event_id", "policy_version"), if_not_exists=True)
+    db["decisions"].create_index(["event_id"], unique=True, if_not_exists=True)
+    db["decisions"].create_index(["learned_at", "learn_due_at"], if_not_exists=True)
+    db["decisions"].create_index(["user_key", "decided_at"], if_not_exists=True)
+    db["decisions"].create_index(["campaign", "decided_at"], if_not_exists=True)
+    db["rewards"].create_index(["event_id"], if_not_exists=True)
+
+
+#: Migration i + 1 brings a log from version i to i + 1. Append only; never edit a released one.
+MIGRATIONS: tuple[Migration, ...] = (_v1_tables,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _has_decisions(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'").fetchone() is not None
+
+
+def check_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The log's version; InvalidInput when it is newer than this code."""
+    version = schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise InvalidInput(f"the decision log {path} has schema version {version}, newer than this code "
+                           f"understands ({SCHEMA_VERSION}); upgrade offerbandit to read it", field="data-dir")
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: Path, *, create: bool) -> int:
+    """Bring the log on ``conn`` to `SCHEMA_VERSION`; ``create`` False: refuse a file that holds no log."""
+    try:
+        version = check_version(conn, path)
+        if version == SCHEMA_VERSION:
+            return version
+        if version == 0 and not create and not _has_decisions(conn):
+            raise InvalidInput(f"{path} is not a decision log: it has no decisions table", field="data-dir")
+    except sqlite3.DatabaseError as exc:
+        raise InvalidInput(f"{path} is not a decision log: {exc}", field="data-dir") from exc
+    while version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = check_version(conn, path)  # another process may have migrated meanwhile
+            if version < SCHEMA_VERSION:
+                MIGRATIONS[version](conn)
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return version
