@@ -64,7 +64,8 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def _has_decisions(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'").fetchone() is not None
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'").fetchone()
+    return found is not None
 
 
 def check_version(conn: sqlite3.Connection, path: Path) -> int:
