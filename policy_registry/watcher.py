@@ -12,23 +12,18 @@ current once ``on_change`` has accepted it, so a fixed artefact is picked up by 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
-from policy_registry.registry import (
-    CHALLENGER,
-    CHAMPION,
-    LoadedPolicy,
-    PolicyRegistry,
-    validate_alias,
-    validate_campaign,
-)
+from policy_registry.records import CHALLENGER, CHAMPION, LoadedPolicy
+from policy_registry.registry import PolicyRegistry
+from policy_registry.validation import validate_alias, validate_campaign
 
-__all__ = ["RegistryWatcher", "WatchedVersion", "WatchProblem", "WatcherStatus"]
+__all__ = ["RegistryWatcher", "WatchProblem", "WatchedVersion", "WatcherStatus"]
 
 _log = logging.getLogger(__name__)
 
@@ -85,9 +80,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _check_positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise InvalidInput(f"{name} must be a finite number > 0, got {value!r}", field=name)
-    return float(value)
+    return float(check_scalar(value, name, float, low=0, low_open=True))
 
 
 class RegistryWatcher:

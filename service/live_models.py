@@ -24,7 +24,7 @@ from policies.contract import Policy
 from policies.factory import load_policy, policy_names
 from service.campaigns import BOOTSTRAP_VERSION, CampaignRuntime, LivePolicy
 from decision_log.records import decode_row, learning_event
-from policy_registry.registry import (CHALLENGER, CHAMPION, Lineage, LoadedPolicy, PolicyArtifact, PolicyRegistry,
+from policy_registry import (CHALLENGER, CHAMPION, Lineage, LoadedPolicy, PolicyArtifact, PolicyRegistry,
                                     RegistryConfig, current_code_version)
 from policy_registry.watcher import RegistryWatcher
 from service.config_toml import campaign_policy_toml

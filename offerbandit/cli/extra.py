@@ -68,7 +68,7 @@ def rollback(
     who: Annotated[str, typer.Option(help="Who, recorded on the version (default: the OS user).")] = "",
 ) -> None:
     """Return `champion` to the previous champion (a running server swaps it in within seconds)."""
-    from policy_registry.registry import PolicyRegistry, RegistryConfig
+    from policy_registry import PolicyRegistry, RegistryConfig
 
     try:
         result = PolicyRegistry(RegistryConfig.for_data_dir(data_dir)).rollback(
@@ -186,7 +186,7 @@ def promote(
     who: Annotated[str, typer.Option(help="Who, recorded on the version (default: the OS user).")] = "",
 ) -> None:
     """Move `champion` to VERSION if its offline estimate beats the current champion's (or --force)."""
-    from policy_registry.registry import PolicyRegistry, RegistryConfig
+    from policy_registry import PolicyRegistry, RegistryConfig
     from policy_registry.promotion import offline_gate
 
     try:

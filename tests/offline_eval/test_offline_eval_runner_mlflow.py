@@ -13,7 +13,7 @@ from offline_eval.runner import evaluate_policies, run_eval_command
 from offline_eval.sqlite_loader import load_dataset
 from offerbandit.errors import NotFound
 from policies.factory import make_policy
-from policy_registry.registry import Lineage, PolicyArtifact, PolicyRegistry
+from policy_registry import Lineage, PolicyArtifact, PolicyRegistry
 from tests.offline_eval.test_offline_eval_runner import drive_log, shifting_rewards
 
 N, SWITCH = 300, 90
