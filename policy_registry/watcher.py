@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
@@ -196,12 +196,7 @@ class RegistryWatcher:
             if version is None or version == self._current.get((campaign, alias)):
                 return None  # an alias that disappears leaves the last loaded version in service
             loaded = registry.load(campaign, version)
-            self._on_change(
-                LoadedPolicy(
-                    campaign=loaded.campaign, version=loaded.version, policy_name=loaded.policy_name,
-                    model=loaded.model, config_toml=loaded.config_toml, lineage=loaded.lineage, alias=alias,
-                )
-            )
+            self._on_change(replace(loaded, alias=alias))
         except Exception as exc:  # noqa: BLE001 - keep the last good version, report, retry later
             return WatchProblem(campaign, alias, version, _describe(exc))
         with self._state_lock:
