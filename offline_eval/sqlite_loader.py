@@ -260,7 +260,7 @@ _COLUMNS = ("seq, event_id, decided_at, user_key, eligible, pmf, chosen_index, p
 
 def load_dataset(data_dir: Path, *, campaign: str | None = None, since: float | None = None,
                  until: float | None = None, policy_version: str | None = None,
-                 config: ServiceConfig | None = None, defaults=None, chunk: int = DEFAULT_CHUNK) -> LoggedDataset:
+                 config: ServiceConfig | None = None, chunk: int = DEFAULT_CHUNK) -> LoggedDataset:
     """Stream the decision log under ``data_dir`` into a :class:`LoggedDataset`.
 
     ``campaign`` None: the log's only campaign. ``config`` supplies the campaign's default reward
@@ -270,11 +270,8 @@ def load_dataset(data_dir: Path, *, campaign: str | None = None, since: float | 
         raise InvalidInput(f"chunk must be an int >= 1, got {chunk!r}", field="chunk")
     campaign = resolve_campaign(Path(data_dir), campaign)
     log_filter = LogFilter(campaign=campaign, since=since, until=until, policy_version=policy_version)
-    if defaults is not None:  # TEMPORARY BRIDGE (layout-registry): layout-log's signature
-        default_reward = defaults.of(campaign)
-    else:
-        config = config or ServiceConfig()
-        default_reward = float(config.campaigns[campaign].default_reward) if campaign in config.campaigns else 0.0
+    config = config or ServiceConfig()
+    default_reward = float(config.campaigns[campaign].default_reward) if campaign in config.campaigns else 0.0
 
     reader = _open_reader(Path(data_dir))
     clauses, params = log_filter.where()

@@ -190,11 +190,6 @@ class ServiceConfig:
             object.__setattr__(self, "campaigns", {"default": default_campaign()})
         object.__setattr__(self, "campaigns", MappingProxyType(dict(self.campaigns)))
 
-    def reward_defaults(self):  # TEMPORARY BRIDGE (layout-registry): layout-log adds the real one
-        from decision_log import RewardDefaults
-
-        return RewardDefaults({name: c.default_reward for name, c in self.campaigns.items()})
-
 
 DEFAULT_OFFERS = (
     Offer("coffee_2off", {"category": "food", "discount_type": "dollar", "offer_type": "loyalty"}),
