@@ -1,4 +1,4 @@
-"""Show an :class:`~offline_eval.runner.EvaluationReport`: a rich table for people, JSON for machines.
+"""Show an :class:`~offline_eval.results.EvaluationReport`: a rich table for people, JSON for machines.
 
 JSON keys are stable (tests pin them): ``campaign``, ``data_dir``, ``filter``, ``n_events``,
 ``excluded``, ``training_window``, ``evaluation_window``, ``logged_value``, ``alpha``, ``n_bootstrap``,
@@ -18,7 +18,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from offline_eval.runner import EvaluationReport, PolicyResult, Window
+from offline_eval.results import EvaluationReport, PolicyResult, Window
+
+__all__ = ["JSON_FORMAT", "print_report", "to_dict", "to_json"]
 
 JSON_FORMAT = "offerbandit-eval/1"
 

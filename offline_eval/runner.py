@@ -10,28 +10,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
+from offerbandit.errors import InvalidInput
 from offline_eval import _validation as check
 from offline_eval.estimators import OffPolicyEstimator, resolve
-from offline_eval.evaluation import DEFAULT_N_BOOTSTRAP, Evaluation, evaluate
+from offline_eval.evaluation import DEFAULT_N_BOOTSTRAP, evaluate
+from offline_eval.results import EvaluationReport, PolicyResult, Window
 from offline_eval.reward_model import RewardModelConfig, cross_fit_q_hat
-from offline_eval.sqlite_loader import DEFAULT_CHUNK, Exclusions, LogFilter, load_dataset
-from offline_eval.targets import (
-    TargetPolicy,
-    TargetSpec,
-    build_target,
-    campaign_config,
-    parse_target,
-    registry_for,
-    target_pmf,
-)
-from offerbandit.errors import InvalidInput
-from service.config import ServiceConfig
-from policy_registry.registry import PolicyRegistry
+from offline_eval.settings import OfflineSettings
+from offline_eval.sqlite_loader import DEFAULT_CHUNK, load_dataset
+from offline_eval.targets import TargetPolicy, TargetSpec, build_target, parse_target, registry_for, target_pmf
+from policy_registry import PolicyRegistry
+
+__all__ = ["DEFAULT_TRAIN_FRACTION", "ProgressCallback", "evaluate_policies"]
 
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stage is "loading log", "reward model" or a policy label."""
@@ -39,68 +34,8 @@ ProgressCallback = Callable[[str, int, int], None]
 DEFAULT_TRAIN_FRACTION = 0.5
 
 
-@dataclass(frozen=True)
-class Window:
-    """Dataset rows ``[start, stop)`` and the decision times they span (first, last)."""
-
-    start: int
-    stop: int
-    first_time: float | None
-    last_time: float | None
-
-    @property
-    def n_events(self) -> int:
-        return self.stop - self.start
-
-
-@dataclass(frozen=True)
-class PolicyResult:
-    """One target's outcome. ``evaluation`` is None when no event was left to evaluate it on."""
-
-    policy: str
-    label: str
-    kind: str
-    version: str | None
-    window: Window
-    trained_on: Window | None
-    evaluation: Evaluation | None
-    warnings: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class EvaluationReport:
-    """Everything ``offerbandit eval`` shows. ``logged_value``: the logger's mean reward on the
-    evaluation window (the on-policy reference)."""
-
-    data_dir: str
-    campaign: str
-    log_filter: LogFilter
-    n_events: int
-    exclusions: Exclusions
-    training: Window
-    evaluation: Window
-    logged_value: float
-    estimators: tuple[str, ...]
-    alpha: float
-    n_bootstrap: int
-    seed: int
-    train_fraction: float
-    reward_model_folds: int | None
-    policies: tuple[PolicyResult, ...]
-
-    def result(self, policy: str) -> PolicyResult:
-        for result in self.policies:
-            if result.policy == policy:
-                return result
-        raise KeyError(policy)
-
-
 def _check_train_fraction(value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0.0 < value < 1.0:
-        raise InvalidInput(f"train_fraction must be a number strictly between 0 and 1, got {value!r}",
-                           field="train_fraction")
-    return float(value)
+    return float(check_scalar(value, "train_fraction", float, low=0.0, high=1.0, low_open=True, high_open=True))
 
 
 def _check_policies(policies: Sequence[str]) -> tuple[TargetSpec, ...]:
@@ -133,7 +68,7 @@ def evaluate_policies(
     since: float | None = None,
     until: float | None = None,
     policy_version: str | None = None,
-    config: ServiceConfig | None = None,
+    settings: OfflineSettings | None = None,
     registry: PolicyRegistry | None = None,
     reward_model: RewardModelConfig | None = RewardModelConfig(),
     progress: ProgressCallback | None = None,
@@ -142,7 +77,8 @@ def evaluate_policies(
     """Estimate the value of each named policy on the decision log in ``data_dir``.
 
     ``policies``: target names (see :mod:`offline_eval.targets`). ``estimators``: names or
-    instances; None = every estimator that applies. ``reward_model`` None skips q_hat (and so the
+    instances; None = every estimator that applies. ``settings``: default rewards and the campaign's
+    own policy (None: missing rewards count as 0, counterfactuals train with their own defaults). ``reward_model`` None skips q_hat (and so the
     DM/DR family). ``registry``: defaults to the data dir's MLflow store when a version or alias
     is named. ``progress(stage, done, total)`` is called as work advances.
     """
@@ -150,8 +86,7 @@ def evaluate_policies(
     train_fraction = _check_train_fraction(train_fraction)
     alpha = check.check_alpha(alpha)
     n_bootstrap = check.check_n_bootstrap(n_bootstrap)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InvalidInput(f"seed must be an int >= 0, got {seed!r}", field="seed")
+    seed = int(check_scalar(seed, "seed", int, low=0))
     chosen = None if estimators is None else [resolve(e) for e in
                                               ([estimators] if isinstance(estimators, str) else estimators)]
     needs_q_hat = chosen is None or any(e.requires_q_hat for e in chosen)
@@ -160,9 +95,9 @@ def evaluate_policies(
     data_dir = Path(data_dir)
     if progress is not None:
         progress("loading log", 0, 1)
+    settings = settings if settings is not None else OfflineSettings()
     dataset = load_dataset(data_dir, campaign=campaign, since=since, until=until,
-                           policy_version=policy_version,
-                           defaults=config.reward_defaults() if config else None, chunk=chunk)
+                           policy_version=policy_version, defaults=settings.rewards, chunk=chunk)
     if progress is not None:
         progress("loading log", 1, 1)
     n = dataset.n_events
@@ -172,13 +107,13 @@ def evaluate_policies(
                            "and the evaluation window need events", field="train_fraction")
     if any(s.needs_registry for s in specs) and registry is None:
         registry = registry_for(data_dir)
-    campaign_cfg = campaign_config(config, dataset.campaign)
+    own_policy = settings.policy_of(dataset.campaign)
 
     targets: list[TargetPolicy] = []
     try:
         # every target first: an unknown alias or version fails before the costly reward model
         for spec in specs:
-            targets.append(build_target(spec, dataset, train_stop=train_stop, campaign=campaign_cfg,
+            targets.append(build_target(spec, dataset, train_stop=train_stop, own_policy=own_policy,
                                         registry=registry, seed=seed, chunk=chunk))
         q_hat = None
         folds = None
@@ -231,83 +166,3 @@ def _evaluate_one(target: TargetPolicy, dataset, train_stop: int, q_hat, chosen,
     warnings.extend(evaluation.warnings)
     return PolicyResult(target.spec.text, target.label, target.spec.kind, target.version, window, trained_on,
                         evaluation, tuple(dict.fromkeys(warnings)))
-
-
-def run_eval_command(
-    data_dir: str | Path,
-    policies: Sequence[str],
-    *,
-    campaign: str | None = None,
-    json_out: bool = False,
-    estimators: Sequence[str] | None = None,
-    alpha: float = 0.05,
-    n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
-    seed: int = 0,
-    log_to_mlflow: bool = True,
-    train_fraction: float = DEFAULT_TRAIN_FRACTION,
-    since: float | None = None,
-    until: float | None = None,
-    policy_version: str | None = None,
-    config: ServiceConfig | None = None,
-    out=None,
-) -> int:
-    """``offerbandit eval``: evaluate policies on the decision log and print the result; returns 0.
-
-    Options (CLI flag -> argument):
-
-    - ``--data-dir D``: the server's data directory (decision log ``D/decisions.db``; MLflow store
-      ``D/mlflow.db`` unless ``MLFLOW_TRACKING_URI`` is set).
-    - ``--policy NAME`` (repeatable, at least one): ``champion``, ``challenger`` or any alias; a
-      version ``3``/``v3``; a baseline ``uniform``, ``best_single_arm``, ``per_segment_greedy``;
-      ``counterfactual:<vw|uniform|best_single_arm|per_segment_greedy>`` (trained on the training window).
-    - ``--campaign C``: which campaign (default: the log's only campaign).
-    - ``--estimator E`` (repeatable): replay, ipw, snipw, dm, dr, sndr, switch_dr, dr_os (default: all
-      that apply).
-    - ``--alpha A``: interval level 1 - A (default 0.05). ``--bootstrap N``: bootstrap resamples
-      (0: normal intervals). ``--seed S``: seeds bootstrap and trained policies.
-    - ``--train-fraction F``: share of the log (oldest first) used to train baselines and
-      counterfactual policies; the rest is evaluated (default 0.5).
-    - ``--since T`` / ``--until T`` (unix seconds), ``--policy-version V``: filter the log.
-    - ``--config FILE``: the service config (campaign default reward and policy parameters).
-    - ``--json``: print one JSON document (stable keys) instead of the table.
-    - ``--no-mlflow``: do not record the evaluation in MLflow (recorded by default when the data dir
-      has an MLflow store or MLFLOW_TRACKING_URI is set).
-
-    User mistakes raise ``InvalidInput`` / ``NotFound`` (the CLI prints them as one line). Progress
-    goes to stderr; the table or JSON to ``out`` (stdout).
-    """
-    import sys
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from offline_eval import report as render
-
-    err = Console(stderr=True)
-    stream = out or sys.stdout
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True, disable=not err.is_terminal) as bar:
-        tasks: dict[str, object] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        report = evaluate_policies(
-            data_dir, policies, campaign=campaign, estimators=estimators, alpha=alpha, n_bootstrap=n_bootstrap,
-            seed=seed, train_fraction=train_fraction, since=since, until=until, policy_version=policy_version,
-            config=config, progress=progress)
-    run_ids: tuple[str, ...] = ()
-    if log_to_mlflow:
-        from offline_eval.mlflow_link import log_report
-
-        registry = registry_for(Path(data_dir))
-        if registry is not None:
-            run_ids = log_report(report, registry)
-    if json_out:
-        stream.write(render.to_json(report, mlflow_runs=run_ids) + "\n")
-    else:
-        render.print_report(report, Console(file=stream, width=max(Console(file=stream).width, 100)),
-                            mlflow_runs=run_ids)
-    return 0

@@ -17,6 +17,7 @@ A target must never have learned from the events it is evaluated on: log-trained
 """
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,13 +25,25 @@ from pathlib import Path
 
 import numpy as np
 
-from offline_eval.ragged import RaggedMatrix
-from offline_eval.sqlite_loader import DEFAULT_CHUNK, LoggedDataset
-from policies.contract import Policy
 from offerbandit.errors import InvalidInput, ModelError, NotFound
+from offline_eval.ragged import RaggedMatrix
+from offline_eval.settings import CampaignPolicy
+from offline_eval.sqlite_loader import DEFAULT_CHUNK, LoggedDataset
+from policies.contract import Policy, learn_in_batches
 from policies.factory import load_policy, make_policy, policy_names
-from service.config import CampaignConfig, ServiceConfig, default_campaign
-from policy_registry.registry import PolicyRegistry, RegistryConfig
+from policy_registry import PolicyRegistry, RegistryConfig
+
+__all__ = [
+    "BASELINES",
+    "COUNTERFACTUAL_PREFIX",
+    "KINDS",
+    "TargetPolicy",
+    "TargetSpec",
+    "build_target",
+    "parse_target",
+    "registry_for",
+    "target_pmf",
+]
 
 BASELINES = ("uniform", "best_single_arm", "per_segment_greedy")
 COUNTERFACTUAL_PREFIX = "counterfactual:"
@@ -100,17 +113,13 @@ class TargetPolicy:
             close()
 
 
-def campaign_config(config: ServiceConfig | None, campaign: str) -> CampaignConfig:
-    config = config or ServiceConfig()
-    return config.campaigns[campaign] if campaign in config.campaigns else default_campaign(campaign)
-
-
 def build_target(spec: TargetSpec, dataset: LoggedDataset, *, train_stop: int,
-                 campaign: CampaignConfig, registry: PolicyRegistry | None = None, seed: int = 0,
-                 chunk: int = DEFAULT_CHUNK) -> TargetPolicy:
+                 own_policy: CampaignPolicy | None = None, registry: PolicyRegistry | None = None,
+                 seed: int = 0, chunk: int = DEFAULT_CHUNK) -> TargetPolicy:
     """Make (load or train) the target. ``registry``: a ``PolicyRegistry`` for versions and aliases.
 
-    Log-trained targets learn from dataset rows ``[0, train_stop)`` only.
+    Log-trained targets learn from dataset rows ``[0, train_stop)`` only. ``own_policy``: the
+    campaign's own policy; a counterfactual of that policy trains with its parameters.
     """
     if spec.needs_registry:
         return _from_registry(spec, dataset.campaign, registry)
@@ -119,15 +128,15 @@ def build_target(spec: TargetSpec, dataset: LoggedDataset, *, train_stop: int,
     if not 0 < train_stop <= dataset.n_events:
         raise InvalidInput(f"training window 0:{train_stop} is empty or outside the log", field="train_fraction")
     if spec.kind == "counterfactual":
-        params = dict(campaign.policy_params) if spec.name == campaign.policy else {}
+        params = dict(own_policy.params) if own_policy is not None and spec.name == own_policy.policy else {}
         if spec.name == "vw":
             params.setdefault("seed", seed)
         policy = make_policy(spec.name, **params)
     else:
         policy = make_policy(spec.name)
     try:
-        for events in dataset.learning_events(0, train_stop, chunk=chunk):
-            policy.learn(events)
+        learn_in_batches(policy, itertools.chain.from_iterable(dataset.learning_events(0, train_stop, chunk=chunk)),
+                         chunk)
     except BaseException:
         getattr(policy, "close", lambda: None)()
         raise

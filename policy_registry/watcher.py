@@ -12,23 +12,18 @@ current once ``on_change`` has accepted it, so a fixed artefact is picked up by 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
-from policy_registry.registry import (
-    CHALLENGER,
-    CHAMPION,
-    LoadedPolicy,
-    PolicyRegistry,
-    validate_alias,
-    validate_campaign,
-)
+from policy_registry.records import CHALLENGER, CHAMPION, LoadedPolicy
+from policy_registry.registry import PolicyRegistry
+from policy_registry.validation import validate_alias, validate_campaign
 
-__all__ = ["RegistryWatcher", "WatchedVersion", "WatchProblem", "WatcherStatus"]
+__all__ = ["RegistryWatcher", "WatchProblem", "WatchedVersion", "WatcherStatus"]
 
 _log = logging.getLogger(__name__)
 
@@ -85,9 +80,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _check_positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise InvalidInput(f"{name} must be a finite number > 0, got {value!r}", field=name)
-    return float(value)
+    return float(check_scalar(value, name, float, low=0, low_open=True))
 
 
 class RegistryWatcher:
@@ -203,12 +196,7 @@ class RegistryWatcher:
             if version is None or version == self._current.get((campaign, alias)):
                 return None  # an alias that disappears leaves the last loaded version in service
             loaded = registry.load(campaign, version)
-            self._on_change(
-                LoadedPolicy(
-                    campaign=loaded.campaign, version=loaded.version, policy_name=loaded.policy_name,
-                    model=loaded.model, config_toml=loaded.config_toml, lineage=loaded.lineage, alias=alias,
-                )
-            )
+            self._on_change(replace(loaded, alias=alias))
         except Exception as exc:  # noqa: BLE001 - keep the last good version, report, retry later
             return WatchProblem(campaign, alias, version, _describe(exc))
         with self._state_lock:

@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2
 from policies.contract import Policy, learn_in_batches
 from policies.factory import load_policy, policy_names
 from service.campaigns import BOOTSTRAP_VERSION, CampaignRuntime, LivePolicy
-from policy_registry.registry import (CHALLENGER, CHAMPION, Lineage, LoadedPolicy, PolicyArtifact, PolicyRegistry,
+from policy_registry import (CHALLENGER, CHAMPION, Lineage, LoadedPolicy, PolicyArtifact, PolicyRegistry,
                                     RegistryConfig, current_code_version)
 from policy_registry.watcher import RegistryWatcher
 from service.config_toml import campaign_policy_toml

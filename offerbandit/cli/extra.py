@@ -68,7 +68,7 @@ def rollback(
     who: Annotated[str, typer.Option(help="Who, recorded on the version (default: the OS user).")] = "",
 ) -> None:
     """Return `champion` to the previous champion (a running server swaps it in within seconds)."""
-    from policy_registry.registry import PolicyRegistry, RegistryConfig
+    from policy_registry import PolicyRegistry, RegistryConfig
 
     try:
         result = PolicyRegistry(RegistryConfig.for_data_dir(data_dir)).rollback(
@@ -161,14 +161,16 @@ def eval_command(
 ) -> None:
     """Estimate offline how each policy would have done on the logged traffic, with intervals and
     diagnostics; logged to MLflow as evaluation runs."""
-    from offline_eval.runner import run_eval_command
-    from service.config import load_config
+    from offerbandit.reports.evaluation_runs import run_eval_command
+    from service.config import ServiceConfig, load_config
+    from service.offline_settings import offline_settings
 
     try:
+        settings = offline_settings(load_config(config) if config else ServiceConfig())
         code = run_eval_command(data_dir, policy, campaign=campaign, json_out=json_out, estimators=estimator,
                                 alpha=alpha, n_bootstrap=bootstrap, seed=seed, log_to_mlflow=not no_mlflow,
                                 train_fraction=train_fraction, since=since, until=until,
-                                policy_version=policy_version, config=load_config(config) if config else None)
+                                policy_version=policy_version, settings=settings)
     except OfferBanditError as exc:
         fail(str(exc))
     raise typer.Exit(code)
@@ -186,12 +188,15 @@ def promote(
     who: Annotated[str, typer.Option(help="Who, recorded on the version (default: the OS user).")] = "",
 ) -> None:
     """Move `champion` to VERSION if its offline estimate beats the current champion's (or --force)."""
-    from policy_registry.registry import PolicyRegistry, RegistryConfig
-    from policy_registry.promotion import offline_gate
+    from offline_eval.gate import offline_gate
+    from policy_registry import PolicyRegistry, RegistryConfig
+    from service.config import ServiceConfig
+    from service.offline_settings import offline_settings
 
     try:
         registry = PolicyRegistry(RegistryConfig.for_data_dir(data_dir))
-        gate = None if force else offline_gate(data_dir, campaign, estimator=estimator, min_gain=min_gain)
+        gate = None if force else offline_gate(data_dir, campaign, estimator=estimator, min_gain=min_gain,
+                                               settings=offline_settings(ServiceConfig()))
         result = registry.promote(campaign, version, gate=gate, force=force, who=who or getpass.getuser(), why=why)
     except OfferBanditError as exc:
         fail(str(exc))

@@ -194,7 +194,7 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
         challenger_version = ""
         champion_version = server.engine.campaigns["default"].live.version
         if registry is not None:
-            from policy_registry.registry import CHALLENGER, Lineage, PolicyArtifact, current_code_version
+            from policy_registry import CHALLENGER, Lineage, PolicyArtifact, current_code_version
             from service.config_toml import campaign_policy_toml
 
             artifact = PolicyArtifact(

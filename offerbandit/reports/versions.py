@@ -19,7 +19,7 @@ import numpy as np
 
 from decision_log import ServedOutcome, open_log
 from offerbandit.reports.exploration import LoggedExposure, exposures_from_log, period_reports, version_reports
-from policy_registry.registry import MetricPoint, PolicyRegistry
+from policy_registry import MetricPoint, PolicyRegistry
 from offerbandit.reports.plots import RewardSeries, plot_format_slot_heatmap, plot_reward_over_time, reward_grid
 
 

@@ -7,9 +7,10 @@ from offers.v1 import decision_pb2 as pb
 from policies.factory import make_policy
 from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
 from service.config import default_campaign
-from policy_registry.registry import CHAMPION, Lineage, PolicyArtifact, PolicyRegistry, copy_store
+from policy_registry import CHAMPION, Lineage, PolicyArtifact, PolicyRegistry
 from service.config_toml import campaign_policy_toml
 from tests.conftest import make_request
+from tests.fixtures_mlflow import copy_store
 from tests.cli.test_cli import run
 from tests.service.test_learning_e2e import BEST, FORMATS, OFFERS, SLOTS, response_probability
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from policy_registry.registry import PolicyRegistry, RegistryConfig
+from policy_registry import PolicyRegistry, RegistryConfig
 from tests.cli.test_cli import run
 
 

@@ -13,8 +13,9 @@ import pytest
 from offers.v1 import decision_pb2 as pb
 from offline_eval.runner import evaluate_policies
 from offline_eval.sqlite_loader import load_dataset
-from offline_eval.targets import build_target, campaign_config, parse_target, target_pmf
+from offline_eval.targets import build_target, parse_target, target_pmf
 from service.config import parse_config
+from service.offline_settings import offline_settings
 from offerbandit.demo.traffic import catalog_request, world_catalog_toml
 from simulator import CustomerWorld, WorldConfig
 
@@ -85,7 +86,7 @@ def test_offline_estimates_cover_the_true_value_of_a_policy_trained_on_the_log(s
     policies = ["per_segment_greedy", "counterfactual:vw"]
     # 99.9% Wald intervals: the log is fixed by its seeds, and at this level the check stays robust to
     # small changes anywhere upstream (a 95% interval misses the truth on 1 seed in 20 by design)
-    report = evaluate_policies(data_dir, policies, config=config, estimators=["ipw", "snipw", "dr"],
+    report = evaluate_policies(data_dir, policies, settings=offline_settings(config), estimators=["ipw", "snipw", "dr"],
                                alpha=0.001, n_bootstrap=0, seed=5, train_fraction=TRAIN_FRACTION)
     dataset = load_dataset(data_dir, defaults=config.reward_defaults())
     assert dataset.n_events == N_DECISIONS and dataset.exclusions.total == 0
@@ -93,7 +94,7 @@ def test_offline_estimates_cover_the_true_value_of_a_policy_trained_on_the_log(s
     train_stop = report.training.n_events
     for name in policies:
         target = build_target(parse_target(name), dataset, train_stop=train_stop,
-                              campaign=campaign_config(config, "default"), seed=5)
+                              own_policy=offline_settings(config).policy_of("default"), seed=5)
         try:
             truth, uniform_truth = true_values(world, dataset, requests, train_stop, target)
         finally:

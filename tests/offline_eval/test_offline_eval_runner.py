@@ -12,10 +12,13 @@ import pytest
 
 from offers.v1 import decision_pb2 as pb
 from offline_eval.reward_model import RewardModelConfig, cross_fit_q_hat, time_folds
-from offline_eval.runner import evaluate_policies, run_eval_command
-from offline_eval.sqlite_loader import load_dataset
-from offline_eval.targets import build_target, campaign_config, parse_target, target_pmf
 from offerbandit.errors import InvalidInput, NotFound
+from offerbandit.reports.evaluation_runs import run_eval_command
+from offline_eval.runner import evaluate_policies
+from offline_eval.sqlite_loader import load_dataset
+from offline_eval.targets import build_target, parse_target, target_pmf
+from service.config import ServiceConfig
+from service.offline_settings import offline_settings
 from tests.conftest import make_request
 
 UNIFORM_LOGGER = """
@@ -115,9 +118,9 @@ def shifting_log(start_server) -> tuple[Path, int, int]:
 def test_log_trained_targets_learn_only_from_the_training_window(shifting_log):
     data_dir, n, switch = shifting_log
     dataset = load_dataset(data_dir)
-    campaign = campaign_config(None, dataset.campaign)
+    own_policy = offline_settings(ServiceConfig()).policy_of(dataset.campaign)
     for name in ("best_single_arm", "per_segment_greedy", "counterfactual:vw"):
-        target = build_target(parse_target(name), dataset, train_stop=switch, campaign=campaign)
+        target = build_target(parse_target(name), dataset, train_stop=switch, own_policy=own_policy)
         try:
             assert target.train_window == (0, switch)
             assert target.trained_until == dataset.decided_at[switch - 1] <= dataset.decided_at[switch]
@@ -129,7 +132,7 @@ def test_log_trained_targets_learn_only_from_the_training_window(shifting_log):
         mass = {o: sum(p for a, p in zip(decision.arm_set.arms, row) if a.offer_id == o) for o in ("o1", "o2")}
         # learned from the training window only: o1 pays there; the evaluation window pays o2
         assert mass["o1"] > mass["o2"] + 0.3, (name, mass)
-    whole = build_target(parse_target("best_single_arm"), dataset, train_stop=n, campaign=campaign)
+    whole = build_target(parse_target("best_single_arm"), dataset, train_stop=n, own_policy=own_policy)
     whole_pmf = target_pmf(whole, dataset, switch, switch + 1)
     best = int(np.argmax(whole_pmf.values))
     assert offer_of(dataset, switch, best) == "o2"  # so the check above could have failed
@@ -139,7 +142,7 @@ def test_uniform_target_is_uniform_over_the_logged_arms(shifting_log):
     data_dir, n, switch = shifting_log
     dataset = load_dataset(data_dir)
     target = build_target(parse_target("uniform"), dataset, train_stop=switch,
-                          campaign=campaign_config(None, "default"))
+                          own_policy=offline_settings(ServiceConfig()).policy_of("default"))
     pmf = target_pmf(target, dataset, 0, n)
     assert pmf.same_layout(dataset.logging_pmf)
     np.testing.assert_allclose(pmf.values, 1.0 / np.repeat(pmf.row_lengths, pmf.row_lengths))

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from offline_eval.mlflow_link import log_report
-from offline_eval.runner import evaluate_policies, run_eval_command
+from offerbandit.reports.evaluation_runs import log_report, run_eval_command
+from offline_eval.runner import evaluate_policies
 from offline_eval.sqlite_loader import load_dataset
 from offerbandit.errors import NotFound
 from policies.factory import make_policy
-from policy_registry.registry import Lineage, PolicyArtifact, PolicyRegistry
+from policy_registry import Lineage, PolicyArtifact, PolicyRegistry
 from tests.offline_eval.test_offline_eval_runner import drive_log, shifting_rewards
 
 N, SWITCH = 300, 90

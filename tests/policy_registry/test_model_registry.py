@@ -9,8 +9,8 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from offerbandit.errors import ModelError, NotFound
-from policy_registry.registry import (
+from offerbandit.errors import ModelError, NotFound, RegistryUnavailable
+from policy_registry import (
     ARTIFACT_FORMAT,
     CHAMPION,
     PREVIOUS_CHAMPION,
@@ -20,7 +20,6 @@ from policy_registry.registry import (
     PolicyArtifact,
     PolicyRegistry,
     RegistryConfig,
-    RegistryUnavailable,
 )
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
@@ -54,7 +53,7 @@ def artefact_dir(registry: PolicyRegistry, campaign: str, version: str) -> Path:
 
 def test_importing_the_modules_does_not_import_mlflow() -> None:
     code = (
-        "import sys, policy_registry.registry, policy_registry.watcher\n"
+        "import sys, policy_registry, policy_registry.registry, policy_registry.watcher\n"
         "print('mlflow' in sys.modules, 'matplotlib' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

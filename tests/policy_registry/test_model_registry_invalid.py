@@ -11,17 +11,16 @@ from pathlib import Path
 import pytest
 
 from offerbandit.errors import InvalidInput
-from policy_registry.registry import (
+from policy_registry import (
     GateResult,
     Lineage,
     MetricPoint,
     PolicyArtifact,
     PolicyRegistry,
     RegistryConfig,
-    copy_store,
     retry_when_locked,
-    write_template_store,
 )
+from tests.fixtures_mlflow import copy_store, write_template_store
 
 GOOD_LINEAGE = dict(parent_version="3", log_window_start=10.0, log_window_end=20.0, event_count=5, code_version="x")
 

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from offerbandit.errors import InvalidInput, ModelError
-from policy_registry.registry import (
+from policy_registry import (
     CHAMPION,
     Lineage,
     LoadedPolicy,
@@ -18,7 +18,7 @@ from policy_registry.registry import (
     PolicyRegistry,
     RegistryConfig,
 )
-from policy_registry.watcher import RegistryWatcher
+from policy_registry import RegistryWatcher
 
 
 def artifact(model: bytes, campaign: str = "default") -> PolicyArtifact:
@@ -186,8 +186,10 @@ class Spy(importlib.abc.MetaPathFinder):
             importers.append(threading.current_thread().name)
         return None
 sys.meta_path.insert(0, Spy())
-from policy_registry.registry import PolicyRegistry, copy_store
-from policy_registry.watcher import RegistryWatcher
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from policy_registry import PolicyRegistry
+from tests.fixtures_mlflow import copy_store
+from policy_registry import RegistryWatcher
 config = copy_store({str(mlflow_template_store)!r}, {str(tmp_path / "data")!r})
 watcher = RegistryWatcher(lambda: PolicyRegistry(config), ["default"], lambda loaded: None)
 watcher.start()

@@ -27,7 +27,7 @@ from offerbandit.reports.exploration import (
     reports_over_time,
     version_reports,
 )
-from policy_registry.registry import copy_store
+from tests.fixtures_mlflow import copy_store
 from offerbandit.reports.versions import daily_exploration_series
 from tests.conftest import OFFERS, make_request
 

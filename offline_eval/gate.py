@@ -1,31 +1,33 @@
-"""The promotion gate: a candidate version becomes champion only if its offline estimate on the
-recent log beats the current champion's (by ``min_gain``), both estimated on the same events."""
+"""The offline promotion gate: a candidate version becomes champion only if its offline estimate on
+the recent log beats the current champion's (by ``min_gain``), both estimated on the same events.
+
+It answers with the registry's :class:`~policy_registry.GateResult`, so ``PolicyRegistry.promote``
+takes it as its ``gate`` without the registry knowing about offline evaluation.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from offerbandit.errors import InvalidInput
-from policy_registry.registry import GateResult
+from offline_eval.estimators import ESTIMATORS
+from offline_eval.runner import evaluate_policies
+from offline_eval.settings import OfflineSettings
+from policy_registry import Gate, GateResult
 
-GateFn = Callable[[str | None, str], GateResult]
+__all__ = ["offline_gate"]
 
 
 def offline_gate(data_dir: Path, campaign: str, *, estimator: str = "snipw", min_gain: float = 0.0,
-                 n_bootstrap: int = 200, seed: int = 0) -> GateFn:
-    """A gate for ``PolicyRegistry.promote`` that runs ``offline_eval`` on the log under ``data_dir``."""
-    from offline_eval.estimators import ESTIMATORS
-
+                 n_bootstrap: int = 200, seed: int = 0, settings: OfflineSettings | None = None) -> Gate:
+    """A gate for ``PolicyRegistry.promote`` that runs the offline evaluation on the log under ``data_dir``."""
     if estimator not in ESTIMATORS:
         raise InvalidInput(f"unknown estimator {estimator!r}; known: {', '.join(ESTIMATORS)}", field="estimator")
 
     def gate(champion: str | None, candidate: str) -> GateResult:
-        from offline_eval.runner import evaluate_policies
-
         if champion is None:
             return GateResult(True, "no current champion: nothing to beat")
         report = evaluate_policies(data_dir, [candidate, champion], campaign=campaign, estimators=[estimator],
-                                   n_bootstrap=n_bootstrap, seed=seed)
+                                   n_bootstrap=n_bootstrap, seed=seed, settings=settings)
         results = {}
         for version in (candidate, champion):
             evaluation = report.result(version).evaluation
