@@ -128,10 +128,11 @@ class LearnedCounter:
             self._counts[campaign] = 0
             self._window_start.pop(campaign, None)
 
-    def wait_due(self, timeout: float) -> None:
-        """Return once a campaign reached ``every_events``, :meth:`wake` was called, or after ``timeout``."""
-        self._due.wait(timeout=timeout)
+    def wait_due(self, timeout: float) -> bool:
+        """True once a campaign reached ``every_events`` or :meth:`wake` was called; False after ``timeout``."""
+        due = self._due.wait(timeout=timeout)
         self._due.clear()
+        return due
 
     def wake(self) -> None:
         self._due.set()

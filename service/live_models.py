@@ -126,15 +126,19 @@ class RegistryLink:
             if not self._stop.is_set():
                 self._set_health(self.watcher.status().healthy)
             for campaign in list(self.engine.campaigns):
-                pending = self._learned.since_checkpoint(campaign)
-                due_events = pending >= self._learned.every_events
-                due_time = time.time() - self._last_checkpoint[campaign] >= every and pending > 0
-                if due_events or due_time:
-                    try:
-                        self.checkpoint(campaign)
-                    except Exception:  # noqa: BLE001 - retried at the next tick; serving is unaffected
-                        log.exception("checkpoint of campaign %s failed", campaign)
-                        self._set_health(False)
+                try:
+                    with self._checkpoint_lock:  # decided under the lock: an explicit checkpoint may just have run
+                        if self._checkpoint_due(campaign, every):
+                            self._checkpoint(campaign)
+                except Exception:  # noqa: BLE001 - retried at the next tick; serving is unaffected
+                    log.exception("checkpoint of campaign %s failed", campaign)
+                    self._set_health(False)
+
+    def _checkpoint_due(self, campaign: str, every_seconds: float) -> bool:
+        pending = self._learned.since_checkpoint(campaign)
+        if pending >= self._learned.every_events:
+            return True
+        return pending > 0 and time.time() - self._last_checkpoint[campaign] >= every_seconds
 
     def checkpoint(self, campaign: str) -> str:
         """Publish the live model of ``campaign`` as a new version and point ``champion`` at it."""
