@@ -39,7 +39,7 @@ class RegistryLink:
     """Follows the registry's aliases into the engine's campaigns and publishes checkpoints of them.
 
     ``learned`` is what the online learner counted since each campaign's last checkpoint; ``metrics``
-    and ``health`` show the serving version and whether the registry is usable.
+    shows the serving version and ``health_servicer`` whether the registry is usable.
     """
 
     def __init__(self, engine: DecisionEngine, learned: LearnedCounter, *, metrics: Metrics,
