@@ -1,0 +1,57 @@
+"""The gRPC edge, the decision engine and the wiring of a decision server.
+
+- wiring: ``bootstrap`` (the one composition root), ``server`` (start and graceful stop);
+- the gRPC edge: ``servicer``, ``validation``, ``status``, ``security``, ``metrics``;
+- one decision: ``engine``, ``campaigns``, ``keys``;
+- background roles: ``learner``, ``shadow``, ``live_models`` (the MLflow registry link);
+- configuration: ``config``, ``config_toml``.
+
+The public names below resolve on first use, so ``import service.config`` loads neither gRPC nor VW.
+"""
+from importlib import import_module as _import_module
+
+__all__ = [
+    "CampaignConfig",
+    "DecisionEngine",
+    "DecisionOutcome",
+    "DecisionServer",
+    "Endpoint",
+    "ServerComponents",
+    "ServiceConfig",
+    "TlsFiles",
+    "build_server",
+    "campaign_policy_toml",
+    "catalog_toml",
+    "load_config",
+    "parse_config",
+    "read_token",
+]
+
+_HOME_OF = {
+    "CampaignConfig": "service.config",
+    "DecisionEngine": "service.engine",
+    "DecisionOutcome": "service.engine",
+    "DecisionServer": "service.server",
+    "Endpoint": "service.bootstrap",
+    "ServerComponents": "service.bootstrap",
+    "ServiceConfig": "service.config",
+    "TlsFiles": "service.security",
+    "build_server": "service.bootstrap",
+    "campaign_policy_toml": "service.config_toml",
+    "catalog_toml": "service.config_toml",
+    "load_config": "service.config",
+    "parse_config": "service.config",
+    "read_token": "service.security",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOME_OF:
+        raise AttributeError(f"module 'service' has no attribute {name!r}")
+    value = getattr(_import_module(_HOME_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

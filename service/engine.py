@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -37,8 +38,6 @@ from service.campaigns import CampaignRuntime, build_runtimes
 from service.config import CampaignConfig, ServiceConfig
 from service.keys import ServerKeys, load_keys
 from service.validation import DecideInput, RewardInput
-
-NO_CONTACT = sampler.NO_CONTACT
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +61,28 @@ class ShadowItem:
     context: DecisionContext
     arm_set: ArmSet
     chosen: int
+
+
+class LearnableSink(Protocol):
+    """Where the engine hands the log sequence numbers of events a reward made learnable."""
+
+    def enqueue(self, seqs: Sequence[int]) -> None: ...
+
+
+class ShadowSink(Protocol):
+    """Where the engine hands committed decisions for the challenger to score; must not block."""
+
+    def offer(self, items: list[ShadowItem]) -> None: ...
+
+
+class _Discard:
+    """The sink of an engine running without a learner or shadow scorer (benchmarks)."""
+
+    def enqueue(self, seqs: Sequence[int]) -> None:
+        pass
+
+    def offer(self, items: list[ShadowItem]) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +110,15 @@ def ranking_of(arm_set: ArmSet, pmf: np.ndarray, limit: int = 0) -> tuple[tuple[
 
 
 class DecisionEngine:
-    """Decide, reward, activate. Thread-safe; owns the decision log and the per-user store."""
+    """Decide, reward, activate. Thread-safe; owns the decision log and the per-user store.
+
+    Learnable events go to ``learnable`` right after their reward's commit, committed decisions with a
+    challenger to ``shadow``; without them (a bare engine) both are discarded.
+    """
 
     def __init__(self, config: ServiceConfig, data_dir: Path, *, keys: ServerKeys | None = None,
-                 on_queue_depth: Callable[[int], None] | None = None) -> None:
+                 on_queue_depth: Callable[[int], None] | None = None,
+                 learnable: LearnableSink | None = None, shadow: ShadowSink | None = None) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -110,8 +136,8 @@ class DecisionEngine:
         self._inflight: dict[str, Future] = {}
         self._ids_lock = threading.Lock()
         self._recent_size = 100_000
-        self.on_learnable: Callable[[Sequence[int]], None] = lambda seqs: None
-        self.on_decided: Callable[[list[ShadowItem]], None] = lambda items: None
+        self._learnable: LearnableSink = learnable or _Discard()
+        self._shadow: ShadowSink = shadow or _Discard()
         self._rebuild_history()
 
     # --- start-up -----------------------------------------------------------------------------
@@ -164,7 +190,7 @@ class DecisionEngine:
             if rows:
                 self.log.insert_decisions(rows).result(timeout)
                 if scored:
-                    self.on_decided(scored)
+                    self._shadow.offer(scored)
             for i, future in waiting:
                 results[i] = future.result(timeout)
         except BaseException as exc:
@@ -214,7 +240,8 @@ class DecisionEngine:
             policy, version = runtime.live.current()
             if eligibility.is_empty:
                 reason = _main_reason(eligibility.removed)
-                outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, (), version, NO_CONTACT, reason)
+                outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, (), version, sampler.NO_CONTACT,
+                                          reason)
                 row = self._row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
                                 eligibility.removed)
                 return outcome, row, None
@@ -282,7 +309,7 @@ class DecisionEngine:
             self.history.record_response(outcome.user_key, event_id=inp.event_id, when=now, arm=arm,
                                          category=category, reward=inp.value)
         if outcome.learn_seq is not None:
-            self.on_learnable([outcome.learn_seq])
+            self._learnable.enqueue([outcome.learn_seq])
         return outcome
 
     def activate(self, event_id: str, timeout: float | None = None) -> ActivationOutcome:
@@ -291,7 +318,7 @@ class DecisionEngine:
         if outcome.activated and outcome.offer_id is not None:
             self.history.activate(outcome.user_key, event_id, now)
         if outcome.learn_seq is not None:
-            self.on_learnable([outcome.learn_seq])
+            self._learnable.enqueue([outcome.learn_seq])
         return outcome
 
     def close(self) -> None:

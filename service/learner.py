@@ -2,8 +2,10 @@
 request path.
 
 Two sources feed it: events claimed by a reward (aggregation ``first``; handed over by the engine
-right after the reward's commit) and events whose reward window closed (polled from the log,
-claimed through the writer so a race with a late reward cannot learn an event twice).
+right after the reward's commit, through a :class:`LearnQueue`) and events whose reward window closed
+(polled from the log, claimed through the writer so a race with a late reward cannot learn an event
+twice). What it learned is counted per campaign in a :class:`LearnedCounter` that the registry's
+checkpointer reads.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from decision_log import learning_event
 from policies.contract import Policy, learn_in_batches
@@ -23,41 +25,36 @@ from service.engine import DecisionEngine
 log = logging.getLogger("offerbandit.learner")
 
 
-class OnlineLearner:
-    def __init__(self, engine: DecisionEngine, *, batch_size: int = 64, poll_seconds: float = 1.0,
-                 on_learned: Callable[[str, int], None] | None = None) -> None:
-        self.engine = engine
-        self.batch_size = batch_size
-        self.poll_seconds = poll_seconds
-        self.on_learned = on_learned or (lambda campaign, n: None)
-        self.learned = 0
+class LearnQueue:
+    """Log sequence numbers waiting to be learned, and how many handed-over events are not learned yet.
+
+    Built before the engine (which puts into it) and the learner (which takes from it), so neither
+    needs the other to exist first.
+    """
+
+    def __init__(self) -> None:
         self._queue: queue.Queue[int | None] = queue.Queue()
-        self._stop = threading.Event()
         self._idle = threading.Condition()
         self._pending = 0
-        self._thread = threading.Thread(target=self._run, name="online-learner", daemon=True)
-        engine.on_learnable = self.enqueue
-
-    def start(self) -> None:
-        self._thread.start()
 
     def enqueue(self, seqs: Sequence[int]) -> None:
-        with self._idle:
-            self._pending += len(seqs)
+        self.claimed(len(seqs))
         for seq in seqs:
             self._queue.put(seq)
 
-    def _run(self) -> None:
-        next_poll = 0.0
-        while not self._stop.is_set():
-            seqs = self._take(timeout=min(self.poll_seconds, max(0.0, next_poll - time.time())) or 0.01)
-            if time.time() >= next_poll:
-                seqs.extend(self._claim_due())
-                next_poll = time.time() + self.poll_seconds
-            if seqs:
-                self._learn(seqs)
+    def claimed(self, n: int) -> None:
+        """``n`` more events will be learned (claimed from the log, not put in the queue)."""
+        with self._idle:
+            self._pending += n
 
-    def _take(self, timeout: float) -> list[int]:
+    def done(self, n: int) -> None:
+        """``n`` handed-over events were learned (or given up on)."""
+        with self._idle:
+            self._pending -= n
+            self._idle.notify_all()
+
+    def take(self, batch_size: int, timeout: float) -> list[int]:
+        """Up to ``batch_size`` sequence numbers: waits ``timeout`` for the first, takes the rest if ready."""
         seqs: list[int] = []
         try:
             item = self._queue.get(timeout=timeout)
@@ -65,7 +62,7 @@ class OnlineLearner:
             return seqs
         if item is not None:
             seqs.append(item)
-        while len(seqs) < self.batch_size:
+        while len(seqs) < batch_size:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -73,6 +70,98 @@ class OnlineLearner:
             if item is not None:
                 seqs.append(item)
         return seqs
+
+    def wake(self) -> None:
+        """Release a :meth:`take` waiting on an empty queue (at stop)."""
+        self._queue.put(None)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        deadline = time.time() + timeout
+        with self._idle:
+            while self._pending > 0:
+                left = deadline - time.time()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+
+class LearnedCounter:
+    """Events learned per campaign since its last checkpoint, and when that stretch of learning began.
+
+    The learner adds to it; the registry's checkpointer waits until a campaign has ``every_events``
+    (or its time is up), publishes a version and takes the published events off.
+    """
+
+    def __init__(self, every_events: int) -> None:
+        self.every_events = every_events
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._window_start: dict[str, float] = {}
+        self._due = threading.Event()
+
+    def add(self, campaign: str, n: int) -> None:
+        with self._lock:
+            self._counts[campaign] = self._counts.get(campaign, 0) + n
+            self._window_start.setdefault(campaign, time.time())
+            if self._counts[campaign] >= self.every_events:
+                self._due.set()
+
+    def since_checkpoint(self, campaign: str) -> int:
+        with self._lock:
+            return self._counts.get(campaign, 0)
+
+    def window_start(self, campaign: str) -> float | None:
+        with self._lock:
+            return self._window_start.get(campaign)
+
+    def checkpointed(self, campaign: str, n: int) -> None:
+        """``n`` of the counted events are in a published version now."""
+        with self._lock:
+            self._counts[campaign] = max(0, self._counts.get(campaign, 0) - n)
+            self._window_start.pop(campaign, None)
+
+    def restart(self, campaign: str) -> None:
+        """The campaign serves another lineage: nothing learned so far counts towards its next checkpoint."""
+        with self._lock:
+            self._counts[campaign] = 0
+            self._window_start.pop(campaign, None)
+
+    def wait_due(self, timeout: float) -> bool:
+        """True once a campaign reached ``every_events`` or :meth:`wake` was called; False after ``timeout``."""
+        due = self._due.wait(timeout=timeout)
+        self._due.clear()
+        return due
+
+    def wake(self) -> None:
+        self._due.set()
+
+
+class OnlineLearner:
+    def __init__(self, engine: DecisionEngine, handed: LearnQueue, counter: LearnedCounter, *,
+                 batch_size: int = 64, poll_seconds: float = 1.0) -> None:
+        self.engine = engine
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.counter = counter
+        self.learned = 0
+        self._handed = handed
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="online-learner", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_poll = 0.0
+        while not self._stop.is_set():
+            wait = min(self.poll_seconds, max(0.0, next_poll - time.time())) or 0.01
+            seqs = self._handed.take(self.batch_size, timeout=wait)
+            if time.time() >= next_poll:
+                seqs.extend(self._claim_due())
+                next_poll = time.time() + self.poll_seconds
+            if seqs:
+                self._learn(seqs)
 
     def _claim_due(self) -> list[int]:
         try:
@@ -83,8 +172,7 @@ class OnlineLearner:
         except Exception:  # noqa: BLE001 - a failed poll is retried on the next tick
             log.exception("claiming events whose reward window closed failed")
             return []
-        with self._idle:
-            self._pending += len(claimed)
+        self._handed.claimed(len(claimed))
         return list(claimed)
 
     def _learn(self, seqs: list[int]) -> None:
@@ -105,28 +193,19 @@ class OnlineLearner:
                     _update_gate(runtime.apprentice, policy, events, baselines[campaign])
                 learn_in_batches(policy, events, self.batch_size)
                 self.learned += len(events)
-                self.on_learned(campaign, len(events))
+                self.counter.add(campaign, len(events))
         except Exception:  # noqa: BLE001 - learning must never take the server down
             log.exception("online learning of %d events failed", len(seqs))
         finally:
-            with self._idle:
-                self._pending -= len(seqs)
-                self._idle.notify_all()
+            self._handed.done(len(seqs))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every handed-over event has been learned (tests and the demo use it)."""
-        deadline = time.time() + timeout
-        with self._idle:
-            while self._pending > 0:
-                left = deadline - time.time()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        return self._handed.wait_idle(timeout)
 
     def stop(self) -> None:
         self._stop.set()
-        self._queue.put(None)
+        self._handed.wake()
         if self._thread.is_alive():
             self._thread.join(10)
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
 
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health, health_pb2
 
 from policies.contract import Policy, learn_in_batches
 from policies.factory import load_policy, policy_names
@@ -27,35 +26,39 @@ from policy_registry import (CHALLENGER, CHAMPION, Lineage, LoadedPolicy, Policy
                                     RegistryConfig, current_code_version)
 from policy_registry.watcher import RegistryWatcher
 from service.config_toml import campaign_policy_toml
-
-if TYPE_CHECKING:
-    from service.server import DecisionServer
+from service.engine import DecisionEngine
+from service.learner import LearnedCounter
+from service.metrics import Metrics
 
 log = logging.getLogger("offerbandit.registry")
 REGISTRY_HEALTH = "offerbandit.registry"
 
 
 class RegistryLink:
-    def __init__(self, server: "DecisionServer") -> None:
-        self.server = server
-        self.engine = server.engine
-        config = server.config
-        self.registry_config = RegistryConfig.for_data_dir(
-            server.data_dir, experiment_name=config.mlflow.experiment_name,
-            model_name_template=config.mlflow.model_name_template)
+    """Follows the registry's aliases into the engine's campaigns and publishes checkpoints of them.
+
+    ``learned`` is what the online learner counted since each campaign's last checkpoint; ``metrics``
+    shows the serving version and ``health_servicer`` whether the registry is usable.
+    """
+
+    def __init__(self, engine: DecisionEngine, learned: LearnedCounter, *, metrics: Metrics,
+                 health_servicer: health.HealthServicer, registry_config: RegistryConfig, poll_seconds: float,
+                 checkpoint_every_seconds: float) -> None:
+        self.engine = engine
+        self.registry_config = registry_config
+        self._learned = learned
+        self._metrics = metrics
+        self._health = health_servicer
+        self._checkpoint_every_seconds = checkpoint_every_seconds
         self._registry: PolicyRegistry | None = None
         self._registry_lock = threading.Lock()
         self._published: set[tuple[str, str]] = set()
-        self._since_checkpoint: dict[str, int] = {name: 0 for name in self.engine.campaigns}
-        self._window_start: dict[str, float | None] = {name: None for name in self.engine.campaigns}
         self._last_checkpoint: dict[str, float] = {name: time.time() for name in self.engine.campaigns}
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._checkpoint_lock = threading.Lock()
         self.watcher = RegistryWatcher(self.registry, list(self.engine.campaigns), self._on_change,
-                                       poll_s=config.learning.registry_poll_seconds)
+                                       poll_s=poll_seconds)
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="registry-checkpoints", daemon=True)
-        server.learner.on_learned = self._on_learned
 
     def registry(self) -> PolicyRegistry:
         with self._registry_lock:
@@ -64,13 +67,17 @@ class RegistryLink:
             return self._registry
 
     def start(self) -> None:
-        self.server.health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
+        self._health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
         self.watcher.start()
         self._checkpointer.start()
 
+    def wait_for_first_poll(self, timeout: float) -> bool:
+        """True once the watcher looked the aliases up (successfully or not) within ``timeout``."""
+        return self.watcher.wait_for_first_poll(timeout)
+
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self._learned.wake()
         self.watcher.stop()
         if self._checkpointer.is_alive():
             self._checkpointer.join(10)
@@ -90,9 +97,8 @@ class RegistryLink:
             return
         caught_up = self._catch_up(runtime, policy, loaded.lineage)
         runtime.live.swap(policy, loaded.version)
-        self._window_start[loaded.campaign] = None
-        self._since_checkpoint[loaded.campaign] = 0
-        self.server.metrics.set_policy_version(loaded.campaign, loaded.version)
+        self._learned.restart(loaded.campaign)
+        self._metrics.set_policy_version(loaded.campaign, loaded.version)
         log.warning("campaign %s: now serving version %s (caught up on %d events)", loaded.campaign,
                     loaded.version, caught_up)
 
@@ -106,30 +112,26 @@ class RegistryLink:
 
     # --- checkpoints going out ----------------------------------------------------------------
 
-    def _on_learned(self, campaign: str, n: int) -> None:
-        self._since_checkpoint[campaign] = self._since_checkpoint.get(campaign, 0) + n
-        if self._window_start.get(campaign) is None:
-            self._window_start[campaign] = time.time()
-        if self._since_checkpoint[campaign] >= self.server.config.learning.checkpoint_every_events:
-            self._wake.set()
-
     def _checkpoint_loop(self) -> None:
-        every = self.server.config.learning.checkpoint_every_seconds
+        every = self._checkpoint_every_seconds
         while not self._stop.is_set():
-            self._wake.wait(timeout=min(every, 5.0))
-            self._wake.clear()
+            self._learned.wait_due(timeout=min(every, 5.0))
             if not self._stop.is_set():
                 self._set_health(self.watcher.status().healthy)
             for campaign in list(self.engine.campaigns):
-                due_events = self._since_checkpoint.get(campaign, 0) >= self.server.config.learning.checkpoint_every_events
-                due_time = (time.time() - self._last_checkpoint[campaign] >= every
-                            and self._since_checkpoint.get(campaign, 0) > 0)
-                if due_events or due_time:
-                    try:
-                        self.checkpoint(campaign)
-                    except Exception:  # noqa: BLE001 - retried at the next tick; serving is unaffected
-                        log.exception("checkpoint of campaign %s failed", campaign)
-                        self._set_health(False)
+                try:
+                    with self._checkpoint_lock:  # decided under the lock: an explicit checkpoint may just have run
+                        if self._checkpoint_due(campaign, every):
+                            self._checkpoint(campaign)
+                except Exception:  # noqa: BLE001 - retried at the next tick; serving is unaffected
+                    log.exception("checkpoint of campaign %s failed", campaign)
+                    self._set_health(False)
+
+    def _checkpoint_due(self, campaign: str, every_seconds: float) -> bool:
+        pending = self._learned.since_checkpoint(campaign)
+        if pending >= self._learned.every_events:
+            return True
+        return pending > 0 and time.time() - self._last_checkpoint[campaign] >= every_seconds
 
     def checkpoint(self, campaign: str) -> str:
         """Publish the live model of ``campaign`` as a new version and point ``champion`` at it."""
@@ -139,11 +141,11 @@ class RegistryLink:
     def _checkpoint(self, campaign: str) -> str:
         runtime = self.engine.campaigns[campaign]
         policy, parent = runtime.live.current()
-        learned = self._since_checkpoint.get(campaign, 0)
+        learned = self._learned.since_checkpoint(campaign)
         window_end = time.time()
         model = policy.save()
         lineage = Lineage(parent_version=None if parent == BOOTSTRAP_VERSION else parent,
-                          log_window_start=self._window_start.get(campaign), log_window_end=window_end,
+                          log_window_start=self._learned.window_start(campaign), log_window_end=window_end,
                           event_count=learned, code_version=current_code_version())
         artifact = PolicyArtifact(campaign=campaign, policy_name=policy.name, model=model,
                                   config_toml=campaign_policy_toml(runtime.config, policy.params),
@@ -153,9 +155,8 @@ class RegistryLink:
         current_policy, current_version = runtime.live.current()
         if current_policy is policy:  # nothing swapped meanwhile
             runtime.live.swap(policy, version)
-            self.server.metrics.set_policy_version(campaign, version)
-        self._since_checkpoint[campaign] = max(0, self._since_checkpoint.get(campaign, 0) - learned)
-        self._window_start[campaign] = None
+            self._metrics.set_policy_version(campaign, version)
+        self._learned.checkpointed(campaign, learned)
         self._last_checkpoint[campaign] = window_end
         self._set_health(True)
         log.info("campaign %s: checkpoint published as version %s (parent %s, %d events)", campaign, version,
@@ -174,4 +175,4 @@ class RegistryLink:
 
     def _set_health(self, ok: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
-        self.server.health.set(REGISTRY_HEALTH, status)
+        self._health.set(REGISTRY_HEALTH, status)

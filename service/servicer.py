@@ -1,7 +1,7 @@
 """The gRPC servicer: wire messages in, validated inputs to the engine, wire messages out.
 
 Thin on purpose: validation lives in ``validation``, decisions in ``engine``, status mapping in
-``errors``.
+``status``.
 """
 from __future__ import annotations
 

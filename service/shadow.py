@@ -1,7 +1,7 @@
 """Shadow scoring: the challenger computes its pmf on live requests, off the request path.
 
 After a decision is committed, the engine hands (event, context, eligible arms, chosen index) to
-this scorer's bounded queue and returns; a background thread asks the campaign's challenger for its
+a bounded :class:`ShadowQueue` and returns; a background thread asks the campaign's challenger for its
 pmf over the *same eligible arms* and logs it in ``shadow_scores`` beside the champion's. The
 challenger can then be evaluated exactly on the traffic the champion served (its probability of
 the logged arm is what importance weighting needs). When the queue is full, items are dropped and
@@ -21,26 +21,54 @@ from service.engine import DecisionEngine, ShadowItem
 log = logging.getLogger("offerbandit.shadow")
 
 
-class ShadowScorer:
-    def __init__(self, engine: DecisionEngine, max_queue: int = 10000) -> None:
-        self.engine = engine
-        self._queue: queue.Queue[ShadowItem | None] = queue.Queue(maxsize=max_queue)
-        self.dropped = 0
-        self.scored = 0
-        self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
-        engine.on_decided = self.offer
+class ShadowQueue:
+    """Committed decisions waiting for the challenger; full means dropped (and counted), never waited for.
 
-    def start(self) -> None:
-        self._thread.start()
+    Built before the engine (which offers to it) and the scorer (which takes from it).
+    """
+
+    def __init__(self, max_items: int = 10000) -> None:
+        self._queue: queue.Queue[ShadowItem | None] = queue.Queue(maxsize=max_items)
+        self.dropped = 0
 
     def offer(self, items: list[ShadowItem]) -> None:
         for item in items:
-            if self.engine.campaigns[item.campaign].challenger is None:
-                continue
             try:
                 self._queue.put_nowait(item)
             except queue.Full:
                 self.dropped += 1
+
+    def get(self) -> ShadowItem | None:
+        """The next item; None once :meth:`close` was called."""
+        return self._queue.get()
+
+    def get_nowait(self) -> ShadowItem | None:
+        """The next item if one is waiting (raises ``queue.Empty`` otherwise); None after :meth:`close`."""
+        return self._queue.get_nowait()
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+    def close(self) -> None:
+        try:
+            self._queue.put(None, timeout=1)
+        except queue.Full:
+            pass
+
+
+class ShadowScorer:
+    def __init__(self, engine: DecisionEngine, items: ShadowQueue) -> None:
+        self.engine = engine
+        self._queue = items
+        self.scored = 0
+        self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        return self._queue.dropped
 
     def _run(self) -> None:
         while True:
@@ -90,9 +118,6 @@ class ShadowScorer:
         return False
 
     def stop(self) -> None:
-        try:
-            self._queue.put(None, timeout=1)
-        except queue.Full:
-            pass
+        self._queue.close()
         if self._thread.is_alive():
             self._thread.join(10)

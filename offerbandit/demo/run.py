@@ -23,12 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from offerbandit.errors import InvalidInput
 from offline_eval import LoggedFeedback, evaluate
 from decision_log import RewardDefaults
 from policies.contract import Policy, learn_in_batches
 from policies.factory import make_policy
 from policies.types import DecisionContext
+from policy_registry import CHALLENGER, Lineage, PolicyArtifact, current_code_version
 from service.config import ServiceConfig, parse_config
+from service.config_toml import campaign_policy_toml
 from service.server import DecisionServer
 from offerbandit.reports.versions import log_version_reports
 from offerbandit.demo.traffic import Step, channel_for, drive, world_catalog_toml
@@ -48,8 +51,6 @@ class DemoOptions:
     checkpoint_every: int = 3000
 
     def __post_init__(self) -> None:
-        from offerbandit.errors import InvalidInput
-
         if self.decisions < 200:
             raise InvalidInput("--decisions must be at least 200", field="decisions")
         if self.eval_decisions < 100:
@@ -194,9 +195,6 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
         challenger_version = ""
         champion_version = server.engine.campaigns["default"].live.version
         if registry is not None:
-            from policy_registry import CHALLENGER, Lineage, PolicyArtifact, current_code_version
-            from service.config_toml import campaign_policy_toml
-
             artifact = PolicyArtifact(
                 campaign="default", policy_name="vw", model=challenger_policy.save(),
                 config_toml=campaign_policy_toml(config.campaigns["default"], challenger_policy.params),

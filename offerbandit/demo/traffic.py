@@ -14,6 +14,7 @@ import numpy as np
 from offers.v1 import decision_pb2 as pb
 from offers.v1 import decision_pb2_grpc as pb_grpc
 from policies.types import ArmSet, JointArm
+from service.config_toml import catalog_toml
 from simulator import CustomerWorld, SimRequest
 
 
@@ -54,14 +55,7 @@ def catalog_request(world: CustomerWorld, request: SimRequest, campaign: str = "
 def world_catalog_toml(world: CustomerWorld, campaign: str = "default", extra: str = "") -> str:
     """The TOML catalogue section that serves exactly the world's offers, formats and time slots."""
     catalog = world.catalog
-    lines = [f"[campaigns.{campaign}]",
-             "formats = [" + ", ".join(f'"{f}"' for f in catalog.formats) + "]",
-             "time_slots = [" + ", ".join(f'"{t}"' for t in catalog.time_slots) + "]",
-             extra.strip()]
-    for offer in catalog.offers:
-        features = ", ".join(f'{k} = "{v}"' for k, v in sorted(offer.features.items()))
-        lines.append(f'[[campaigns.{campaign}.offers]]\nid = "{offer.id}"\nfeatures = {{ {features} }}')
-    return "\n".join(line for line in lines if line) + "\n"
+    return catalog_toml(campaign, catalog.offers, catalog.formats, catalog.time_slots, extra=extra)
 
 
 def drive(stub: pb_grpc.DecisionServiceStub, world: CustomerWorld, n_decisions: int, *, batch_size: int = 32,

@@ -1,0 +1,111 @@
+"""The composition root: every component of a decision server is built here and wired here.
+
+The hand-offs between components are built first and passed to both sides (the engine puts
+learnable events into a :class:`LearnQueue` the learner takes from, committed decisions into a
+:class:`ShadowQueue` the shadow scorer takes from; the learner counts into a
+:class:`LearnedCounter` the registry's checkpointer reads), so no component assigns a callback onto
+another or holds the whole server. ``DecisionServer`` only starts and stops what this returns.
+"""
+from __future__ import annotations
+
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from offers.v1 import decision_pb2 as pb
+from offers.v1 import decision_pb2_grpc as pb_grpc
+from offerbandit.errors import InvalidInput
+from policy_registry.registry import RegistryConfig
+from service.config import ServiceConfig
+from service.engine import DecisionEngine
+from service.learner import LearnedCounter, LearnQueue, OnlineLearner
+from service.live_models import RegistryLink
+from service.metrics import Metrics
+from service.security import BearerTokenInterceptor, TlsFiles
+from service.servicer import DecisionServicer
+from service.shadow import ShadowQueue, ShadowScorer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
+SHADOW_QUEUE_ITEMS = 10000
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how the server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    tls: TlsFiles | None = None
+    auth_token: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerComponents:
+    """Everything a running server is made of, wired; nothing started yet (the port is bound)."""
+
+    config: ServiceConfig
+    metrics: Metrics
+    engine: DecisionEngine
+    learner: OnlineLearner
+    shadow: ShadowScorer
+    registry: RegistryLink | None
+    health: health.HealthServicer
+    grpc_server: grpc.Server
+    port: int
+
+
+def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
+                 with_registry: bool | None = None) -> ServerComponents:
+    """Build and wire a server's components; ``with_registry`` defaults to ``[mlflow] enabled``."""
+    data_dir = Path(data_dir)
+    metrics = Metrics()
+    learnable = LearnQueue()
+    shadow_items = ShadowQueue(SHADOW_QUEUE_ITEMS)
+    engine = DecisionEngine(config, data_dir, on_queue_depth=metrics.set_queue_depth, learnable=learnable,
+                            shadow=shadow_items)
+    learned = LearnedCounter(config.learning.checkpoint_every_events)
+    learner = OnlineLearner(engine, learnable, learned, batch_size=config.learning.batch_size,
+                            poll_seconds=config.learning.poll_seconds)
+    shadow = ShadowScorer(engine, shadow_items)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True,
+                                            experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1))
+    grpc_server = _grpc_server(config, endpoint)
+    pb_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(engine, metrics), grpc_server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server)
+    port = _bind(grpc_server, endpoint)
+    registry = None
+    if config.mlflow.enabled if with_registry is None else with_registry:
+        registry = RegistryLink(
+            engine, learned, metrics=metrics, health_servicer=health_servicer,
+            registry_config=RegistryConfig.for_data_dir(data_dir, experiment_name=config.mlflow.experiment_name,
+                                                        model_name_template=config.mlflow.model_name_template),
+            poll_seconds=config.learning.registry_poll_seconds,
+            checkpoint_every_seconds=config.learning.checkpoint_every_seconds)
+    return ServerComponents(config=config, metrics=metrics, engine=engine, learner=learner, shadow=shadow,
+                            registry=registry, health=health_servicer, grpc_server=grpc_server, port=port)
+
+
+def _grpc_server(config: ServiceConfig, endpoint: Endpoint) -> grpc.Server:
+    interceptors = [BearerTokenInterceptor(endpoint.auth_token)] if endpoint.auth_token else []
+    limit = config.server.max_message_bytes
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.server.max_workers, thread_name_prefix="rpc"),
+        interceptors=interceptors,
+        maximum_concurrent_rpcs=config.server.max_concurrent_rpcs,
+        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+                 ("grpc.so_reuseport", 0)],
+    )
+
+
+def _bind(grpc_server: grpc.Server, endpoint: Endpoint) -> int:
+    address = f"{endpoint.host}:{endpoint.port}"
+    port = (grpc_server.add_secure_port(address, endpoint.tls.credentials()) if endpoint.tls
+            else grpc_server.add_insecure_port(address))
+    if port == 0:
+        raise InvalidInput(f"cannot bind {address}", field="port")
+    return port
