@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from offerbandit.errors import InvalidInput
-from policies.vw_adapter import dsjson_line, dsjson_record
+from policies.vw.dsjson import dsjson_line, dsjson_record
 from service.config import ServiceConfig
 from decision_log.sqlite_log import LogReader, log_path
 from decision_log.records import OfferSetCache, decode_row

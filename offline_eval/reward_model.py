@@ -5,7 +5,7 @@ correction term then no longer cancels its bias. Why *by time*: the log is adapt
 depends on what was learned before), so neighbouring events are not exchangeable and random row
 splits leak. So the rows to score, ``[start, stop)`` of the dataset (the evaluation window), are cut
 into ``n_folds`` contiguous time blocks; block j is scored by a fresh
-:class:`~policies.vw_adapter.VWRewardRegressor` fit on every dataset event *outside* block j (the
+:class:`~policies.vw.regressor.VWRewardRegressor` fit on every dataset event *outside* block j (the
 training window before it and the other blocks, earlier and later), never on block j itself.
 
 The result is a :class:`RaggedMatrix` aligned with the dataset's candidate sets (one expected
@@ -21,7 +21,7 @@ import numpy as np
 from offline_eval.ragged import RaggedMatrix
 from offline_eval.sqlite_loader import DEFAULT_CHUNK, LoggedDataset
 from offerbandit.errors import InvalidInput
-from policies.vw_adapter import RewardRegressorConfig, VWRewardRegressor
+from policies.vw.regressor import RewardRegressorConfig, VWRewardRegressor
 
 ProgressCallback = Callable[[str, int, int], None]
 
