@@ -24,7 +24,13 @@ from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.types import LearningEvent
 
-__all__ = ["MODES", "ApprenticeGate", "ModeConfig", "logging_only_pmf", "served_pmf"]
+__all__ = [
+    "ApprenticeGate",
+    "MODES",
+    "ModeConfig",
+    "logging_only_pmf",
+    "served_pmf",
+]
 
 #: The learning modes, spelled as a campaign's ``mode`` in the service config.
 MODES = ("online", "apprentice", "logging_only")

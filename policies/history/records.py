@@ -11,7 +11,13 @@ from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.types import JointArm
 
-__all__ = ["HISTORY_DIMENSIONS", "HistoryConfig", "HistoryRecord", "UserHistory", "check_dimension"]
+__all__ = [
+    "HISTORY_DIMENSIONS",
+    "HistoryConfig",
+    "HistoryRecord",
+    "UserHistory",
+    "check_dimension",
+]
 
 #: Dimensions over which "shown" and "responded" sets are kept (see `UserHistory.shown`).
 HISTORY_DIMENSIONS: tuple[str, ...] = ("category", "format", "time_slot", "offer")

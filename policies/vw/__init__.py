@@ -22,10 +22,10 @@ from policies.vw.policy import VWPolicy, VWPolicyConfig, finalise_pmf
 from policies.vw.regressor import RewardRegressorConfig, VWRewardRegressor
 
 __all__ = [
-    "DEFAULT_INTERACTIONS",
-    "EXPLORATIONS",
     "CbAdfLearner",
     "CbAdfOptions",
+    "DEFAULT_INTERACTIONS",
+    "EXPLORATIONS",
     "RewardRegressorConfig",
     "VWPolicy",
     "VWPolicyConfig",

@@ -27,7 +27,7 @@ from policies.vw.features import (
 )
 from policies.vw.workspace import ArmExampleCache, load_workspace, new_workspace, parse_example, save_workspace
 
-__all__ = ["EXPLORATIONS", "CbAdfLearner", "CbAdfOptions", "check_event"]
+__all__ = ["CbAdfLearner", "CbAdfOptions", "EXPLORATIONS", "check_event"]
 
 EXPLORATIONS: tuple[str, ...] = ("epsilon", "softmax", "squarecb", "bag", "cover")
 

@@ -19,7 +19,13 @@ from offerbandit.errors import ModelError
 from policies.types import ArmSet
 from policies.vw.features import arm_suffix
 
-__all__ = ["ArmExampleCache", "load_workspace", "new_workspace", "parse_example", "save_workspace"]
+__all__ = [
+    "ArmExampleCache",
+    "load_workspace",
+    "new_workspace",
+    "parse_example",
+    "save_workspace",
+]
 
 
 def new_workspace(args: list[str]) -> Any:
