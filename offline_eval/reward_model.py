@@ -20,6 +20,7 @@ import numpy as np
 
 from offline_eval.ragged import RaggedMatrix
 from offline_eval.sqlite_loader import DEFAULT_CHUNK, LoggedDataset
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.vw.regressor import RewardRegressorConfig, VWRewardRegressor
 
@@ -35,8 +36,7 @@ class RewardModelConfig:
     regressor: RewardRegressorConfig = field(default_factory=RewardRegressorConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int) or not 2 <= self.n_folds <= 100:
-            raise InvalidInput(f"n_folds must be an int in [2, 100], got {self.n_folds!r}", field="n_folds")
+        check_scalar(self.n_folds, "n_folds", int, low=2, high=100)
         if not isinstance(self.regressor, RewardRegressorConfig):
             raise InvalidInput("regressor must be a RewardRegressorConfig", field="regressor")
 
