@@ -14,8 +14,9 @@ import time
 import numpy as np
 
 from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
-from policies.vw_adapter import CbAdfLearner, RewardRegressorConfig, VWRewardRegressor
-from policies.vw_policy import VWPolicy, VWPolicyConfig
+from policies.vw.learner import CbAdfLearner
+from policies.vw.regressor import RewardRegressorConfig, VWRewardRegressor
+from policies.vw.policy import VWPolicy, VWPolicyConfig
 
 FORMATS = ["sms", "email", "push", "in_app"]
 

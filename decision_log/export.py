@@ -16,7 +16,7 @@ from typing import TextIO
 from decision_log.database import open_log
 from decision_log.records import LogFilter, RewardDefaults
 from offerbandit.errors import InvalidInput
-from policies.vw_adapter import dsjson_line, dsjson_record
+from policies.vw.dsjson import dsjson_line, dsjson_record
 
 
 def _timestamp(seconds: float) -> str:

@@ -14,13 +14,20 @@ from offerbandit.errors import InvalidInput
 __all__ = ["check_scalar"]
 
 
+def _bound_text(bound: float) -> str:
+    # Integer bounds print in full (2**31 - 1 is not "2.14748e+09"); other floats stay short.
+    if isinstance(bound, numbers.Integral):
+        return str(int(bound))
+    return f"{bound:g}"
+
+
 def _range_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
-        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f" in {'(' if low_open else '['}{_bound_text(low)}, {_bound_text(high)}{')' if high_open else ']'}"
     if low is not None:
-        return f" {'>' if low_open else '>='} {low:g}"
+        return f" {'>' if low_open else '>='} {_bound_text(low)}"
     if high is not None:
-        return f" {'<' if high_open else '<='} {high:g}"
+        return f" {'<' if high_open else '<='} {_bound_text(high)}"
     return ""
 
 

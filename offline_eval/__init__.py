@@ -3,10 +3,11 @@
 Pure numpy core: :class:`LoggedFeedback` + :func:`evaluate` with the Open Bandit Pipeline estimators
 (``replay``, ``ipw``, ``snipw``, ``dm``, ``dr``, ``sndr``, ``switch_dr``, ``dr_os``), bootstrap and
 analytic intervals, weight/support diagnostics, a ragged (CSR-like) path for large candidate sets
-and a streaming DSJSON loader. Loaders of the decision log, the reward model, MLflow links and the
-CLI live in sibling modules.
+and a streaming DSJSON loader. The decision-log loader, targets, the VW reward model and the runner
+live in sibling modules, imported on their own (they are not pure numpy).
 """
 from offline_eval.diagnostics import Diagnostics
+from offline_eval.dsjson import DsjsonDecision, DsjsonLog, iter_dsjson, load_dsjson
 from offline_eval.estimators import (
     ESTIMATORS,
     DirectMethod,
@@ -29,6 +30,8 @@ __all__ = [
     "DirectMethod",
     "DoublyRobust",
     "DoublyRobustWithShrinkage",
+    "DsjsonDecision",
+    "DsjsonLog",
     "ESTIMATORS",
     "EstimateResult",
     "Evaluation",
@@ -41,4 +44,6 @@ __all__ = [
     "SelfNormalizedInverseProbabilityWeighting",
     "SwitchDoublyRobust",
     "evaluate",
+    "iter_dsjson",
+    "load_dsjson",
 ]

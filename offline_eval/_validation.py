@@ -6,10 +6,10 @@ the CLI and the service can report a one-line cause without a traceback.
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 
 # Same tolerance as OBP's ``np.allclose(action_dist.sum(axis=1), 1)``: rtol 1e-5 + atol 1e-8.
@@ -119,44 +119,31 @@ def check_finite(name: str, values: np.ndarray) -> None:
 
 
 def check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0.0 < float(alpha) < 1.0:
-        raise InvalidInput(f"`alpha` must be a number in (0, 1), got {alpha!r}", field="alpha")
-    return float(alpha)
+    return check_scalar(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def check_n_bootstrap(n_bootstrap: object) -> int:
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)):
-        raise InvalidInput(
-            f"`n_bootstrap` must be an integer >= 0, got {n_bootstrap!r}", field="n_bootstrap"
-        )
-    if n_bootstrap < 0:
-        raise InvalidInput(f"`n_bootstrap` must be >= 0, got {n_bootstrap}", field="n_bootstrap")
-    return int(n_bootstrap)
+    return check_scalar(n_bootstrap, "n_bootstrap", int, low=0)
 
 
 def as_generator(random_state: object) -> np.random.Generator:
-    if random_state is None or (
-        isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
-    ):
-        if random_state is not None and random_state < 0:
-            raise InvalidInput("`random_state` must be >= 0", field="random_state")
+    """A numpy Generator from None (fresh entropy), a seed >= 0, or a Generator (returned as is)."""
+    if random_state is None or isinstance(random_state, np.random.Generator):
         return np.random.default_rng(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    raise InvalidInput(
-        f"`random_state` must be None, an int or a numpy Generator, got {type(random_state).__name__}",
-        field="random_state",
-    )
+    try:
+        return np.random.default_rng(check_scalar(random_state, "random_state", int, low=0))
+    except InvalidInput:
+        raise InvalidInput(
+            f"`random_state` must be None, an int >= 0 or a numpy Generator, got {random_state!r}",
+            field="random_state",
+        ) from None
 
 
 def check_hyperparameter(name: str, value: object, *, minimum: float = 0.0) -> None:
-    """An estimator hyper-parameter: a real number (inf allowed), not NaN, >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise InvalidInput(f"`{name}` must be a number, got {value!r}", field=name)
-    if math.isnan(float(value)):
-        raise InvalidInput(f"`{name}` must not be NaN", field=name)
-    if float(value) < minimum:
-        raise InvalidInput(f"`{name}` must be >= {minimum}, got {value!r}", field=name)
+    """An estimator hyper-parameter: a real number >= ``minimum``, or +inf (which switches it off)."""
+    if isinstance(value, float) and value == math.inf:
+        return
+    check_scalar(value, name, low=minimum)
 
 
 def _require_finite(name: str, values: np.ndarray) -> None:

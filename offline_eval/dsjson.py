@@ -22,6 +22,7 @@ import numpy as np
 
 from offline_eval.feedback import LoggedFeedback
 from offline_eval.ragged import RaggedMatrix
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 
 
@@ -145,9 +146,9 @@ def _decision(number: int, record: dict, keep_features: bool) -> DsjsonDecision:
         raise InvalidInput(f"{where}: no actions (`c._multi` or `a`)", field="dsjson")
 
     if "_labelIndex" in record:
-        chosen = _integer(record["_labelIndex"], "_labelIndex", where)
+        chosen = _scalar(record["_labelIndex"], "_labelIndex", where, int)
     elif "_label_Action" in record:
-        chosen = _integer(record["_label_Action"], "_label_Action", where) - 1
+        chosen = _scalar(record["_label_Action"], "_label_Action", where, int) - 1
     else:
         raise InvalidInput(f"{where}: needs `_labelIndex` or `_label_Action`", field="_labelIndex")
     if not 0 <= chosen < n_actions:
@@ -155,13 +156,9 @@ def _decision(number: int, record: dict, keep_features: bool) -> DsjsonDecision:
             f"{where}: chosen action index {chosen} outside the {n_actions} actions",
             field="_labelIndex",
         )
-    probability = _number(record.get("_label_probability"), "_label_probability", where)
-    if not 0.0 < probability <= 1.0:
-        raise InvalidInput(
-            f"{where}: `_label_probability` must be in (0, 1], got {probability}",
-            field="_label_probability",
-        )
-    reward = -_number(record["_label_cost"], "_label_cost", where)
+    probability = _scalar(record.get("_label_probability"), "_label_probability", where,
+                          low=0.0, high=1.0, low_open=True)
+    reward = -_scalar(record["_label_cost"], "_label_cost", where)
 
     logging_pmf = None
     if ids is not None or pmf is not None:
@@ -205,7 +202,7 @@ def _pmf_in_action_order(ids: object, pmf: object, n_actions: int, where: str) -
         )
     ordered = [0.0] * n_actions
     for action_id, probability in zip(ids, pmf):
-        ordered[action_id - first_id] = _number(probability, "p", where)
+        ordered[action_id - first_id] = _scalar(probability, "p", where)
     total = sum(ordered)
     if any(p < 0.0 for p in ordered) or abs(total - 1.0) > 1e-4:
         raise InvalidInput(f"{where}: `p` must be a probability distribution", field="p")
@@ -213,13 +210,9 @@ def _pmf_in_action_order(ids: object, pmf: object, n_actions: int, where: str) -
     return tuple(p / total for p in ordered)
 
 
-def _number(value: object, name: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise InvalidInput(f"{where}: `{name}` must be a finite number, got {value!r}", field=name)
-    return float(value)
-
-
-def _integer(value: object, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{where}: `{name}` must be an integer, got {value!r}", field=name)
-    return value
+def _scalar(value: object, name: str, where: str, kind: type = float, **bounds: Any) -> Any:
+    """``check_scalar`` with the record's place in the file in front of a refusal."""
+    try:
+        return check_scalar(value, name, kind, **bounds)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: {exc}", field=name) from None

@@ -5,7 +5,7 @@ correction term then no longer cancels its bias. Why *by time*: the log is adapt
 depends on what was learned before), so neighbouring events are not exchangeable and random row
 splits leak. So the rows to score, ``[start, stop)`` of the dataset (the evaluation window), are cut
 into ``n_folds`` contiguous time blocks; block j is scored by a fresh
-:class:`~policies.vw_adapter.VWRewardRegressor` fit on every dataset event *outside* block j (the
+:class:`~policies.vw.regressor.VWRewardRegressor` fit on every dataset event *outside* block j (the
 training window before it and the other blocks, earlier and later), never on block j itself.
 
 The result is a :class:`RaggedMatrix` aligned with the dataset's candidate sets (one expected
@@ -20,8 +20,9 @@ import numpy as np
 
 from offline_eval.ragged import RaggedMatrix
 from offline_eval.sqlite_loader import DEFAULT_CHUNK, LoggedDataset
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
-from policies.vw_adapter import RewardRegressorConfig, VWRewardRegressor
+from policies.vw.regressor import RewardRegressorConfig, VWRewardRegressor
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -35,8 +36,7 @@ class RewardModelConfig:
     regressor: RewardRegressorConfig = field(default_factory=RewardRegressorConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int) or not 2 <= self.n_folds <= 100:
-            raise InvalidInput(f"n_folds must be an int in [2, 100], got {self.n_folds!r}", field="n_folds")
+        check_scalar(self.n_folds, "n_folds", int, low=2, high=100)
         if not isinstance(self.regressor, RewardRegressorConfig):
             raise InvalidInput("regressor must be a RewardRegressorConfig", field="regressor")
 

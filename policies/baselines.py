@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent
 
@@ -50,12 +51,9 @@ def check_events(events: Sequence[LearningEvent]) -> list[LearningEvent]:
             raise InvalidInput(f"events[{index}] must be a LearningEvent", field=f"events[{index}]")
         check_context(event.context)
         check_arm_set(event.arm_set)
-        if not isinstance(event.chosen, (int, np.integer)) or not 0 <= event.chosen < len(event.arm_set.arms):
-            raise InvalidInput(f"events[{index}].chosen is out of range", field=f"events[{index}].chosen")
-        if not (math.isfinite(event.probability) and 0.0 < event.probability <= 1.0):
-            raise InvalidInput(f"events[{index}].probability must be in (0, 1]", field=f"events[{index}].probability")
-        if not math.isfinite(event.reward):
-            raise InvalidInput(f"events[{index}].reward must be finite", field=f"events[{index}].reward")
+        check_scalar(event.chosen, f"events[{index}].chosen", int, low=0, high=len(event.arm_set.arms) - 1)
+        check_scalar(event.probability, f"events[{index}].probability", low=0.0, high=1.0, low_open=True)
+        check_scalar(event.reward, f"events[{index}].reward")
         checked.append(event)
     return checked
 
@@ -68,11 +66,6 @@ def epsilon_greedy_pmf(n_arms: int, best: int | None, epsilon: float) -> np.ndar
     pmf *= epsilon
     pmf[best] += 1.0 - epsilon
     return pmf / pmf.sum()
-
-
-def _check_epsilon(epsilon: float) -> None:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0.0 <= epsilon <= 1.0:
-        raise InvalidInput(f"epsilon must be a number in [0, 1], got {epsilon!r}", field="epsilon")
 
 
 def _check_weighting(weighting: str) -> None:
@@ -140,7 +133,7 @@ class BestSingleArmConfig:
     weighting: str = "plain"
 
     def __post_init__(self) -> None:
-        _check_epsilon(self.epsilon)
+        check_scalar(self.epsilon, "epsilon", low=0.0, high=1.0)
         _check_weighting(self.weighting)
 
 
@@ -153,7 +146,7 @@ class PerSegmentGreedyConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.segment_key, str) or not self.segment_key:
             raise InvalidInput("segment_key must be a non-empty string", field="segment_key")
-        _check_epsilon(self.epsilon)
+        check_scalar(self.epsilon, "epsilon", low=0.0, high=1.0)
         _check_weighting(self.weighting)
 
 

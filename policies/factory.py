@@ -17,7 +17,7 @@ from policies.baselines import (
 )
 from policies.contract import Policy
 from offerbandit.errors import InvalidInput
-from policies.vw_policy import VWPolicy, VWPolicyConfig
+from policies.vw.policy import VWPolicy, VWPolicyConfig
 
 
 def _with_config(policy_class, config_class) -> Callable[..., Policy]:

@@ -1,6 +1,6 @@
 """Learning modes: how the served pmf is shaped around the caller's baseline.
 
-- ``learned``: serve the learned policy's pmf as is.
+- ``online`` (the default, as spelled in a campaign's config): serve the learned policy's pmf as is.
 - ``logging_only``: serve the caller's baseline arm (or, without one, a fixed pmf, uniform by
   default) with an exploration slice ``epsilon`` spread uniformly over all eligible arms, so the log
   supports offline evaluation of other policies. The pmf is exact:
@@ -20,15 +20,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.types import LearningEvent
 
-MODES = ("learned", "logging_only", "apprentice")
+__all__ = [
+    "ApprenticeGate",
+    "MODES",
+    "ModeConfig",
+    "logging_only_pmf",
+    "served_pmf",
+]
+
+#: The learning modes, spelled as a campaign's ``mode`` in the service config.
+MODES = ("online", "apprentice", "logging_only")
 
 
 @dataclass(frozen=True, slots=True)
 class ModeConfig:
-    mode: str = "learned"
+    """A campaign's learning mode and its parameters (``epsilon``: the exploration slice of
+    ``logging_only`` and of ``apprentice`` before its gate opens; the rest configure the gate)."""
+
+    mode: str = "online"
     epsilon: float = 0.05
     margin: float = 0.0
     min_events: int = 500
@@ -37,25 +50,17 @@ class ModeConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", field="mode")
-        _check_number("epsilon", self.epsilon, 0.0, 1.0)
-        _check_number("margin", self.margin, -math.inf, math.inf)
-        _check_number("confidence_z", self.confidence_z, 0.0, math.inf)
-        if isinstance(self.min_events, bool) or not isinstance(self.min_events, int) or self.min_events < 1:
-            raise InvalidInput(f"min_events must be an integer >= 1, got {self.min_events!r}", field="min_events")
-
-
-def _check_number(field: str, value: float, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise InvalidInput(f"{field} must be a finite number in [{low}, {high}], got {value!r}", field=field)
+        check_scalar(self.epsilon, "epsilon", low=0.0, high=1.0)
+        check_scalar(self.margin, "margin")
+        check_scalar(self.confidence_z, "confidence_z", low=0.0)
+        check_scalar(self.min_events, "min_events", int, low=1)
 
 
 def logging_only_pmf(n_arms: int, *, epsilon: float, baseline_index: int | None = None,
                      fixed_pmf: np.ndarray | None = None) -> np.ndarray:
     """The baseline arm (or ``fixed_pmf``, else uniform) mixed with ``epsilon`` uniform exploration."""
-    if isinstance(n_arms, bool) or not isinstance(n_arms, (int, np.integer)) or n_arms < 1:
-        raise InvalidInput("n_arms must be >= 1", field="n_arms")
-    _check_number("epsilon", epsilon, 0.0, 1.0)
+    check_scalar(n_arms, "n_arms", int, low=1)
+    check_scalar(epsilon, "epsilon", low=0.0, high=1.0)
     uniform = np.full(n_arms, 1.0 / n_arms)
     if baseline_index is not None:
         if not 0 <= baseline_index < n_arms:
@@ -128,7 +133,7 @@ def served_pmf(config: ModeConfig, learned_pmf: np.ndarray, *, baseline_index: i
                gate: ApprenticeGate | None = None) -> np.ndarray:
     """The pmf to serve under ``config.mode`` (``learned_pmf`` is the learned policy's pmf)."""
     learned = np.asarray(learned_pmf, dtype=np.float64)
-    if config.mode == "learned":
+    if config.mode == "online":
         return learned
     if config.mode == "apprentice" and gate is not None and gate.learned_is_better():
         return learned

@@ -31,11 +31,11 @@ categories already tried.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.history import HISTORY_DIMENSIONS, UserHistory
 from policies.types import ArmSet
@@ -44,13 +44,6 @@ from policies.types import ArmSet
 PMF_TOLERANCE = 1e-6
 #: Upper bound on `NoveltyConfig.min_shown` (a value past the history's size would make nothing familiar).
 MAX_MIN_SHOWN = 1_000
-
-
-def _require_unit(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0.0 <= value <= 1.0:
-        raise InvalidInput(f"{name} must be a number in [0, 1], got {value!r}", field=name)
-    return float(value)
 
 
 #: What counts as "the customer's history" (see `NoveltyConfig`).
@@ -92,9 +85,9 @@ class NoveltyConfig:
     floor_spread: str = "category"
 
     def __post_init__(self) -> None:
-        _require_unit(self.beta, "beta")
-        _require_unit(self.floor, "floor")
-        _require_unit(self.beta_min, "beta_min")
+        check_scalar(self.beta, "beta", low=0.0, high=1.0)
+        check_scalar(self.floor, "floor", low=0.0, high=1.0)
+        check_scalar(self.beta_min, "beta_min", low=0.0, high=1.0)
         if self.beta_min > self.beta:
             raise InvalidInput(f"beta_min ({self.beta_min}) must not exceed beta ({self.beta})", field="beta_min")
         if isinstance(self.dimensions, str):
@@ -109,16 +102,11 @@ class NoveltyConfig:
         if len(set(dims)) != len(dims):
             raise InvalidInput(f"dimensions repeat a name: {dims}", field="dimensions")
         object.__setattr__(self, "dimensions", dims)
-        h0 = self.shrink_half_life
-        if h0 is not None and (isinstance(h0, bool) or not isinstance(h0, (int, float))
-                               or not math.isfinite(h0) or h0 <= 0):
-            raise InvalidInput(f"shrink_half_life must be a finite number > 0 or None, got {h0!r}",
-                               field="shrink_half_life")
+        if self.shrink_half_life is not None:
+            check_scalar(self.shrink_half_life, "shrink_half_life", low=0.0, low_open=True)
         _require_choice(self.history_basis, "history_basis", HISTORY_BASES)
         _require_choice(self.floor_spread, "floor_spread", FLOOR_SPREADS)
-        k = self.min_shown
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_MIN_SHOWN:
-            raise InvalidInput(f"min_shown must be an integer in [1, {MAX_MIN_SHOWN}], got {k!r}", field="min_shown")
+        check_scalar(self.min_shown, "min_shown", int, low=1, high=MAX_MIN_SHOWN)
 
     def beta_for(self, n_contacts: int) -> float:
         """β_eff for a customer with ``n_contacts`` counted contacts within the horizon."""
@@ -178,8 +166,8 @@ def novelty_mixture(p_policy: np.ndarray, outside: np.ndarray, beta_eff: float, 
         groups = np.asarray(groups)
         if groups.shape != policy.shape or not np.issubdtype(groups.dtype, np.integer):
             raise InvalidInput(f"groups must be an integer array of shape {policy.shape}", field="groups")
-    beta = _require_unit(beta_eff, "beta_eff")
-    phi = _require_unit(floor, "floor")
+    beta = check_scalar(beta_eff, "beta_eff", low=0.0, high=1.0)
+    phi = check_scalar(floor, "floor", low=0.0, high=1.0)
 
     if beta == 0.0 or not mask.any():
         return Mixture(p=_frozen(policy.copy()), p_policy=_frozen(policy), q_novel=_frozen(np.zeros_like(policy)),

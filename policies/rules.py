@@ -13,13 +13,13 @@ or old contacts are forgotten before the cap would release them.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.history import UserHistory
 from policies.types import ArmSet, DecisionContext
@@ -30,18 +30,13 @@ DEFAULT_SLOT_HOURS: Mapping[str, float] = MappingProxyType(
 )
 
 ANY_FORMAT = "*"
+#: Hours are checked in [0, 24] (24 is midnight at the end of the day).
+HOURS_PER_DAY = 24
 
 
 def _require_text(value: object, name: str) -> None:
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"{name} must be a non-empty string, got {value!r}", field=name)
-
-
-def _require_hour(value: object, name: str, *, upper: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 <= value <= upper:
-        raise InvalidInput(f"{name} must be an hour in [0, {upper:g}], got {value!r}", field=name)
-    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +49,8 @@ class FrequencyCap:
 
     def __post_init__(self) -> None:
         _require_text(self.format, "format")
-        if isinstance(self.max_contacts, bool) or not isinstance(self.max_contacts, int) or self.max_contacts < 0:
-            raise InvalidInput(f"max_contacts must be an integer >= 0, got {self.max_contacts!r}",
-                               field="max_contacts")
-        if isinstance(self.window_s, bool) or not isinstance(self.window_s, (int, float)) \
-                or not math.isfinite(self.window_s) or self.window_s <= 0:
-            raise InvalidInput(f"window_s must be a finite number > 0, got {self.window_s!r}", field="window_s")
+        check_scalar(self.max_contacts, "max_contacts", int, low=0)
+        check_scalar(self.window_s, "window_s", low=0.0, low_open=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +64,8 @@ class QuietHours:
 
     def __post_init__(self) -> None:
         _require_text(self.format, "format")
-        start = _require_hour(self.start_hour, "start_hour", upper=24)
-        end = _require_hour(self.end_hour, "end_hour", upper=24)
+        start = check_scalar(self.start_hour, "start_hour", low=0, high=HOURS_PER_DAY)
+        end = check_scalar(self.end_hour, "end_hour", low=0, high=HOURS_PER_DAY)
         if start % 24 == end % 24:
             raise InvalidInput(
                 f"start_hour and end_hour must differ (got {self.start_hour!r} and {self.end_hour!r}); "
@@ -142,7 +133,7 @@ class RulesConfig:
         hours = {}
         for slot, hour in self.slot_hours.items():
             _require_text(slot, "slot_hours")
-            hours[slot] = _require_hour(hour, "slot_hours", upper=24)
+            hours[slot] = check_scalar(hour, "slot_hours", low=0, high=HOURS_PER_DAY)
         object.__setattr__(self, "slot_hours", MappingProxyType(hours))
 
     @property

@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.novelty import Mixture
 
@@ -77,9 +78,7 @@ def _pick(weights: np.ndarray, u: float) -> int:
 
 def two_stage_draw(mixture: Mixture, seed: int) -> Draw:
     """Draw the component (novelty with probability β), then the arm from it. Same seed, same draw."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InvalidInput(f"seed must be an integer, got {type(seed).__name__}", field="seed")
-    u_component, u_arm = _uniforms(int(seed))
+    u_component, u_arm = _uniforms(check_scalar(seed, "seed", int))
     component: Component = "novelty" if u_component < mixture.beta else "policy"
     weights = mixture.q_novel if component == "novelty" else mixture.p_policy
     index = _pick(weights, u_arm)

@@ -102,13 +102,7 @@ class PolicyRegistry:
         figures: Mapping[str, str | os.PathLike[str]],
         series: Sequence[MetricPoint] = (),
     ) -> str:
-        """An evaluation run linked to a version (tags both ways), with metrics and figure files.
-
-        Name metrics so runs line up in MLflow's compare view, e.g. ``ipw.value``, ``ipw.ci_low``,
-        ``dr.lift_vs_champion``. Figures are stored as ``figures/<name><suffix>``. ``series`` adds
-        metric histories (e.g. a value per day), charted by MLflow over steps or time; give them keys
-        of their own, apart from ``metrics``.
-        """
+        """An evaluation run linked to a version; see :func:`policy_registry.evaluations.log_evaluation`."""
         return evaluations.log_evaluation(self._store, campaign, version, metrics, figures, series)
 
     def log_unversioned_evaluation(self, campaign: str, policy: str, policy_kind: str,

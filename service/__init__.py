@@ -8,7 +8,7 @@
 
 The public names below resolve on first use, so ``import service.config`` loads neither gRPC nor VW.
 """
-from importlib import import_module as _import_module
+from offerbandit.lazy import lazy_attributes
 
 __all__ = [
     "CampaignConfig",
@@ -45,13 +45,4 @@ _HOME_OF = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name not in _HOME_OF:
-        raise AttributeError(f"module 'service' has no attribute {name!r}")
-    value = getattr(_import_module(_HOME_OF[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes('service', globals(), _HOME_OF)

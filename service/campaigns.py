@@ -21,7 +21,6 @@ from decision_log import encode_offers
 
 BOOTSTRAP_VERSION = "bootstrap"
 _CACHE_SIZE = 4096  # distinct candidate lists remembered per campaign (oldest dropped first)
-_MODE_NAMES = {"online": "learned", "apprentice": "apprentice", "logging_only": "logging_only"}
 
 
 class LivePolicy:
@@ -60,7 +59,7 @@ class CampaignRuntime:
                     baseline: JointArm | None) -> np.ndarray:
         """The policy component ``p_policy`` under the campaign's learning mode."""
         learned = policy.pmf(context, arm_set)
-        if self.mode.mode == "learned":
+        if self.mode.mode == "online":
             return learned
         return modes.served_pmf(self.mode, learned, baseline_index=_index_of(arm_set, baseline),
                                 gate=self.apprentice)
@@ -118,7 +117,7 @@ def build_runtimes(config: ServiceConfig) -> dict[str, CampaignRuntime]:
     runtimes = {}
     for name, campaign in config.campaigns.items():
         catalog = campaign.catalog
-        mode = modes.ModeConfig(mode=_MODE_NAMES[campaign.mode], epsilon=campaign.exploration_slice,
+        mode = modes.ModeConfig(mode=campaign.mode, epsilon=campaign.exploration_slice,
                                 margin=campaign.apprentice_margin)
         runtime = CampaignRuntime(
             config=campaign,

@@ -6,7 +6,6 @@ exploration, the VW learner) are parsed here into their own frozen dataclasses.
 """
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,14 +14,15 @@ from types import MappingProxyType
 from typing import Any
 
 from decision_log import RewardDefaults
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
+from policies.modes import MODES
 from policies.types import Offer
 
 DEFAULT_SENSITIVE_KEYS = (
     "health", "pregnancy", "religion", "ethnicity", "sexual_orientation", "political_views",
     "race", "disability", "trade_union", "genetic", "biometric",
 )
-MODES = ("online", "apprentice", "logging_only")
 AGGREGATIONS = ("first", "sum")
 
 
@@ -39,12 +39,10 @@ class ServerConfig:
     grace_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        _require(self.max_workers >= 1, "server.max_workers must be >= 1", "server.max_workers")
-        _require(self.max_concurrent_rpcs >= 1, "server.max_concurrent_rpcs must be >= 1",
-                 "server.max_concurrent_rpcs")
-        _require(self.max_message_bytes >= 1024, "server.max_message_bytes must be >= 1024",
-                 "server.max_message_bytes")
-        _require(self.grace_seconds >= 0, "server.grace_seconds must be >= 0", "server.grace_seconds")
+        check_scalar(self.max_workers, "server.max_workers", int, low=1)
+        check_scalar(self.max_concurrent_rpcs, "server.max_concurrent_rpcs", int, low=1)
+        check_scalar(self.max_message_bytes, "server.max_message_bytes", int, low=1024)
+        check_scalar(self.grace_seconds, "server.grace_seconds", low=0.0)
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class LimitsConfig:
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
-            _require(getattr(self, name) >= 1, f"limits.{name} must be >= 1", f"limits.{name}")
+            check_scalar(getattr(self, name), f"limits.{name}", int, low=1)
 
 
 @dataclass(frozen=True)
@@ -89,8 +87,8 @@ class LogConfig:
         _require(self.synchronous.upper() in ("OFF", "NORMAL", "FULL", "EXTRA"),
                  "log.synchronous must be OFF, NORMAL, FULL or EXTRA", "log.synchronous")
         object.__setattr__(self, "synchronous", self.synchronous.upper())
-        _require(self.max_group >= 1, "log.max_group must be >= 1", "log.max_group")
-        _require(self.max_queue >= 1, "log.max_queue must be >= 1", "log.max_queue")
+        check_scalar(self.max_group, "log.max_group", int, low=1)
+        check_scalar(self.max_queue, "log.max_queue", int, low=1)
 
 
 @dataclass(frozen=True)
@@ -104,8 +102,8 @@ class LearningConfig:
     history_max_users: int = 200_000
 
     def __post_init__(self) -> None:
-        _require(self.batch_size >= 1, "learning.batch_size must be >= 1", "learning.batch_size")
-        _require(self.poll_seconds > 0, "learning.poll_seconds must be > 0", "learning.poll_seconds")
+        check_scalar(self.batch_size, "learning.batch_size", int, low=1)
+        check_scalar(self.poll_seconds, "learning.poll_seconds", low=0.0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -152,14 +150,11 @@ class CampaignConfig:
         _require(self.mode in MODES, f"{where}.mode must be one of {', '.join(MODES)}", f"{where}.mode")
         _require(self.aggregation in AGGREGATIONS, f"{where}.aggregation must be first or sum",
                  f"{where}.aggregation")
-        _require(math.isfinite(self.default_reward), f"{where}.default_reward must be finite",
-                 f"{where}.default_reward")
-        _require(self.reward_window_seconds > 0, f"{where}.reward_window_seconds must be > 0",
-                 f"{where}.reward_window_seconds")
+        check_scalar(self.default_reward, f"{where}.default_reward")
+        check_scalar(self.reward_window_seconds, f"{where}.reward_window_seconds", low=0.0, low_open=True)
         for fmt, seconds in self.reward_windows.items():
             _require(seconds > 0, f"{where}.reward_windows.{fmt} must be > 0", f"{where}.reward_windows")
-        _require(0.0 <= self.exploration_slice <= 1.0, f"{where}.exploration_slice must be in [0, 1]",
-                 f"{where}.exploration_slice")
+        check_scalar(self.exploration_slice, f"{where}.exploration_slice", low=0.0, high=1.0)
         object.__setattr__(self, "policy_params", MappingProxyType(dict(self.policy_params)))
         object.__setattr__(self, "reward_windows", MappingProxyType(dict(self.reward_windows)))
         if self.rules is None:

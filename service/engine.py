@@ -29,8 +29,8 @@ import numpy as np
 from policies import sampler
 from offerbandit.errors import InvalidInput, NotFound
 from policies.history import HistoryConfig, UserHistoryStore
-from policies.novelty import NoveltyConfig, mix_for_history
-from policies.rules import RulesConfig, apply_rules
+from policies.novelty import mix_for_history
+from policies.rules import apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from decision_log import (ActivationOutcome, DecisionRow, LoggedDecision, LogOptions, RewardOutcome, indices_to_blob,
                           open_log, pmf_to_blob)

@@ -6,13 +6,13 @@ unbounded family of time series.
 """
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 
 # Decide/Reward RPCs answer in (sub-)milliseconds when healthy; the tail buckets catch group-commit
@@ -36,14 +36,6 @@ def _check_label(value: str, field: str, allowed: frozenset[str] | None = None) 
     if allowed is None and not value:
         raise InvalidInput(f"{field} must not be empty", field=field)
     return value
-
-
-def _check_latency(latency_s: float) -> float:
-    if isinstance(latency_s, bool) or not isinstance(latency_s, (int, float)):
-        raise InvalidInput("latency_s must be a number of seconds", field="latency_s")
-    if not math.isfinite(latency_s) or latency_s < 0:
-        raise InvalidInput(f"latency_s must be finite and >= 0, got {latency_s!r}", field="latency_s")
-    return float(latency_s)
 
 
 @dataclass(frozen=True)
@@ -108,7 +100,7 @@ class Metrics:
         _check_label(exploration, "exploration", EXPLORATION_KINDS)
         _check_label(policy_version, "policy_version")
         _check_label(outcome, "outcome", DECISION_OUTCOMES)
-        latency = _check_latency(latency_s)
+        latency = check_scalar(latency_s, "latency_s", low=0.0)
         self._decisions.labels(campaign, outcome, exploration, policy_version).inc()
         self._decision_latency.labels(campaign).observe(latency)
 
@@ -118,9 +110,7 @@ class Metrics:
         self._rewards.labels(campaign, outcome).inc()
 
     def set_queue_depth(self, n: int) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise InvalidInput(f"queue depth must be an int >= 0, got {n!r}", field="n")
-        self._queue_depth.set(n)
+        self._queue_depth.set(check_scalar(n, "n", int, low=0))
 
     def set_policy_version(self, campaign: str, version: str) -> None:
         """Mark ``version`` as the one serving ``campaign``; the previous version's series is removed."""
@@ -137,7 +127,7 @@ class Metrics:
         """One gRPC call; ``code`` is the status name, e.g. ``OK`` or ``INVALID_ARGUMENT``."""
         _check_label(method, "method")
         _check_label(code, "code")
-        latency = _check_latency(latency_s)
+        latency = check_scalar(latency_s, "latency_s", low=0.0)
         self._rpcs.labels(method, code).inc()
         self._rpc_latency.labels(method).observe(latency)
 
@@ -147,8 +137,7 @@ class Metrics:
 
     def serve_http(self, host: str, port: int) -> MetricsHTTPServer:
         """Serve ``/metrics`` on ``host:port`` in a daemon thread; ``port=0`` picks a free port."""
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise InvalidInput(f"port must be an int in [0, 65535], got {port!r}", field="port")
+        check_scalar(port, "port", int, low=0, high=65535)
         _check_label(host, "host")
         httpd, thread = start_http_server(port, addr=host, registry=self.registry)
         return MetricsHTTPServer(host=host, port=httpd.server_address[1], _httpd=httpd, _thread=thread)

@@ -1,10 +1,10 @@
 """The simulated world's configuration: an immutable record validated once, apart from the world's state."""
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 
 KNOWN_FORMATS: tuple[str, ...] = ("sms", "email", "push", "in_app")
@@ -17,24 +17,9 @@ MAX_CUSTOMERS = 10_000_000
 MAX_OFFERS = 100_000
 
 
-def _check_int(value: object, field: str, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{field} must be an int, got {type(value).__name__}", field=field)
-    if not low <= value <= high:
-        raise InvalidInput(f"{field} must be in [{low}, {high}], got {value}", field=field)
-
-
 def _check_bool(value: object, field: str) -> None:
     if not isinstance(value, bool):
         raise InvalidInput(f"{field} must be a bool, got {type(value).__name__}", field=field)
-
-
-def _check_float(value: object, field: str, low: float, high: float, *, low_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidInput(f"{field} must be a finite number, got {value!r}", field=field)
-    if value > high or value < low or (low_open and value == low):
-        bracket = "(" if low_open else "["
-        raise InvalidInput(f"{field} must be in {bracket}{low}, {high}], got {value}", field=field)
 
 
 def _check_names(value: object, field: str, known: tuple[str, ...]) -> tuple[str, ...]:
@@ -79,17 +64,18 @@ class WorldConfig:
     requests_per_customer_per_day: float = 0.5
 
     def __post_init__(self) -> None:
-        _check_int(self.seed, "seed", 0, 2**63 - 1)
-        _check_int(self.n_customers, "n_customers", 1, MAX_CUSTOMERS)
-        _check_int(self.n_offers, "n_offers", 1, MAX_OFFERS)
-        _check_int(self.n_categories, "n_categories", 1, len(CATEGORIES))
+        check_scalar(self.seed, "seed", int, low=0, high=2**63 - 1)
+        check_scalar(self.n_customers, "n_customers", int, low=1, high=MAX_CUSTOMERS)
+        check_scalar(self.n_offers, "n_offers", int, low=1, high=MAX_OFFERS)
+        check_scalar(self.n_categories, "n_categories", int, low=1, high=len(CATEGORIES))
         object.__setattr__(self, "formats", _check_names(self.formats, "formats", KNOWN_FORMATS))
         object.__setattr__(self, "time_slots", _check_names(self.time_slots, "time_slots", KNOWN_TIME_SLOTS))
         _check_bool(self.fatigue, "fatigue")
         _check_bool(self.drift, "drift")
         _check_bool(self.latent_interests, "latent_interests")
-        _check_float(self.base_rate, "base_rate", 0.0, 0.5, low_open=True)
-        _check_float(self.latent_share, "latent_share", 0.0, 1.0)
-        _check_float(self.fatigue_half_life_hours, "fatigue_half_life_hours", 0.0, 24.0 * 365, low_open=True)
-        _check_float(self.drift_period_days, "drift_period_days", 0.0, 3650.0, low_open=True)
-        _check_float(self.requests_per_customer_per_day, "requests_per_customer_per_day", 0.0, 1000.0, low_open=True)
+        check_scalar(self.base_rate, "base_rate", low=0.0, high=0.5, low_open=True)
+        check_scalar(self.latent_share, "latent_share", low=0.0, high=1.0)
+        check_scalar(self.fatigue_half_life_hours, "fatigue_half_life_hours", low=0.0, high=24.0 * 365, low_open=True)
+        check_scalar(self.drift_period_days, "drift_period_days", low=0.0, high=3650.0, low_open=True)
+        check_scalar(self.requests_per_customer_per_day, "requests_per_customer_per_day", low=0.0, high=1000.0,
+                     low_open=True)

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.types import ArmSet, DecisionContext, JointArm
 from simulator.catalog import Catalog, build_catalog
@@ -223,8 +224,7 @@ class CustomerWorld:
     def reference_values(self, n: int = 5000) -> ReferenceValues:
         """Oracle, best-single-arm and uniform values by Monte Carlo over the first ``n`` requests of a
         fresh copy of this world (same seed, no contact history), on the full catalogue arm set."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InvalidInput(f"n must be an int >= 1, got {n!r}", field="n")
+        check_scalar(n, "n", int, low=1)
         if n not in self._reference:
             fresh = CustomerWorld(self._config)
             requests = [fresh.next_request() for _ in range(n)]

@@ -13,6 +13,16 @@ Tables (version 1):
 - ``rewards``: every reward call that named a known event, with its status (counted, duplicate, late).
 - ``offer_sets``: content-addressed snapshots of the candidate offers with their features.
 - ``shadow_scores``: the challenger's pmf on the same requests (off the request path).
+
+Version 2 (hardening: exactness and races):
+- ``decisions.fingerprint``: hash of the parsed, canonical request, so a repeated ``event_id`` with a
+  different request is told apart, also after a restart;
+- ``decisions.learn_seq``: the order of learning, given by the learner alone when it learns an event
+  (unique); a checkpoint records the highest one it includes;
+- ``decisions.quarantined_at``: set when learning the event made the model unusable; such an event
+  is never learned or replayed again;
+- ``alias_moves``: every move of a registry alias (who, why, from, to), written under the log's write
+  lock, so compare-and-set moves by several writers are serialised and auditable.
 """
 from __future__ import annotations
 
@@ -54,8 +64,21 @@ def _v1_tables(conn: sqlite3.Connection) -> None:
     db["rewards"].create_index(["event_id"], if_not_exists=True)
 
 
+def _v2_exactness(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+    for name, kind in (("fingerprint", "TEXT"), ("learn_seq", "INTEGER"), ("quarantined_at", "REAL")):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE decisions ADD COLUMN {name} {kind}")
+    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_decisions_learn_seq ON decisions (learn_seq) "
+                 "WHERE learn_seq IS NOT NULL")
+    conn.execute("""CREATE TABLE IF NOT EXISTS alias_moves (
+        id INTEGER PRIMARY KEY, campaign TEXT NOT NULL, alias TEXT NOT NULL, from_version TEXT,
+        to_version TEXT NOT NULL, kind TEXT NOT NULL, who TEXT, why TEXT, moved_at REAL NOT NULL)""")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_alias_moves_campaign ON alias_moves (campaign, alias, id)")
+
+
 #: Migration i + 1 brings a log from version i to i + 1. Append only; never edit a released one.
-MIGRATIONS: tuple[Migration, ...] = (_v1_tables,)
+MIGRATIONS: tuple[Migration, ...] = (_v1_tables, _v2_exactness)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,115 +1,17 @@
-"""The ``offerbandit`` command line (Typer: typed options, --help everywhere, no boilerplate).
+"""The ``offerbandit`` command line (Typer: typed options, --help everywhere).
 
-User mistakes end with a one-line cause on stderr and a non-zero exit, never a traceback.
+User mistakes end with a one-line cause on stderr and a non-zero exit, never a traceback. One module
+per command; :mod:`offerbandit.cli.app` registers them.
 """
 from __future__ import annotations
 
-import logging
-import signal
-import sys
-import threading
-from pathlib import Path
-from typing import Annotated, Optional
-
-import typer
-
-from offerbandit.errors import OfferBanditError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="offerbandit: which offer, in which format, at which time — for one customer at a time.")
-
-DEFAULT_DATA_DIR = Path("offerbandit-data")
-
-DataDir = Annotated[Path, typer.Option("--data-dir", help="Directory for the decision log, MLflow store and secrets.")]
-ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML configuration (defaults if omitted).")]
-
-
-def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"offerbandit: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-@app.command()
-def serve(
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 50051,
-    config: ConfigFile = None,
-    tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="PEM certificate: serve over TLS only.")] = None,
-    tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="PEM private key for --tls-cert.")] = None,
-    auth_token_file: Annotated[Optional[Path], typer.Option(
-        "--auth-token-file", help="Require 'authorization: Bearer <token>' with the token in this file.")] = None,
-    metrics_port: Annotated[Optional[int], typer.Option(
-        "--metrics-port", help="Serve Prometheus metrics at http://HOST:PORT/metrics.")] = None,
-    log_level: Annotated[str, typer.Option(help="Python log level.")] = "WARNING",
-) -> None:
-    """Run the gRPC decision server until SIGTERM/SIGINT (graceful: drain, flush, exit 0)."""
-    from service.config import load_config
-    from service.server import DecisionServer, TlsFiles, read_token
-
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if (tls_cert is None) != (tls_key is None):
-        fail("--tls-cert and --tls-key go together")
-    if not 0 <= port <= 65535:
-        fail(f"--port must be in 0..65535, got {port}")
-    try:
-        cfg = load_config(config)
-        token = read_token(auth_token_file) if auth_token_file else None
-        tls = TlsFiles(tls_cert, tls_key) if tls_cert and tls_key else None
-        server = DecisionServer(cfg, data_dir, host=host, port=port, tls=tls, auth_token=token,
-                                metrics_port=metrics_port)
-        server.start()
-    except OfferBanditError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "))
-    done = threading.Event()
-
-    def on_signal(signum, frame):  # noqa: ANN001
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    shown_host = f"[{host}]" if ":" in host else host
-    print(f"listening on {shown_host}:{server.port}", flush=True)
-    if metrics_port is not None and server.metrics_http is not None:
-        print(f"metrics on http://{shown_host}:{server.metrics_http.port}/metrics", flush=True)
-    while not done.wait(0.5):
-        pass
-    server.stop()
-    print("stopped: log flushed", flush=True)
-
-
-@app.command()
-def export(
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-    format: Annotated[str, typer.Option("--format", help="Output format; only 'dsjson' (VW DSJSON).")] = "dsjson",
-    out: Annotated[Path, typer.Option("--out", help="File to write ('-' for stdout).")] = Path("-"),
-    campaign: Annotated[Optional[str], typer.Option(help="Only this campaign.")] = None,
-    config: ConfigFile = None,
-) -> None:
-    """Write the decision log with joined rewards as VW DSJSON (one JSON object a line)."""
-    from service.config import load_config
-    from decision_log.export import export_dsjson
-
-    if format != "dsjson":
-        fail(f"--format must be 'dsjson', got {format!r}")
-    try:
-        n = export_dsjson(data_dir, out, campaign=campaign, defaults=load_config(config).reward_defaults())
-    except OfferBanditError as exc:
-        fail(str(exc))
-    typer.echo(f"exported {n} decisions to {out}", err=True)
+__all__ = ["main"]
 
 
 def main() -> None:
-    _register_optional_commands()
-    app()
+    from offerbandit.cli.app import build_app
 
-
-def _register_optional_commands() -> None:
-    """Commands whose modules live beside the CLI (eval, demo, promote, ...)."""
-    from offerbandit.cli import extra as cli_extra  # noqa: F401 - registers its commands on `app`
+    build_app()()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.sampler import EXPLOIT, EXPLORE, EXPLORE_OUTSIDE_HISTORY
 
@@ -96,8 +97,7 @@ def exploration_report(records: Sequence[ExposureRecord], *, catalogue: Sequence
                        last_n: int = 10) -> ExplorationReport:
     """Summarise exposures. ``catalogue`` (offer ids) sizes coverage and includes never-shown offers in
     the Gini; without it, the offers seen in ``records`` are the catalogue."""
-    if isinstance(last_n, bool) or not isinstance(last_n, int) or last_n < 1:
-        raise InvalidInput(f"last_n must be an integer >= 1, got {last_n!r}", field="last_n")
+    check_scalar(last_n, "last_n", int, low=1)
     n = len(records)
     labels = np.array([r.exploration for r in records], dtype=object)
     unknown = set(labels.tolist()) - set(_LABELS)

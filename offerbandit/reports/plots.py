@@ -9,7 +9,6 @@ field before anything is drawn. matplotlib is imported on first use, so importin
 """
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,9 +97,7 @@ class EstimateInterval:
         _label(self.policy, "policy")
         _label(self.estimator, "estimator")
         for name in ("value", "ci_low", "ci_high"):
-            number = getattr(self, name)
-            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-                raise InvalidInput(f"{name} must be a finite number, got {number!r}", field=name)
+            check_scalar(getattr(self, name), name)
         if not self.ci_low <= self.value <= self.ci_high:
             raise InvalidInput(
                 f"{self.policy}/{self.estimator}: need ci_low <= value <= ci_high, "
@@ -166,8 +164,7 @@ def plot_reward_over_time(
     labels = [s.label for s in series]
     if len(set(labels)) != len(labels):
         raise InvalidInput("series labels must be distinct", field="series")
-    if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= 10_000:
-        raise InvalidInput(f"bins must be an int in [1, 10000], got {bins!r}", field="bins")
+    check_scalar(bins, "bins", int, low=1, high=10_000)
 
     start = min(float(s.times.min()) for s in series)
     end = max(float(s.times.max()) for s in series)
@@ -304,10 +301,8 @@ def plot_estimates(
     keys = [(e.policy, e.estimator) for e in estimates]
     if len(set(keys)) != len(keys):
         raise InvalidInput("each (policy, estimator) pair may appear once", field="estimates")
-    if reference is not None and (
-        isinstance(reference, bool) or not isinstance(reference, (int, float)) or not math.isfinite(reference)
-    ):
-        raise InvalidInput(f"reference must be a finite number or None, got {reference!r}", field="reference")
+    if reference is not None:
+        check_scalar(reference, "reference")
     estimators = list(dict.fromkeys(e.estimator for e in estimates))
     policies = list(dict.fromkeys(e.policy for e in estimates))
     width = 0.8 / len(policies)

@@ -257,9 +257,9 @@ LAMBDA_ESTIMATORS = [InverseProbabilityWeighting, DoublyRobust, SwitchDoublyRobu
 @pytest.mark.parametrize("cls", LAMBDA_ESTIMATORS)
 @pytest.mark.parametrize(
     "bad,pattern",
-    [(-1.0, r"`lambda_` must be >= 0"), (float("nan"), r"`lambda_` must not be NaN"),
-     ("3", r"`lambda_` must be a number"), (True, r"`lambda_` must be a number"),
-     (None, r"`lambda_` must be a number")],
+    [(-1.0, r"lambda_ must be a finite number >= 0, got -1"), (float("nan"), r"lambda_ must be a finite number >= 0, got nan"),
+     ("3", r"lambda_ must be a finite number"), (True, r"lambda_ must be a finite number"),
+     (None, r"lambda_ must be a finite number")],
 )
 def test_hyperparameters_are_validated(cls, bad, pattern):
     with pytest.raises(InvalidInput, match=pattern) as info:

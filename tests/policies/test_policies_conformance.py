@@ -1,7 +1,8 @@
 """Every registered policy passes every conformance check (each its own test)."""
 import pytest
 
-from policies.checks import registered_factories, yield_checks
+from policies.baselines import UniformPolicy
+from policies.conformance import check_policy, registered_factories, yield_checks
 
 CASES = [
     pytest.param(factory, check, id=f"{name}-{check.__name__}")
@@ -13,3 +14,19 @@ CASES = [
 @pytest.mark.parametrize("factory, check", CASES)
 def test_policy_conforms(factory, check):
     check(factory)
+
+
+def test_check_policy_runs_the_whole_battery():
+    check_policy(lambda seed: UniformPolicy())
+
+
+class _LeakyUniform(UniformPolicy):
+    """Breaks the contract: its pmf does not sum to 1."""
+
+    def pmf(self, context, arm_set):
+        return super().pmf(context, arm_set) * 0.5
+
+
+def test_check_policy_names_the_check_that_fails():
+    with pytest.raises(AssertionError, match="check_pmf_is_a_distribution"):
+        check_policy(lambda seed: _LeakyUniform())

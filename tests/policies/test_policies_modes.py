@@ -80,7 +80,7 @@ def test_gate_waits_for_min_events_and_resets():
     assert gate.events_seen == 0 and gate.estimated_gain() == 0.0
 
 
-def test_learned_mode_serves_the_learned_pmf_untouched():
+def test_online_mode_serves_the_learned_pmf_untouched():
     learned = np.array([0.1, 0.2, 0.3, 0.4])
     assert served_pmf(ModeConfig(), learned, baseline_index=None) is not None
     np.testing.assert_array_equal(served_pmf(ModeConfig(), learned, baseline_index=1), learned)

@@ -9,7 +9,7 @@ from vowpalwabbit import pyvw
 
 from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent, Offer
-from policies.vw_adapter import (
+from policies.vw import (
     EXPLORATIONS,
     CbAdfLearner,
     CbAdfOptions,

@@ -7,7 +7,7 @@ from policies.baselines import BestSingleArmPolicy, BestSingleArmConfig, Uniform
 from policies.contract import Policy
 from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
-from policies.vw_policy import VWPolicy, VWPolicyConfig, finalise_pmf
+from policies.vw.policy import VWPolicy, VWPolicyConfig, finalise_pmf
 
 SEGMENTS = 4
 OFFERS = [Offer(f"offer-{i}", {"category": f"cat-{i % 3}"}) for i in range(8)]

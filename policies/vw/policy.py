@@ -1,7 +1,7 @@
-"""``VWPolicy``: the learned policy, a thin Policy over the VW mediator (`policies/vw_adapter.py`).
+"""``VWPolicy``: the learned policy, a thin Policy over the VW mediator (`policies/vw/learner.py`).
 
 Config apart from state (MABWiser style): :class:`VWPolicyConfig` is frozen and validated once; the
-policy delegates every VW call to :class:`~policies.vw_adapter.CbAdfLearner`.
+policy delegates every VW call to :class:`~policies.vw.learner.CbAdfLearner`.
 
 The pmf is VW's own ``cb_explore_adf`` output, never recomputed. The only touch is a defensive
 division by its sum: VW computes in float32, so its pmf sums to 1 only within ~1e-7; dividing by the
@@ -19,7 +19,9 @@ import numpy as np
 
 from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, LearningEvent
-from policies.vw_adapter import CbAdfLearner, CbAdfOptions
+from policies.vw.learner import CbAdfLearner, CbAdfOptions
+
+__all__ = ["VWPolicy", "VWPolicyConfig", "finalise_pmf"]
 
 _MAGIC = b"offerbandit-vw-policy/1\n"
 
@@ -27,12 +29,13 @@ _MAGIC = b"offerbandit-vw-policy/1\n"
 @dataclass(frozen=True, slots=True)
 class VWPolicyConfig(CbAdfOptions):
     """Exploration (``epsilon`` | ``softmax`` | ``squarecb`` | ``bag`` | ``cover``) and its parameters,
-    (default ``squarecb``: in the synthetic world of ``tests/test_policies_vw_policy.py`` it reached
+    (default ``squarecb``: in the synthetic world of ``tests/policies/test_policies_vw_policy.py`` it reached
     0.69-0.73 mean reward of 0.8 possible where epsilon 0.05 stalled at 0.35 and cover 3 at 0.37),
-    feature interactions (namespace letters, see `vw_adapter`), hash bits, learning rate and seed.
+    feature interactions (namespace letters, see `policies/vw/features.py`), hash bits, learning rate
+    and seed.
 
     ``epsilon`` is used by ``epsilon``, ``bag`` and ``cover``; ``softmax_lambda`` by ``softmax``;
-    ``squarecb_gamma_scale`` by ``squarecb``. The fields are the adapter's `CbAdfOptions`, which
+    ``squarecb_gamma_scale`` by ``squarecb``. The fields are the mediator's `CbAdfOptions`, which
     validates them (InvalidInput naming the field).
     """
 

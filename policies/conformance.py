@@ -1,9 +1,13 @@
-"""A conformance battery every registered policy must pass (after River's ``yield_checks``).
+"""The conformance battery every policy must pass (after River's ``checks`` package).
 
-``yield_checks(policy_factory)`` yields check functions; each takes the factory (``seed -> Policy``)
-and raises ``AssertionError`` on failure. ``tests/test_policies_conformance.py`` runs every check for
-every registered policy as its own test. The data is a small seeded world; arms are drawn from the
-policy's own pmf with numpy's Generator, so learning always sees what the policy would log.
+``check_policy(factory)`` runs every check on policies built by ``factory`` (``seed -> Policy``) and
+raises ``AssertionError`` naming the first check that fails; ``yield_checks(factory)`` yields the
+checks one by one (each takes the factory), so ``tests/policies/test_policies_conformance.py`` runs
+every check for every registered policy as its own test. A new policy passes when
+``check_policy(lambda seed: MyPolicy(seed=seed))`` returns.
+
+The data is a small seeded world; arms are drawn from the policy's own pmf with numpy's Generator,
+so learning always sees what the policy would log.
 """
 from __future__ import annotations
 
@@ -12,10 +16,12 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from policies.contract import Policy
 from offerbandit.errors import InvalidInput, ModelError
+from policies.contract import Policy
 from policies.factory import make_policy, policy_names
 from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent, Offer
+
+__all__ = ["PolicyFactory", "check_policy", "registered_factories", "yield_checks"]
 
 PolicyFactory = Callable[[int], Policy]
 
@@ -29,6 +35,7 @@ TEST_PARAMS: dict[str, Callable[[int], dict]] = {
 
 
 def registered_factories() -> dict[str, PolicyFactory]:
+    """A factory for every policy name the policy factory knows, built from its `TEST_PARAMS`."""
     missing = set(policy_names()) - set(TEST_PARAMS)
     assert not missing, f"registered policies without test parameters: {sorted(missing)}"
     return {name: (lambda seed, name=name: make_policy(name, **TEST_PARAMS[name](seed))) for name in policy_names()}
@@ -245,3 +252,13 @@ def yield_checks(policy_factory: PolicyFactory) -> Iterator[Callable[[PolicyFact
     yield check_bad_input_raises_invalid_input
     yield check_load_rejects_garbage
     yield check_params_are_json
+
+
+def check_policy(policy_factory: PolicyFactory) -> None:
+    """Run every check of the battery; ``AssertionError`` names the check that failed (a policy that
+    raises inside a check fails it too)."""
+    for check in yield_checks(policy_factory):
+        try:
+            check(policy_factory)
+        except Exception as exc:  # noqa: BLE001 - any failure of the policy fails the check
+            raise AssertionError(f"{check.__name__}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,20 @@
+"""What every command shares: the data-dir and config options and the one-line failure."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+__all__ = ["DEFAULT_DATA_DIR", "ConfigFile", "DataDir", "fail"]
+
+DEFAULT_DATA_DIR = Path("offerbandit-data")
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Directory for the decision log, MLflow store and secrets.")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML configuration (defaults if omitted).")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    """End the command with a one-line cause on stderr and a non-zero exit (never a traceback)."""
+    typer.echo(f"offerbandit: error: {message}", err=True)
+    raise typer.Exit(code)

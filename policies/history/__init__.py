@@ -1,0 +1,20 @@
+"""Per-user contact history: what each customer was shown and answered, for caps and novelty.
+
+- ``records``: the store's bounds (:class:`HistoryConfig`), the rows it rebuilds from
+  (:class:`HistoryRecord`) and the frozen view a decision reads (:class:`UserHistory`);
+- ``user``: one user's time-sorted, reference-counted entries and :class:`UserHandle`, the
+  read-modify-write API on a locked user;
+- ``store``: :class:`UserHistoryStore`, every user behind an LRU bound and a time horizon.
+"""
+from policies.history.records import HISTORY_DIMENSIONS, HistoryConfig, HistoryRecord, UserHistory
+from policies.history.store import UserHistoryStore
+from policies.history.user import UserHandle
+
+__all__ = [
+    "HISTORY_DIMENSIONS",
+    "HistoryConfig",
+    "HistoryRecord",
+    "UserHandle",
+    "UserHistory",
+    "UserHistoryStore",
+]

@@ -1,0 +1,115 @@
+"""The in-memory store of every user's contact history, bounded by LRU over users and a time horizon.
+
+One store for all campaigns (caps and fatigue are global: one customer, one inbox), keyed by the
+hashed user key: at most ``max_users`` users (least recently used dropped first) and, per user, only
+entries newer than ``horizon_s`` (and at most ``max_entries_per_user``).
+
+Concurrency: every user has its own re-entrant lock. ``with store.locked(key) as user:`` holds it for
+a read-modify-write (snapshot, decide, record) so concurrent calls and the items of one batch for the
+same user see each other; the store-wide lock is held only for the LRU bookkeeping.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import islice
+
+from policies.history.records import HistoryConfig, HistoryRecord, UserHistory
+from policies.history.user import UserHandle, UserState
+from policies.types import JointArm
+
+__all__ = ["UserHistoryStore"]
+
+
+class UserHistoryStore:
+    """Per-user contacts and history, bounded by LRU over users and a time horizon."""
+
+    def __init__(self, config: HistoryConfig | None = None) -> None:
+        self.config = config or HistoryConfig()
+        self._users: OrderedDict[str, UserState] = OrderedDict()
+        self._lock = threading.Lock()  # guards _users only, never held while a user lock is awaited
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._users)
+
+    def __contains__(self, user_key: str) -> bool:
+        with self._lock:
+            return user_key in self._users
+
+    @contextmanager
+    def locked(self, user_key: str) -> Iterator[UserHandle]:
+        """Hold ``user_key``'s lock for a read-modify-write; yields a `UserHandle`."""
+        state = self._pin(user_key)
+        try:
+            with state.lock:
+                yield UserHandle(state, self.config)
+        finally:
+            self._unpin(state)
+
+    def record_contact(self, user_key: str, *, event_id: str, when: float, arm: JointArm, category: str,
+                       counts: bool) -> None:
+        with self.locked(user_key) as user:
+            user.record_contact(event_id=event_id, when=when, arm=arm, category=category, counts=counts)
+
+    def activate(self, user_key: str, event_id: str, when: float) -> bool:
+        with self.locked(user_key) as user:
+            return user.activate(event_id, when)
+
+    def record_response(self, user_key: str, *, event_id: str, when: float, arm: JointArm, category: str,
+                        reward: float) -> None:
+        with self.locked(user_key) as user:
+            user.record_response(event_id=event_id, when=when, arm=arm, category=category, reward=reward)
+
+    def snapshot(self, user_key: str, now: float) -> UserHistory:
+        """The user's frozen history; an unknown user gets an empty one (and is not added)."""
+        with self._lock:
+            known = user_key in self._users
+        if not known:
+            return UserHistory.empty(float(now))
+        with self.locked(user_key) as user:
+            return user.snapshot(now)
+
+    def rebuild(self, records: Iterable[HistoryRecord]) -> None:
+        """Replace the contents with the history the records describe (e.g. the log at start).
+
+        Records are applied in time order; the result equals recording the same decisions one by one.
+        """
+        with self._lock:
+            self._users.clear()
+        for record in sorted(records, key=lambda r: r.when):
+            with self.locked(record.user_key) as user:
+                user.record_contact(event_id=record.event_id, when=record.when, arm=record.arm,
+                                    category=record.category, counts=record.counted)
+                if record.reward is not None:
+                    reward_when = record.when if record.reward_when is None else record.reward_when
+                    user.record_response(event_id=record.event_id, when=reward_when, arm=record.arm,
+                                         category=record.category, reward=record.reward)
+
+    def _pin(self, user_key: str) -> UserState:
+        with self._lock:
+            state = self._users.get(user_key)
+            if state is None:
+                state = self._users[user_key] = UserState()
+            else:
+                self._users.move_to_end(user_key)
+            state.pins += 1
+            self._evict_locked()
+            return state
+
+    def _unpin(self, state: UserState) -> None:
+        with self._lock:
+            state.pins -= 1
+            self._evict_locked()
+
+    def _evict_locked(self) -> None:
+        """Drop least recently used users beyond ``max_users``, skipping users in use right now."""
+        excess = len(self._users) - self.config.max_users
+        if excess <= 0:
+            return
+        # Oldest first; stops as soon as enough are found (pinned users are rare and short-lived).
+        victims = list(islice((k for k, s in self._users.items() if s.pins == 0), excess))
+        for key in victims:
+            del self._users[key]

@@ -1,0 +1,204 @@
+"""The ``--cb_explore_adf`` mediator (after coba's ``VowpalMediator``): pmf, learn, save/load, behind a lock.
+
+:class:`CbAdfOptions` says how the workspace is built; :class:`CbAdfLearner` owns one workspace, its
+arm-example cache and the lock around every VW call (a workspace is not thread-safe). Only the chosen
+arm of a learned event is labelled, ``cost:probability`` with ``cost = -reward``.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from offerbandit.checks import check_scalar
+from offerbandit.errors import InvalidInput, ModelError
+from policies.types import ArmSet, DecisionContext, LearningEvent
+from policies.vw.features import (
+    DEFAULT_INTERACTIONS,
+    arm_suffix,
+    check_context,
+    check_interactions,
+    cost_from_reward,
+    offer_parts,
+    shared_line,
+)
+from policies.vw.workspace import ArmExampleCache, load_workspace, new_workspace, parse_example, save_workspace
+
+__all__ = ["CbAdfLearner", "CbAdfOptions", "EXPLORATIONS", "check_event"]
+
+EXPLORATIONS: tuple[str, ...] = ("epsilon", "softmax", "squarecb", "bag", "cover")
+
+
+@dataclass(frozen=True, slots=True)
+class CbAdfOptions:
+    """How to build the ``--cb_explore_adf`` workspace (validated by the policy config)."""
+
+    exploration: str = "squarecb"
+    epsilon: float = 0.05
+    softmax_lambda: float = 10.0
+    squarecb_gamma_scale: float = 10.0
+    bag_size: int = 5
+    cover_size: int = 5
+    interactions: tuple[str, ...] = DEFAULT_INTERACTIONS
+    bits: int = 24
+    learning_rate: float = 0.5
+    seed: int = 0
+    cb_type: str = "mtr"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "interactions", check_interactions(self.interactions))
+        if self.exploration not in EXPLORATIONS:
+            raise InvalidInput(
+                f"exploration must be one of {', '.join(EXPLORATIONS)}, got {self.exploration!r}",
+                field="exploration",
+            )
+        check_scalar(self.epsilon, "epsilon", low=0.0, high=1.0)
+        check_scalar(self.softmax_lambda, "softmax_lambda", low=0.0, low_open=True)
+        check_scalar(self.squarecb_gamma_scale, "squarecb_gamma_scale", low=0.0, low_open=True)
+        check_scalar(self.learning_rate, "learning_rate", low=0.0, low_open=True)
+        check_scalar(self.bag_size, "bag_size", int, low=1, high=100)
+        check_scalar(self.cover_size, "cover_size", int, low=1, high=100)
+        check_scalar(self.bits, "bits", int, low=18, high=30)
+        check_scalar(self.seed, "seed", int, low=0, high=2**31 - 1)
+        if self.cb_type not in ("mtr", "ips", "dr"):
+            raise InvalidInput(f"cb_type must be mtr, ips or dr, got {self.cb_type!r}", field="cb_type")
+
+    def exploration_args(self) -> list[str]:
+        if self.exploration == "epsilon":
+            return ["--epsilon", repr(float(self.epsilon))]
+        if self.exploration == "softmax":
+            return ["--softmax", "--lambda", repr(float(self.softmax_lambda))]
+        if self.exploration == "squarecb":
+            return ["--squarecb", "--gamma_scale", repr(float(self.squarecb_gamma_scale))]
+        if self.exploration == "bag":
+            return ["--bag", str(int(self.bag_size)), "--epsilon", repr(float(self.epsilon))]
+        return ["--cover", str(int(self.cover_size)), "--epsilon", repr(float(self.epsilon))]
+
+    def args(self, *, with_seed: bool = True) -> list[str]:
+        args = ["--cb_explore_adf", "--cb_type", self.cb_type, *self.exploration_args()]
+        args += ["-b", str(int(self.bits)), "-l", repr(float(self.learning_rate)), "--quiet"]
+        for interaction in self.interactions:
+            args += ["--interactions", interaction]
+        if with_seed:  # a saved model carries its own advanced seed; VW refuses a second one
+            args += ["--random_seed", str(int(self.seed))]
+        return args
+
+
+def check_event(event: LearningEvent, index: int) -> LearningEvent:
+    """``event`` (the ``index``-th of a batch) if VW can learn from it, else InvalidInput naming the field."""
+    if not isinstance(event, LearningEvent):
+        raise InvalidInput(f"events[{index}] must be a LearningEvent", field=f"events[{index}]")
+    if not isinstance(event.context, DecisionContext):
+        raise InvalidInput(f"events[{index}].context must be a DecisionContext", field=f"events[{index}].context")
+    if not isinstance(event.arm_set, ArmSet):
+        raise InvalidInput(f"events[{index}].arm_set must be an ArmSet", field=f"events[{index}].arm_set")
+    offers = event.arm_set.offers
+    for arm_index, arm in enumerate(event.arm_set.arms):
+        if arm.offer_id not in offers:
+            raise InvalidInput(f"events[{index}] arm {arm_index} refers to an unknown offer {arm.offer_id!r}",
+                               field=f"events[{index}].arm_set.arms[{arm_index}].offer_id")
+    n_arms = len(event.arm_set.arms)
+    if n_arms == 0:
+        raise InvalidInput(f"events[{index}].chosen cannot index an empty arm set", field=f"events[{index}].chosen")
+    check_scalar(event.chosen, f"events[{index}].chosen", int, low=0, high=n_arms - 1)
+    check_scalar(event.probability, f"events[{index}].probability", low=0.0, high=1.0, low_open=True)
+    check_scalar(event.reward, f"events[{index}].reward")
+    return event
+
+
+class CbAdfLearner:
+    """A ``--cb_explore_adf`` workspace with its feature mapping, arm cache and lock.
+
+    All methods are thread-safe (one lock around every VW call: a workspace is not thread-safe).
+    """
+
+    def __init__(self, options: CbAdfOptions = CbAdfOptions(), *, arm_cache_size: int = 200_000,
+                 model: bytes | None = None) -> None:
+        self.options = options
+        self._lock = threading.Lock()
+        if model is None:
+            self._vw = new_workspace([*options.args(), "--save_resume"])
+        else:
+            self._vw = load_workspace(options.args(with_seed=False), model)
+        self._cache = ArmExampleCache(self._parse_one, arm_cache_size)
+
+    def _parse_one(self, line: str) -> Any:  # call with the lock held
+        return parse_example(self._vw, line)
+
+    def _examples(self, context: DecisionContext, arm_set: ArmSet, chosen: int | None = None,
+                  label: str = "") -> list[Any]:
+        check_context(context)
+        parts = offer_parts(arm_set, self._cache.offer_parts)
+        shared_text = shared_line(context)
+        arm_examples = self._cache.examples(arm_set, parts)
+        if len({id(example) for example in arm_examples}) != len(arm_examples):
+            raise InvalidInput("arm_set contains the same joint arm twice", field="arm_set.arms")
+        if chosen is not None:  # only the chosen arm carries a label: a fresh example, not the cached one
+            arm = arm_set.arms[chosen]
+            arm_examples[chosen] = self._parse_one(f"{label} {parts[arm.offer_id]}{arm_suffix(arm)}")
+        return [self._parse_one(shared_text), *arm_examples]
+
+    def _pmf_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+        examples = self._examples(context, arm_set)
+        pmf = np.asarray(self._vw.predict(examples), dtype=np.float64)
+        if pmf.shape != (len(arm_set.arms),):
+            raise ModelError(f"VW returned {pmf.shape[0]} probabilities for {len(arm_set.arms)} arms")
+        return pmf
+
+    def predict_pmf(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+        """VW's pmf over ``arm_set.arms`` in arm order, as float64 (VW computes in float32)."""
+        with self._lock:
+            return self._pmf_locked(context, arm_set)
+
+    def predict_pmf_uncached(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+        """The same pmf from freshly built text lines (the slow path; a reference for tests and bench)."""
+        check_context(context)
+        parts = offer_parts(arm_set)
+        lines = [shared_line(context), *(parts[arm.offer_id] + arm_suffix(arm) for arm in arm_set.arms)]
+        with self._lock:
+            return np.asarray(self._vw.predict(lines), dtype=np.float64)
+
+    def predict_pmf_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
+        """Many pmfs under one lock acquisition."""
+        with self._lock:
+            return [self._pmf_locked(context, arm_set) for context, arm_set in items]
+
+    def learn(self, events: Iterable[LearningEvent]) -> None:
+        """Learn each event in order; only the chosen arm is labelled ``cost:probability``.
+
+        Every event is validated before any is learned (a bad batch changes nothing), except a
+        duplicate arm, which is found while building examples."""
+        checked = [check_event(event, index) for index, event in enumerate(events)]
+        with self._lock:
+            for event in checked:
+                label = f"0:{cost_from_reward(event.reward)!r}:{float(event.probability)!r}"
+                self._vw.learn(self._examples(event.context, event.arm_set, event.chosen, label))
+
+    def save(self) -> bytes:
+        """The model with its learning state (``--save_resume``): online learning continues identically."""
+        with self._lock:
+            return save_workspace(self._vw)
+
+    def load(self, data: bytes) -> None:
+        """Replace this workspace's model by ``data`` (from :meth:`save` or a VW model file)."""
+        workspace = load_workspace(self.options.args(with_seed=False), data)
+        with self._lock:
+            old, self._vw = self._vw, workspace
+            self._cache = ArmExampleCache(self._parse_one, self._cache.max_size)
+        old.finish()
+
+    @classmethod
+    def from_bytes(cls, options: CbAdfOptions, data: bytes) -> "CbAdfLearner":
+        return cls(options, model=data)
+
+    @property
+    def cached_arms(self) -> int:
+        return len(self._cache)
+
+    def close(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._vw.finish()
