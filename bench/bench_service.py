@@ -356,7 +356,7 @@ def bench_mlflow(report: Report, workdir: Path, n_calls: int, rounds: int = 2, m
                 "p50 Decide latency with MLflow up / p50 with MLflow unreachable (1.0 = no effect; >= 0.8 means the "
                 "down store costs the request path at most ~25%)", up / down, 0.8)
     if importlib.util.find_spec("service.live_models") is None:
-        report.note("the server has no MLflow registry wiring (service/registry_link.py is absent): (e) only shows "
+        report.note("the server has no MLflow registry wiring (service/live_models.py is absent): (e) only shows "
                     "that an unreachable MLFLOW_TRACKING_URI is ignored by the request path")
 
 
