@@ -19,12 +19,13 @@ __all__ = [
     "ServerComponents",
     "ServiceConfig",
     "TlsFiles",
+    "TokenTable",
     "build_server",
     "campaign_policy_toml",
     "catalog_toml",
     "load_config",
     "parse_config",
-    "read_token",
+    "read_tokens",
 ]
 
 _HOME_OF = {
@@ -36,12 +37,13 @@ _HOME_OF = {
     "ServerComponents": "service.bootstrap",
     "ServiceConfig": "service.config",
     "TlsFiles": "service.security",
+    "TokenTable": "service.security",
     "build_server": "service.bootstrap",
     "campaign_policy_toml": "service.config_toml",
     "catalog_toml": "service.config_toml",
     "load_config": "service.config",
     "parse_config": "service.config",
-    "read_token": "service.security",
+    "read_tokens": "service.security",
 }
 
 
