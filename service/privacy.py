@@ -58,17 +58,22 @@ _FOLD = str.maketrans(_CONFUSABLES)
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 _PLURALS = ("", "s", "es")
+_MIN_DIGITS = 8
 _KEY_CACHE = 4096
 _VALUE_CACHE = 16384
 
 
 def _visible(text: str) -> str:
     """NFKC, then without format characters (category Cf: zero-width, soft hyphen, bidi marks)."""
+    if text.isascii():  # the common case: NFKC is the identity and ASCII has no format characters
+        return text
     text = unicodedata.normalize("NFKC", text)
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 
 def _strip_accents(text: str) -> str:
+    if text.isascii():
+        return text
     decomposed = unicodedata.normalize("NFD", text)
     return unicodedata.normalize("NFC", "".join(ch for ch in decomposed if not unicodedata.combining(ch)))
 
@@ -106,13 +111,14 @@ class KeyMatcher:
         """The deny-listed word or pattern ``key`` matches, or ``None`` when it may be used."""
         tokens = key_tokens(key)
         for start in range(len(tokens)):
-            run = ""
+            run, found = "", None
             for token in tokens[start:]:
                 run += token
                 if len(run) > self._longest:
                     break
-                if run in self._compact:
-                    return self._compact[run]
+                found = self._compact.get(run, found)  # the longest entry wins: political_views, not political
+            if found is not None:
+                return found
         normalised = "_".join(tokens)
         for text, pattern in self._patterns:
             if pattern.search(normalised):
@@ -131,7 +137,7 @@ _PHONE_INTL = re.compile(r"(?<![\w+])(?:\+|00)[1-9](?:[ .\-]?\(?\d\)?){6,14}(?![
 _PHONE_NATIONAL = re.compile(
     r"(?<![\w])(?:\(\d{2,5}\)[ ]?\d{3,4}[ \-.]?\d{3,4}"
     r"|0?\d{2,4}([ \-.])\d{3,4}\1\d{4})(?![\w])")
-_CARD_RUN = re.compile(r"(?<![\d])\d(?:[ \-]?\d){12,18}(?![\d])")
+_CARD_RUN = re.compile(r"(?<![\d+])\d(?:[ \-]?\d){12,18}(?![\d])")
 # Issuer prefixes: Visa 4; Mastercard 51-55, 2221-2720; Amex 34, 37; Diners 300-305, 36, 38, 39; JCB 3528-3589;
 # Discover 6011, 644-649, 65; UnionPay 62; Maestro 50, 56-69.
 _ISSUER = re.compile(r"4|5[1-5]|2(?:2[2-9][1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)|3[47]|3(?:0[0-5]|[689])"
@@ -192,7 +198,8 @@ class ValueScanner:
     def _find(self, value: str) -> str | None:
         """What ``value`` looks like (``"an e-mail address"``), or ``None`` when it holds no personal data."""
         text = _ascii_digits(_visible(value))
-        if self._checks and (not text.isascii() or "@" in text or any(ch.isdigit() for ch in text)):
+        # Every built-in check needs an "@" or at least 8 digits (a national phone number has 9).
+        if self._checks and ("@" in text or sum(map(str.isdigit, text)) >= _MIN_DIGITS):
             for description, check in self._checks:
                 if check(text):
                     return description

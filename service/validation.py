@@ -75,9 +75,8 @@ def _check_key(key: str, field: str, name: str, limits: LimitsConfig, privacy: P
                            field=field)
     matched = privacy.key_matcher.match(key)
     if matched:
-        raise SensitiveFeature(
-            f"{field} key {key!r} is sensitive (matches the deny-list entry {matched}) and is never used for "
-            "decisions", field=name)
+        raise SensitiveFeature(f"{name} is a sensitive key (deny-list: {matched}); it is never used for decisions",
+                               field=name)
 
 
 def _check_personal(value: str, name: str, privacy: PrivacyConfig) -> None:
