@@ -103,9 +103,6 @@ def read_tokens(path: Path) -> TokenTable:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise InvalidInput(f"cannot read auth token file {path}: {reason}", field="auth-token-file") from exc
-    if mode & 0o007:
-        log.warning(
-            "auth token file %s is readable by others (mode %04o); chmod 600 it", path, mode)
     scopes_of: dict[str, tuple[str, ...]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
@@ -127,6 +124,8 @@ def read_tokens(path: Path) -> TokenTable:
         scopes_of[token] = scopes
     if not scopes_of:
         raise InvalidInput(f"auth token file {path} is empty", field="auth-token-file")
+    if mode & 0o007:
+        log.warning("auth token file %s is readable by others (mode %04o); chmod 600 it", path, mode)
     return TokenTable(scopes_of)
 
 
