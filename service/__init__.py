@@ -1,7 +1,8 @@
 """The gRPC edge, the decision engine and the wiring of a decision server.
 
 - wiring: ``bootstrap`` (the one composition root), ``server`` (start and graceful stop);
-- the gRPC edge: ``servicer``, ``validation``, ``status``, ``security``, ``metrics``;
+- the gRPC edge: ``servicer``, ``validation``, ``privacy`` (sensitive keys, personal data), ``status``,
+  ``security`` (TLS, scoped tokens), ``metrics``, ``datadir`` (private file modes);
 - one decision: ``engine``, ``campaigns``, ``keys``;
 - background roles: ``learner``, ``shadow``, ``live_models`` (the MLflow registry link);
 - configuration: ``config``, ``config_toml``.

@@ -8,7 +8,8 @@ deny-list, so spelling tricks do not slip through:
 3. accents stripped (``Religión`` -> ``Religion``);
 4. look-alike Cyrillic and Greek letters folded to Latin (``hеalth`` with a Cyrillic ``е``), a subset
    of the Unicode TR39 confusables for the scripts that look Latin;
-5. camelCase and letter/digit boundaries split, case folded, every other character a separator.
+5. camelCase and letter/digit boundaries split, case folded; anything but letters and digits (of any
+   script) separates tokens, so a deny-listed word in another script works too.
 
 A key then is a sequence of tokens (``healthStatus`` -> ``health status``). A deny-listed word (itself
 normalised the same way: ``sexual_orientation`` -> ``sexual orientation``) is refused when a run of
@@ -55,8 +56,7 @@ _CONFUSABLES = {
     "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "Ϲ": "C",
 }
 _FOLD = str.maketrans(_CONFUSABLES)
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
-_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+_SEPARATORS = re.compile(r"[\W_]+")  # anything but letters and digits (of any script)
 _PLURALS = ("", "s", "es")
 _MIN_DIGITS = 8
 _KEY_CACHE = 4096
@@ -78,12 +78,25 @@ def _strip_accents(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(ch for ch in decomposed if not unicodedata.combining(ch)))
 
 
+def _split_words(text: str) -> str:
+    """A space at each camelCase boundary (``healthStatus``, ``HTTPStatus``) and letter/digit boundary."""
+    out = []
+    for i, ch in enumerate(text):
+        if i:
+            prev = text[i - 1]
+            nxt = text[i + 1] if i + 1 < len(text) else ""
+            if ((prev.islower() and ch.isupper()) or (prev.isupper() and ch.isupper() and nxt.islower())
+                    or (prev.isalpha() and ch.isdigit()) or (prev.isdigit() and ch.isalpha())):
+                out.append(" ")
+        out.append(ch)
+    return "".join(out)
+
+
 def key_tokens(key: str) -> tuple[str, ...]:
     """The tokens of a key after normalisation (see the module docstring), e.g. ``('health', 'status')``."""
-    text = _strip_accents(_visible(key)).translate(_FOLD)
-    text = _CAMEL.sub(" ", text).casefold()
-    text = _strip_accents(text).translate(_FOLD)  # casefold can expose new look-alikes or marks
-    return tuple(token for token in _NOT_ALNUM.split(text) if token)
+    text = _split_words(_strip_accents(_visible(key)).translate(_FOLD)).casefold()
+    text = _strip_accents(_visible(text)).translate(_FOLD)  # casefolding can expose new look-alikes or marks
+    return tuple(token for token in _SEPARATORS.split(text) if token)
 
 
 def normalise_key(key: str) -> str:
