@@ -43,7 +43,7 @@ def serve_and_drive(policy: str, n_decisions: int, workdir: Path, registry_wait_
     """(n, 2) array: the true response probability of the served arm and of the oracle arm."""
     world = CustomerWorld(WORLD)
     extra = "" if policy == "vw" else f'policy = "{policy}"'
-    config = '[privacy]\nuser_hash_key = "bench-learning"\n' + world_catalog_toml(world, extra=extra)
+    config = '[privacy]\nuser_hash_key = "bench-learning-hash-key"\n' + world_catalog_toml(world, extra=extra)
     with ServeProcess(workdir / policy, config, registry_wait_s=registry_wait_s) as server:
         channel = grpc.insecure_channel(server.address)
         stub = pb_grpc.DecisionServiceStub(channel)

@@ -1,7 +1,8 @@
 """The gRPC edge, the decision engine and the wiring of a decision server.
 
 - wiring: ``bootstrap`` (the one composition root), ``server`` (start and graceful stop);
-- the gRPC edge: ``servicer``, ``validation``, ``status``, ``security``, ``metrics``;
+- the gRPC edge: ``servicer``, ``validation``, ``privacy`` (sensitive keys, personal data), ``status``,
+  ``security`` (TLS, scoped tokens), ``metrics``, ``datadir`` (private file modes);
 - one decision: ``engine``, ``campaigns``, ``keys``;
 - background roles: ``learner``, ``shadow``, ``live_models`` (the MLflow registry link);
 - configuration: ``config``, ``config_toml``.
@@ -19,12 +20,13 @@ __all__ = [
     "ServerComponents",
     "ServiceConfig",
     "TlsFiles",
+    "TokenTable",
     "build_server",
     "campaign_policy_toml",
     "catalog_toml",
     "load_config",
     "parse_config",
-    "read_token",
+    "read_tokens",
 ]
 
 _HOME_OF = {
@@ -36,12 +38,13 @@ _HOME_OF = {
     "ServerComponents": "service.bootstrap",
     "ServiceConfig": "service.config",
     "TlsFiles": "service.security",
+    "TokenTable": "service.security",
     "build_server": "service.bootstrap",
     "campaign_policy_toml": "service.config_toml",
     "catalog_toml": "service.config_toml",
     "load_config": "service.config",
     "parse_config": "service.config",
-    "read_token": "service.security",
+    "read_tokens": "service.security",
 }
 
 

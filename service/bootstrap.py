@@ -21,11 +21,12 @@ from offers.v1 import decision_pb2_grpc as pb_grpc
 from offerbandit.errors import InvalidInput
 from policy_registry.registry import RegistryConfig
 from service.config import ServiceConfig
+from service.datadir import prepare_data_dir
 from service.engine import DecisionEngine
 from service.learner import LearnedCounter, LearnQueue, OnlineLearner
 from service.live_models import RegistryLink
 from service.metrics import Metrics
-from service.security import BearerTokenInterceptor, TlsFiles
+from service.security import BearerTokenInterceptor, TlsFiles, TokenTable
 from service.servicer import DecisionServicer
 from service.shadow import ShadowQueue, ShadowScorer
 
@@ -35,12 +36,14 @@ SHADOW_QUEUE_ITEMS = 10000
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where and how the server listens."""
+    """Where and how the server listens. ``auth_token``: a token table (or one token with every scope);
+    ``public_reflection`` opens server reflection to callers without a token."""
 
     host: str = "127.0.0.1"
     port: int = 0
     tls: TlsFiles | None = None
-    auth_token: str | None = None
+    auth_token: TokenTable | str | None = None
+    public_reflection: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class ServerComponents:
 def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
                  with_registry: bool | None = None) -> ServerComponents:
     """Build and wire a server's components; ``with_registry`` defaults to ``[mlflow] enabled``."""
-    data_dir = Path(data_dir)
+    data_dir = prepare_data_dir(Path(data_dir))
     metrics = Metrics()
     learnable = LearnQueue()
     shadow_items = ShadowQueue(SHADOW_QUEUE_ITEMS)
@@ -91,7 +94,8 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
 
 
 def _grpc_server(config: ServiceConfig, endpoint: Endpoint) -> grpc.Server:
-    interceptors = [BearerTokenInterceptor(endpoint.auth_token)] if endpoint.auth_token else []
+    interceptors = ([BearerTokenInterceptor(endpoint.auth_token, public_reflection=endpoint.public_reflection)]
+                    if endpoint.auth_token else [])
     limit = config.server.max_message_bytes
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.server.max_workers, thread_name_prefix="rpc"),

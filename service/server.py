@@ -11,9 +11,9 @@ from grpc_health.v1 import health_pb2
 
 from service.bootstrap import SERVICE_NAME, Endpoint, build_server
 from service.config import ServiceConfig
-from service.security import TlsFiles, read_token
+from service.security import TlsFiles, TokenTable, read_tokens
 
-__all__ = ["DecisionServer", "TlsFiles", "read_token"]
+__all__ = ["DecisionServer", "TlsFiles", "TokenTable", "read_tokens"]
 
 log = logging.getLogger("offerbandit.server")
 
@@ -22,12 +22,13 @@ class DecisionServer:
     """A running service: ``start()`` binds and serves, ``stop()`` shuts down gracefully."""
 
     def __init__(self, config: ServiceConfig, data_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
-                 tls: TlsFiles | None = None, auth_token: str | None = None, metrics_port: int | None = None,
+                 tls: TlsFiles | None = None, auth_token: TokenTable | str | None = None,
+                 metrics_port: int | None = None, metrics_host: str = "127.0.0.1", public_reflection: bool = False,
                  start_registry: bool | None = None) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.host = host
-        parts = build_server(config, self.data_dir, Endpoint(host, port, tls, auth_token),
+        parts = build_server(config, self.data_dir, Endpoint(host, port, tls, auth_token, public_reflection),
                              with_registry=start_registry)
         self.metrics = parts.metrics
         self.engine = parts.engine
@@ -38,6 +39,7 @@ class DecisionServer:
         self.server = parts.grpc_server
         self.port = parts.port
         self._metrics_port = metrics_port
+        self._metrics_host = metrics_host  # loopback by default, whatever host serves gRPC
         self.metrics_http = None
         self._stopped = threading.Event()
 
@@ -50,7 +52,7 @@ class DecisionServer:
             self.registry.start()
             self._wait_for_registry()
         if self._metrics_port is not None:
-            self.metrics_http = self.metrics.serve_http(self.host, self._metrics_port)
+            self.metrics_http = self.metrics.serve_http(self._metrics_host, self._metrics_port)
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)

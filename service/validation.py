@@ -1,7 +1,9 @@
 """Turn wire messages into validated domain inputs. Every refusal names the field it is about.
 
 Nothing here touches state: a request that passes is safe to decide on, one that fails raises
-``InvalidInput`` (``SensitiveFeature`` for deny-listed context keys) before anything is logged.
+``InvalidInput`` (``SensitiveFeature`` for deny-listed keys) before anything is logged. Keys of
+``context``, ``numeric`` and offer features are matched against the deny-list after normalisation, and
+context and offer-feature values are checked for personal contact data (service/privacy.py).
 """
 from __future__ import annotations
 
@@ -64,6 +66,26 @@ def _check_unique(values: Sequence[str], field: str, limit: int, limits: LimitsC
     return tuple(values)
 
 
+def _check_key(key: str, field: str, name: str, limits: LimitsConfig, privacy: PrivacyConfig) -> None:
+    """A feature key: text, no personal data, not sensitive. ``name`` is how the field names this key."""
+    _check_text(key, f"{field} key", limits, required=True)
+    found = privacy.value_scanner.find(key)
+    if found:
+        raise InvalidInput(f"{field} has a key that looks like {found}; personal contact data is never stored",
+                           field=field)
+    matched = privacy.key_matcher.match(key)
+    if matched:
+        raise SensitiveFeature(f"{name} is a sensitive key (deny-list: {matched}); it is never used for decisions",
+                               field=name)
+
+
+def _check_personal(value: str, name: str, privacy: PrivacyConfig) -> None:
+    found = privacy.value_scanner.find(value)
+    if found:
+        # Never echo the value: it is the personal data we refuse to store or log.
+        raise InvalidInput(f"{name} looks like {found}; personal contact data is never stored", field=name)
+
+
 def _check_features(field: str, items: Iterable[tuple[str, object]], check_value: Callable[[str, object], None],
                     limits: LimitsConfig, privacy: PrivacyConfig) -> tuple:
     """Keys of ``context`` or ``numeric``: count, text, deny-list; values by ``check_value``."""
@@ -72,31 +94,36 @@ def _check_features(field: str, items: Iterable[tuple[str, object]], check_value
         raise InvalidInput(f"{field} has {len(pairs)} keys, more than the limit of {limits.max_context_keys}",
                            field=field)
     for key, value in pairs:
-        _check_text(key, f"{field} key", limits, required=True)
-        check_value(f"{field}[{key!r}]", value)
-        if key.strip().lower() in privacy.sensitive_context_keys:
-            raise SensitiveFeature(
-                f"{field} key {key!r} is on the sensitive-feature deny-list and is never used for decisions",
-                field=f"{field}[{key!r}]")
+        name = f"{field}[{key!r}]"
+        _check_key(key, field, name, limits, privacy)
+        check_value(name, value)
     return tuple(pairs)
 
 
 def _check_context(items: Iterable[tuple[str, str]], limits: LimitsConfig,
                    privacy: PrivacyConfig) -> tuple[tuple[str, str], ...]:
-    return _check_features("context", items, lambda name, value: _check_text(value, name, limits), limits, privacy)
+    def check_value(name: str, value: str) -> None:
+        _check_text(value, name, limits)
+        _check_personal(value, name, privacy)
 
-
-def _check_finite(name: str, value: float) -> None:
-    if not math.isfinite(value):
-        raise InvalidInput(f"{name} must be a finite number, got {value}", field=name)
+    return _check_features("context", items, check_value, limits, privacy)
 
 
 def _check_numeric(items: Iterable[tuple[str, float]], limits: LimitsConfig,
                    privacy: PrivacyConfig) -> tuple[tuple[str, float], ...]:
-    return _check_features("numeric", items, _check_finite, limits, privacy)
+    bound = limits.max_abs_numeric
+
+    def check_value(name: str, value: float) -> None:
+        if not math.isfinite(value):
+            raise InvalidInput(f"{name} must be a finite number, got {value}", field=name)
+        if abs(value) > bound:
+            raise InvalidInput(f"{name} must lie in [-{bound:g}, {bound:g}] (limits.max_abs_numeric), got {value:g}",
+                               field=name)
+
+    return _check_features("numeric", items, check_value, limits, privacy)
 
 
-def _check_offers(offers: Sequence[pb.Offer], limits: LimitsConfig) -> tuple[Offer, ...]:
+def _check_offers(offers: Sequence[pb.Offer], limits: LimitsConfig, privacy: PrivacyConfig) -> tuple[Offer, ...]:
     if len(offers) > limits.max_offers:
         raise InvalidInput(f"offers has {len(offers)} entries, more than the limit of {limits.max_offers}",
                            field="offers")
@@ -111,8 +138,10 @@ def _check_offers(offers: Sequence[pb.Offer], limits: LimitsConfig) -> tuple[Off
             raise InvalidInput(f"offers[{i}].features has more than {limits.max_offer_features} entries",
                                field=f"offers[{i}].features")
         for key, value in offer.features.items():
-            _check_text(key, f"offers[{i}].features key", limits, required=True)
-            _check_text(value, f"offers[{i}].features[{key!r}]", limits)
+            name = f"offers[{i}].features[{key!r}]"
+            _check_key(key, f"offers[{i}].features", name, limits, privacy)
+            _check_text(value, name, limits)
+            _check_personal(value, name, privacy)
         result.append(Offer(offer.id, dict(offer.features)))
     return tuple(result)
 
@@ -134,7 +163,7 @@ def decide_input(request: pb.DecideRequest, limits: LimitsConfig, privacy: Priva
         campaign=_check_text(request.campaign, "campaign", limits) or "default",
         context=_check_context(request.context.items(), limits, privacy),
         numeric=_check_numeric(request.numeric.items(), limits, privacy),
-        offers=_check_offers(request.offers, limits),
+        offers=_check_offers(request.offers, limits, privacy),
         formats=_check_unique(list(request.formats), "formats", limits.max_formats, limits),
         time_slots=_check_unique(list(request.time_slots), "time_slots", limits.max_time_slots, limits),
         deferred=request.deferred,

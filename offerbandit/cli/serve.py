@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -20,28 +21,42 @@ def serve(
     config: ConfigFile = None,
     tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="PEM certificate: serve over TLS only.")] = None,
     tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="PEM private key for --tls-cert.")] = None,
+    tls_client_ca: Annotated[Optional[Path], typer.Option(
+        "--tls-client-ca", help="PEM CA bundle: require client certificates it signed (mutual TLS).")] = None,
     auth_token_file: Annotated[Optional[Path], typer.Option(
-        "--auth-token-file", help="Require 'authorization: Bearer <token>' with the token in this file.")] = None,
+        "--auth-token-file",
+        help="Require 'authorization: Bearer <token>'; one token a line, each optionally followed by its "
+             "scopes (decide, reward, admin; comma-separated).")] = None,
+    public_reflection: Annotated[bool, typer.Option(
+        "--public-reflection", help="Serve gRPC reflection without a token (health is always open).")] = False,
     metrics_port: Annotated[Optional[int], typer.Option(
-        "--metrics-port", help="Serve Prometheus metrics at http://HOST:PORT/metrics.")] = None,
+        "--metrics-port", help="Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics.")] = None,
+    metrics_host: Annotated[str, typer.Option(
+        "--metrics-host", help="Interface of the metrics endpoint (unauthenticated; loopback by default).")]
+    = "127.0.0.1",
     log_level: Annotated[str, typer.Option(help="Python log level.")] = "WARNING",
 ) -> None:
     """Run the gRPC decision server until SIGTERM/SIGINT (graceful: drain, flush, exit 0)."""
     from service.config import load_config
-    from service.server import DecisionServer, TlsFiles, read_token
+    from service.datadir import PRIVATE_UMASK
+    from service.server import DecisionServer, TlsFiles, read_tokens
 
+    os.umask(PRIVATE_UMASK)  # before anything is created: the log, secret.key, MLflow's store
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if (tls_cert is None) != (tls_key is None):
         fail("--tls-cert and --tls-key go together")
+    if tls_client_ca is not None and tls_cert is None:
+        fail("--tls-client-ca needs --tls-cert and --tls-key")
     if not 0 <= port <= 65535:
         fail(f"--port must be in 0..65535, got {port}")
     try:
         cfg = load_config(config)
-        token = read_token(auth_token_file) if auth_token_file else None
-        tls = TlsFiles(tls_cert, tls_key) if tls_cert and tls_key else None
-        server = DecisionServer(cfg, data_dir, host=host, port=port, tls=tls, auth_token=token,
-                                metrics_port=metrics_port)
+        tokens = read_tokens(auth_token_file) if auth_token_file else None
+        tls = TlsFiles(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
+        server = DecisionServer(cfg, data_dir, host=host, port=port, tls=tls, auth_token=tokens,
+                                metrics_port=metrics_port, metrics_host=metrics_host,
+                                public_reflection=public_reflection)
         server.start()
     except OfferBanditError as exc:
         fail(str(exc))
@@ -57,7 +72,8 @@ def serve(
     shown_host = f"[{host}]" if ":" in host else host
     print(f"listening on {shown_host}:{server.port}", flush=True)
     if metrics_port is not None and server.metrics_http is not None:
-        print(f"metrics on http://{shown_host}:{server.metrics_http.port}/metrics", flush=True)
+        shown_metrics = f"[{metrics_host}]" if ":" in metrics_host else metrics_host
+        print(f"metrics on http://{shown_metrics}:{server.metrics_http.port}/metrics", flush=True)
     while not done.wait(0.5):
         pass
     server.stop()

@@ -109,7 +109,7 @@ def demo_config(world: CustomerWorld, options: DemoOptions) -> ServiceConfig:
     extra = "reward_window_seconds = 3600\n"
     every = max(100, min(options.checkpoint_every, options.decisions // 3))
     text = (f"[learning]\nregistry_poll_seconds = 1.0\ncheckpoint_every_events = {every}\n"
-            f"checkpoint_every_seconds = 3600\n[privacy]\nuser_hash_key = \"demo-seed-{options.seed}\"\n"
+            f"checkpoint_every_seconds = 3600\n[privacy]\nuser_hash_key = \"offerbandit-demo-seed-{options.seed}\"\n"
             + world_catalog_toml(world, extra=extra))
     return parse_config(text)
 

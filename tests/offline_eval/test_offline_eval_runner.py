@@ -23,7 +23,7 @@ from tests.conftest import make_request
 
 UNIFORM_LOGGER = """
 [privacy]
-user_hash_key = "runner-test"
+user_hash_key = "runner-test-hash-key"
 [mlflow]
 enabled = false
 [campaigns.default]

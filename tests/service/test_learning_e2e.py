@@ -22,7 +22,7 @@ def response_probability(segment: str, arm: tuple[str, str, str]) -> float:
 
 
 def test_online_learning_beats_uniform_and_mass_marketing(start_server):
-    served = start_server("[privacy]\nuser_hash_key = \"fixed-test-key\"\n")
+    served = start_server("[privacy]\nuser_hash_key = \"fixed-test-key-learning\"\n")
     rng = np.random.default_rng(7)
     segments = sorted(BEST)
     arms = [(o, f, t) for o, _ in OFFERS for f in FORMATS for t in SLOTS]

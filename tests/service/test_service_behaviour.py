@@ -68,7 +68,7 @@ def test_sum_aggregation_is_learned_once_at_window_close(start_server):
 
 def test_draw_frequencies_match_the_returned_pmf(start_server):
     """Learning frozen (no rewards) and new customers (no history): every request has one pmf."""
-    served = start_server("[privacy]\nuser_hash_key = \"chi-square\"\n")
+    served = start_server("[privacy]\nuser_hash_key = \"chi-square-test-key\"\n")
     first = served.stub.Decide(make_request(user="first"), timeout=10)
     pmf = {(a.offer_id, a.format, a.time_slot): a.probability for a in first.ranking}
     counts = dict.fromkeys(pmf, 0)
@@ -95,7 +95,7 @@ def test_draw_frequencies_match_the_returned_pmf(start_server):
 
 NOVELTY_HALF = """
 [privacy]
-user_hash_key = "novelty-e2e"
+user_hash_key = "novelty-e2e-test-key"
 [campaigns.default.novelty]
 beta = 0.5
 """
