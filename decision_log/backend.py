@@ -97,6 +97,10 @@ class LogBackend(Protocol):
 
     def max_learn_seq(self, campaign: str | None = None) -> int: ...
 
+    def learn_seq_through(self, campaign: str, learned_at: float) -> int:
+        """The highest learn_seq of the campaign's events claimed at or before ``learned_at`` (0: none)."""
+        ...
+
     def alias_move(self, campaign: str, alias: str, kind: str, who: str, why: str,
                    move: Callable[[], tuple[str | None, str] | None]) -> AliasMove | None:
         """Run ``move`` under the log's write lock and record what it moved (None: it did not)."""

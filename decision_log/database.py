@@ -217,6 +217,11 @@ class DecisionLog:
         """The highest learn_seq given (to ``campaign``'s events, or any); 0 when none."""
         return self.backend.max_learn_seq(campaign)
 
+    def learn_seq_through(self, campaign: str, learned_at: float) -> int:
+        """Where a checkpoint from before learn_seq (it recorded only the end of its log window) stands in
+        the order of learning: the highest learn_seq of ``campaign``'s events claimed by then (0: none)."""
+        return self.backend.learn_seq_through(campaign, learned_at)
+
     # --- registry alias moves under the log's write lock -------------------------------------------
     def alias_move(self, campaign: str, alias: str, kind: str, *, who: str, why: str,
                    move: Callable[[], tuple[str | None, str] | None]) -> AliasMove | None:

@@ -96,6 +96,9 @@ class SqliteBackend(LogReader):
     def max_learn_seq(self, campaign: str | None = None) -> int:
         return learn_ops.max_learn_seq(self._conn(), campaign)
 
+    def learn_seq_through(self, campaign: str, learned_at: float) -> int:
+        return learn_ops.learn_seq_through(self._conn(), campaign, learned_at)
+
     def alias_move(self, campaign: str, alias: str, kind: str, who: str, why: str,
                    move: alias_ops.Mover) -> AliasMove | None:
         op = alias_ops.alias_move(campaign, alias, kind, who, why, move)

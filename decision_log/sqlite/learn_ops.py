@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from decision_log.counting import LEARNED_SQL
 from decision_log.sqlite.write_ops import WriteOp
 
-__all__ = ["assign_learn_seq", "backfill_learn_seq", "learned_after_seq", "max_learn_seq", "unlearned_final"]
+__all__ = ["assign_learn_seq", "backfill_learn_seq", "learn_seq_through", "learned_after_seq", "max_learn_seq",
+           "unlearned_final"]
 
 _ASSIGN = ("UPDATE decisions SET learn_seq = ? WHERE seq = ? AND learned_at IS NOT NULL AND learn_seq IS NULL "
            "AND quarantined_at IS NULL")
@@ -83,6 +84,14 @@ def max_learn_seq(conn: sqlite3.Connection, campaign: str | None = None) -> int:
     else:
         row = conn.execute("SELECT coalesce(max(learn_seq), 0) FROM decisions WHERE campaign = ?",
                            (campaign,)).fetchone()
+    return int(row[0])
+
+
+def learn_seq_through(conn: sqlite3.Connection, campaign: str, learned_at: float) -> int:
+    """The highest learn_seq of ``campaign``'s events claimed at or before ``learned_at`` (0: none): where
+    a checkpoint from before learn_seq (it recorded only ``log_window_end``) stands in the order of learning."""
+    row = conn.execute("SELECT coalesce(max(learn_seq), 0) FROM decisions WHERE campaign = ? AND learned_at <= ?",
+                       (campaign, float(learned_at))).fetchone()
     return int(row[0])
 
 
