@@ -215,15 +215,18 @@ def rollback(store: RegistryStore, ledger: AliasLedger, campaign: str, *, who: s
     """Return ``champion`` to the newest version of the lineage the last operator move replaced; the
     rollback is an operator move itself, so a second rollback undoes the first."""
     check_audit(who, why)
-    champion = resolve(store, campaign, CHAMPION)
-    target = rollback_target(store, ledger, campaign)
-    if target is None:
-        raise NotFound(f"campaign {campaign!r} has no previous champion to roll back to")
-    if target == champion:
-        raise NotFound(f"campaign {campaign!r}: v{target}, the version to roll back to, is already the champion")
-    if not compare_and_set(store, ledger, campaign, expected=champion, target=target, kind="rollback", who=who,
+    for _ in range(_PROMOTE_ATTEMPTS):  # a checkpoint may move the champion meanwhile: look again
+        champion = resolve(store, campaign, CHAMPION)
+        target = rollback_target(store, ledger, campaign)
+        if target is None:
+            raise NotFound(f"campaign {campaign!r} has no previous champion to roll back to")
+        if target == champion:
+            raise NotFound(f"campaign {campaign!r}: v{target}, the version to roll back to, is already the champion")
+        if compare_and_set(store, ledger, campaign, expected=champion, target=target, kind="rollback", who=who,
                            why=why, previous=True):
-        raise AliasMoved(f"campaign {campaign!r}: the champion moved while rolling back; run rollback again")
+            break
+    else:
+        raise AliasMoved(f"campaign {campaign!r}: the champion kept moving while rolling back; run rollback again")
     _stamp(store, campaign, CHAMPION, target, who=who, why=why, action="rollback")
     if champion is not None:
         _stamp(store, campaign, PREVIOUS_CHAMPION, champion, who=who, why=f"rolled back: {why}", action="rollback")
