@@ -59,11 +59,10 @@ class DecisionServer:
     def _wait_for_registry(self) -> None:
         """Hold start-up until the champion was looked up and loaded, at most mlflow.start_timeout_seconds."""
         timeout = self.config.mlflow.start_timeout_seconds
-        if timeout > 0 and self.registry.wait_for_first_poll(timeout) and self.registry.watcher.status().healthy:
+        if timeout <= 0 or (self.registry.wait_for_first_poll(timeout) and self.registry.watcher.status().healthy):
             return
         serving = ", ".join(f"{campaign}: {version}" for campaign, version in self.registry.serving().items())
-        log.warning("registry not reached%s; serving %s until it is",
-                    f" within {timeout:.0f}s" if timeout > 0 else "", serving)
+        log.warning("registry not reached within %.0fs; serving %s until it is", timeout, serving)
 
     def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight ones finish, learn what is queued, flush the log."""
