@@ -27,7 +27,7 @@ from policy_registry.records import (
     PromotionResult,
     RegistryConfig,
 )
-from policy_registry.store import RegistryStore
+from policy_registry.store import RegistryStore, sqlite_path
 
 __all__ = ["PolicyRegistry"]
 
@@ -54,6 +54,12 @@ class PolicyRegistry:
 
     def model_name(self, campaign: str) -> str:
         return self.config.model_name(campaign)
+
+    def store_missing(self) -> bool:
+        """True when the store is a local SQLite file that does not exist yet: it holds no version, so
+        nobody needs to wait for it (opening it creates and migrates it, which takes seconds)."""
+        path = sqlite_path(self.config.tracking_uri)
+        return path is not None and not path.exists()
 
     def publish(self, artifact: PolicyArtifact, *, aliases: Sequence[str] = (CHAMPION,)) -> str:
         """Store a new version (run + files + registered version with lineage tags); move ``aliases``.

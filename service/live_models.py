@@ -68,6 +68,7 @@ class RegistryLink:
         self._registry_lock = threading.Lock()
         self._last_checkpoint: dict[str, float] = {name: time.time() for name in self.engine.campaigns}
         self._stop = threading.Event()
+        self.store_was_missing = False  # at start: a local store that did not exist holds no champion
         self._moves = threading.Lock()  # one change of a live model's version at a time: swap in or checkpoint
         self.watcher = RegistryWatcher(self.registry, list(self.engine.campaigns), self._on_change,
                                        poll_s=poll_seconds)
@@ -83,6 +84,7 @@ class RegistryLink:
     def start(self) -> None:
         """Serve the cached champions, then follow the registry and publish checkpoints (in the background)."""
         self._health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
+        self.store_was_missing = self.registry().store_missing()  # looked at before the watcher creates it
         for campaign in self.engine.campaigns:
             self._serve_cached(campaign)
         self.watcher.start()

@@ -59,7 +59,9 @@ class DecisionServer:
     def _wait_for_registry(self) -> None:
         """Hold start-up until the champion was looked up and loaded, at most mlflow.start_timeout_seconds."""
         timeout = self.config.mlflow.start_timeout_seconds
-        if timeout <= 0 or (self.registry.wait_for_first_poll(timeout) and self.registry.watcher.status().healthy):
+        if timeout <= 0 or self.registry.store_was_missing:
+            return  # nothing to wait for (a store that does not exist holds no champion)
+        if self.registry.wait_for_first_poll(timeout) and self.registry.watcher.status().healthy:
             return
         serving = ", ".join(f"{campaign}: {version}" for campaign, version in self.registry.serving().items())
         log.warning("registry not reached within %.0fs; serving %s until it is", timeout, serving)
