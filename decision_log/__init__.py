@@ -13,10 +13,12 @@ from decision_log.decoder import learning_event
 from decision_log.export import export_dsjson
 from decision_log.records import (
     ActivationOutcome,
+    AliasMove,
     DecisionRow,
     Exclusions,
     FeedbackChunk,
     FinalDecision,
+    LearnedEvent,
     LiveStats,
     LogFilter,
     LoggedDecision,
@@ -32,12 +34,14 @@ from decision_log.sqlite.schema import SCHEMA_VERSION
 
 __all__ = [
     "ActivationOutcome",
+    "AliasMove",
     "DecisionLog",
     "DecisionRow",
     "Exclusions",
     "FeedbackChunk",
     "FinalDecision",
     "LOG_FILE",
+    "LearnedEvent",
     "LiveStats",
     "LogBackend",
     "LogFilter",

@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from typing import Protocol
 
 from decision_log.counting import Row
-from decision_log.records import (ActivationOutcome, DecisionRow, LiveStats, LogFilter, RewardOutcome,
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, LiveStats, LogFilter, RewardOutcome,
                                   ShadowScore)
 from policies.types import Offer
 
@@ -77,3 +77,33 @@ class LogBackend(Protocol):
     def count(self, table: str) -> int: ...
 
     def close(self) -> None: ...
+
+    # --- the order of learning (learn_seq) and alias moves -----------------------------------------
+    def assign_learn_seq(self, seqs: Sequence[int]) -> Future[dict[int, int]]:
+        """Give the final, unlearned events among ``seqs`` the next learn_seqs in that order."""
+        ...
+
+    def backfill_learn_seq(self) -> Future[int]:
+        """Number the final events of a log from before learn_seq, in claim order (only if none has one)."""
+        ...
+
+    def learned_after_seq(self, campaign: str, after: int, chunk: int = 1000) -> Iterator[Row]:
+        """Whole rows of ``campaign`` with learn_seq above ``after``, in learn_seq order, streamed."""
+        ...
+
+    def unlearned_final(self, chunk: int = 1000) -> Iterator[int]:
+        """Seqs of claimed events without a learn_seq (and not quarantined), in claim order."""
+        ...
+
+    def max_learn_seq(self, campaign: str | None = None) -> int: ...
+
+    def learn_seq_through(self, campaign: str, learned_at: float) -> int:
+        """The highest learn_seq of the campaign's events claimed at or before ``learned_at`` (0: none)."""
+        ...
+
+    def alias_move(self, campaign: str, alias: str, kind: str, who: str, why: str,
+                   move: Callable[[], tuple[str | None, str] | None]) -> AliasMove | None:
+        """Run ``move`` under the log's write lock and record what it moved (None: it did not)."""
+        ...
+
+    def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]: ...

@@ -16,8 +16,8 @@ from decision_log import counting
 from decision_log.backend import LogBackend
 from decision_log.decoder import (OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
                                   shown_decision)
-from decision_log.records import (ActivationOutcome, DecisionRow, Exclusions, FeedbackChunk, FinalDecision, LiveStats,
-                                  LogFilter, LogOptions, LoggedDecision, RewardDefaults, RewardOutcome,
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk, FinalDecision, LiveStats,
+                                  LearnedEvent, LogFilter, LogOptions, LoggedDecision, RewardDefaults, RewardOutcome,
                                   ServedOutcome, ShadowScore, ShownDecision)
 from decision_log.sqlite.backend import SqliteBackend, log_path
 from offerbandit.errors import InvalidInput
@@ -186,3 +186,51 @@ class DecisionLog:
 
     def count(self, table: str = "decisions") -> int:
         return self.backend.count(table)
+
+    # --- the order of learning (learn_seq) -------------------------------------------------------
+    def assign_learn_seq(self, seqs: Sequence[int]) -> Future[dict[int, int]]:
+        """The learner learns these events now: give the final, not yet learned ones the next learn_seqs,
+        in the order given; ``{seq: learn_seq}`` of those it gave one (never an event twice)."""
+        return self.backend.assign_learn_seq(seqs)
+
+    def backfill_learn_seq(self) -> Future[int]:
+        """A log from before learn_seq: number its learned events in claim order (no-op once any has one)."""
+        return self.backend.backfill_learn_seq()
+
+    def learned_events_after(self, defaults: RewardDefaults, campaign: str, after_learn_seq: int, *,
+                             chunk: int = 1000) -> Iterator[LearnedEvent]:
+        """The events of ``campaign`` learned after ``after_learn_seq``, in learn_seq order, streamed:
+        what a model that includes learn_seqs up to ``after_learn_seq`` has not learned yet."""
+        for row in self.backend.learned_after_seq(campaign, int(after_learn_seq), chunk):
+            if counting.learned(row):
+                decision = self.decoder.decision(row)
+                event = learning_event(decision, defaults.of(decision.campaign))
+                if event is not None:
+                    yield LearnedEvent(int(row["learn_seq"]), int(row["seq"]), event)
+
+    def unlearned_final(self, *, chunk: int = 1000) -> Iterator[int]:
+        """Seqs of events claimed for learning but never given a learn_seq (queued when a server
+        stopped), in claim order."""
+        return self.backend.unlearned_final(chunk)
+
+    def max_learn_seq(self, campaign: str | None = None) -> int:
+        """The highest learn_seq given (to ``campaign``'s events, or any); 0 when none."""
+        return self.backend.max_learn_seq(campaign)
+
+    def learn_seq_through(self, campaign: str, learned_at: float) -> int:
+        """Where a checkpoint from before learn_seq (it recorded only the end of its log window) stands in
+        the order of learning: the highest learn_seq of ``campaign``'s events claimed by then (0: none)."""
+        return self.backend.learn_seq_through(campaign, learned_at)
+
+    # --- registry alias moves under the log's write lock -------------------------------------------
+    def alias_move(self, campaign: str, alias: str, kind: str, *, who: str, why: str,
+                   move: Callable[[], tuple[str | None, str] | None]) -> AliasMove | None:
+        """Run ``move`` (read the alias, compare, set, re-read) under the log's write lock; when it returns
+        ``(from_version, to_version)`` the move is recorded in ``alias_moves`` (``kind``: checkpoint,
+        promote, rollback) and returned. Two movers on one log never interleave."""
+        return self.backend.alias_move(campaign, alias, kind, who, why, move)
+
+    def alias_moves(self, campaign: str, alias: str,
+                    kinds: Sequence[str] = ("checkpoint", "promote", "rollback")) -> list[AliasMove]:
+        """The recorded moves of ``alias`` of ``campaign`` of these kinds, newest first."""
+        return self.backend.alias_moves(campaign, alias, kinds)

@@ -12,7 +12,7 @@ import numpy as np
 
 from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
-from policies.types import ArmSet, DecisionContext, JointArm
+from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,3 +250,29 @@ class ActivationOutcome:
     format: str | None
     time_slot: str | None
     exploration: str
+
+
+@dataclass(frozen=True, slots=True)
+class AliasMove:
+    """One move of a registry alias, recorded under the log's write lock (``alias_moves``).
+
+    ``kind`` is ``checkpoint`` (the live model's lineage moved on), ``promote`` or ``rollback`` (an operator).
+    """
+
+    campaign: str
+    alias: str
+    from_version: str | None
+    to_version: str
+    kind: str
+    who: str
+    why: str
+    moved_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedEvent:
+    """An event as a policy learns it, with the ``learn_seq`` the learner gave it (the order of learning)."""
+
+    learn_seq: int
+    seq: int
+    event: LearningEvent

@@ -11,6 +11,7 @@ status codes (most specific first) and the CLI prints their message on one line.
     │   ├── LogClosed             the decision log has been shut down
     │   └── PolicyUnavailable     no usable policy is loaded
     │       └── RegistryUnavailable   the MLflow store cannot be reached, opened or written
+    │   └── AliasMoved            an alias moved since it was read (a lost compare-and-set; retry)
     └── ModelError                a model artefact cannot be used      -> UNAVAILABLE
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "AliasMoved",
     "InvalidInput",
     "LogClosed",
     "LogNotFound",
@@ -82,6 +84,10 @@ class PolicyUnavailable(Unavailable):
 
 class RegistryUnavailable(PolicyUnavailable):
     """The MLflow store cannot be reached, opened or written."""
+
+
+class AliasMoved(Unavailable):
+    """A registry alias moved between reading it and setting it: the compare-and-set lost; retry."""
 
 
 class ModelError(OfferBanditError):

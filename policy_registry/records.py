@@ -40,13 +40,20 @@ PREVIOUS_CHAMPION = "previous_champion"
 
 @dataclass(frozen=True, slots=True)
 class Lineage:
-    """Where a policy version came from: its parent, the log window it learned from, the code."""
+    """Where a policy version came from: its parent, the log window it learned from, the code.
+
+    ``learn_seq`` is the highest ``learn_seq`` of the decision log the version includes (a checkpoint
+    of the live model); a model loaded from it catches up on exactly the events learned after it.
+    None for versions trained elsewhere (and for checkpoints written before learn_seq existed, which
+    ``log_window_end`` locates in the log instead).
+    """
 
     parent_version: str | None
     log_window_start: float | None
     log_window_end: float | None
     event_count: int
     code_version: str
+    learn_seq: int | None = None
 
     def __post_init__(self) -> None:
         if self.parent_version is not None and (
@@ -67,9 +74,13 @@ class Lineage:
         check_scalar(self.event_count, "event_count", int, low=0)
         if not isinstance(self.code_version, str) or not self.code_version.strip():
             raise InvalidInput("code_version must be a non-empty string", field="code_version")
+        if self.learn_seq is not None:
+            check_scalar(self.learn_seq, "learn_seq", int, low=0)
 
     def as_tags(self) -> dict[str, str]:
         tags = {"event_count": str(self.event_count), "code_version": self.code_version}
+        if self.learn_seq is not None:
+            tags["learn_seq"] = str(self.learn_seq)
         if self.parent_version is not None:
             tags["parent_version"] = self.parent_version
         if self.log_window_start is not None:
@@ -84,12 +95,14 @@ class Lineage:
         try:
             start = tags.get("log_window_start")
             end = tags.get("log_window_end")
+            learn_seq = tags.get("learn_seq")
             return cls(
                 parent_version=tags.get("parent_version"),
                 log_window_start=float(start) if start is not None else None,
                 log_window_end=float(end) if end is not None else None,
                 event_count=int(tags["event_count"]),
                 code_version=tags["code_version"],
+                learn_seq=int(learn_seq) if learn_seq is not None else None,
             )
         except (KeyError, ValueError) as exc:
             raise ModelError(f"lineage tags are missing or malformed: {exc}") from exc

@@ -17,6 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from offerbandit.errors import InvalidInput
 from policy_registry import aliases as alias_moves
 from policy_registry import evaluations, versions
+from policy_registry.ledger import AliasLedger, InProcessLedger
 from policy_registry.records import (
     CHAMPION,
     Gate,
@@ -26,7 +27,7 @@ from policy_registry.records import (
     PromotionResult,
     RegistryConfig,
 )
-from policy_registry.store import RegistryStore
+from policy_registry.store import RegistryStore, sqlite_path
 
 __all__ = ["PolicyRegistry"]
 
@@ -38,17 +39,27 @@ class PolicyRegistry:
     or write the store raise ``RegistryUnavailable``; unknown versions ``NotFound``; unusable
     artefacts ``ModelError``; bad arguments ``InvalidInput``.
     ``accepted_policy_names`` (None: any) lists the policy names this code can load.
+    ``alias_ledger`` serialises and records the moves of ``champion`` (the decision log, whose write
+    lock every mover on that log shares); without one, moves are serialised within this process only.
     """
 
-    def __init__(self, config: RegistryConfig, *, accepted_policy_names: Collection[str] | None = None) -> None:
+    def __init__(self, config: RegistryConfig, *, accepted_policy_names: Collection[str] | None = None,
+                 alias_ledger: AliasLedger | None = None) -> None:
         if not isinstance(config, RegistryConfig):
             raise InvalidInput("config must be a RegistryConfig", field="config")
         self.config = config
         self._accepted = frozenset(accepted_policy_names) if accepted_policy_names is not None else None
         self._store = RegistryStore(config)
+        self._ledger: AliasLedger = alias_ledger if alias_ledger is not None else InProcessLedger()
 
     def model_name(self, campaign: str) -> str:
         return self.config.model_name(campaign)
+
+    def store_missing(self) -> bool:
+        """True when the store is a local SQLite file that does not exist yet: it holds no version, so
+        nobody needs to wait for it (opening it creates and migrates it, which takes seconds)."""
+        path = sqlite_path(self.config.tracking_uri)
+        return path is not None and not path.exists()
 
     def publish(self, artifact: PolicyArtifact, *, aliases: Sequence[str] = (CHAMPION,)) -> str:
         """Store a new version (run + files + registered version with lineage tags); move ``aliases``.
@@ -57,6 +68,24 @@ class PolicyRegistry:
         same lineage) and leaves ``previous_champion`` alone; returns the new version number.
         """
         return versions.publish(self._store, artifact, aliases)
+
+    def move_champion(self, campaign: str, version: str, *, expected: str | None, kind: str = "checkpoint",
+                      who: str = "checkpoint", why: str = "published checkpoint") -> bool:
+        """Compare-and-set: point ``champion`` at ``version`` only while it points at ``expected`` (None:
+        while there is none); True when it moved. Checkpoints use it (parent -> checkpoint)."""
+        moved = alias_moves.compare_and_set(self._store, self._ledger, campaign, expected=expected, target=version,
+                                            kind=kind, who=who, why=why)
+        if moved:
+            alias_moves.move_stamp(self._store, campaign, version, who=who, why=why, action=kind)
+        return moved
+
+    def lineage_head(self, campaign: str, version: str) -> str:
+        """The newest version descending from ``version`` (itself when it has no descendants)."""
+        return alias_moves.lineage_head(self._store, campaign, version)
+
+    def rollback_target(self, campaign: str) -> str | None:
+        """Where ``rollback`` would return ``champion`` to (None: nowhere)."""
+        return alias_moves.rollback_target(self._store, self._ledger, campaign)
 
     def resolve(self, campaign: str, alias: str) -> str | None:
         """The version an alias points to, or None (no such alias or no model for the campaign yet)."""
@@ -88,11 +117,13 @@ class PolicyRegistry:
         Without a gate the candidate passes only when there is no champion yet. The replaced champion
         is kept under ``previous_champion``. A refusal changes no alias but is still recorded.
         """
-        return alias_moves.promote(self._store, campaign, version, gate=gate, force=force, who=who, why=why)
+        return alias_moves.promote(self._store, self._ledger, campaign, version, gate=gate, force=force, who=who,
+                                   why=why)
 
     def rollback(self, campaign: str, *, who: str, why: str) -> PromotionResult:
-        """Return ``champion`` to ``previous_champion``; a second rollback undoes the first."""
-        return alias_moves.rollback(self._store, campaign, who=who, why=why)
+        """Return ``champion`` to the newest version of the lineage the last promote or rollback replaced
+        (across the checkpoints published since); a second rollback undoes the first."""
+        return alias_moves.rollback(self._store, self._ledger, campaign, who=who, why=why)
 
     def log_evaluation(
         self,

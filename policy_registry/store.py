@@ -21,7 +21,7 @@ from policy_registry.records import RegistryConfig
 if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at run time
     from mlflow import MlflowClient
 
-__all__ = ["RegistryStore", "error_code", "retry_when_locked"]
+__all__ = ["RegistryStore", "error_code", "retry_when_locked", "sqlite_path"]
 
 _LOCKED_MESSAGE = "database is locked"
 
@@ -61,7 +61,8 @@ def error_code(exc: BaseException) -> str | None:
     return getattr(exc, "error_code", None)
 
 
-def _sqlite_path(tracking_uri: str) -> Path | None:
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` tracking URI (None for other stores and in-memory ones)."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
     path = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
@@ -72,7 +73,7 @@ def _sqlite_path(tracking_uri: str) -> Path | None:
 
 def _preflight(tracking_uri: str) -> None:
     """Fail fast on a SQLite store we cannot open: MLflow itself retries for ~100 s before giving up."""
-    path = _sqlite_path(tracking_uri)
+    path = sqlite_path(tracking_uri)
     if path is None:
         return
     try:

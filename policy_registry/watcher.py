@@ -136,6 +136,7 @@ class RegistryWatcher:
         self._state_lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._first_poll = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -151,6 +152,7 @@ class RegistryWatcher:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Ask the thread to stop and wait for it (a poll stuck in MLflow is left to die as a daemon)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
 
@@ -158,12 +160,23 @@ class RegistryWatcher:
         """True once a first poll finished (successfully or not) within ``timeout_s``."""
         return self._first_poll.wait(timeout_s)
 
+    def request_poll(self) -> None:
+        """Poll now instead of after the current delay (or backoff)."""
+        self._wake.set()
+
+    def forget(self, campaign: str, alias: str = CHAMPION) -> None:
+        """Treat (campaign, alias) as not loaded: the next poll hands its version to ``on_change`` again,
+        even if it is the one loaded last (the server's live model may have moved away from it)."""
+        with self._state_lock:
+            self._current.pop((campaign, alias), None)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self.poll_once()
             with self._state_lock:
                 delay = self._next_delay_s
-            self._stop.wait(delay)
+            self._wake.wait(delay)
+            self._wake.clear()
 
     # ----------------------------------------------------------------- one poll
 

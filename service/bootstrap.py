@@ -88,7 +88,7 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
             registry_config=RegistryConfig.for_data_dir(data_dir, experiment_name=config.mlflow.experiment_name,
                                                         model_name_template=config.mlflow.model_name_template),
             poll_seconds=config.learning.registry_poll_seconds,
-            checkpoint_every_seconds=config.learning.checkpoint_every_seconds)
+            checkpoint_every_seconds=config.learning.checkpoint_every_seconds, data_dir=data_dir)
     return ServerComponents(config=config, metrics=metrics, engine=engine, learner=learner, shadow=shadow,
                             registry=registry, health=health_servicer, grpc_server=grpc_server, port=port)
 

@@ -169,7 +169,7 @@ class MlflowConfig:
     enabled: bool = True
     experiment_name: str = "offerbandit"
     model_name_template: str = "offerbandit-{campaign}"
-    start_timeout_seconds: float = 0.0
+    start_timeout_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         _require("{campaign}" in self.model_name_template, "mlflow.model_name_template must contain {campaign}",

@@ -6,6 +6,12 @@ right after the reward's commit, through a :class:`LearnQueue`) and events whose
 (polled from the log, claimed through the writer so a race with a late reward cannot learn an event
 twice). What it learned is counted per campaign in a :class:`LearnedCounter` that the registry's
 checkpointer reads.
+
+The learner alone gives each event its ``learn_seq`` (the order of learning), in a write committed
+right before ``policy.learn``, both under :attr:`LearnedCounter.learning`: the lock a checkpoint holds
+while it takes the model bytes and the highest learn_seq they include, and a swap holds while it
+catches a new model up. So what a checkpoint says it contains is exactly what it learned. An event
+claimed but not learned when the server stopped has no learn_seq; the next start learns it.
 """
 from __future__ import annotations
 
@@ -98,14 +104,26 @@ class LearnedCounter:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._window_start: dict[str, float] = {}
+        self._learn_seq: dict[str, int] = {}
         self._due = threading.Event()
+        #: Held while events are learned into a live model, while one is swapped in (after its catch-up)
+        #: and while a checkpoint takes a live model's bytes with the learn_seq they include.
+        self.learning = threading.RLock()
 
-    def add(self, campaign: str, n: int) -> None:
+    def add(self, campaign: str, n: int, learn_seq: int | None = None) -> None:
+        """``n`` more events learned into the campaign's live model, the last with ``learn_seq``."""
         with self._lock:
             self._counts[campaign] = self._counts.get(campaign, 0) + n
             self._window_start.setdefault(campaign, time.time())
+            if learn_seq is not None:
+                self._learn_seq[campaign] = max(self._learn_seq.get(campaign, 0), int(learn_seq))
             if self._counts[campaign] >= self.every_events:
                 self._due.set()
+
+    def learn_seq(self, campaign: str) -> int:
+        """The highest learn_seq the campaign's live model includes (0: none)."""
+        with self._lock:
+            return self._learn_seq.get(campaign, 0)
 
     def since_checkpoint(self, campaign: str) -> int:
         with self._lock:
@@ -121,11 +139,13 @@ class LearnedCounter:
             self._counts[campaign] = max(0, self._counts.get(campaign, 0) - n)
             self._window_start.pop(campaign, None)
 
-    def restart(self, campaign: str) -> None:
-        """The campaign serves another lineage: nothing learned so far counts towards its next checkpoint."""
+    def restart(self, campaign: str, learn_seq: int = 0) -> None:
+        """The campaign serves another lineage, which includes learn_seqs up to ``learn_seq``: nothing
+        learned so far counts towards its next checkpoint."""
         with self._lock:
             self._counts[campaign] = 0
             self._window_start.pop(campaign, None)
+            self._learn_seq[campaign] = int(learn_seq)
 
     def wait_due(self, timeout: float) -> bool:
         """True once a campaign reached ``every_events`` or :meth:`wake` was called; False after ``timeout``."""
@@ -149,10 +169,41 @@ class OnlineLearner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="online-learner", daemon=True)
 
+    def prepare(self) -> None:
+        """Before anything learns or loads: number the learned events of a log written by older code."""
+        numbered = self.engine.log.backfill_learn_seq().result(600)
+        if numbered:
+            log.warning("numbered %d events learned before learn_seq existed, in the order they were claimed",
+                        numbered)
+
     def start(self) -> None:
         self._thread.start()
 
+    def _recover(self) -> None:
+        """Learn the events claimed but not learned when the server last stopped (they have no learn_seq)."""
+        pending: list[int] = []
+        recovered = 0
+        try:
+            for seq in self.engine.log.unlearned_final():
+                pending.append(seq)
+                if len(pending) >= 1000:
+                    recovered += self._learn_claimed(pending)
+                    pending = []
+            if pending:
+                recovered += self._learn_claimed(pending)
+        except Exception:  # noqa: BLE001 - the rest is retried at the next start
+            log.exception("learning the events claimed before the last stop failed")
+        if recovered:
+            log.warning("learned %d events claimed but not learned before the last stop", recovered)
+
+    def _learn_claimed(self, seqs: list[int]) -> int:
+        self._handed.claimed(len(seqs))
+        before = self.learned
+        self._learn(seqs)
+        return self.learned - before
+
     def _run(self) -> None:
+        self._recover()
         next_poll = 0.0
         while not self._stop.is_set():
             wait = min(self.poll_seconds, max(0.0, next_poll - time.time())) or 0.01
@@ -176,24 +227,32 @@ class OnlineLearner:
         return list(claimed)
 
     def _learn(self, seqs: list[int]) -> None:
-        by_campaign: dict[str, list[LearningEvent]] = defaultdict(list)
-        baselines: dict[str, list[JointArm | None]] = defaultdict(list)
+        found: list[tuple[int, str, LearningEvent, JointArm | None]] = []
         try:
             for decision in self.engine.log.learned_decisions(seqs):
+                if decision.campaign not in self.engine.campaigns:
+                    continue
                 event = learning_event(decision, self.engine.reward_defaults.of(decision.campaign))
                 if event is not None:
-                    by_campaign[decision.campaign].append(event)
-                    baselines[decision.campaign].append(decision.baseline)
-            for campaign, events in by_campaign.items():
-                runtime = self.engine.campaigns.get(campaign)
-                if runtime is None:
-                    continue
-                policy, _ = runtime.live.current()
-                if runtime.apprentice is not None:
-                    _update_gate(runtime.apprentice, policy, events, baselines[campaign])
-                learn_in_batches(policy, events, self.batch_size)
-                self.learned += len(events)
-                self.counter.add(campaign, len(events))
+                    found.append((decision.seq, decision.campaign, event, decision.baseline))
+            if not found:
+                return
+            with self.counter.learning:  # the learn_seqs given and the events learned are one step
+                given = self.engine.log.assign_learn_seq([seq for seq, *_ in found]).result(30)
+                by_campaign: dict[str, list[tuple[int, LearningEvent, JointArm | None]]] = defaultdict(list)
+                for seq, campaign, event, baseline in found:
+                    if seq in given:  # an event that already has a learn_seq was learned: never again
+                        by_campaign[campaign].append((given[seq], event, baseline))
+                for campaign, items in by_campaign.items():
+                    items.sort(key=lambda item: item[0])
+                    events = [event for _, event, _ in items]
+                    runtime = self.engine.campaigns[campaign]
+                    policy, _ = runtime.live.current()
+                    if runtime.apprentice is not None:
+                        _update_gate(runtime.apprentice, policy, events, [baseline for *_, baseline in items])
+                    learn_in_batches(policy, events, self.batch_size)
+                    self.learned += len(events)
+                    self.counter.add(campaign, len(events), items[-1][0])
         except Exception:  # noqa: BLE001 - learning must never take the server down
             log.exception("online learning of %d events failed", len(seqs))
         finally:

@@ -1,12 +1,18 @@
 """The server's link to the MLflow registry, entirely off the request path.
 
-- **Champion**: each campaign serves one live model. When ``champion`` points to a version this
-  server did not publish itself (start-up, ``offerbandit promote``/``rollback``), the version is
-  loaded in the watcher thread, caught up on the events learned after its log window, and swapped
-  in atomically; requests keep being served by the old model meanwhile.
-- **Checkpoints**: every N learned events or T seconds, the live model is published as a new
-  version (parent = the version it descends from) and ``champion`` moves to it: same lineage, no
-  gate. Decisions then name that version.
+- **Champion**: each campaign serves one live model. At start it is the champion (resolved and loaded
+  before the server says it listens, within ``[mlflow] start_timeout_seconds``) or, while MLflow is
+  unreachable, the last good champion cached under the data dir (:mod:`service.model_cache`); never the
+  bootstrap policy while a trained champion exists and is reachable in either place. When ``champion``
+  moves to another version (``offerbandit promote``/``rollback``), that version is loaded in the watcher
+  thread, caught up on the events learned after the ``learn_seq`` it includes (streamed in learn_seq
+  order) and swapped in atomically; requests keep being served by the old model meanwhile.
+- **Checkpoints**: every N learned events or T seconds the live model is published as a new version
+  (parent = the version it descends from, with the highest learn_seq it includes, both taken under the
+  lock learning holds) and ``champion`` moves to it by compare-and-set, only while it still points at
+  the parent (under the decision log's write lock): an operator's move between polls is never undone;
+  the checkpoint is then published without the alias and the live model follows the new champion.
+  A checkpoint descending from ``bootstrap`` is published only while no champion exists.
 - **Challenger**: loaded the same way and used only for shadow scoring (see ``shadow``).
 - **Faults**: the watcher keeps the last good model, records the problem, retries with backoff;
   a separate health entry ``offerbandit.registry`` turns NOT_SERVING while the registry is unusable.
@@ -16,11 +22,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from grpc_health.v1 import health, health_pb2
 
+from offerbandit.errors import OfferBanditError
 from policies.contract import Policy, learn_in_batches
 from policies.factory import load_policy, policy_names
+from policies.types import LearningEvent
 from service.campaigns import BOOTSTRAP_VERSION, CampaignRuntime, LivePolicy
 from policy_registry import (CHALLENGER, CHAMPION, Lineage, LoadedPolicy, PolicyArtifact, PolicyRegistry,
                                     RegistryConfig, current_code_version)
@@ -29,33 +39,37 @@ from service.config_toml import campaign_policy_toml
 from service.engine import DecisionEngine
 from service.learner import LearnedCounter
 from service.metrics import Metrics
+from service.model_cache import CachedModel, ModelCache
 
 log = logging.getLogger("offerbandit.registry")
 REGISTRY_HEALTH = "offerbandit.registry"
+_CATCH_UP_BATCH = 256
 
 
 class RegistryLink:
     """Follows the registry's aliases into the engine's campaigns and publishes checkpoints of them.
 
-    ``learned`` is what the online learner counted since each campaign's last checkpoint; ``metrics``
-    shows the serving version and ``health_servicer`` whether the registry is usable.
+    ``learned`` is what the online learner counted since each campaign's last checkpoint (and the lock
+    it learns under); ``metrics`` shows the serving version and ``health_servicer`` whether the registry
+    is usable; the last good champion of each campaign is cached under ``data_dir``.
     """
 
     def __init__(self, engine: DecisionEngine, learned: LearnedCounter, *, metrics: Metrics,
                  health_servicer: health.HealthServicer, registry_config: RegistryConfig, poll_seconds: float,
-                 checkpoint_every_seconds: float) -> None:
+                 checkpoint_every_seconds: float, data_dir: Path) -> None:
         self.engine = engine
         self.registry_config = registry_config
         self._learned = learned
         self._metrics = metrics
         self._health = health_servicer
         self._checkpoint_every_seconds = checkpoint_every_seconds
+        self._cache = ModelCache(data_dir)
         self._registry: PolicyRegistry | None = None
         self._registry_lock = threading.Lock()
-        self._published: set[tuple[str, str]] = set()
         self._last_checkpoint: dict[str, float] = {name: time.time() for name in self.engine.campaigns}
         self._stop = threading.Event()
-        self._checkpoint_lock = threading.Lock()
+        self.store_was_missing = False  # at start: a local store that did not exist holds no champion
+        self._moves = threading.Lock()  # one change of a live model's version at a time: swap in or checkpoint
         self.watcher = RegistryWatcher(self.registry, list(self.engine.campaigns), self._on_change,
                                        poll_s=poll_seconds)
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="registry-checkpoints", daemon=True)
@@ -63,17 +77,26 @@ class RegistryLink:
     def registry(self) -> PolicyRegistry:
         with self._registry_lock:
             if self._registry is None:
-                self._registry = PolicyRegistry(self.registry_config, accepted_policy_names=policy_names())
+                self._registry = PolicyRegistry(self.registry_config, accepted_policy_names=policy_names(),
+                                                alias_ledger=self.engine.log)
             return self._registry
 
     def start(self) -> None:
+        """Serve the cached champions, then follow the registry and publish checkpoints (in the background)."""
         self._health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
+        self.store_was_missing = self.registry().store_missing()  # looked at before the watcher creates it
+        for campaign in self.engine.campaigns:
+            self._serve_cached(campaign)
         self.watcher.start()
         self._checkpointer.start()
 
     def wait_for_first_poll(self, timeout: float) -> bool:
         """True once the watcher looked the aliases up (successfully or not) within ``timeout``."""
         return self.watcher.wait_for_first_poll(timeout)
+
+    def serving(self) -> dict[str, str]:
+        """The version each campaign serves now."""
+        return {name: runtime.live.version for name, runtime in self.engine.campaigns.items()}
 
     def stop(self) -> None:
         self._stop.set()
@@ -84,31 +107,91 @@ class RegistryLink:
 
     # --- versions coming in -------------------------------------------------------------------
 
+    def _serve_cached(self, campaign: str) -> None:
+        """Serve the campaign's cached champion (caught up), if one is cached: no MLflow needed."""
+        cached = self._cache.read(campaign, self.registry_config.model_name(campaign))
+        if cached is None:
+            return
+        try:
+            policy = load_policy(cached.policy_name, cached.model)
+        except OfferBanditError as exc:
+            log.warning("campaign %s: cached version %s cannot be loaded (%s)", campaign, cached.version, exc)
+            return
+        with self._moves:
+            caught_up = self._swap_in(self.engine.campaigns[campaign], policy, cached.version, cached.learn_seq)
+        log.warning("campaign %s: serving cached version %s (caught up on %d events)", campaign, cached.version,
+                    caught_up)
+
     def _on_change(self, loaded: LoadedPolicy) -> None:
         runtime = self.engine.campaigns.get(loaded.campaign)
         if runtime is None:
             return
-        if (loaded.campaign, loaded.version) in self._published:
-            return  # our own checkpoint: already serving it
-        policy = load_policy(loaded.policy_name, loaded.model)  # ModelError: the watcher keeps the old one
         if loaded.alias == CHALLENGER:
+            policy = load_policy(loaded.policy_name, loaded.model)  # ModelError: the watcher keeps the old one
             runtime.challenger = LivePolicy(policy, loaded.version)
             log.info("campaign %s: challenger is version %s", loaded.campaign, loaded.version)
             return
-        caught_up = self._catch_up(runtime, policy, loaded.lineage)
-        runtime.live.swap(policy, loaded.version)
-        self._learned.restart(loaded.campaign)
-        self._metrics.set_policy_version(loaded.campaign, loaded.version)
+        with self._moves:
+            if runtime.live.version == loaded.version:
+                return  # already serving it (our own checkpoint, or its cached copy), with what it learned since
+            policy = load_policy(loaded.policy_name, loaded.model)  # ModelError: the watcher keeps the old one
+            base = self._included_learn_seq(loaded)
+            caught_up = self._swap_in(runtime, policy, loaded.version, base)
+            self._cache_champion(CachedModel(loaded.campaign, loaded.version, base, loaded.policy_name,
+                                             self.registry_config.model_name(loaded.campaign), loaded.model))
         log.warning("campaign %s: now serving version %s (caught up on %d events)", loaded.campaign,
                     loaded.version, caught_up)
 
-    def _catch_up(self, runtime: CampaignRuntime, policy: Policy, lineage: Lineage) -> int:
-        """Learn the events the log learned after the version's window, so a restart loses nothing."""
-        if lineage.log_window_end is None:
-            return 0
-        events = self.engine.log.learning_events(self.engine.reward_defaults, campaign=runtime.config.name,
-                                                 learned_after=lineage.log_window_end)
-        return learn_in_batches(policy, events, 256)
+    def _included_learn_seq(self, loaded: LoadedPolicy) -> int:
+        """The learn_seq a loaded version includes: its own; for a checkpoint from before learn_seq, where
+        its log window ended; for a version trained elsewhere, everything learned so far (no catch-up)."""
+        lineage = loaded.lineage
+        if lineage.learn_seq is not None:
+            return lineage.learn_seq
+        if lineage.log_window_end is not None:
+            return self.engine.log.learn_seq_through(loaded.campaign, lineage.log_window_end)
+        return self.engine.log.max_learn_seq(loaded.campaign)
+
+    def _swap_in(self, runtime: CampaignRuntime, policy: Policy, version: str, learn_seq: int) -> int:
+        """Catch ``policy`` up on the events learned after ``learn_seq`` and serve it; how many it caught up.
+
+        Most of the catch-up runs while the learner keeps learning into the old model; the rest, and the
+        swap, under the learning lock, so no event is learned by one model and missed by the other.
+        """
+        campaign = runtime.config.name
+        first, last = self._catch_up(campaign, policy, learn_seq)
+        with self._learned.learning:
+            rest, last = self._catch_up(campaign, policy, last)
+            runtime.live.swap(policy, version)
+            self._learned.restart(campaign, last)
+            if first + rest:
+                self._learned.add(campaign, first + rest)  # in the model, not yet in a checkpoint of it
+        self._metrics.set_policy_version(campaign, version)
+        return first + rest
+
+    def _catch_up(self, campaign: str, policy: Policy, after: int) -> tuple[int, int]:
+        """Learn the campaign's events with a learn_seq above ``after``, in that order, streamed; returns
+        (how many, the highest learn_seq learned or ``after``)."""
+        last = [after]
+
+        def events() -> Iterator[LearningEvent]:
+            for item in self.engine.log.learned_events_after(self.engine.reward_defaults, campaign, after):
+                last[0] = item.learn_seq
+                yield item.event
+
+        count = learn_in_batches(policy, events(), _CATCH_UP_BATCH)
+        return count, last[0]
+
+    def _cache_champion(self, cached: CachedModel) -> None:
+        try:
+            self._cache.write(cached)
+        except OSError as exc:  # serving goes on; only a start without MLflow would miss it
+            log.warning("campaign %s: version %s cannot be cached: %s", cached.campaign, cached.version, exc)
+
+    def _follow_champion(self, campaign: str) -> None:
+        """The live model no longer descends from the champion: have the watcher swap the champion in."""
+        self.watcher.forget(campaign, CHAMPION)
+        self.watcher.request_poll()
 
     # --- checkpoints going out ----------------------------------------------------------------
 
@@ -120,7 +203,7 @@ class RegistryLink:
                 self._set_health(self.watcher.status().healthy)
             for campaign in list(self.engine.campaigns):
                 try:
-                    with self._checkpoint_lock:  # decided under the lock: an explicit checkpoint may just have run
+                    with self._moves:  # decided under the lock: an explicit checkpoint may just have run
                         if self._checkpoint_due(campaign, every):
                             self._checkpoint(campaign)
                 except Exception:  # noqa: BLE001 - retried at the next tick; serving is unaffected
@@ -133,34 +216,50 @@ class RegistryLink:
             return True
         return pending > 0 and time.time() - self._last_checkpoint[campaign] >= every_seconds
 
-    def checkpoint(self, campaign: str) -> str:
-        """Publish the live model of ``campaign`` as a new version and point ``champion`` at it."""
-        with self._checkpoint_lock:
+    def checkpoint(self, campaign: str) -> str | None:
+        """Publish the live model of ``campaign`` as a new version and point ``champion`` at it if it still
+        points at the version the live model descends from; the new version, or None when the live model
+        is the untrained bootstrap policy and a champion exists (nothing is published then)."""
+        with self._moves:
             return self._checkpoint(campaign)
 
-    def _checkpoint(self, campaign: str) -> str:
+    def _checkpoint(self, campaign: str) -> str | None:
         runtime = self.engine.campaigns[campaign]
-        policy, parent = runtime.live.current()
-        learned = self._learned.since_checkpoint(campaign)
-        window_end = time.time()
-        model = policy.save()
-        lineage = Lineage(parent_version=None if parent == BOOTSTRAP_VERSION else parent,
-                          log_window_start=self._learned.window_start(campaign), log_window_end=window_end,
-                          event_count=learned, code_version=current_code_version())
+        with self._learned.learning:  # the bytes and the learn_seq they include, taken together
+            policy, parent = runtime.live.current()
+            model = policy.save()
+            learn_seq = self._learned.learn_seq(campaign)
+            learned = self._learned.since_checkpoint(campaign)
+            window_start = self._learned.window_start(campaign)
+        registry = self.registry()
+        from_bootstrap = parent == BOOTSTRAP_VERSION
+        if from_bootstrap and registry.resolve(campaign, CHAMPION) is not None:
+            log.warning("campaign %s: not publishing the bootstrap policy's checkpoint over the champion; "
+                        "following the champion", campaign)
+            self._follow_champion(campaign)
+            return None
+        lineage = Lineage(parent_version=None if from_bootstrap else parent, log_window_start=window_start,
+                          log_window_end=time.time(), event_count=learned, code_version=current_code_version(),
+                          learn_seq=learn_seq)
         artifact = PolicyArtifact(campaign=campaign, policy_name=policy.name, model=model,
                                   config_toml=campaign_policy_toml(runtime.config, policy.params),
                                   lineage=lineage, metrics=self._live_metrics(campaign, parent))
-        version = self.registry().publish(artifact, aliases=(CHAMPION,))
-        self._published.add((campaign, version))
-        current_policy, current_version = runtime.live.current()
-        if current_policy is policy:  # nothing swapped meanwhile
+        version = registry.publish(artifact, aliases=())
+        self._learned.checkpointed(campaign, learned)
+        self._last_checkpoint[campaign] = time.time()
+        self._set_health(True)
+        if not registry.move_champion(campaign, version, expected=None if from_bootstrap else parent):
+            log.warning("campaign %s: champion moved away from %s; checkpoint published as version %s without "
+                        "the alias, following the champion", campaign, parent, version)
+            self._follow_champion(campaign)
+            return version
+        if runtime.live.current()[0] is policy:  # nothing swapped meanwhile
             runtime.live.swap(policy, version)
             self._metrics.set_policy_version(campaign, version)
-        self._learned.checkpointed(campaign, learned)
-        self._last_checkpoint[campaign] = window_end
-        self._set_health(True)
-        log.info("campaign %s: checkpoint published as version %s (parent %s, %d events)", campaign, version,
-                 parent, learned)
+        self._cache_champion(CachedModel(campaign, version, learn_seq, policy.name,
+                                         self.registry_config.model_name(campaign), model))
+        log.info("campaign %s: checkpoint published as version %s (parent %s, %d events, learn_seq %d)", campaign,
+                 version, parent, learned, learn_seq)
         return version
 
     def _live_metrics(self, campaign: str, version: str) -> dict[str, float]:

@@ -46,11 +46,12 @@ class DecisionServer:
     def start(self) -> None:
         for name, runtime in self.engine.campaigns.items():
             self.metrics.set_policy_version(name, runtime.live.version)
-        self.learner.start()
-        self.shadow.start()
-        if self.registry is not None:
+        self.learner.prepare()
+        if self.registry is not None:  # the champion (or its cached copy) serves from the first decision
             self.registry.start()
             self._wait_for_registry()
+        self.learner.start()
+        self.shadow.start()
         if self._metrics_port is not None:
             self.metrics_http = self.metrics.serve_http(self._metrics_host, self._metrics_port)
         self.server.start()
@@ -58,10 +59,14 @@ class DecisionServer:
         self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
 
     def _wait_for_registry(self) -> None:
-        """Optionally hold start-up until the champion was looked up (mlflow.start_timeout_seconds)."""
+        """Hold start-up until the champion was looked up and loaded, at most mlflow.start_timeout_seconds."""
         timeout = self.config.mlflow.start_timeout_seconds
-        if timeout > 0 and not self.registry.wait_for_first_poll(timeout):
-            log.warning("registry not reached within %.0fs; serving %s until it is", timeout, "the bootstrap policy")
+        if timeout <= 0 or self.registry.store_was_missing:
+            return  # nothing to wait for (a store that does not exist holds no champion)
+        if self.registry.wait_for_first_poll(timeout) and self.registry.watcher.status().healthy:
+            return
+        serving = ", ".join(f"{campaign}: {version}" for campaign, version in self.registry.serving().items())
+        log.warning("registry not reached within %.0fs; serving %s until it is", timeout, serving)
 
     def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight ones finish, learn what is queued, flush the log."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from collections.abc import Iterator
 from pathlib import Path
 
-from decision_log.records import ActivationOutcome, DecisionRow, LogOptions, RewardOutcome, ShadowScore
-from decision_log.sqlite import reward_ops
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, LogOptions, RewardOutcome,
+                                  ShadowScore)
+from decision_log.sqlite import alias_ops, learn_ops, reward_ops
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.queries import LogReader
 from decision_log.sqlite.schema import migrate
@@ -39,6 +41,7 @@ class SqliteBackend(LogReader):
         else:
             _upgrade_existing(path, options.busy_timeout_ms)
         super().__init__(path, options.busy_timeout_ms)
+        self._busy_timeout_ms = options.busy_timeout_ms
 
     @property
     def location(self) -> str:
@@ -76,6 +79,35 @@ class SqliteBackend(LogReader):
         if self.writer is not None:
             self.writer.close()
         super().close()
+
+    # --- the order of learning (learn_seq) and alias moves ---------------------------------------
+    def assign_learn_seq(self, seqs: Sequence[int]) -> Future[dict[int, int]]:
+        return self._submit(learn_ops.assign_learn_seq(seqs))
+
+    def backfill_learn_seq(self) -> Future[int]:
+        return self._submit(learn_ops.backfill_learn_seq())
+
+    def learned_after_seq(self, campaign: str, after: int, chunk: int = 1000) -> Iterator[sqlite3.Row]:
+        return learn_ops.learned_after_seq(self._conn, campaign, after, chunk)
+
+    def unlearned_final(self, chunk: int = 1000) -> Iterator[int]:
+        return learn_ops.unlearned_final(self._conn, chunk)
+
+    def max_learn_seq(self, campaign: str | None = None) -> int:
+        return learn_ops.max_learn_seq(self._conn(), campaign)
+
+    def learn_seq_through(self, campaign: str, learned_at: float) -> int:
+        return learn_ops.learn_seq_through(self._conn(), campaign, learned_at)
+
+    def alias_move(self, campaign: str, alias: str, kind: str, who: str, why: str,
+                   move: alias_ops.Mover) -> AliasMove | None:
+        op = alias_ops.alias_move(campaign, alias, kind, who, why, move)
+        if self.writer is not None:  # the server: one operation of its writer, inside its BEGIN IMMEDIATE
+            return self.writer.write(op, timeout=300)
+        return alias_ops.alias_move_in_own_transaction(self.path, self._busy_timeout_ms, op)
+
+    def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]:
+        return alias_ops.alias_moves(self._conn(), campaign, alias, kinds)
 
 
 def _upgrade_existing(path: Path, busy_timeout_ms: int) -> None:

@@ -1,0 +1,97 @@
+"""The order of learning (learn_seq: given once, in the order asked, streamed back in that order; claims
+without one found again; a log from older code numbered once) and alias moves under the write lock."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from decision_log import RewardDefaults, open_log
+from decision_log.sqlite.write_ops import insert_decisions
+from tests.decision_log.test_decision_log import _row
+
+DEFAULTS = RewardDefaults()
+
+
+def _log_with_claims(tmp_path, n: int, claimed: range):
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}", writable=True)
+    log.insert_decisions([_row(f"e{i}") for i in range(n)]).result(10)
+    seqs = [d.seq for d in log.decisions()]
+    log.claim_due([seqs[i] for i in claimed], time.time(), DEFAULTS).result(10)
+    return log, seqs
+
+
+def test_learn_seq_is_given_once_in_the_order_asked(tmp_path):
+    log, seqs = _log_with_claims(tmp_path, 6, range(5))
+    first = log.assign_learn_seq([seqs[3], seqs[1], seqs[5]]).result(10)  # seqs[5] was never claimed
+    assert first == {seqs[3]: 1, seqs[1]: 2}
+    again = log.assign_learn_seq([seqs[1], seqs[0], seqs[3], seqs[0]]).result(10)
+    assert again == {seqs[0]: 3}  # already learned events are never given a second one
+    assert log.max_learn_seq() == 3 and log.max_learn_seq("default") == 3 and log.max_learn_seq("other") == 0
+    streamed = list(log.learned_events_after(DEFAULTS, "default", 0, chunk=1))
+    assert [(e.learn_seq, e.seq) for e in streamed] == [(1, seqs[3]), (2, seqs[1]), (3, seqs[0])]
+    assert [e.learn_seq for e in log.learned_events_after(DEFAULTS, "default", 2)] == [3]
+    assert list(log.learned_events_after(DEFAULTS, "other", 0)) == []
+    assert list(log.unlearned_final(chunk=1)) == [seqs[2], seqs[4]]  # claimed, never learned
+    log.close()
+
+
+def test_a_log_from_older_code_is_numbered_once_in_claim_order(tmp_path):
+    log, seqs = _log_with_claims(tmp_path, 4, range(3))
+    log.close()
+    con = sqlite3.connect(tmp_path / "log.db")
+    con.executemany("UPDATE decisions SET learned_at = ? WHERE seq = ?", [(30.0, seqs[0]), (10.0, seqs[1]),
+                                                                            (20.0, seqs[2])])
+    con.commit()
+    con.close()
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}", writable=True)
+    assert log.backfill_learn_seq().result(10) == 3
+    assert [e.seq for e in log.learned_events_after(DEFAULTS, "default", 0)] == [seqs[1], seqs[2], seqs[0]]
+    assert log.learn_seq_through("default", 20.0) == 2 and log.learn_seq_through("default", 5.0) == 0
+    assert log.backfill_learn_seq().result(10) == 0  # once any event has a learn_seq, never again
+    assert list(log.unlearned_final()) == []
+    log.close()
+
+
+def test_alias_moves_are_serialised_by_the_write_lock_and_recorded(tmp_path):
+    server_log = open_log(f"sqlite:///{tmp_path / 'log.db'}", writable=True)
+    operator_log = open_log(f"sqlite:///{tmp_path / 'log.db'}")  # read-only: another process, as the CLI
+    inside = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def slow_move():
+        order.append("server in")
+        inside.set()
+        release.wait(10)
+        order.append("server out")
+        return ("1", "2")
+
+    def operator_move():
+        order.append("operator")
+        return ("2", "7")
+
+    mover = threading.Thread(target=lambda: server_log.alias_move("default", "champion", "checkpoint", who="ckpt",
+                                                                  why="published", move=slow_move))
+    mover.start()
+    assert inside.wait(10)
+    blocked = threading.Thread(target=lambda: operator_log.alias_move("default", "champion", "promote", who="ana",
+                                                                      why="ship", move=operator_move))
+    blocked.start()
+    time.sleep(0.3)
+    assert order == ["server in"]  # the operator waits for the server's move: no interleaving
+    release.set()
+    mover.join(10)
+    blocked.join(10)
+    assert order == ["server in", "server out", "operator"]
+    assert server_log.alias_move("default", "champion", "checkpoint", who="x", why="y", move=lambda: None) is None
+    moves = server_log.alias_moves("default", "champion")
+    assert [(m.kind, m.from_version, m.to_version, m.who) for m in moves] == [("promote", "2", "7", "ana"),
+                                                                              ("checkpoint", "1", "2", "ckpt")]
+    assert [m.kind for m in server_log.alias_moves("default", "champion", ("promote", "rollback"))] == ["promote"]
+    with pytest.raises(ValueError):
+        server_log.alias_move("default", "champion", "guess", who="x", why="y", move=lambda: ("1", "2"))
+    operator_log.close()
+    server_log.close()
