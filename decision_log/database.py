@@ -145,6 +145,13 @@ class DecisionLog:
             if record is not None:
                 yield record
 
+    def user_history(self, user_key: str, since: float, limit: int = 1000) -> list[HistoryRecord]:
+        """One customer's committed contacts (with their rewards) decided at or after ``since``, the
+        newest ``limit`` of them, oldest first: the per-user store loads a customer it does not hold
+        from here, so an evicted (or never loaded) customer's caps still count every committed contact."""
+        records = (self.decoder.history_record(row) for row in self.backend.user_decisions(user_key, since, limit))
+        return [record for record in records if record is not None]
+
     def exposures(self, since: float | None = None) -> Iterator[ShownDecision]:
         """Every shown decision decided at or after ``since`` (None: all), in log order."""
         for row in self.backend.exposure_rows(since):

@@ -82,7 +82,7 @@ class RowDecoder:
             probability=row["probability"], policy_version=row["policy_version"],
             exploration=row["exploration"], deferred=bool(row["deferred"]), activated_at=row["activated_at"],
             learned_at=row["learned_at"], reward=row["reward"], baseline=baseline,
-            no_contact_reason=row["no_contact_reason"] or "")
+            no_contact_reason=row["no_contact_reason"] or "", fingerprint=_column(row, "fingerprint"))
 
     def history_record(self, row: Row) -> HistoryRecord | None:
         """What the per-user store needs from a logged decision (None for no_contact)."""
@@ -92,6 +92,14 @@ class RowDecoder:
         return HistoryRecord(user_key=row["user_key"], event_id=row["event_id"], when=counting.shown_at(row),
                              arm=JointArm(row["offer_id"], row["format"], row["time_slot"]), category=category,
                              counted=counting.shown(row), reward=counting.received_reward(row))
+
+
+def _column(row: Row, name: str) -> object:
+    """A column that logs older than its migration may lack (rows then read None)."""
+    try:
+        return row[name]
+    except (IndexError, KeyError):
+        return None
 
 
 def learning_event(decision: LoggedDecision, default_reward: float) -> LearningEvent | None:
