@@ -158,6 +158,8 @@ class LogWriter:
         try:
             value = op(conn)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through its future
+            if not conn.in_transaction:  # SQLite rolled the whole group back (disk full, I/O): it fails
+                raise as_log_fault(exc) from exc
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
             return future, None, as_log_fault(exc)
@@ -170,7 +172,9 @@ class LogWriter:
         conn.execute("SAVEPOINT merged")
         try:
             insert_rows(conn, [row for op, _ in run for row in op.rows])
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            if not conn.in_transaction:  # SQLite rolled the whole group back (disk full, I/O): it fails
+                raise as_log_fault(exc) from exc
             conn.execute("ROLLBACK TO merged")
             conn.execute("RELEASE merged")
             return False
