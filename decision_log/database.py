@@ -14,7 +14,7 @@ from types import TracebackType
 
 from decision_log import counting
 from decision_log.backend import LogBackend
-from decision_log.decoder import (OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
+from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
                                   shown_decision)
 from decision_log.records import (ActivationOutcome, DecisionRow, Exclusions, FeedbackChunk, FinalDecision, LiveStats,
                                   LogFilter, LogOptions, LoggedDecision, RewardDefaults, RewardOutcome,
@@ -48,10 +48,11 @@ def open_log(where: Path | str, *, writable: bool = False, options: LogOptions =
 class DecisionLog:
     """The decision log behind one boundary. Thread-safe."""
 
-    def __init__(self, backend: LogBackend, *, offer_sets: int = 256, arm_sets: int = 1024) -> None:
+    def __init__(self, backend: LogBackend, *, offer_set_bytes: int = OFFER_SET_CACHE_BYTES,
+                 arm_set_bytes: int = ARM_SET_CACHE_BYTES) -> None:
         self.backend = backend
-        self.offer_sets = OfferSetCache(backend.offer_set, offer_sets)
-        self.decoder = RowDecoder(self.offer_sets, arm_sets)
+        self.offer_sets = OfferSetCache(backend.offer_set, offer_set_bytes)
+        self.decoder = RowDecoder(self.offer_sets, arm_set_bytes)
 
     @property
     def location(self) -> str:
