@@ -14,7 +14,6 @@ The engine never opens a transaction and never touches MLflow.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,10 +34,11 @@ from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from decision_log import (ActivationOutcome, DecisionRow, LoggedDecision, LogOptions, RewardOutcome, indices_to_blob,
                           open_log, pmf_to_blob)
 from service.campaigns import CampaignRuntime, build_runtimes
+from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
 from service.fingerprint import request_fingerprint
 from service.keys import ServerKeys, load_keys
-from service.outcomes import DecisionOutcome, RepeatCache, RepeatRecord, ranking_of
+from service.outcomes import DecisionOutcome, RepeatRecord, ranking_of
 from service.validation import DecideInput, RewardInput
 
 __all__ = ["DecisionEngine", "DecisionOutcome", "LearnableSink", "ShadowItem", "ShadowSink", "ranking_of"]
@@ -132,9 +132,7 @@ class DecisionEngine:
         history_config = HistoryConfig(max_users=config.learning.history_max_users, horizon_s=horizon)
         self.history = UserHistoryStore(history_config, loader=self._load_user)
         self.campaigns: dict[str, CampaignRuntime] = build_runtimes(config)
-        self._recent = RepeatCache(config.server.idempotency_cache_bytes)
-        self._inflight: dict[str, tuple[str, Future]] = {}  # event id -> (fingerprint, record future)
-        self._ids_lock = threading.Lock()
+        self.claims = EventClaims(config.server.idempotency_cache_bytes)
         self._learnable: LearnableSink = learnable or _Discard()
         self._shadow: ShadowSink = shadow or _Discard()
         self._rebuild_history()
@@ -170,35 +168,22 @@ class DecisionEngine:
         """
         prepared = [self._prepare(i, inp) for i, inp in enumerate(inputs)]
         results: list[DecisionOutcome | None] = [None] * len(prepared)
-        waiting: list[tuple[int, Future]] = []
-        claimed: dict[str, Future] = {}
-        fresh: list[int] = []
+        check = lambda i, stored: _check_same(i, prepared[i], stored, batch)  # noqa: E731
+        known, waiting, claimed = self.claims.claim([(p.event_id, p.fingerprint) for p in prepared], check)
         try:
-            with self._ids_lock:
-                for i, item in enumerate(prepared):
-                    known = self._recent.get(item.event_id)
-                    if known is not None:
-                        self._check_same(i, item, known.fingerprint, batch)
-                        results[i] = known.outcome(item.input.ranking_limit)
-                    elif item.event_id in self._inflight:
-                        fingerprint, future = self._inflight[item.event_id]
-                        self._check_same(i, item, fingerprint, batch)
-                        waiting.append((i, future))
-                    else:
-                        claimed[item.event_id] = future = Future()
-                        self._inflight[item.event_id] = (item.fingerprint, future)
-                        fresh.append(i)
+            for i, record in known.items():
+                results[i] = record.outcome(prepared[i].input.ranking_limit)
+            fresh = [i for i, p in enumerate(prepared) if p.event_id in claimed]
             for i in [i for i in fresh if prepared[i].input.event_id]:  # server-made ids are new by construction
                 logged = self.log.find_decision(prepared[i].event_id)
                 if logged is not None:
-                    self._check_same(i, prepared[i], logged.fingerprint, batch)
+                    check(i, logged.fingerprint)
                     record = _record_of(logged)
                     results[i] = record.outcome(prepared[i].input.ranking_limit)
-                    self._settle_claim(claimed.pop(prepared[i].event_id), prepared[i].event_id, record)
-            fresh = [i for i in fresh if results[i] is None]
-            decided = self._decide_fresh(prepared, fresh, results)
+                    self.claims.settle(claimed.pop(prepared[i].event_id), prepared[i].event_id, record)
+            decided = self._decide_fresh(prepared, [i for i in fresh if results[i] is None], results)
         except BaseException as exc:
-            self._fail_claims(claimed, exc)
+            self.claims.fail(claimed, exc)
             raise
         try:
             if respond is not None and not waiting:
@@ -206,7 +191,7 @@ class DecisionEngine:
             write = self.log.insert_decisions([d.row for d in decided]) if decided else None
         except BaseException as exc:
             self._undo(decided)
-            self._fail_claims(claimed, exc)
+            self.claims.fail(claimed, exc)
             raise
         if write is not None:
             write.add_done_callback(lambda done: self._settle(done, decided, claimed))
@@ -215,20 +200,12 @@ class DecisionEngine:
             except FutureTimeout:
                 write.cancel()  # taken by the writer already: the commit stands and settles the claims
                 raise
-        for i, future in waiting:
+        for i, future in waiting.items():
             results[i] = future.result(timeout).outcome(prepared[i].input.ranking_limit)
         outcomes = [r for r in results if r is not None]
         if respond is not None and waiting:
             respond(outcomes)
         return outcomes
-
-    def _check_same(self, index: int, item: _Prepared, fingerprint: str | None, batch: bool) -> None:
-        """A repeated event id must carry the same request (rows without a fingerprint predate the check)."""
-        if fingerprint is not None and fingerprint != item.fingerprint:
-            where = f"requests[{index}]: " if batch else ""
-            raise AlreadyExists(f"{where}event_id {item.event_id!r} was already used for a different request "
-                                "(another user, campaign, context or candidate set); use a new event_id",
-                                field=f"requests[{index}].event_id" if batch else "event_id")
 
     def _decide_fresh(self, prepared: list[_Prepared], fresh: list[int],
                       results: list[DecisionOutcome | None]) -> list[_Decided]:
@@ -255,37 +232,15 @@ class DecisionEngine:
         failure = _failure_of(write)
         if failure is not None:
             self._undo(decided)
-            self._fail_claims(claimed, failure)
+            self.claims.fail(claimed, failure)
             return
         for d in decided:
             if d.contact:
                 self.history.confirm(d.row.user_key, d.row.event_id)
-            self._settle_claim(claimed.get(d.row.event_id), d.row.event_id, d.record)
+            self.claims.settle(claimed.get(d.row.event_id), d.row.event_id, d.record)
         scored = [d.shadow for d in decided if d.shadow is not None]
         if scored:
             self._shadow.offer(scored)
-
-    def _settle_claim(self, future: Future | None, event_id: str, record: RepeatRecord) -> None:
-        with self._ids_lock:
-            self._recent.put(record)
-            self._inflight.pop(event_id, None)
-        if future is not None and not future.done():
-            future.set_result(record)
-
-    def _fail_claims(self, claimed: dict[str, Future], exc: BaseException) -> None:
-        with self._ids_lock:
-            for event_id, future in claimed.items():
-                entry = self._inflight.get(event_id)
-                if entry is not None and entry[1] is future:
-                    del self._inflight[event_id]
-                if not future.done():
-                    future.set_exception(exc)
-
-    def forget(self, event_ids: Sequence[str]) -> None:
-        """Drop event ids from the idempotency cache (e.g. after an erase)."""
-        with self._ids_lock:
-            for event_id in event_ids:
-                self._recent.pop(event_id)
 
     def _prepare(self, index: int, inp: DecideInput) -> _Prepared:
         runtime = self.runtime(inp.campaign)
@@ -410,6 +365,15 @@ class DecisionEngine:
 
     def close(self) -> None:
         self.log.close()
+
+
+def _check_same(index: int, item: _Prepared, fingerprint: str | None, batch: bool) -> None:
+    """A repeated event id must carry the same request (rows without a fingerprint predate the check)."""
+    if fingerprint is not None and fingerprint != item.fingerprint:
+        where = f"requests[{index}]: " if batch else ""
+        raise AlreadyExists(f"{where}event_id {item.event_id!r} was already used for a different request "
+                            "(another user, campaign, context or candidate set); use a new event_id",
+                            field=f"requests[{index}].event_id" if batch else "event_id")
 
 
 def _record_of(logged: LoggedDecision) -> RepeatRecord:

@@ -123,6 +123,6 @@ def test_metric_series_of_old_policy_versions_are_pruned():
 def test_the_servers_repeat_cache_is_bounded_and_evicted_ids_come_from_the_log(start_server):
     served = start_server("[server]\nidempotency_cache_bytes = 20000\n")
     first = [served.stub.Decide(make_request(event_id=f"b{i}"), timeout=10) for i in range(60)]
-    assert served.engine._recent.nbytes <= 20000 and len(served.engine._recent) < 60
+    assert served.engine.claims.recent.nbytes <= 20000 and len(served.engine.claims.recent) < 60
     assert served.stub.Decide(make_request(event_id="b0"), timeout=10) == first[0]  # from the log
     assert served.stub.Decide(make_request(event_id="b59"), timeout=10) == first[59]  # from the cache
