@@ -194,12 +194,18 @@ class DecisionEngine:
             self.claims.fail(claimed, exc)
             raise
         if write is not None:
-            write.add_done_callback(lambda done: self._settle(done, decided, claimed))
             try:
                 write.result(timeout)
             except FutureTimeout:
-                write.cancel()  # taken by the writer already: the commit stands and settles the claims
+                if not write.cancel():  # taken by the writer already: the commit settles the claims
+                    write.add_done_callback(lambda done: self._settle(done, decided, claimed))
+                    raise
+                self._settle(write, decided, claimed)
                 raise
+            except BaseException:
+                self._settle(write, decided, claimed)
+                raise
+            self._settle(write, decided, claimed)  # here, not in the writer's thread: it never waits for a user
         for i, future in waiting.items():
             results[i] = future.result(timeout).outcome(prepared[i].input.ranking_limit)
         outcomes = [r for r in results if r is not None]
@@ -228,7 +234,7 @@ class DecisionEngine:
                 self.history.discard(d.row.user_key, d.row.event_id)
 
     def _settle(self, write: Future, decided: list[_Decided], claimed: dict[str, Future]) -> None:
-        """Runs when the write resolved (in the writer's thread): confirm or drop what it held."""
+        """Once the write resolved: confirm or drop the pending contacts, settle or free the claims."""
         failure = _failure_of(write)
         if failure is not None:
             self._undo(decided)
