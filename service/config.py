@@ -39,7 +39,7 @@ class ServerConfig:
     grace_seconds: float = 10.0
     # Memory bounds (issue 14): the answers kept for repeated event ids, each campaign's candidate
     # caches (joint arms, offer snapshots, categories), the policy versions kept in metric series.
-    idempotency_cache_bytes: int = 64 * 1024 * 1024
+    idempotency_cache_bytes: int = 16 * 1024 * 1024
     candidate_cache_bytes: int = 64 * 1024 * 1024
     metrics_versions_kept: int = 5
 
