@@ -107,7 +107,7 @@ class LearningConfig:
     checkpoint_every_seconds: float = 600.0
     registry_poll_seconds: float = 5.0
     history_horizon_seconds: float = 90 * 86400.0
-    history_max_users: int = 200_000
+    history_max_users: int = 50_000  # ~3.7 KB each held; a customer not held is read from the log
 
     def __post_init__(self) -> None:
         check_scalar(self.batch_size, "learning.batch_size", int, low=1)
