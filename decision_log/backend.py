@@ -49,6 +49,10 @@ class LogBackend(Protocol):
 
     def offer_set(self, offer_set_id: str) -> tuple[Offer, ...]: ...
 
+    def user_decisions(self, user_key: str, since: float, limit: int) -> list[Row]:
+        """One customer's newest ``limit`` decisions at or after ``since``, oldest first."""
+        ...
+
     def due_for_learning(self, now: float, limit: int) -> list[int]: ...
 
     def decisions(self, log_filter: LogFilter, *, up_to_seq: int | None = None,

@@ -14,7 +14,7 @@ from types import TracebackType
 
 from decision_log import counting
 from decision_log.backend import LogBackend
-from decision_log.decoder import (OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
+from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
                                   shown_decision)
 from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk, FinalDecision, LiveStats,
                                   LearnedEvent, LogFilter, LogOptions, LoggedDecision, RewardDefaults, RewardOutcome,
@@ -48,10 +48,11 @@ def open_log(where: Path | str, *, writable: bool = False, options: LogOptions =
 class DecisionLog:
     """The decision log behind one boundary. Thread-safe."""
 
-    def __init__(self, backend: LogBackend, *, offer_sets: int = 256, arm_sets: int = 1024) -> None:
+    def __init__(self, backend: LogBackend, *, offer_set_bytes: int = OFFER_SET_CACHE_BYTES,
+                 arm_set_bytes: int = ARM_SET_CACHE_BYTES) -> None:
         self.backend = backend
-        self.offer_sets = OfferSetCache(backend.offer_set, offer_sets)
-        self.decoder = RowDecoder(self.offer_sets, arm_sets)
+        self.offer_sets = OfferSetCache(backend.offer_set, offer_set_bytes)
+        self.decoder = RowDecoder(self.offer_sets, arm_set_bytes)
 
     @property
     def location(self) -> str:
@@ -144,6 +145,13 @@ class DecisionLog:
             record = self.decoder.history_record(row)
             if record is not None:
                 yield record
+
+    def user_history(self, user_key: str, since: float, limit: int = 1000) -> list[HistoryRecord]:
+        """One customer's committed contacts (with their rewards) decided at or after ``since``, the
+        newest ``limit`` of them, oldest first: the per-user store loads a customer it does not hold
+        from here, so an evicted (or never loaded) customer's caps still count every committed contact."""
+        records = (self.decoder.history_record(row) for row in self.backend.user_decisions(user_key, since, limit))
+        return [record for record in records if record is not None]
 
     def exposures(self, since: float | None = None) -> Iterator[ShownDecision]:
         """Every shown decision decided at or after ``since`` (None: all), in log order."""

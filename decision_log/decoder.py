@@ -2,13 +2,11 @@
 
 Decisions are read *as they were logged* (eligible arms, offer snapshot, full pmf), never against
 today's catalogue. Rows that logged the same candidates and eligible arms share one decoded `ArmSet`
-(building a 500-arm ArmSet per row made decoding ~10x slower).
+(building a 500-arm ArmSet per row made decoding ~10x slower); both caches are bounded in bytes.
 """
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 from decision_log import counting
@@ -16,60 +14,63 @@ from decision_log.codec import blob_to_indices, blob_to_pmf
 from decision_log.counting import Row
 from decision_log.records import FinalDecision, LoggedDecision, ServedOutcome, ShownDecision
 from offerbandit.errors import InvalidInput
+from policies.bounded import ByteLRU, text_bytes
 from policies.history import HistoryRecord
 from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent, Offer
 
 OfferLoader = Callable[[str], tuple[Offer, ...]]
 
 
-class OfferSetCache:
-    """Offer snapshots by content id; there are few distinct sets, so keep them in a small LRU."""
+def _offers_bytes(offers: tuple[Offer, ...]) -> int:
+    """Estimated bytes of a decoded offer snapshot (~450 B for an offer with two features)."""
+    return 64 + sum(300 + text_bytes(o.id) + sum(100 + text_bytes(k, v) for k, v in o.features.items())
+                    for o in offers)
 
-    def __init__(self, load: OfferLoader, size: int = 256) -> None:
+
+def _arm_set_bytes(arm_set: ArmSet) -> int:
+    """Estimated bytes of a decoded arm set beyond its (shared) offers: ~66 B per joint arm."""
+    return 200 + 72 * len(arm_set.arms) + 64 * len(arm_set.offers)
+
+
+#: Default budgets of the decoder's caches (few distinct candidate sets normally; a caller sending its
+#: own 2,000-offer lists must not hold hundreds of megabytes of decoded snapshots).
+OFFER_SET_CACHE_BYTES = 32 * 1024 * 1024
+ARM_SET_CACHE_BYTES = 32 * 1024 * 1024
+
+
+class OfferSetCache:
+    """Offer snapshots by content id, least recently used dropped first, bounded in bytes."""
+
+    def __init__(self, load: OfferLoader, max_bytes: int = OFFER_SET_CACHE_BYTES) -> None:
         self._load = load
-        self._size = size
-        self._items: OrderedDict[str, tuple[Offer, ...]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: ByteLRU[str, tuple[Offer, ...]] = ByteLRU(max_bytes, lambda k, v: _offers_bytes(v))
 
     def get(self, offer_set_id: str) -> tuple[Offer, ...]:
-        with self._lock:
-            if offer_set_id in self._items:
-                self._items.move_to_end(offer_set_id)
-                return self._items[offer_set_id]
-        offers = self._load(offer_set_id)
-        with self._lock:
-            self._items[offer_set_id] = offers
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        offers = self._items.get(offer_set_id)
+        if offers is None:
+            offers = self._load(offer_set_id)
+            self._items.put(offer_set_id, offers)
         return offers
 
 
 class RowDecoder:
-    """Decodes decision rows; thread-safe. ``arm_sets``: how many decoded arm sets to keep (0: none)."""
+    """Decodes decision rows; thread-safe. ``arm_set_bytes``: the budget of decoded arm sets (0: none)."""
 
-    def __init__(self, offers: OfferSetCache, arm_sets: int = 1024) -> None:
+    def __init__(self, offers: OfferSetCache, arm_set_bytes: int = ARM_SET_CACHE_BYTES) -> None:
         self.offers = offers
-        self._size = arm_sets
-        self._arm_sets: OrderedDict[tuple, ArmSet] = OrderedDict()
-        self._lock = threading.Lock()
+        self._arm_sets: ByteLRU[tuple, ArmSet] = ByteLRU(arm_set_bytes, lambda k, v: _arm_set_bytes(v) + len(k[3]))
 
     def _arm_set(self, row: Row) -> ArmSet:
         key = (row["offer_set"], row["formats"], row["time_slots"], bytes(row["eligible"] or b""))
-        with self._lock:
-            arm_set = self._arm_sets.get(key)
-            if arm_set is not None:
-                self._arm_sets.move_to_end(key)
-                return arm_set
+        arm_set = self._arm_sets.get(key)
+        if arm_set is not None:
+            return arm_set
         offer_list = self.offers.get(row["offer_set"])
         product = ArmSet.product(offer_list, json.loads(row["formats"]), json.loads(row["time_slots"]))
         arms = tuple(product.arms[i] for i in blob_to_indices(row["eligible"]))
         used = {a.offer_id for a in arms}
         arm_set = ArmSet(arms=arms, offers={o.id: o for o in offer_list if o.id in used})
-        if self._size:
-            with self._lock:
-                self._arm_sets[key] = arm_set
-                while len(self._arm_sets) > self._size:
-                    self._arm_sets.popitem(last=False)
+        self._arm_sets.put(key, arm_set)
         return arm_set
 
     def decision(self, row: Row) -> LoggedDecision:
@@ -82,7 +83,7 @@ class RowDecoder:
             probability=row["probability"], policy_version=row["policy_version"],
             exploration=row["exploration"], deferred=bool(row["deferred"]), activated_at=row["activated_at"],
             learned_at=row["learned_at"], reward=row["reward"], baseline=baseline,
-            no_contact_reason=row["no_contact_reason"] or "")
+            no_contact_reason=row["no_contact_reason"] or "", fingerprint=_column(row, "fingerprint"))
 
     def history_record(self, row: Row) -> HistoryRecord | None:
         """What the per-user store needs from a logged decision (None for no_contact)."""
@@ -92,6 +93,14 @@ class RowDecoder:
         return HistoryRecord(user_key=row["user_key"], event_id=row["event_id"], when=counting.shown_at(row),
                              arm=JointArm(row["offer_id"], row["format"], row["time_slot"]), category=category,
                              counted=counting.shown(row), reward=counting.received_reward(row))
+
+
+def _column(row: Row, name: str) -> object:
+    """A column that logs older than its migration may lack (rows then read None)."""
+    try:
+        return row[name]
+    except (IndexError, KeyError):
+        return None
 
 
 def learning_event(decision: LoggedDecision, default_reward: float) -> LearningEvent | None:

@@ -45,6 +45,7 @@ class DecisionRow:
     baseline_json: str | None
     no_contact_reason: str
     removed_json: str
+    fingerprint: str | None = None  # hash of the canonical request (a repeat must match it)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class LoggedDecision:
     reward: float | None
     baseline: JointArm | None = None
     no_contact_reason: str = ""
+    fingerprint: str | None = None  # None for decisions logged before fingerprints
 
     @property
     def chosen_arm(self) -> JointArm | None:

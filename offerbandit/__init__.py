@@ -5,9 +5,11 @@ VowpalWabbit nor numpy (the server, the learner and the offline evaluation live 
 packages: ``service``, ``policies``, ``decision_log``, ``policy_registry``, ``offline_eval``).
 """
 from offerbandit.errors import (
+    AlreadyExists,
     InvalidInput,
     LogClosed,
     LogNotFound,
+    LogUnavailable,
     ModelError,
     NotFound,
     OfferBanditError,
@@ -21,9 +23,11 @@ from offerbandit.errors import (
 __version__ = "0.2.0"
 
 __all__ = [
+    "AlreadyExists",
     "InvalidInput",
     "LogClosed",
     "LogNotFound",
+    "LogUnavailable",
     "ModelError",
     "NotFound",
     "OfferBanditError",

@@ -6,9 +6,11 @@ status codes (most specific first) and the CLI prints their message on one line.
     │   ├── SensitiveFeature      a deny-listed context key            -> INVALID_ARGUMENT
     │   └── LogNotFound           no decision log where one was named (a wrong --data-dir)
     ├── NotFound                  unknown event id, campaign, version  -> NOT_FOUND
+    ├── AlreadyExists             an event id reused for another request -> ALREADY_EXISTS
     ├── Overloaded                queue or concurrency bound hit       -> RESOURCE_EXHAUSTED
     ├── Unavailable               an expected, retryable fault         -> UNAVAILABLE
     │   ├── LogClosed             the decision log has been shut down
+    │   ├── LogUnavailable        the log is busy, locked, full or failing (SQLite I/O)
     │   └── PolicyUnavailable     no usable policy is loaded
     │       └── RegistryUnavailable   the MLflow store cannot be reached, opened or written
     │   └── AliasMoved            an alias moved since it was read (a lost compare-and-set; retry)
@@ -20,9 +22,11 @@ from pathlib import Path
 
 __all__ = [
     "AliasMoved",
+    "AlreadyExists",
     "InvalidInput",
     "LogClosed",
     "LogNotFound",
+    "LogUnavailable",
     "ModelError",
     "NotFound",
     "OfferBanditError",
@@ -66,6 +70,14 @@ class LogNotFound(InvalidInput):
         self.path = path
 
 
+class AlreadyExists(OfferBanditError):
+    """An idempotency key (an ``event_id``) already names a different request; ``field`` names it."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class Overloaded(OfferBanditError):
     """Too much work in flight; retry later."""
 
@@ -76,6 +88,11 @@ class Unavailable(OfferBanditError):
 
 class LogClosed(Unavailable):
     """The decision log has been shut down."""
+
+
+class LogUnavailable(Unavailable):
+    """The decision log cannot be written or read right now (busy, locked, disk full, I/O error);
+    nothing of the failed operation was committed, so the caller may retry."""
 
 
 class PolicyUnavailable(Unavailable):

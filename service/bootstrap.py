@@ -65,7 +65,7 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
                  with_registry: bool | None = None) -> ServerComponents:
     """Build and wire a server's components; ``with_registry`` defaults to ``[mlflow] enabled``."""
     data_dir = prepare_data_dir(Path(data_dir))
-    metrics = Metrics()
+    metrics = Metrics(versions_kept=config.server.metrics_versions_kept)
     learnable = LearnQueue()
     shadow_items = ShadowQueue(SHADOW_QUEUE_ITEMS)
     engine = DecisionEngine(config, data_dir, on_queue_depth=metrics.set_queue_depth, learnable=learnable,

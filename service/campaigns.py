@@ -2,25 +2,65 @@
 
 The live policy is swapped by replacing one tuple reference, so a request sees either the old or
 the new (policy, version) pair, never a mix; no request waits for a swap.
+
+The per-campaign caches (joint arms of a candidate list, offer-snapshot codes, offer categories) are
+bounded in bytes (``[server] candidate_cache_bytes`` per campaign), least recently used dropped first.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from policies import modes
 from policies.contract import Policy
+from policies.bounded import ByteLRU, text_bytes
 from policies.novelty import NoveltyConfig
 from policies.factory import make_policy
 from policies.rules import RulesConfig
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from service.config import CampaignConfig, ServiceConfig
 from decision_log import encode_offers
+from service.outcomes import arm_set_bytes
 
 BOOTSTRAP_VERSION = "bootstrap"
-_CACHE_SIZE = 4096  # distinct candidate lists remembered per campaign (oldest dropped first)
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+
+
+def _key_bytes(key: tuple) -> int:
+    """Estimated bytes of an offers key: ((id, ((feature, value), ...)), ...)."""
+    return 64 + sum(120 + text_bytes(oid) + sum(80 + text_bytes(k, v) for k, v in feats) for oid, feats in key)
+
+
+def _arm_set_entry_bytes(key: tuple, arm_set: ArmSet) -> int:
+    return _key_bytes(key[0]) + arm_set_bytes(arm_set)
+
+
+def _code_entry_bytes(key: tuple, code: tuple[str, str]) -> int:
+    return _key_bytes(key) + text_bytes(*code)
+
+
+def _category_bytes(offer_id: str, category: str) -> int:
+    return 100 + text_bytes(offer_id, category)
+
+
+@dataclass(frozen=True)
+class CampaignCaches:
+    """The byte-bounded caches of one campaign (each gets a third of the budget)."""
+
+    arm_sets: ByteLRU
+    offer_codes: ByteLRU
+    categories: ByteLRU
+
+    @classmethod
+    def with_budget(cls, max_bytes: int = DEFAULT_CACHE_BYTES) -> "CampaignCaches":
+        share = max_bytes // 3
+        return cls(ByteLRU(share, _arm_set_entry_bytes), ByteLRU(share, _code_entry_bytes),
+                   ByteLRU(share, _category_bytes))
+
+    @property
+    def nbytes(self) -> int:
+        return self.arm_sets.nbytes + self.offer_codes.nbytes + self.categories.nbytes
 
 
 class LivePolicy:
@@ -50,10 +90,7 @@ class CampaignRuntime:
     challenger: LivePolicy | None = None
     mode: modes.ModeConfig = field(default_factory=modes.ModeConfig)
     apprentice: modes.ApprenticeGate | None = None
-    _offer_codes: dict[tuple, tuple[str, str]] = field(default_factory=dict)
-    _arm_sets: dict[tuple, ArmSet] = field(default_factory=dict)
-    _categories: dict[str, str] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    caches: CampaignCaches = field(default_factory=CampaignCaches.with_budget)
 
     def serving_pmf(self, policy: Policy, context: DecisionContext, arm_set: ArmSet,
                     baseline: JointArm | None) -> np.ndarray:
@@ -69,35 +106,30 @@ class CampaignRuntime:
         """The joint arms of a candidate list, built once per distinct list and reused: callers tend
         to send the same candidates again and again, and the VW adapter's caches key on the object."""
         key = (self._offers_key(offers), formats, time_slots)
-        arm_set = self._arm_sets.get(key)
+        arm_set = self.caches.arm_sets.get(key)
         if arm_set is None:
             arm_set = ArmSet.product(offers, formats, time_slots)
-            with self._lock:
-                if len(self._arm_sets) >= _CACHE_SIZE:
-                    self._arm_sets.pop(next(iter(self._arm_sets)))
-                self._arm_sets[key] = arm_set
+            self.caches.arm_sets.put(key, arm_set)
         return arm_set
 
     def offer_set_code(self, offers: tuple[Offer, ...]) -> tuple[str, str]:
         """Content id and JSON of an offer snapshot, cached per distinct offer list."""
         key = self._offers_key(offers)
-        code = self._offer_codes.get(key)
+        code = self.caches.offer_codes.get(key)
         if code is None:
             code = encode_offers(offers)
-            with self._lock:
-                if len(self._offer_codes) >= _CACHE_SIZE:
-                    self._offer_codes.pop(next(iter(self._offer_codes)))
-                self._offer_codes[key] = code
-                for offer in offers:
-                    self._categories[offer.id] = offer.category
+            self.caches.offer_codes.put(key, code)
+            for offer in offers:
+                self.caches.categories.put(offer.id, offer.category)
         return code
 
     @staticmethod
     def _offers_key(offers: tuple[Offer, ...]) -> tuple:
         return tuple((o.id, tuple(sorted(o.features.items()))) for o in offers)
 
-    def category_of(self, offer_id: str) -> str:
-        return self._categories.get(offer_id, "")
+    def category_of(self, offer_id: str) -> str | None:
+        """The category of an offer seen recently (None once it fell out of the cache)."""
+        return self.caches.categories.get(offer_id)
 
 
 def _index_of(arm_set: ArmSet, arm: JointArm | None) -> int | None:
@@ -114,6 +146,7 @@ def new_policy(config: CampaignConfig) -> Policy:
 
 
 def build_runtimes(config: ServiceConfig) -> dict[str, CampaignRuntime]:
+    cache_bytes = config.server.candidate_cache_bytes
     runtimes = {}
     for name, campaign in config.campaigns.items():
         catalog = campaign.catalog
@@ -127,6 +160,7 @@ def build_runtimes(config: ServiceConfig) -> dict[str, CampaignRuntime]:
             catalog_arms=ArmSet.product(catalog.offers, catalog.formats, catalog.time_slots),
             mode=mode,
             apprentice=modes.ApprenticeGate(mode) if campaign.mode == "apprentice" else None,
+            caches=CampaignCaches.with_budget(cache_bytes),
         )
         runtime.offer_set_code(catalog.offers)
         runtimes[name] = runtime

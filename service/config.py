@@ -45,8 +45,16 @@ class ServerConfig:
     max_concurrent_rpcs: int = 256
     max_message_bytes: int = 4 * 1024 * 1024
     grace_seconds: float = 10.0
+    # Memory bounds (issue 14): the answers kept for repeated event ids, each campaign's candidate
+    # caches (joint arms, offer snapshots, categories), the policy versions kept in metric series.
+    idempotency_cache_bytes: int = 16 * 1024 * 1024
+    candidate_cache_bytes: int = 64 * 1024 * 1024
+    metrics_versions_kept: int = 5
 
     def __post_init__(self) -> None:
+        check_scalar(self.idempotency_cache_bytes, "server.idempotency_cache_bytes", int, low=0)
+        check_scalar(self.candidate_cache_bytes, "server.candidate_cache_bytes", int, low=0)
+        check_scalar(self.metrics_versions_kept, "server.metrics_versions_kept", int, low=1)
         check_scalar(self.max_workers, "server.max_workers", int, low=1)
         check_scalar(self.max_concurrent_rpcs, "server.max_concurrent_rpcs", int, low=1)
         check_scalar(self.max_message_bytes, "server.max_message_bytes", int, low=1024)
@@ -154,7 +162,7 @@ class LearningConfig:
     checkpoint_every_seconds: float = 600.0
     registry_poll_seconds: float = 5.0
     history_horizon_seconds: float = 90 * 86400.0
-    history_max_users: int = 200_000
+    history_max_users: int = 50_000  # ~3.7 KB each held; a customer not held is read from the log
 
     def __post_init__(self) -> None:
         check_scalar(self.batch_size, "learning.batch_size", int, low=1)

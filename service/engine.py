@@ -14,12 +14,11 @@ The engine never opens a transaction and never touches MLflow.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,29 +26,22 @@ from typing import Protocol
 import numpy as np
 
 from policies import sampler
-from offerbandit.errors import InvalidInput, NotFound
-from policies.history import HistoryConfig, UserHistoryStore
+from offerbandit.errors import AlreadyExists, InvalidInput, NotFound
+from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
 from policies.novelty import mix_for_history
 from policies.rules import apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from decision_log import (ActivationOutcome, DecisionRow, LoggedDecision, LogOptions, RewardOutcome, indices_to_blob,
                           open_log, pmf_to_blob)
 from service.campaigns import CampaignRuntime, build_runtimes
+from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
+from service.fingerprint import request_fingerprint
 from service.keys import ServerKeys, load_keys
+from service.outcomes import DecisionOutcome, RepeatRecord, ranking_of
 from service.validation import DecideInput, RewardInput
 
-
-@dataclass(frozen=True, slots=True)
-class DecisionOutcome:
-    event_id: str
-    campaign: str
-    arm: JointArm | None
-    probability: float
-    ranking: tuple[tuple[JointArm, float], ...]
-    policy_version: str
-    exploration: str
-    no_contact_reason: str = ""
+__all__ = ["DecisionEngine", "DecisionOutcome", "LearnableSink", "ShadowItem", "ShadowSink", "ranking_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +89,19 @@ class _Prepared:
     offer_list: tuple[Offer, ...]
     formats: tuple[str, ...]
     time_slots: tuple[str, ...]
+    fingerprint: str
 
 
-def ranking_of(arm_set: ArmSet, pmf: np.ndarray, limit: int = 0) -> tuple[tuple[JointArm, float], ...]:
-    """Arms with non-zero probability, highest first (ties in arm order); the top ``limit`` if set."""
-    order = np.argsort(-pmf, kind="stable")
-    order = order[pmf[order] > 0]
-    if limit:
-        order = order[:limit]
-    arms = arm_set.arms
-    return tuple(zip(map(arms.__getitem__, order.tolist()), pmf[order].tolist()))
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """A fresh decision waiting for its commit: the row to write, the answer and what settles it."""
+
+    outcome: DecisionOutcome
+    row: DecisionRow
+    record: RepeatRecord
+    shadow: ShadowItem | None
+    contact: bool  # a pending contact was recorded for it
+
 
 
 class DecisionEngine:
@@ -114,6 +109,11 @@ class DecisionEngine:
 
     Learnable events go to ``learnable`` right after their reward's commit, committed decisions with a
     challenger to ``shadow``; without them (a bare engine) both are discarded.
+
+    Exactness (issue 14): a contact counts once its decision is committed (pending until then, dropped if
+    the commit fails); a customer the per-user store does not hold is read from the log first; a repeated
+    ``event_id`` is answered only if its request has the same fingerprint (else `AlreadyExists`); the
+    answer's size is checked (``respond``) before anything is handed to the writer.
     """
 
     def __init__(self, config: ServiceConfig, data_dir: Path, *, keys: ServerKeys | None = None,
@@ -129,13 +129,10 @@ class DecisionEngine:
         self.reward_defaults = config.reward_defaults()
         horizon = max(config.learning.history_horizon_seconds,
                       *(c.rules.longest_cap_window_s for c in config.campaigns.values()))
-        self.history = UserHistoryStore(HistoryConfig(max_users=config.learning.history_max_users,
-                                                      horizon_s=horizon))
+        history_config = HistoryConfig(max_users=config.learning.history_max_users, horizon_s=horizon)
+        self.history = UserHistoryStore(history_config, loader=self._load_user)
         self.campaigns: dict[str, CampaignRuntime] = build_runtimes(config)
-        self._recent: OrderedDict[str, DecisionOutcome] = OrderedDict()
-        self._inflight: dict[str, Future] = {}
-        self._ids_lock = threading.Lock()
-        self._recent_size = 100_000
+        self.claims = EventClaims(config.server.idempotency_cache_bytes)
         self._learnable: LearnableSink = learnable or _Discard()
         self._shadow: ShadowSink = shadow or _Discard()
         self._rebuild_history()
@@ -146,6 +143,11 @@ class DecisionEngine:
         since = time.time() - self.history.config.horizon_s
         self.history.rebuild(self.log.history_since(since))
 
+    def _load_user(self, user_key: str) -> list[HistoryRecord]:
+        """A customer's committed contacts within the horizon, from the log (the store does not hold them)."""
+        config = self.history.config
+        return self.log.user_history(user_key, time.time() - config.horizon_s, 2 * config.max_entries_per_user)
+
     def runtime(self, campaign: str) -> CampaignRuntime:
         try:
             return self.campaigns[campaign or "default"]
@@ -154,64 +156,97 @@ class DecisionEngine:
 
     # --- Decide -------------------------------------------------------------------------------
 
-    def decide(self, inputs: Sequence[DecideInput], timeout: float | None = None) -> list[DecisionOutcome]:
-        """Decide every input; all of them are logged in one transaction, or none."""
+    def decide(self, inputs: Sequence[DecideInput], timeout: float | None = None, *, batch: bool = False,
+               respond: Callable[[list[DecisionOutcome]], object] | None = None) -> list[DecisionOutcome]:
+        """Decide every input; all of them are logged in one transaction, or none.
+
+        ``respond(outcomes)`` is called once every answer is known and *before* the rows go to the writer
+        (it builds the wire answer and raises, e.g. `Overloaded` for an answer over the transport limit,
+        to refuse the call with nothing logged). ``batch`` names items ``requests[i]`` in errors.
+        A timeout (``concurrent.futures.TimeoutError``) means nothing was committed, or the commit is
+        under way and a retry with the same event ids returns what it committed.
+        """
         prepared = [self._prepare(i, inp) for i, inp in enumerate(inputs)]
         results: list[DecisionOutcome | None] = [None] * len(prepared)
-        waiting: list[tuple[int, Future]] = []
-        claimed: set[str] = set()
-        fresh: list[int] = []
+        check = lambda i, stored: _check_same(i, prepared[i], stored, batch)  # noqa: E731
+        known, waiting, claimed = self.claims.claim([(p.event_id, p.fingerprint) for p in prepared], check)
         try:
-            with self._ids_lock:
-                for i, item in enumerate(prepared):
-                    known = self._recent.get(item.event_id)
-                    if known is not None:
-                        results[i] = known
-                    elif item.event_id in self._inflight:
-                        waiting.append((i, self._inflight[item.event_id]))
-                    else:
-                        self._inflight[item.event_id] = Future()
-                        claimed.add(item.event_id)
-                        fresh.append(i)
+            for i, record in known.items():
+                results[i] = record.outcome(prepared[i].input.ranking_limit)
+            fresh = [i for i, p in enumerate(prepared) if p.event_id in claimed]
             for i in [i for i in fresh if prepared[i].input.event_id]:  # server-made ids are new by construction
                 logged = self.log.find_decision(prepared[i].event_id)
                 if logged is not None:
-                    results[i] = _outcome_of(logged)
-            fresh = [i for i in fresh if results[i] is None]
-            rows: list[DecisionRow] = []
-            scored: list[ShadowItem] = []
-            now = time.time()
-            for i in fresh:
-                outcome, row, shadow = self._decide_one(prepared[i], now)
-                results[i] = outcome
-                rows.append(row)
-                if shadow is not None:
-                    scored.append(shadow)
-            if rows:
-                self.log.insert_decisions(rows).result(timeout)
-                if scored:
-                    self._shadow.offer(scored)
-            for i, future in waiting:
-                results[i] = future.result(timeout)
+                    check(i, logged.fingerprint)
+                    record = _record_of(logged)
+                    results[i] = record.outcome(prepared[i].input.ranking_limit)
+                    self.claims.settle(claimed.pop(prepared[i].event_id), prepared[i].event_id, record)
+            decided = self._decide_fresh(prepared, [i for i in fresh if results[i] is None], results)
         except BaseException as exc:
-            with self._ids_lock:
-                for event_id in claimed:
-                    future = self._inflight.pop(event_id)
-                    future.set_exception(exc)
+            self.claims.fail(claimed, exc)
             raise
-        with self._ids_lock:
-            for i, item in enumerate(prepared):
-                if item.event_id in claimed and item.event_id in self._inflight:
-                    self._inflight.pop(item.event_id).set_result(results[i])
-                    self._remember(item.event_id, results[i])
-        return [r for r in results if r is not None]
+        try:
+            if respond is not None and not waiting:
+                respond([r for r in results if r is not None])
+            write = self.log.insert_decisions([d.row for d in decided]) if decided else None
+        except BaseException as exc:
+            self._undo(decided)
+            self.claims.fail(claimed, exc)
+            raise
+        if write is not None:
+            try:
+                write.result(timeout)
+            except FutureTimeout:
+                if not write.cancel():  # taken by the writer already: the commit settles the claims
+                    write.add_done_callback(lambda done: self._settle(done, decided, claimed))
+                    raise
+                self._settle(write, decided, claimed)
+                raise
+            except BaseException:
+                self._settle(write, decided, claimed)
+                raise
+            self._settle(write, decided, claimed)  # here, not in the writer's thread: it never waits for a user
+        for i, future in waiting.items():
+            results[i] = future.result(timeout).outcome(prepared[i].input.ranking_limit)
+        outcomes = [r for r in results if r is not None]
+        if respond is not None and waiting:
+            respond(outcomes)
+        return outcomes
 
-    def _remember(self, event_id: str, outcome: DecisionOutcome | None) -> None:
-        if outcome is None:
+    def _decide_fresh(self, prepared: list[_Prepared], fresh: list[int],
+                      results: list[DecisionOutcome | None]) -> list[_Decided]:
+        decided: list[_Decided] = []
+        now = time.time()
+        try:
+            for i in fresh:
+                one = self._decide_one(prepared[i], now)
+                decided.append(one)
+                results[i] = one.outcome
+        except BaseException:
+            self._undo(decided)
+            raise
+        return decided
+
+    def _undo(self, decided: list[_Decided]) -> None:
+        """Drop the pending contacts of decisions that will not be committed."""
+        for d in decided:
+            if d.contact:
+                self.history.discard(d.row.user_key, d.row.event_id)
+
+    def _settle(self, write: Future, decided: list[_Decided], claimed: dict[str, Future]) -> None:
+        """Once the write resolved: confirm or drop the pending contacts, settle or free the claims."""
+        failure = _failure_of(write)
+        if failure is not None:
+            self._undo(decided)
+            self.claims.fail(claimed, failure)
             return
-        self._recent[event_id] = outcome
-        while len(self._recent) > self._recent_size:
-            self._recent.popitem(last=False)
+        for d in decided:
+            if d.contact:
+                self.history.confirm(d.row.user_key, d.row.event_id)
+            self.claims.settle(claimed.get(d.row.event_id), d.row.event_id, d.record)
+        scored = [d.shadow for d in decided if d.shadow is not None]
+        if scored:
+            self._shadow.offer(scored)
 
     def _prepare(self, index: int, inp: DecideInput) -> _Prepared:
         runtime = self.runtime(inp.campaign)
@@ -225,12 +260,13 @@ class DecisionEngine:
                                f"{self.config.limits.max_joint_arms}", field="offers")
         candidates = (runtime.catalog_arms if not (inp.offers or inp.formats or inp.time_slots)
                       else runtime.candidates(tuple(offer_list), tuple(formats), tuple(time_slots)))
-        context = DecisionContext(user_key=self.keys.user_key(inp.user_id), context=dict(inp.context),
-                                  numeric=dict(inp.numeric), campaign=runtime.config.name)
+        user_key = self.keys.user_key(inp.user_id)
+        context = DecisionContext(user_key=user_key, context=dict(inp.context), numeric=dict(inp.numeric),
+                                  campaign=runtime.config.name)
         return _Prepared(inp, inp.event_id or uuid.uuid4().hex, runtime, context, candidates, tuple(offer_list),
-                         tuple(formats), tuple(time_slots))
+                         tuple(formats), tuple(time_slots), request_fingerprint(inp, user_key))
 
-    def _decide_one(self, item: _Prepared, now: float) -> tuple[DecisionOutcome, DecisionRow, ShadowItem | None]:
+    def _decide_one(self, item: _Prepared, now: float) -> _Decided:
         runtime, context, inp = item.campaign, item.context, item.input
         cfg: CampaignConfig = runtime.config
         with self.history.locked(context.user_key) as user:
@@ -244,7 +280,8 @@ class DecisionEngine:
                                           reason)
                 row = self._row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
                                 eligibility.removed)
-                return outcome, row, None
+                record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, np.zeros(0), None)
+                return _Decided(outcome, row, record, None, contact=False)
             arm_set = eligibility.arm_set
             p_policy = runtime.serving_pmf(policy, context, arm_set, inp.baseline)
             mixture = mix_for_history(p_policy, arm_set, history, runtime.novelty)
@@ -252,15 +289,16 @@ class DecisionEngine:
             label = sampler.exploration_label(draw, p_policy)
             arm = arm_set.arms[draw.index]
             user.record_contact(event_id=item.event_id, when=now, arm=arm, category=arm_set.offer_of(arm).category,
-                                counts=not inp.deferred)
+                                counts=not inp.deferred, committed=False)
         outcome = DecisionOutcome(item.event_id, cfg.name, arm, draw.probability,
                                   ranking_of(arm_set, mixture.p, inp.ranking_limit), version, label)
         row = self._row(item, now, eligibility.kept, mixture.p, p_policy, draw.index, outcome, mixture.beta,
                         eligibility.removed)
+        record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, mixture.p, draw.index)
         shadow = None
         if runtime.challenger is not None:
             shadow = ShadowItem(item.event_id, cfg.name, context, arm_set, draw.index)
-        return outcome, row, shadow
+        return _Decided(outcome, row, record, shadow, contact=True)
 
     def _row(self, item: _Prepared, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,
              chosen: int | None, outcome: DecisionOutcome, beta: float, removed: object) -> DecisionRow:
@@ -283,7 +321,8 @@ class DecisionEngine:
             baseline_json=json.dumps([inp.baseline.offer_id, inp.baseline.format, inp.baseline.time_slot])
             if inp.baseline else None,
             no_contact_reason=outcome.no_contact_reason,
-            removed_json=json.dumps({k: getattr(removed, k) for k in removed.__dataclass_fields__}))
+            removed_json=json.dumps({k: getattr(removed, k) for k in removed.__dataclass_fields__}),
+            fingerprint=item.fingerprint)
 
     # --- Reward / Activate --------------------------------------------------------------------
 
@@ -304,13 +343,22 @@ class DecisionEngine:
                                          self._aggregation_of).result(timeout)
         if outcome.accepted and outcome.offer_id is not None and inp.value > 0:
             arm = JointArm(outcome.offer_id, outcome.format, outcome.time_slot)
-            runtime = self.campaigns.get(outcome.campaign)
-            category = runtime.category_of(outcome.offer_id) if runtime else ""
+            category = self._category_of(outcome.campaign, outcome.offer_id, inp.event_id)
             self.history.record_response(outcome.user_key, event_id=inp.event_id, when=now, arm=arm,
                                          category=category, reward=inp.value)
         if outcome.learn_seq is not None:
             self._learnable.enqueue([outcome.learn_seq])
         return outcome
+
+    def _category_of(self, campaign: str, offer_id: str, event_id: str) -> str:
+        """The category of a decided offer: the campaign's (bounded) cache, else the logged offer snapshot."""
+        runtime = self.campaigns.get(campaign)
+        category = runtime.category_of(offer_id) if runtime else None
+        if category is None:
+            logged = self.log.find_decision(event_id)
+            offer = logged.arm_set.offers.get(offer_id) if logged is not None else None
+            category = offer.category if offer is not None else ""
+        return category
 
     def activate(self, event_id: str, timeout: float | None = None) -> ActivationOutcome:
         now = time.time()
@@ -325,11 +373,30 @@ class DecisionEngine:
         self.log.close()
 
 
-def _outcome_of(logged: LoggedDecision) -> DecisionOutcome:
-    """The answer to a repeated event id, rebuilt from what was logged."""
-    return DecisionOutcome(logged.event_id, logged.campaign, logged.chosen_arm, logged.probability,
-                           ranking_of(logged.arm_set, logged.pmf), logged.policy_version, logged.exploration,
-                           logged.no_contact_reason)
+def _check_same(index: int, item: _Prepared, fingerprint: str | None, batch: bool) -> None:
+    """A repeated event id must carry the same request (rows without a fingerprint predate the check)."""
+    if fingerprint is not None and fingerprint != item.fingerprint:
+        where = f"requests[{index}]: " if batch else ""
+        raise AlreadyExists(f"{where}event_id {item.event_id!r} was already used for a different request "
+                            "(another user, campaign, context or candidate set); use a new event_id",
+                            field=f"requests[{index}].event_id" if batch else "event_id")
+
+
+def _record_of(logged: LoggedDecision) -> RepeatRecord:
+    """The repeat record of a decision read back from the log (its fingerprint as stored)."""
+    outcome = DecisionOutcome(logged.event_id, logged.campaign, logged.chosen_arm, logged.probability, (),
+                              logged.policy_version, logged.exploration, logged.no_contact_reason)
+    return RepeatRecord.of(outcome, logged.fingerprint, logged.arm_set, np.arange(len(logged.arm_set.arms)),
+                           logged.pmf, logged.chosen)
+
+
+def _failure_of(write: Future) -> BaseException | None:
+    if write.cancelled():
+        return FutureTimeout("the deadline passed before the decision was written; nothing was logged")
+    try:
+        return write.exception()
+    except CancelledError as exc:  # cancelled between the two calls
+        return exc
 
 
 def _main_reason(removed: object) -> str:

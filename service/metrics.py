@@ -2,11 +2,13 @@
 
 Each `Metrics` owns its own `CollectorRegistry`, so several servers in one process (tests) never
 clash. Label values are checked against small closed sets: a typo in the caller must not grow an
-unbounded family of time series.
+unbounded family of time series. ``policy_version`` is open (every checkpoint is a new version), so
+only the newest ``versions_kept`` versions of each campaign keep decision series; older ones are removed.
 """
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -60,7 +62,11 @@ class MetricsHTTPServer:
 class Metrics:
     """All metrics of one server process, in a private registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, versions_kept: int = 5) -> None:
+        self.versions_kept = check_scalar(versions_kept, "versions_kept", int, low=1)
+        # campaign -> version -> the (outcome, exploration) label pairs it has series for, oldest version first
+        self._series: dict[str, OrderedDict[str, set[tuple[str, str]]]] = {}
+        self._series_lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=True)
         self._decisions = Counter(
             "offerbandit_decisions", "Decisions by campaign, outcome, exploration kind and policy version.",
@@ -101,8 +107,27 @@ class Metrics:
         _check_label(policy_version, "policy_version")
         _check_label(outcome, "outcome", DECISION_OUTCOMES)
         latency = check_scalar(latency_s, "latency_s", low=0.0)
+        self._track(campaign, policy_version, (outcome, exploration))
         self._decisions.labels(campaign, outcome, exploration, policy_version).inc()
         self._decision_latency.labels(campaign).observe(latency)
+
+    def _track(self, campaign: str, version: str, labels: tuple[str, str]) -> None:
+        """Remember the series of (campaign, version); drop every series of versions beyond the newest K."""
+        with self._series_lock:
+            versions = self._series.setdefault(campaign, OrderedDict())
+            seen = versions.get(version)
+            if seen is None:
+                seen = versions[version] = set()
+                while len(versions) > self.versions_kept:
+                    old, pairs = versions.popitem(last=False)
+                    for outcome, exploration in pairs:
+                        self._decisions.remove(campaign, outcome, exploration, old)
+            seen.add(labels)
+
+    def tracked_versions(self, campaign: str) -> tuple[str, ...]:
+        """The policy versions of ``campaign`` that still have decision series, oldest first."""
+        with self._series_lock:
+            return tuple(self._series.get(campaign, ()))
 
     def observe_reward(self, campaign: str, outcome: str) -> None:
         _check_label(campaign, "campaign")

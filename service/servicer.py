@@ -6,12 +6,15 @@ Thin on purpose: validation lives in ``validation``, decisions in ``engine``, st
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import grpc
+from google.protobuf.message import Message
 
 from offers.v1 import decision_pb2 as pb
 from offers.v1 import decision_pb2_grpc as pb_grpc
 from service import validation
+from offerbandit.errors import Overloaded
 from service.engine import DecisionEngine, DecisionOutcome
 from service.status import abort_with, status_for
 from service.metrics import Metrics
@@ -21,6 +24,7 @@ UNKNOWN = "unknown"
 _OUTCOME_OF_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: "invalid",
     grpc.StatusCode.NOT_FOUND: "not_found",
+    grpc.StatusCode.ALREADY_EXISTS: "invalid",
     grpc.StatusCode.RESOURCE_EXHAUSTED: "overloaded",
     grpc.StatusCode.UNAVAILABLE: "unavailable",
 }
@@ -55,14 +59,28 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         self.limits = engine.config.limits
         self.privacy = engine.config.privacy
 
-    def _decide(self, inputs: list[validation.DecideInput], context: grpc.ServicerContext,
-                started: float) -> list[DecisionOutcome]:
-        outcomes = self.engine.decide(inputs, timeout=_timeout(context))
+    def _decide(self, inputs: list[validation.DecideInput], context: grpc.ServicerContext, started: float,
+                build: Callable[[list[DecisionOutcome]], Message], batch: bool) -> Message:
+        """Decide and answer; the answer is built and sized before anything is logged (too big for the
+        transport limit: RESOURCE_EXHAUSTED, nothing logged)."""
+        built: list[Message] = []
+        limit = self.engine.config.server.max_message_bytes
+
+        def respond(outcomes: list[DecisionOutcome]) -> None:
+            message = build(outcomes)
+            size = message.ByteSize()
+            if size > limit:
+                raise Overloaded(f"the answer would be {size} bytes, over the transport limit of {limit} "
+                                 "(server.max_message_bytes); nothing was logged: ask for fewer arms "
+                                 "(ranking_limit), fewer candidates or a smaller batch")
+            built[:] = [message]
+
+        outcomes = self.engine.decide(inputs, timeout=_timeout(context), batch=batch, respond=respond)
         latency = (time.perf_counter() - started) / max(len(outcomes), 1)
         for outcome in outcomes:
             self.metrics.observe_decision(outcome.campaign, outcome.exploration, outcome.policy_version, latency,
                                           outcome="no_contact" if outcome.arm is None else "ok")
-        return outcomes
+        return built[0]
 
     def _failed(self, context: grpc.ServicerContext, exc: BaseException, started: float) -> None:
         code, _ = status_for(exc)
@@ -74,7 +92,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         started = time.perf_counter()
         try:
             inputs = [validation.decide_input(request, self.limits, self.privacy)]
-            return to_proto(self._decide(inputs, context, started)[0])
+            return self._decide(inputs, context, started, lambda outcomes: to_proto(outcomes[0]), batch=False)
         except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
             self._failed(context, exc, started)
 
@@ -82,7 +100,9 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         started = time.perf_counter()
         try:
             inputs = validation.batch_inputs(request, self.limits, self.privacy)
-            return pb.DecideBatchResponse(decisions=[to_proto(o) for o in self._decide(inputs, context, started)])
+            return self._decide(inputs, context, started,
+                                lambda outcomes: pb.DecideBatchResponse(decisions=[to_proto(o) for o in outcomes]),
+                                batch=True)
         except Exception as exc:  # noqa: BLE001
             self._failed(context, exc, started)
 

@@ -10,13 +10,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import grpc
 
-from offerbandit.errors import InvalidInput, ModelError, NotFound, OfferBanditError, Overloaded, Unavailable
+from offerbandit.errors import AlreadyExists, InvalidInput, ModelError, NotFound, OfferBanditError, Overloaded, Unavailable
 
 log = logging.getLogger("offerbandit.errors")
 
 STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFound, grpc.StatusCode.NOT_FOUND),
+    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
     (ModelError, grpc.StatusCode.UNAVAILABLE),

@@ -13,6 +13,7 @@ from decision_log.codec import decode_offers
 from decision_log.counting import LEARNED_SQL
 from decision_log.records import LiveStats, LogFilter
 from decision_log.sqlite.connection import connect
+from decision_log.sqlite.faults import log_faults
 from offerbandit.errors import NotFound
 from policies.types import Offer
 
@@ -56,15 +57,28 @@ class LogReader:
                 self._all.append(conn)
         return conn
 
+    @log_faults
     def find_decision(self, event_id: str) -> sqlite3.Row | None:
         return self._conn().execute("SELECT * FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
 
+    @log_faults
     def offer_set(self, offer_set_id: str) -> tuple[Offer, ...]:
         row = self._conn().execute("SELECT offers FROM offer_sets WHERE id = ?", (offer_set_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown offer set {offer_set_id!r}")
         return decode_offers(row["offers"])
 
+    @log_faults
+    def user_decisions(self, user_key: str, since: float, limit: int) -> list[sqlite3.Row]:
+        """One customer's newest ``limit`` decisions at or after ``since`` (by the user-key index), oldest
+        first: what the per-user store loads for a customer it does not hold in memory."""
+        rows = self._conn().execute(
+            "SELECT * FROM decisions WHERE user_key = ? AND decided_at >= ? ORDER BY decided_at DESC, seq DESC "
+            "LIMIT ?", (user_key, since, limit)).fetchall()
+        rows.reverse()
+        return rows
+
+    @log_faults
     def due_for_learning(self, now: float, limit: int = 1000) -> list[int]:
         """Seqs of events whose reward window closed and that nobody claimed yet, oldest deadline first."""
         rows = self._conn().execute(
@@ -85,6 +99,7 @@ class LogReader:
         """The columns of an exposure, for decisions at or after ``since``, in log order."""
         return self._stream(EXPOSURE_COLUMNS, LogFilter(since=since), None, chunk)
 
+    @log_faults
     def _stream(self, columns: str, log_filter: LogFilter, up_to_seq: int | None,
                 chunk: int) -> Iterator[sqlite3.Row]:
         """Keyset-paginated chunks (safe for logs larger than memory)."""
@@ -101,12 +116,14 @@ class LogReader:
             yield from rows
             last = rows[-1]["seq"]
 
+    @log_faults
     def decisions_by_seq(self, seqs: Sequence[int]) -> list[sqlite3.Row]:
         """The decisions with these seqs, in seq order (unknown seqs are skipped)."""
         return self._conn().execute(
             "SELECT * FROM decisions WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
             (json.dumps([int(s) for s in seqs]),)).fetchall()
 
+    @log_faults
     def learned_after(self, campaign: str, when: float, chunk: int = 1000) -> Iterator[sqlite3.Row]:
         """Decisions of ``campaign`` claimed for learning after ``when``, in the order they were learned."""
         sql = ("SELECT * FROM decisions WHERE campaign = ? AND (learned_at > ? OR (learned_at = ? AND seq > ?)) "
@@ -119,25 +136,30 @@ class LogReader:
             yield from rows
             after, last = rows[-1]["learned_at"], rows[-1]["seq"]
 
+    @log_faults
     def learned_of_campaign(self, campaign: str) -> list[sqlite3.Row]:
         """The learned decisions of ``campaign`` (few columns), in log order."""
         return self._conn().execute(
             "SELECT policy_version, decided_at, reward, format, time_slot, exploration FROM decisions "
             f"WHERE campaign = ? AND {LEARNED_SQL} ORDER BY seq", (campaign,)).fetchall()
 
+    @log_faults
     def live_stats(self, campaign: str, version: str) -> LiveStats:
         row = self._conn().execute(
             "SELECT count(*), avg(reward), sum(exploration = 'explore_outside_history') FROM decisions "
             f"WHERE campaign = ? AND policy_version = ? AND {LEARNED_SQL}", (campaign, version)).fetchone()
         return LiveStats(events=int(row[0] or 0), reward_mean=float(row[1] or 0.0), outside_history=int(row[2] or 0))
 
+    @log_faults
     def campaigns(self) -> tuple[str, ...]:
         rows = self._conn().execute("SELECT DISTINCT campaign FROM decisions ORDER BY campaign").fetchall()
         return tuple(row[0] for row in rows)
 
+    @log_faults
     def last_seq(self) -> int | None:
         return self._conn().execute("SELECT max(seq) FROM decisions").fetchone()[0]
 
+    @log_faults
     def count(self, table: str = "decisions") -> int:
         if table not in _TABLES:
             raise ValueError(f"unknown table {table}")

@@ -13,8 +13,8 @@ WriteOp = Callable[[sqlite3.Connection], Any]
 _INSERT_DECISION = """
 INSERT INTO decisions (event_id, campaign, decided_at, user_key, context, numeric, offer_set, formats,
   time_slots, eligible, pmf, policy_pmf, chosen_index, offer_id, format, time_slot, probability,
-  policy_version, exploration, beta, deferred, learn_due_at, baseline, no_contact_reason, removed)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+  policy_version, exploration, beta, deferred, learn_due_at, baseline, no_contact_reason, removed, fingerprint)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 """
 
 
@@ -45,7 +45,7 @@ def insert_rows(conn: sqlite3.Connection, rows: Sequence[DecisionRow]) -> int:
          r.formats_json, r.time_slots_json, r.eligible, r.pmf, r.policy_pmf, r.chosen_index,
          r.offer_id or None, r.format or None, r.time_slot or None, r.probability, r.policy_version,
          r.exploration, r.beta, int(r.deferred), r.learn_due_at, r.baseline_json, r.no_contact_reason or None,
-         r.removed_json)
+         r.removed_json, r.fingerprint)
         for r in rows])
     return len(rows)
 

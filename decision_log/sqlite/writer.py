@@ -5,6 +5,11 @@ waits on the returned future. The writer thread takes every operation queued at 
 them in one ``BEGIN IMMEDIATE`` transaction (each inside its own SAVEPOINT, so one failing operation
 does not undo its neighbours) and commits once, so many decisions share one fsync. A future resolves
 only after COMMIT returned: an acknowledged decision or reward is on disk (``synchronous=FULL``).
+
+A caller that gives up may ``cancel()`` its future: an operation the writer has not taken yet is then
+never written (so "timed out" can mean "nothing committed"); once taken, cancel fails and the future
+resolves with the commit. Expected SQLite faults (busy, locked, disk full, I/O) reach callers as
+`LogUnavailable` (see :mod:`decision_log.sqlite.faults`).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from decision_log.sqlite.connection import connect
+from decision_log.sqlite.faults import as_log_fault
 from decision_log.sqlite.schema import migrate
 from decision_log.sqlite.write_ops import InsertDecisions, WriteOp, insert_rows
 from offerbandit.errors import LogClosed, Overloaded
@@ -115,6 +121,9 @@ class LogWriter:
             self._commit(leftovers)
 
     def _commit(self, batch: list[_Item]) -> None:
+        batch = [(op, future) for op, future in batch if future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         results: list[_Result] = []
         conn = self._conn
         try:
@@ -130,6 +139,7 @@ class LogWriter:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            exc = as_log_fault(exc)
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -148,9 +158,11 @@ class LogWriter:
         try:
             value = op(conn)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through its future
+            if not conn.in_transaction:  # SQLite rolled the whole group back (disk full, I/O): it fails
+                raise as_log_fault(exc) from exc
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
-            return future, None, exc
+            return future, None, as_log_fault(exc)
         conn.execute("RELEASE op")
         return future, value, None
 
@@ -160,7 +172,9 @@ class LogWriter:
         conn.execute("SAVEPOINT merged")
         try:
             insert_rows(conn, [row for op, _ in run for row in op.rows])
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            if not conn.in_transaction:  # SQLite rolled the whole group back (disk full, I/O): it fails
+                raise as_log_fault(exc) from exc
             conn.execute("ROLLBACK TO merged")
             conn.execute("RELEASE merged")
             return False

@@ -4,15 +4,17 @@
   (:class:`HistoryRecord`) and the frozen view a decision reads (:class:`UserHistory`);
 - ``user``: one user's time-sorted, reference-counted entries and :class:`UserHandle`, the
   read-modify-write API on a locked user;
-- ``store``: :class:`UserHistoryStore`, every user behind an LRU bound and a time horizon.
+- ``store``: :class:`UserHistoryStore`, every user behind an LRU bound and a time horizon, loaded
+  from the log (a :data:`HistoryLoader`) when not held.
 """
 from policies.history.records import HISTORY_DIMENSIONS, HistoryConfig, HistoryRecord, UserHistory
-from policies.history.store import UserHistoryStore
+from policies.history.store import HistoryLoader, UserHistoryStore
 from policies.history.user import UserHandle
 
 __all__ = [
     "HISTORY_DIMENSIONS",
     "HistoryConfig",
+    "HistoryLoader",
     "HistoryRecord",
     "UserHandle",
     "UserHistory",

@@ -4,6 +4,11 @@ One store for all campaigns (caps and fatigue are global: one customer, one inbo
 hashed user key: at most ``max_users`` users (least recently used dropped first) and, per user, only
 entries newer than ``horizon_s`` (and at most ``max_entries_per_user``).
 
+Truth is the log: a user the store does not hold (never seen, or evicted) is *loaded* through
+``loader(user_key)`` (the committed contacts within the horizon) under its lock before anything reads
+it, so eviction never lifts a cap; a user with pending (uncommitted) contacts is never evicted. Without
+a loader (tests, tools) an unknown user starts empty.
+
 Concurrency: every user has its own re-entrant lock. ``with store.locked(key) as user:`` holds it for
 a read-modify-write (snapshot, decide, record) so concurrent calls and the items of one batch for the
 same user see each other; the store-wide lock is held only for the LRU bookkeeping.
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 
@@ -20,16 +25,21 @@ from policies.history.records import HistoryConfig, HistoryRecord, UserHistory
 from policies.history.user import UserHandle, UserState
 from policies.types import JointArm
 
-__all__ = ["UserHistoryStore"]
+__all__ = ["HistoryLoader", "UserHistoryStore"]
+
+#: Reads one user's committed history (e.g. from the decision log) when the store does not hold it.
+HistoryLoader = Callable[[str], Iterable[HistoryRecord]]
 
 
 class UserHistoryStore:
     """Per-user contacts and history, bounded by LRU over users and a time horizon."""
 
-    def __init__(self, config: HistoryConfig | None = None) -> None:
+    def __init__(self, config: HistoryConfig | None = None, loader: HistoryLoader | None = None) -> None:
         self.config = config or HistoryConfig()
+        self._loader = loader
         self._users: OrderedDict[str, UserState] = OrderedDict()
         self._lock = threading.Lock()  # guards _users only, never held while a user lock is awaited
+        self.loads = 0  # users read in through the loader
 
     def __len__(self) -> int:
         with self._lock:
@@ -45,9 +55,39 @@ class UserHistoryStore:
         state = self._pin(user_key)
         try:
             with state.lock:
-                yield UserHandle(state, self.config)
+                handle = UserHandle(state, self.config)
+                if not state.loaded:
+                    self._load(user_key, state, handle)
+                yield handle
         finally:
             self._unpin(state)
+
+    def _load(self, user_key: str, state: UserState, user: UserHandle) -> None:
+        """Read a user's committed past in (once per resident state, its lock held). If the loader
+        fails, the state stays unloaded (and the caller sees the error): a cap is never decided blind."""
+        if self._loader is not None:
+            for record in sorted(self._loader(user_key), key=lambda r: r.when):
+                _apply(user, record)
+            self.loads += 1
+        state.loaded = True
+
+    def confirm(self, user_key: str, event_id: str) -> None:
+        """The decision behind a pending contact was committed (no-op if the user is not held)."""
+        state = self._resident(user_key)
+        if state is not None:
+            with state.lock:
+                UserHandle(state, self.config).confirm(event_id)
+
+    def discard(self, user_key: str, event_id: str) -> None:
+        """The decision behind a pending contact was not committed: forget the contact."""
+        state = self._resident(user_key)
+        if state is not None:
+            with state.lock:
+                UserHandle(state, self.config).discard(event_id)
+
+    def _resident(self, user_key: str) -> UserState | None:
+        with self._lock:
+            return self._users.get(user_key)
 
     def record_contact(self, user_key: str, *, event_id: str, when: float, arm: JointArm, category: str,
                        counts: bool) -> None:
@@ -64,11 +104,13 @@ class UserHistoryStore:
             user.record_response(event_id=event_id, when=when, arm=arm, category=category, reward=reward)
 
     def snapshot(self, user_key: str, now: float) -> UserHistory:
-        """The user's frozen history; an unknown user gets an empty one (and is not added)."""
-        with self._lock:
-            known = user_key in self._users
-        if not known:
-            return UserHistory.empty(float(now))
+        """The user's frozen history (loaded through the loader if the store does not hold the user;
+        without a loader an unknown user gets an empty one and is not added)."""
+        if self._loader is None:
+            with self._lock:
+                known = user_key in self._users
+            if not known:
+                return UserHistory.empty(float(now))
         with self.locked(user_key) as user:
             return user.snapshot(now)
 
@@ -80,13 +122,13 @@ class UserHistoryStore:
         with self._lock:
             self._users.clear()
         for record in sorted(records, key=lambda r: r.when):
-            with self.locked(record.user_key) as user:
-                user.record_contact(event_id=record.event_id, when=record.when, arm=record.arm,
-                                    category=record.category, counts=record.counted)
-                if record.reward is not None:
-                    reward_when = record.when if record.reward_when is None else record.reward_when
-                    user.record_response(event_id=record.event_id, when=reward_when, arm=record.arm,
-                                         category=record.category, reward=record.reward)
+            state = self._pin(record.user_key)
+            try:
+                with state.lock:
+                    state.loaded = True  # the rebuild reads every committed record of the horizon
+                    _apply(UserHandle(state, self.config), record)
+            finally:
+                self._unpin(state)
 
     def _pin(self, user_key: str) -> UserState:
         with self._lock:
@@ -110,6 +152,16 @@ class UserHistoryStore:
         if excess <= 0:
             return
         # Oldest first; stops as soon as enough are found (pinned users are rare and short-lived).
-        victims = list(islice((k for k, s in self._users.items() if s.pins == 0), excess))
+        victims = list(islice((k for k, s in self._users.items() if s.pins == 0 and not s.uncommitted), excess))
         for key in victims:
             del self._users[key]
+
+
+def _apply(user: UserHandle, record: HistoryRecord) -> None:
+    """Replay one committed record onto a locked user."""
+    user.record_contact(event_id=record.event_id, when=record.when, arm=record.arm, category=record.category,
+                        counts=record.counted)
+    if record.reward is not None:
+        reward_when = record.when if record.reward_when is None else record.reward_when
+        user.record_response(event_id=record.event_id, when=reward_when, arm=record.arm, category=record.category,
+                             reward=record.reward)

@@ -4,6 +4,10 @@ lock is held.
 
 Timing: a contact counts from ``when``; a deferred contact (``counts=False``) counts from its
 activation time instead, and not at all until it is activated.
+
+Commit: a contact recorded with ``committed=False`` is *pending*: it counts at once (so the items of
+one DecideBatch and concurrent calls see it) until :meth:`UserHandle.confirm` keeps it (its decision was
+committed) or :meth:`UserHandle.discard` removes it as if it had never been recorded (the commit failed).
 """
 from __future__ import annotations
 
@@ -69,6 +73,21 @@ class _TimedCounts:
                 del self.times_by_format[entry.values[1]]
         return dropped
 
+    def remove(self, entry: _Entry) -> bool:
+        """Take one entry out (False if it is no longer held: trimmed or expired meanwhile)."""
+        if self.entries.pop(entry.key, None) is None:
+            return False
+        del self.keys[bisect_left(self.keys, entry.key)]
+        for counter, value in zip(self.counts, entry.values):
+            counter[value] -= 1
+            if counter[value] == 0:
+                del counter[value]
+        times = self.times_by_format[entry.values[1]]
+        del times[bisect_left(times, entry.when)]
+        if not times:
+            del self.times_by_format[entry.values[1]]
+        return True
+
     def drop_before(self, cutoff: float) -> list[_Entry]:
         return self.drop_oldest(bisect_left(self.keys, (cutoff, -1)))
 
@@ -79,11 +98,14 @@ class _TimedCounts:
 class UserState:
     """Everything the store keeps about one user. Guarded by ``lock``; ``pins`` protect it from eviction."""
 
-    __slots__ = ("lock", "pins", "contacts", "contact_events", "pending", "responses", "responded_events", "seq")
+    __slots__ = ("lock", "pins", "contacts", "contact_events", "pending", "responses", "responded_events", "seq",
+                 "uncommitted", "loaded")
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.pins = 0
+        self.uncommitted: set[str] = set()  # recorded, decision not committed yet (kept from eviction)
+        self.loaded = False  # the committed past was read in (from the log, or the start-up rebuild)
         self.contacts = _TimedCounts()  # counted contacts
         self.contact_events: dict[str, _Entry] = {}
         self.pending: OrderedDict[str, _Entry] = OrderedDict()  # deferred, not yet activated
@@ -105,11 +127,15 @@ class UserHandle:
         self._state = state
         self._config = config
 
-    def record_contact(self, *, event_id: str, when: float, arm: JointArm, category: str, counts: bool) -> None:
-        """Record a decision; ``counts=False`` for a deferred one that counts only after `activate`."""
+    def record_contact(self, *, event_id: str, when: float, arm: JointArm, category: str, counts: bool,
+                       committed: bool = True) -> None:
+        """Record a decision; ``counts=False`` for a deferred one that counts only after `activate`;
+        ``committed=False`` while its decision is not committed yet (then `confirm` or `discard` it)."""
         state = self._state
         if event_id in state.contact_events or event_id in state.pending:
             return  # idempotent: a repeated event id is the same decision
+        if not committed:
+            state.uncommitted.add(event_id)
         entry = _Entry(float(when), state.next_seq(), event_id, _values(arm, category))
         if counts:
             self._add_contact(entry)
@@ -117,6 +143,25 @@ class UserHandle:
             state.pending[event_id] = entry
             while len(state.pending) > self._config.max_entries_per_user:
                 state.pending.popitem(last=False)
+
+    def confirm(self, event_id: str) -> None:
+        """The decision of a pending contact was committed: it stays."""
+        self._state.uncommitted.discard(event_id)
+
+    def discard(self, event_id: str) -> None:
+        """The decision of a pending contact was not committed: remove the contact as if never recorded."""
+        state = self._state
+        if event_id not in state.uncommitted:
+            return
+        state.uncommitted.discard(event_id)
+        entry = state.contact_events.pop(event_id, None)
+        if entry is not None:
+            state.contacts.remove(entry)
+        state.pending.pop(event_id, None)
+
+    @property
+    def has_uncommitted(self) -> bool:
+        return bool(self._state.uncommitted)
 
     def activate(self, event_id: str, when: float) -> bool:
         """Start counting a deferred contact from ``when``. False if the event is unknown here."""

@@ -25,7 +25,8 @@ from policies.vw.features import (
     offer_parts,
     shared_line,
 )
-from policies.vw.workspace import ArmExampleCache, load_workspace, new_workspace, parse_example, save_workspace
+from policies.vw.workspace import (DEFAULT_ARM_CACHE_BYTES, ArmExampleCache, load_workspace, new_workspace,
+                                   parse_example, save_workspace)
 
 __all__ = ["CbAdfLearner", "CbAdfOptions", "EXPLORATIONS", "check_event"]
 
@@ -115,7 +116,7 @@ class CbAdfLearner:
     All methods are thread-safe (one lock around every VW call: a workspace is not thread-safe).
     """
 
-    def __init__(self, options: CbAdfOptions = CbAdfOptions(), *, arm_cache_size: int = 200_000,
+    def __init__(self, options: CbAdfOptions = CbAdfOptions(), *, arm_cache_bytes: int = DEFAULT_ARM_CACHE_BYTES,
                  model: bytes | None = None) -> None:
         self.options = options
         self._lock = threading.Lock()
@@ -123,7 +124,7 @@ class CbAdfLearner:
             self._vw = new_workspace([*options.args(), "--save_resume"])
         else:
             self._vw = load_workspace(options.args(with_seed=False), model)
-        self._cache = ArmExampleCache(self._parse_one, arm_cache_size)
+        self._cache = ArmExampleCache(self._parse_one, arm_cache_bytes)
 
     def _parse_one(self, line: str) -> Any:  # call with the lock held
         return parse_example(self._vw, line)
@@ -187,7 +188,7 @@ class CbAdfLearner:
         workspace = load_workspace(self.options.args(with_seed=False), data)
         with self._lock:
             old, self._vw = self._vw, workspace
-            self._cache = ArmExampleCache(self._parse_one, self._cache.max_size)
+            self._cache = ArmExampleCache(self._parse_one, self._cache.max_bytes)
         old.finish()
 
     @classmethod

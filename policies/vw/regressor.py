@@ -21,7 +21,7 @@ from policies.vw.features import (
     shared_line,
 )
 from policies.vw.learner import check_event
-from policies.vw.workspace import ArmExampleCache, new_workspace, parse_example
+from policies.vw.workspace import DEFAULT_ARM_CACHE_BYTES, ArmExampleCache, new_workspace, parse_example
 
 __all__ = ["RewardRegressorConfig", "VWRewardRegressor"]
 
@@ -56,11 +56,11 @@ class VWRewardRegressor:
     """Expected reward per joint arm, for the DM/DR family of offline estimators (unweighted fit)."""
 
     def __init__(self, config: RewardRegressorConfig = RewardRegressorConfig(), *,
-                 arm_cache_size: int = 200_000) -> None:
+                 arm_cache_bytes: int = DEFAULT_ARM_CACHE_BYTES) -> None:
         self.config = config
         self._lock = threading.Lock()
         self._vw = new_workspace(config.args())
-        self._cache = ArmExampleCache(lambda line: parse_example(self._vw, line), arm_cache_size)
+        self._cache = ArmExampleCache(lambda line: parse_example(self._vw, line), arm_cache_bytes)
 
     def fit(self, events: Sequence[LearningEvent]) -> "VWRewardRegressor":
         """Regress reward on (context, chosen arm), ``config.epochs`` passes in the given order."""

@@ -252,7 +252,7 @@ def test_cached_decoder_matches_the_uncached_decoder_on_every_row(logged):
     reader = LogReader(data_dir / "decisions.db")
     try:
         offers = OfferSetCache(reader.offer_set)
-        cached, fresh = RowDecoder(offers, arm_sets=2), RowDecoder(offers, arm_sets=0)  # 2: evictions happen
+        cached, fresh = RowDecoder(offers, arm_set_bytes=3000), RowDecoder(offers, arm_set_bytes=0)  # ~2 sets: evictions
         rows = list(reader.decisions())
         assert len(rows) == 40
         for row in rows:

@@ -259,3 +259,74 @@ def test_hand_built_history_counts_each_shown_value_once():
     assert history.shown_counts("category") == {"food": 1, "travel": 1}
     with pytest.raises(InvalidInput):
         UserHistory(as_of=0.0, shown_value_counts={"colour": {"red": 1}})
+
+
+# --- issue 14: contacts count once committed; the log answers for users not held ------------------
+
+def test_a_pending_contact_counts_at_once_and_a_discarded_one_never_happened():
+    store = _store()
+    with store.locked("u") as user:
+        user.record_contact(event_id="p1", when=10.0, arm=SMS_MORNING, category="food", counts=True, committed=False)
+        assert user.snapshot(11.0).contacts_since("sms", 0.0) == 1  # the next item of the batch sees it
+    store.discard("u", "p1")
+    after = store.snapshot("u", 12.0)
+    assert after.contacts_since("sms", 0.0) == 0 and after.shown("category") == frozenset()
+    store.record_contact("u", event_id="p2", when=13.0, arm=SMS_MORNING, category="food", counts=True)
+    store.discard("u", "p2")  # a committed contact is never discarded
+    assert store.snapshot("u", 14.0).contacts_since("sms", 0.0) == 1
+
+
+def test_a_confirmed_contact_stays_and_discarding_a_deferred_one_removes_it():
+    store = _store()
+    with store.locked("u") as user:
+        user.record_contact(event_id="c", when=1.0, arm=SMS_MORNING, category="food", counts=True, committed=False)
+        user.record_contact(event_id="d", when=2.0, arm=EMAIL_EVENING, category="x", counts=False, committed=False)
+    store.confirm("u", "c")
+    store.discard("u", "c")
+    store.discard("u", "d")
+    assert not store.activate("u", "d", 3.0)  # the deferred decision was never committed
+    assert store.snapshot("u", 4.0).contacts_since("*", 0.0) == 1
+
+
+def test_users_with_pending_contacts_are_not_evicted():
+    store = _store(max_users=1)
+    with store.locked("a") as user:
+        user.record_contact(event_id="a1", when=1.0, arm=SMS_MORNING, category="x", counts=True, committed=False)
+    store.record_contact("b", event_id="b1", when=1.0, arm=SMS_MORNING, category="x", counts=True)
+    assert "a" in store
+    store.confirm("a", "a1")
+    store.record_contact("c", event_id="c1", when=1.0, arm=SMS_MORNING, category="x", counts=True)
+    assert "a" not in store
+
+
+def test_a_user_not_held_is_loaded_so_eviction_never_lifts_a_cap():
+    committed = {"a": [HistoryRecord("a", "a1", 5.0, SMS_MORNING, "food", True, reward=1.0)]}
+    calls = []
+
+    def loader(key):
+        calls.append(key)
+        return committed.get(key, [])
+
+    store = UserHistoryStore(HistoryConfig(max_users=2), loader=loader)
+    for i in range(10):
+        store.snapshot(f"flood{i}", 6.0)
+    history = store.snapshot("a", 6.0)
+    assert history.contacts_since("sms", 0.0) == 1 and history.responded("category") == {"food"}
+    store.snapshot("a", 7.0)
+    assert calls.count("a") == 1  # loaded once while held
+    assert len(store) <= 2
+
+
+def test_a_failing_loader_leaves_the_user_unloaded():
+    attempts = []
+
+    def loader(key):
+        attempts.append(key)
+        if len(attempts) == 1:
+            raise OSError("log unavailable")
+        return [HistoryRecord(key, "e", 1.0, SMS_MORNING, "food", True)]
+
+    store = UserHistoryStore(HistoryConfig(), loader=loader)
+    with pytest.raises(OSError):
+        store.snapshot("u", 2.0)
+    assert store.snapshot("u", 2.0).contacts_since("sms", 0.0) == 1

@@ -61,8 +61,12 @@ def test_ranking_is_sorted_sums_to_one_and_honours_limit(served):
 
 def test_repeated_event_id_returns_the_original_and_logs_once(served):
     first = served.stub.Decide(make_request(event_id="same"), timeout=10)
-    again = served.stub.Decide(make_request(user="someone-else", event_id="same"), timeout=10)
+    again = served.stub.Decide(make_request(event_id="same"), timeout=10)
     assert again == first
+    # issue 14 changed this: another user reusing the id is refused, not handed the original decision
+    with pytest.raises(grpc.RpcError) as err:
+        served.stub.Decide(make_request(user="someone-else", event_id="same"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert len(log_rows(served.data_dir, "SELECT 1 FROM decisions WHERE event_id = 'same'")) == 1
 
 

@@ -78,7 +78,8 @@ def test_sigkill_mid_burst_loses_no_acknowledged_decision_or_reward(tmp_path):
         channel = grpc.insecure_channel(f"127.0.0.1:{restarted.port}")
         stub = pb_grpc.DecisionServiceStub(channel)
         event_id, probability = decisions[0]
-        assert stub.Decide(make_request(event_id=event_id), timeout=10).probability == probability
+        user = f"user{(int(event_id.split('-')[1]) + 1) % 50}"  # the same request: a repeat (issue 14)
+        assert stub.Decide(make_request(user=user, event_id=event_id), timeout=10).probability == probability
         channel.close()
     finally:
         assert restarted.stop(signal.SIGTERM) == 0

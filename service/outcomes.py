@@ -1,0 +1,148 @@
+"""What a decision answers, and the compact record a repeated ``event_id`` is answered from.
+
+:class:`DecisionOutcome` is the answer as the servicer turns it into a ``Decision``. The idempotency
+cache does not keep outcomes (a 96-arm ranking is ~15 KB of Python objects; a 16 x 24-slot request
+~370 KB): it keeps a :class:`RepeatRecord` — the chosen index, its exact probability, version, label,
+the request fingerprint, the eligible arms as ``uint32`` indices into the campaign's shared candidate
+:class:`ArmSet` and the served pmf as one float64 array (the log's own precision, so an answer from the
+cache equals the answer from the log bit for bit) — and :class:`RepeatCache` bounds them in bytes,
+charging each shared arm set once while any record refers to it.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from offerbandit.checks import check_scalar
+from policies.bounded import text_bytes
+from policies.types import ArmSet, JointArm
+
+__all__ = ["DecisionOutcome", "RepeatCache", "RepeatRecord", "arm_set_bytes", "ranking_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionOutcome:
+    event_id: str
+    campaign: str
+    arm: JointArm | None
+    probability: float
+    ranking: tuple[tuple[JointArm, float], ...]
+    policy_version: str
+    exploration: str
+    no_contact_reason: str = ""
+
+
+def ranking_of(arm_set: ArmSet, pmf: np.ndarray, limit: int = 0,
+               index: np.ndarray | None = None) -> tuple[tuple[JointArm, float], ...]:
+    """Arms with non-zero probability, highest first (ties in arm order); the top ``limit`` if set.
+
+    ``index`` maps pmf positions to positions in ``arm_set`` (eligible arms of a larger candidate set)."""
+    order = np.argsort(-pmf, kind="stable")
+    order = order[pmf[order] > 0]
+    if limit:
+        order = order[:limit]
+    positions = order if index is None else index[order]
+    arms = arm_set.arms
+    return tuple(zip(map(arms.__getitem__, positions.tolist()), pmf[order].tolist()))
+
+
+def arm_set_bytes(arm_set: ArmSet) -> int:
+    """Estimated bytes of an arm set and its offers (measured: ~66 B per joint arm, ~450 B per offer
+    with two features; ``tests/service/test_bounded_memory.py`` checks the estimate against tracemalloc)."""
+    offers = sum(300 + sum(100 + text_bytes(k, v) for k, v in o.features.items()) + text_bytes(o.id)
+                 for o in arm_set.offers.values())
+    return 200 + 72 * len(arm_set.arms) + offers
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatRecord:
+    """What answering a repeat needs. ``arms`` is shared (the campaign's candidate set); ``eligible``
+    indexes it, ``pmf`` is the served pmf over those eligible arms; ``chosen`` indexes ``pmf`` (-1: none)."""
+
+    event_id: str
+    campaign: str
+    fingerprint: str | None
+    arms: ArmSet
+    eligible: np.ndarray
+    pmf: np.ndarray
+    chosen: int
+    probability: float
+    policy_version: str
+    exploration: str
+    no_contact_reason: str = ""
+
+    @classmethod
+    def of(cls, outcome: DecisionOutcome, fingerprint: str | None, arms: ArmSet, eligible: np.ndarray,
+           pmf: np.ndarray, chosen: int | None) -> "RepeatRecord":
+        return cls(outcome.event_id, outcome.campaign, fingerprint, arms, np.asarray(eligible, dtype=np.uint32),
+                   np.asarray(pmf, dtype=np.float64), -1 if chosen is None else int(chosen), outcome.probability,
+                   outcome.policy_version, outcome.exploration, outcome.no_contact_reason)
+
+    def outcome(self, ranking_limit: int = 0) -> DecisionOutcome:
+        """The original answer, cut to this caller's ``ranking_limit``."""
+        arm = None if self.chosen < 0 else self.arms.arms[int(self.eligible[self.chosen])]
+        ranking = ranking_of(self.arms, self.pmf, ranking_limit, self.eligible.astype(np.int64)) if len(self.pmf) else ()
+        return DecisionOutcome(self.event_id, self.campaign, arm, self.probability, ranking, self.policy_version,
+                               self.exploration, self.no_contact_reason)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of this record, not counting the shared ``arms``."""
+        return (sys.getsizeof(self) + 2 * 112 + self.eligible.nbytes + self.pmf.nbytes
+                + text_bytes(self.event_id, self.fingerprint or "") + 32)
+
+
+class RepeatCache:
+    """Recently decided events by ``event_id``, oldest dropped first once ``max_bytes`` is reached."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = check_scalar(max_bytes, "idempotency_cache_bytes", int, low=0)
+        self._records: OrderedDict[str, tuple[RepeatRecord, int]] = OrderedDict()
+        self._arm_sets: dict[int, list] = {}  # id(arms) -> [arms, references, bytes]
+        self._lock = threading.Lock()
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, event_id: str) -> RepeatRecord | None:
+        with self._lock:
+            found = self._records.get(event_id)
+            return None if found is None else found[0]
+
+    def put(self, record: RepeatRecord) -> None:
+        with self._lock:
+            self._drop(record.event_id)
+            shared = self._arm_sets.get(id(record.arms))
+            extra = 0 if shared is not None else arm_set_bytes(record.arms)
+            size = record.nbytes
+            if size + extra > self.max_bytes:
+                return  # bigger than the whole budget: answered from the log if repeated
+            if shared is None:
+                shared = self._arm_sets[id(record.arms)] = [record.arms, 0, extra]
+                self.nbytes += extra
+            shared[1] += 1
+            self._records[record.event_id] = (record, size)
+            self.nbytes += size
+            while self.nbytes > self.max_bytes and self._records:
+                self._drop(next(iter(self._records)))
+
+    def pop(self, event_id: str) -> None:
+        with self._lock:
+            self._drop(event_id)
+
+    def _drop(self, event_id: str) -> None:
+        found = self._records.pop(event_id, None)
+        if found is None:
+            return
+        record, size = found
+        self.nbytes -= size
+        shared = self._arm_sets[id(record.arms)]
+        shared[1] -= 1
+        if shared[1] == 0:
+            del self._arm_sets[id(record.arms)]
+            self.nbytes -= shared[2]
