@@ -180,7 +180,8 @@ class OnlineLearner:
         baselines: dict[str, list[JointArm | None]] = defaultdict(list)
         try:
             for decision in self.engine.log.learned_decisions(seqs):
-                event = learning_event(decision, self.engine.reward_defaults.of(decision.campaign))
+                defaults = self.engine.reward_defaults
+                event = learning_event(decision, defaults.of(decision.campaign), defaults.range_of(decision.campaign))
                 if event is not None:
                     by_campaign[decision.campaign].append(event)
                     baselines[decision.campaign].append(decision.baseline)
