@@ -8,6 +8,7 @@ another or holds the whole server. ``DecisionServer`` only starts and stops what
 """
 from __future__ import annotations
 
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from service.engine import DecisionEngine
 from service.learner import LearnedCounter, LearnQueue, OnlineLearner
 from service.live_models import RegistryLink
 from service.metrics import Metrics
+from service.model_guard import ModelGuard
 from service.security import BearerTokenInterceptor, TlsFiles
 from service.servicer import DecisionServicer
 from service.shadow import ShadowQueue, ShadowScorer
@@ -68,8 +70,10 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
     engine = DecisionEngine(config, data_dir, on_queue_depth=metrics.set_queue_depth, learnable=learnable,
                             shadow=shadow_items)
     learned = LearnedCounter(config.learning.checkpoint_every_events)
+    guard = ModelGuard(lambda seqs: engine.log.quarantine(seqs, time.time()).result(30),
+                       on_quarantine=metrics.observe_quarantine, on_rollback=metrics.observe_rollback)
     learner = OnlineLearner(engine, learnable, learned, batch_size=config.learning.batch_size,
-                            poll_seconds=config.learning.poll_seconds)
+                            poll_seconds=config.learning.poll_seconds, guard=guard)
     shadow = ShadowScorer(engine, shadow_items)
     health_servicer = health.HealthServicer(experimental_non_blocking=True,
                                             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1))

@@ -17,10 +17,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from decision_log import learning_event
-from policies.contract import Policy, learn_in_batches
+from policies.contract import Policy
 from policies.modes import ApprenticeGate
 from policies.types import JointArm, LearningEvent
 from service.engine import DecisionEngine
+from service.model_guard import ModelGuard
 
 log = logging.getLogger("offerbandit.learner")
 
@@ -138,9 +139,13 @@ class LearnedCounter:
 
 
 class OnlineLearner:
+    """Learns handed-over and due events in batches; every ``policy.learn`` goes through ``guard``
+    (`service.model_guard.ModelGuard`: probe, roll back, quarantine), built here unless given."""
+
     def __init__(self, engine: DecisionEngine, handed: LearnQueue, counter: LearnedCounter, *,
-                 batch_size: int = 64, poll_seconds: float = 1.0) -> None:
+                 batch_size: int = 64, poll_seconds: float = 1.0, guard: ModelGuard | None = None) -> None:
         self.engine = engine
+        self.guard = guard or ModelGuard(lambda seqs: engine.log.quarantine(seqs, time.time()).result(30))
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.counter = counter
@@ -177,6 +182,7 @@ class OnlineLearner:
 
     def _learn(self, seqs: list[int]) -> None:
         by_campaign: dict[str, list[LearningEvent]] = defaultdict(list)
+        seqs_of: dict[str, list[int]] = defaultdict(list)
         baselines: dict[str, list[JointArm | None]] = defaultdict(list)
         try:
             for decision in self.engine.log.learned_decisions(seqs):
@@ -184,6 +190,7 @@ class OnlineLearner:
                 event = learning_event(decision, defaults.of(decision.campaign), defaults.range_of(decision.campaign))
                 if event is not None:
                     by_campaign[decision.campaign].append(event)
+                    seqs_of[decision.campaign].append(decision.seq)
                     baselines[decision.campaign].append(decision.baseline)
             for campaign, events in by_campaign.items():
                 runtime = self.engine.campaigns.get(campaign)
@@ -192,9 +199,12 @@ class OnlineLearner:
                 policy, _ = runtime.live.current()
                 if runtime.apprentice is not None:
                     _update_gate(runtime.apprentice, policy, events, baselines[campaign])
-                learn_in_batches(policy, events, self.batch_size)
-                self.learned += len(events)
-                self.counter.add(campaign, len(events))
+                learned = 0
+                for start in range(0, len(events), self.batch_size):
+                    learned += self.guard.learn(campaign, runtime.live, events[start:start + self.batch_size],
+                                                seqs_of[campaign][start:start + self.batch_size]).learned
+                self.learned += learned
+                self.counter.add(campaign, learned)
         except Exception:  # noqa: BLE001 - learning must never take the server down
             log.exception("online learning of %d events failed", len(seqs))
         finally:

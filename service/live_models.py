@@ -29,6 +29,7 @@ from service.config_toml import campaign_policy_toml
 from service.engine import DecisionEngine
 from service.learner import LearnedCounter
 from service.metrics import Metrics
+from service.model_guard import probe_usable
 
 log = logging.getLogger("offerbandit.registry")
 REGISTRY_HEALTH = "offerbandit.registry"
@@ -141,6 +142,7 @@ class RegistryLink:
     def _checkpoint(self, campaign: str) -> str:
         runtime = self.engine.campaigns[campaign]
         policy, parent = runtime.live.current()
+        probe_usable(policy, runtime)  # ModelError: a model with non-finite pmfs is never published
         learned = self._learned.since_checkpoint(campaign)
         window_end = time.time()
         model = policy.save()
