@@ -189,3 +189,18 @@ def test_snapshot_cost_is_paid_rarely():
           f"{guard.snapshots_taken} snapshot(s) {guard.snapshot_seconds:.2f}s")
     assert guard.snapshots_taken == 1
     assert guarded < 5 * unguarded + 1.0
+
+
+def test_a_checkpoint_probe_refuses_a_model_with_non_finite_pmfs():
+    from offerbandit.errors import ModelError
+    from service.campaigns import build_runtimes
+    from service.config import ServiceConfig
+    from service.model_guard import probe_usable
+
+    runtime = build_runtimes(ServiceConfig())["default"]
+    policy = PoisonableVW(VWPolicyConfig(**_PARAMS))
+    probe_usable(policy, runtime)  # a fresh model is fine
+    poisoned = _poisoned(1)
+    policy.learn([replace(poisoned, arm_set=runtime.catalog_arms, chosen=0)])
+    with pytest.raises(ModelError, match="not published"):
+        probe_usable(policy, runtime)
