@@ -131,7 +131,10 @@ def verdict(before: Sequence[np.ndarray | None] | None, after: Sequence[np.ndarr
 def probe_usable(policy: Policy, runtime: CampaignRuntime) -> None:
     """ModelError unless ``policy`` gives finite pmfs on the campaign's catalogue (checkpoints call it)."""
     context = DecisionContext(user_key="offerbandit-probe", campaign=runtime.config.name)
-    problem = verdict(None, _probe(policy, [(context, runtime.catalog_arms)]))
+    try:
+        problem = verdict(None, _probe(policy, [(context, runtime.catalog_arms)]))
+    except ModelError as exc:
+        problem = str(exc)
     if problem is not None:
         raise ModelError(f"campaign {runtime.config.name}: the model is not usable ({problem}); not published")
 
