@@ -29,6 +29,7 @@ from service.metrics import Metrics
 from service.model_guard import ModelGuard
 from service.security import BearerTokenInterceptor, TlsFiles
 from service.servicer import DecisionServicer
+from service.wire_guard import MalformedRequestInterceptor
 from service.shadow import ShadowQueue, ShadowScorer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
@@ -95,7 +96,10 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
 
 
 def _grpc_server(config: ServiceConfig, endpoint: Endpoint) -> grpc.Server:
-    interceptors = [BearerTokenInterceptor(endpoint.auth_token)] if endpoint.auth_token else []
+    interceptors: list[grpc.ServerInterceptor] = []
+    if endpoint.auth_token:
+        interceptors.append(BearerTokenInterceptor(endpoint.auth_token))
+    interceptors.append(MalformedRequestInterceptor())  # innermost: it caches the servicer's handlers
     limit = config.server.max_message_bytes
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.server.max_workers, thread_name_prefix="rpc"),
