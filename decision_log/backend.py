@@ -13,7 +13,7 @@ from typing import Protocol
 
 from decision_log.counting import Row
 from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, LiveStats, LogFilter, RewardOutcome,
-                                  ShadowScore)
+                                  ShadowScore, unit_range)
 from policies.types import Offer
 
 
@@ -36,13 +36,18 @@ class LogBackend(Protocol):
     def insert_shadow_scores(self, scores: Sequence[ShadowScore]) -> Future[int]: ...
 
     def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
-                      aggregation_of: Callable[[str], str]) -> Future[RewardOutcome]: ...
+                      aggregation_of: Callable[[str], str],
+                      range_of: Callable[[str], tuple[float, float]] = unit_range) -> Future[RewardOutcome]: ...
 
     def activate(self, event_id: str, now: float, window_of: Callable[[str, str | None], float],
                  aggregation_of: Callable[[str], str]) -> Future[ActivationOutcome]: ...
 
     def claim_due(self, seqs: Sequence[int], now: float,
                   default_reward_of: Callable[[str], float]) -> Future[list[int]]: ...
+
+    def quarantine(self, seqs: Sequence[int], when: float) -> Future[int]:
+        """Take these decisions out of learning for good (``quarantined_at``); how many were newly taken."""
+        ...
 
     # --- named queries -------------------------------------------------------------------------------
     def find_decision(self, event_id: str) -> Row | None: ...

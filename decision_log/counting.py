@@ -6,7 +6,8 @@ A *row* here is anything indexable by column name (a database row). The rules:
 - **shown**: contacted, and not deferred or deferred and activated; shown decisions are exposures,
   count in caps and history, and are the only ones ever learned;
 - **final**: the event was claimed for learning (``learned_at`` set): its reward will not change;
-- **learned**: shown and final; what policies learn from, what OPE and version reports evaluate.
+- **learned**: shown and final; what OPE and version reports evaluate;
+- **learnable**: learned and not quarantined (learning it once broke a model); what policies learn from.
 
 A shown decision counts from its activation time when it was deferred, else from its decision time.
 """
@@ -43,6 +44,11 @@ def final(row: Row) -> bool:
 
 def learned(row: Row) -> bool:
     return shown(row) and final(row)
+
+
+def learnable(row: Row) -> bool:
+    """Learned, and not quarantined: the rows policies learn from (needs the ``quarantined_at`` column)."""
+    return learned(row) and row["quarantined_at"] is None
 
 
 def shown_at(row: Row) -> float:

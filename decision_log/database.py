@@ -16,9 +16,9 @@ from decision_log import counting
 from decision_log.backend import LogBackend
 from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
                                   shown_decision)
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk, FinalDecision, LiveStats,
-                                  LearnedEvent, LogFilter, LogOptions, LoggedDecision, RewardDefaults, RewardOutcome,
-                                  ServedOutcome, ShadowScore, ShownDecision)
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk, FinalDecision,
+                                  LearnedEvent, LiveStats, LogFilter, LogOptions, LoggedDecision, RewardDefaults,
+                                  RewardOutcome, ServedOutcome, ShadowScore, ShownDecision, unit_range)
 from decision_log.sqlite.backend import SqliteBackend, log_path
 from offerbandit.errors import InvalidInput
 from policies.history import HistoryRecord
@@ -81,9 +81,11 @@ class DecisionLog:
         return self.backend.insert_shadow_scores(scores)
 
     def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
-                      aggregation_of: Callable[[str], str]) -> Future[RewardOutcome]:
-        """Join one reward onto its decision. ``aggregation_of(campaign)`` gives 'first' or 'sum'."""
-        return self.backend.record_reward(event_id, value, reward_id, received_at, aggregation_of)
+                      aggregation_of: Callable[[str], str],
+                      range_of: Callable[[str], tuple[float, float]] = unit_range) -> Future[RewardOutcome]:
+        """Join one reward onto its decision. ``aggregation_of(campaign)`` gives 'first' or 'sum';
+        ``range_of(campaign)`` the reward range (a value outside it: InvalidInput, nothing stored)."""
+        return self.backend.record_reward(event_id, value, reward_id, received_at, aggregation_of, range_of)
 
     def activate(self, event_id: str, now: float, window_of: Callable[[str, str | None], float],
                  aggregation_of: Callable[[str], str]) -> Future[ActivationOutcome]:
@@ -93,6 +95,11 @@ class DecisionLog:
     def claim_due(self, seqs: Sequence[int], now: float, defaults: RewardDefaults) -> Future[list[int]]:
         """Claim events whose window closed (the default reward for those without one); the seqs claimed."""
         return self.backend.claim_due(seqs, now, defaults.of)
+
+    def quarantine(self, seqs: Sequence[int], when: float) -> Future[int]:
+        """Never learn or replay these decisions again (learning them broke a model); resolves to how
+        many were newly quarantined. Their rows stay (caps, history, OPE and export still see them)."""
+        return self.backend.quarantine(seqs, when)
 
     # --- reads ----------------------------------------------------------------------------------
     def find_decision(self, event_id: str) -> LoggedDecision | None:
@@ -119,13 +126,15 @@ class DecisionLog:
         return [self.decoder.decision(by_seq[int(s)]) for s in seqs if int(s) in by_seq]
 
     def learned_decisions(self, seqs: Sequence[int]) -> list[LoggedDecision]:
-        """Of these seqs, the decisions that are learned (shown, reward final), in log order."""
-        return [self.decoder.decision(row) for row in self.backend.decisions_by_seq(seqs) if counting.learned(row)]
+        """Of these seqs, the decisions to learn (shown, reward final, not quarantined), in log order."""
+        return [self.decoder.decision(row) for row in self.backend.decisions_by_seq(seqs)
+                if counting.learnable(row)]
 
     def learning_events(self, defaults: RewardDefaults, *, campaign: str | None = None,
                         up_to_seq: int | None = None, learned_after: float | None = None) -> Iterator[LearningEvent]:
         """The learned events, as policies learn them: in log order (``seq <= up_to_seq``), or with
-        ``learned_after`` (needs ``campaign``) those claimed after that time, in the order they were."""
+        ``learned_after`` (needs ``campaign``) those claimed after that time, in the order they were.
+        Quarantined events are left out; rewards come clipped to the campaign's range."""
         if learned_after is not None:
             if campaign is None:
                 raise InvalidInput("learned_after needs a campaign", field="campaign")
@@ -133,9 +142,10 @@ class DecisionLog:
         else:
             rows = self.backend.decisions(LogFilter(campaign=campaign), up_to_seq=up_to_seq)
         for row in rows:
-            if counting.learned(row):
+            if counting.learnable(row):
                 decision = self.decoder.decision(row)
-                event = learning_event(decision, defaults.of(decision.campaign))
+                campaign_name = decision.campaign
+                event = learning_event(decision, defaults.of(campaign_name), defaults.range_of(campaign_name))
                 if event is not None:
                     yield event
 
@@ -168,7 +178,7 @@ class DecisionLog:
         for row in self.backend.feedback_rows(log_filter, chunk):
             reason = counting.exclusion(row)
             if reason is None:
-                kept.append(final_decision(row, defaults.of(row["campaign"])))
+                kept.append(final_decision(row, defaults.of(row["campaign"]), defaults.range_of(row["campaign"])))
             else:
                 left_out = left_out + reason
             read += 1

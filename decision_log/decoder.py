@@ -16,7 +16,7 @@ from decision_log.records import FinalDecision, LoggedDecision, ServedOutcome, S
 from offerbandit.errors import InvalidInput
 from policies.bounded import ByteLRU, text_bytes
 from policies.history import HistoryRecord
-from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent, Offer
+from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm, LearningEvent, Offer
 
 OfferLoader = Callable[[str], tuple[Offer, ...]]
 
@@ -83,7 +83,8 @@ class RowDecoder:
             probability=row["probability"], policy_version=row["policy_version"],
             exploration=row["exploration"], deferred=bool(row["deferred"]), activated_at=row["activated_at"],
             learned_at=row["learned_at"], reward=row["reward"], baseline=baseline,
-            no_contact_reason=row["no_contact_reason"] or "", fingerprint=_column(row, "fingerprint"))
+            no_contact_reason=row["no_contact_reason"] or "", fingerprint=_column(row, "fingerprint"),
+            quarantined=_column(row, "quarantined_at") is not None)
 
     def history_record(self, row: Row) -> HistoryRecord | None:
         """What the per-user store needs from a logged decision (None for no_contact)."""
@@ -103,13 +104,19 @@ def _column(row: Row, name: str) -> object:
         return None
 
 
-def learning_event(decision: LoggedDecision, default_reward: float) -> LearningEvent | None:
-    """The event a policy learns from, or None for decisions that are never learned (no_contact)."""
+def learning_event(decision: LoggedDecision, default_reward: float,
+                   reward_range: tuple[float, float] = UNIT_REWARD_RANGE) -> LearningEvent | None:
+    """The event a policy learns from, or None for decisions that are never learned (no_contact).
+
+    The reward is clipped to ``reward_range`` (the campaign's; a stored aggregate already is) and the
+    range travels with the event, so every learner maps it onto the same scale."""
     if decision.chosen is None:
         return None
     reward = decision.reward if decision.reward is not None else default_reward
+    low, high = reward_range
     return LearningEvent(context=decision.context, arm_set=decision.arm_set, chosen=decision.chosen,
-                         probability=decision.probability, reward=float(reward), pmf=decision.pmf)
+                         probability=decision.probability, reward=min(max(float(reward), low), high),
+                         pmf=decision.pmf, reward_range=(float(low), float(high)))
 
 
 def shown_decision(row: Row) -> ShownDecision:
@@ -120,8 +127,10 @@ def shown_decision(row: Row) -> ShownDecision:
                          reward=counting.known_reward(row))
 
 
-def final_decision(row: Row, default_reward: float) -> FinalDecision:
-    """The numbers of a decision that counts; refuses a row whose pmf, arms and choice disagree."""
+def final_decision(row: Row, default_reward: float,
+                   reward_range: tuple[float, float] | None = None) -> FinalDecision:
+    """The numbers of a decision that counts (the reward clipped to ``reward_range`` when given);
+    refuses a row whose pmf, arms and choice disagree."""
     pmf = blob_to_pmf(row["pmf"])
     n_arms = len(blob_to_indices(row["eligible"]))
     if len(pmf) != n_arms or not 0 <= row["chosen_index"] < n_arms:
@@ -130,7 +139,13 @@ def final_decision(row: Row, default_reward: float) -> FinalDecision:
     return FinalDecision(seq=row["seq"], event_id=row["event_id"], decided_at=float(row["decided_at"]),
                          user_key=row["user_key"], policy_version=row["policy_version"],
                          chosen=row["chosen_index"], probability=float(row["probability"]),
-                         reward=counting.final_reward(row, default_reward), pmf=pmf)
+                         reward=_clip(counting.final_reward(row, default_reward), reward_range), pmf=pmf)
+
+
+def _clip(value: float, reward_range: tuple[float, float] | None) -> float:
+    if reward_range is None:
+        return value
+    return min(max(value, reward_range[0]), reward_range[1])
 
 
 def served_outcome(row: Row) -> ServedOutcome:

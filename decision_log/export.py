@@ -41,7 +41,8 @@ def export_dsjson(data_dir: Path | str, out: Path, *, campaign: str | None = Non
     """Write every decision (optionally of one campaign) to ``out``; returns the number written.
 
     ``data_dir``: a data directory or a log URL (see `open_log`); ``defaults``: the reward of events
-    whose window closed without one (0.0 when None)."""
+    whose window closed without one (0.0 when None) and each campaign's reward range: rewards are
+    clipped to it and costs scaled by it, as online learning does; quarantined events skip learning."""
     defaults = defaults or RewardDefaults()
     written = 0
     with open_log(data_dir) as log, _open_out(out) as handle:
@@ -51,8 +52,10 @@ def export_dsjson(data_dir: Path | str, out: Path, *, campaign: str | None = Non
             reward = decision.reward if decision.reward is not None else defaults.of(decision.campaign)
             record = dsjson_record(event_id=decision.event_id, timestamp=_timestamp(decision.decided_at),
                                    context=decision.context, arm_set=decision.arm_set, pmf=decision.pmf,
-                                   chosen=decision.chosen, reward=float(reward),
-                                   skip_learn=decision.learned_at is None, model_id=decision.policy_version)
+                                   chosen=decision.chosen, reward=defaults.clip(decision.campaign, reward),
+                                   skip_learn=decision.learned_at is None or decision.quarantined,
+                                   model_id=decision.policy_version,
+                                   reward_range=defaults.range_of(decision.campaign))
             handle.write(dsjson_line(record) + "\n")
             written += 1
     return written

@@ -10,9 +10,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from offerbandit.checks import check_scalar
+from offerbandit.checks import check_range, check_scalar
 from offerbandit.errors import InvalidInput
-from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent
+from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm, LearningEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +70,51 @@ class ShadowScore:
     scored_at: float
 
 
+def unit_range(campaign: str) -> tuple[float, float]:
+    """The reward range of every campaign when none is configured: [0, 1]."""
+    return UNIT_REWARD_RANGE
+
+
 @dataclass(frozen=True)
 class RewardDefaults:
-    """The reward of an event whose window closed without one: per campaign, else ``fallback``."""
+    """What the log's readers need of each campaign's rewards: the default reward of an event whose
+    window closed without one, and the campaign's ``reward_range`` (per campaign, else the fallbacks).
+
+    Every default lies inside its campaign's range; rewards are clipped to the range wherever they are
+    learned or evaluated (`clip`).
+    """
 
     by_campaign: Mapping[str, float] = field(default_factory=dict)
     fallback: float = 0.0
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    fallback_range: tuple[float, float] = UNIT_REWARD_RANGE
 
     def __post_init__(self) -> None:
         values = {str(name): check_scalar(value, f"default_reward of {name}")
                   for name, value in dict(self.by_campaign).items()}
+        ranges = {str(name): check_range(value, f"reward_range of {name}")
+                  for name, value in dict(self.ranges).items()}
         object.__setattr__(self, "by_campaign", MappingProxyType(values))
+        object.__setattr__(self, "ranges", MappingProxyType(ranges))
         object.__setattr__(self, "fallback", check_scalar(self.fallback, "fallback"))
+        object.__setattr__(self, "fallback_range", check_range(self.fallback_range, "fallback_range"))
+        for name in {*values, None}:
+            default = self.of(name) if name is not None else self.fallback
+            low, high = self.range_of(name) if name is not None else self.fallback_range
+            if not low <= default <= high:
+                raise InvalidInput(f"default_reward of {name or 'the fallback'} ({default!r}) lies outside its "
+                                   f"reward_range [{low!r}, {high!r}]", field="default_reward")
 
     def of(self, campaign: str) -> float:
         return self.by_campaign.get(campaign, self.fallback)
+
+    def range_of(self, campaign: str) -> tuple[float, float]:
+        return self.ranges.get(campaign, self.fallback_range)
+
+    def clip(self, campaign: str, value: float) -> float:
+        """``value`` clipped to the campaign's reward range."""
+        low, high = self.range_of(campaign)
+        return min(max(float(value), low), high)
 
 
 @dataclass(frozen=True)
@@ -130,6 +160,7 @@ class LoggedDecision:
     baseline: JointArm | None = None
     no_contact_reason: str = ""
     fingerprint: str | None = None  # None for decisions logged before fingerprints
+    quarantined: bool = False  # learning it made a model unusable: never learned or replayed again
 
     @property
     def chosen_arm(self) -> JointArm | None:

@@ -11,7 +11,7 @@ import numbers
 
 from offerbandit.errors import InvalidInput
 
-__all__ = ["check_scalar"]
+__all__ = ["check_range", "check_scalar"]
 
 
 def _bound_text(bound: float) -> str:
@@ -53,3 +53,15 @@ def check_scalar(value: object, name: str, kind: type = float, *, low: float | N
     if high is not None and (number > high or (high_open and number == high)):
         raise InvalidInput(text, field=name)
     return number
+
+
+def check_range(value: object, name: str) -> tuple[float, float]:
+    """``value`` as a ``(low, high)`` pair of finite numbers with ``low < high`` (a reward range), else
+    InvalidInput naming ``name``."""
+    text = f"{name} must be [LOW, HIGH] with finite LOW < HIGH, got {value!r}"
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise InvalidInput(text, field=name)
+    low, high = (check_scalar(bound, name) for bound in value)
+    if not low < high:
+        raise InvalidInput(text, field=name)
+    return (low, high)

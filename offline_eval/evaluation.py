@@ -10,7 +10,7 @@ from offline_eval import _validation as check
 from offline_eval.diagnostics import Diagnostics, clipping_warning, diagnose, replay_warnings
 from offline_eval.estimators import ESTIMATORS, OffPolicyEstimator, ReplayMethod, resolve
 from offline_eval.feedback import LoggedFeedback
-from offline_eval.intervals import bootstrap_replicates, normal_interval, percentile_interval
+from offline_eval.intervals import normal_interval, percentile_interval, points_and_replicates
 from offline_eval.ragged import RaggedMatrix
 from offline_eval import vectors as reduce
 from offerbandit.errors import InvalidInput
@@ -22,7 +22,8 @@ DEFAULT_N_BOOTSTRAP = 500
 class EstimateResult:
     """One estimator's estimate. ``ci_low``/``ci_high``: percentile bootstrap interval at level
     1 - alpha (the analytic one when ``n_bootstrap`` = 0); ``normal_low``/``normal_high``: Wald interval
-    from the influence function (delta method for ratio estimators), ``standard_error`` its se."""
+    from the influence function (delta method for ratio estimators), ``standard_error`` its se. Both
+    intervals always hold ``value`` (``ci_low <= value <= ci_high``)."""
 
     name: str
     estimator: OffPolicyEstimator
@@ -125,13 +126,16 @@ def evaluate(
     diagnostics = diagnose(vectors, facts)
     weight_warnings = diagnostics.warnings()
     terms = [estimator.round_terms(vectors) for estimator in chosen]
-    replicates = bootstrap_replicates(terms, n_bootstrap, rng) if n_bootstrap > 0 else None
+    # The point and the resamples come out of one matrix product (same summation order), and each
+    # interval is widened if it must be to hold its point: ci_low <= value <= ci_high always.
+    points, replicates = points_and_replicates(terms, n_bootstrap, rng)
 
     results = []
     for j, (estimator, estimator_terms) in enumerate(zip(chosen, terms)):
-        normal, se = normal_interval(estimator_terms, alpha)
-        if replicates is not None:
-            interval, method = percentile_interval(replicates[:, j], alpha), "bootstrap percentile"
+        value = float(points[j])
+        normal, se = normal_interval(estimator_terms, alpha, value)
+        if n_bootstrap > 0:
+            interval, method = percentile_interval(replicates[:, j], alpha, value), "bootstrap percentile"
         else:
             interval, method = normal, "normal"
         share = estimator.clipped_share(vectors)
@@ -145,7 +149,7 @@ def evaluate(
             EstimateResult(
                 name=estimator.key,
                 estimator=estimator,
-                value=estimator_terms.value(),
+                value=value,
                 ci_low=interval.low,
                 ci_high=interval.high,
                 normal_low=normal.low,

@@ -22,7 +22,7 @@ from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from offline_eval.feedback import LoggedFeedback
 from offline_eval.ragged import RaggedMatrix
-from policies.types import LearningEvent
+from policies.types import UNIT_REWARD_RANGE, LearningEvent
 
 __all__ = ["DEFAULT_CHUNK", "Exclusions", "LogFilter", "LoggedDataset", "campaigns_in_log", "load_dataset",
            "resolve_campaign"]
@@ -53,6 +53,7 @@ class LoggedDataset:
     policy_versions: tuple[str, ...]
     exclusions: Exclusions = field(default_factory=Exclusions)
     log_filter: LogFilter = field(default_factory=LogFilter)
+    reward_range: tuple[float, float] = UNIT_REWARD_RANGE
 
     @property
     def n_events(self) -> int:
@@ -79,7 +80,7 @@ class LoggedDataset:
             seq=self.seq[start:stop], event_ids=self.event_ids[start:stop],
             decided_at=self.decided_at[start:stop], user_keys=self.user_keys[start:stop],
             policy_versions=self.policy_versions[start:stop], exclusions=self.exclusions,
-            log_filter=self.log_filter)
+            log_filter=self.log_filter, reward_range=self.reward_range)
 
     def first_index_after(self, when: float) -> int:
         """Index of the first event decided strictly after ``when`` (n_events when none)."""
@@ -98,15 +99,18 @@ class LoggedDataset:
 
     def learning_events(self, start: int = 0, stop: int | None = None, *,
                         chunk: int = DEFAULT_CHUNK) -> Iterator[list[LearningEvent]]:
-        """The events ``start:stop`` as a policy learns them (reward = the dataset's final reward)."""
+        """The events ``start:stop`` as a policy learns them (reward = the dataset's final reward, within
+        the campaign's ``reward_range``); quarantined events (learning them once broke a model) are
+        left out, as the online learner leaves them out."""
         index = start
         for batch in self.decisions(start, stop, chunk=chunk):
             events = []
             for decision in batch:
-                events.append(LearningEvent(
-                    context=decision.context, arm_set=decision.arm_set, chosen=int(decision.chosen),
-                    probability=float(decision.probability), reward=float(self.feedback.reward[index]),
-                    pmf=decision.pmf))
+                if not decision.quarantined:
+                    events.append(LearningEvent(
+                        context=decision.context, arm_set=decision.arm_set, chosen=int(decision.chosen),
+                        probability=float(decision.probability), reward=float(self.feedback.reward[index]),
+                        pmf=decision.pmf, reward_range=self.reward_range))
                 index += 1
             yield events
 
@@ -184,7 +188,8 @@ def load_dataset(data_dir: Path | str, *, campaign: str | None = None, since: fl
         logging_pmf=RaggedMatrix(indptr, np.concatenate(pmf_parts)),
         seq=_readonly(np.asarray(seqs, dtype=np.int64)), event_ids=tuple(event_ids),
         decided_at=_readonly(np.asarray(times, dtype=np.float64)), user_keys=tuple(users),
-        policy_versions=tuple(versions), exclusions=exclusions, log_filter=log_filter)
+        policy_versions=tuple(versions), exclusions=exclusions, log_filter=log_filter,
+        reward_range=defaults.range_of(campaign))
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:

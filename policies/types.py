@@ -12,6 +12,10 @@ from types import MappingProxyType
 import numpy as np
 
 
+#: The reward range of a campaign that configures none: rewards in [0, 1].
+UNIT_REWARD_RANGE: tuple[float, float] = (0.0, 1.0)
+
+
 def _frozen_map(values: Mapping | None) -> Mapping:
     return MappingProxyType(dict(values or {}))
 
@@ -90,7 +94,9 @@ class LearningEvent:
     """One logged decision with its outcome, as a policy learns from it.
 
     ``pmf`` is the logged pmf over ``arm_set.arms`` (shape (n_arms,)); ``chosen`` indexes into it and
-    ``probability`` is the logged probability of the chosen arm (``pmf[chosen]``).
+    ``probability`` is the logged probability of the chosen arm (``pmf[chosen]``). ``reward_range``
+    is the campaign's ``(low, high)``: a learner scales ``reward`` by it (the VW adapter maps it onto
+    costs in [-1, 0]), so every path that learns from the log maps rewards the same way.
     """
 
     context: DecisionContext
@@ -99,6 +105,7 @@ class LearningEvent:
     probability: float
     reward: float
     pmf: np.ndarray | None = None
+    reward_range: tuple[float, float] = UNIT_REWARD_RANGE
 
     @property
     def chosen_arm(self) -> JointArm:

@@ -8,6 +8,7 @@ another or holds the whole server. ``DecisionServer`` only starts and stops what
 """
 from __future__ import annotations
 
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,10 @@ from service.engine import DecisionEngine
 from service.learner import LearnedCounter, LearnQueue, OnlineLearner
 from service.live_models import RegistryLink
 from service.metrics import Metrics
+from service.model_guard import ModelGuard
 from service.security import BearerTokenInterceptor, TlsFiles, TokenTable
 from service.servicer import DecisionServicer
+from service.wire_guard import MalformedRequestInterceptor
 from service.shadow import ShadowQueue, ShadowScorer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
@@ -71,8 +74,10 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
     engine = DecisionEngine(config, data_dir, on_queue_depth=metrics.set_queue_depth, learnable=learnable,
                             shadow=shadow_items)
     learned = LearnedCounter(config.learning.checkpoint_every_events)
+    guard = ModelGuard(lambda seqs: engine.log.quarantine(seqs, time.time()).result(30),
+                       on_quarantine=metrics.observe_quarantine, on_rollback=metrics.observe_rollback)
     learner = OnlineLearner(engine, learnable, learned, batch_size=config.learning.batch_size,
-                            poll_seconds=config.learning.poll_seconds)
+                            poll_seconds=config.learning.poll_seconds, guard=guard)
     shadow = ShadowScorer(engine, shadow_items)
     health_servicer = health.HealthServicer(experimental_non_blocking=True,
                                             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1))
@@ -94,8 +99,10 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
 
 
 def _grpc_server(config: ServiceConfig, endpoint: Endpoint) -> grpc.Server:
-    interceptors = ([BearerTokenInterceptor(endpoint.auth_token, public_reflection=endpoint.public_reflection)]
-                    if endpoint.auth_token else [])
+    interceptors: list[grpc.ServerInterceptor] = []
+    if endpoint.auth_token:
+        interceptors.append(BearerTokenInterceptor(endpoint.auth_token, public_reflection=endpoint.public_reflection))
+    interceptors.append(MalformedRequestInterceptor())  # innermost: it caches the servicer's handlers
     limit = config.server.max_message_bytes
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.server.max_workers, thread_name_prefix="rpc"),

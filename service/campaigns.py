@@ -8,6 +8,7 @@ bounded in bytes (``[server] candidate_cache_bytes`` per campaign), least recent
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,12 +69,22 @@ class LivePolicy:
 
     def __init__(self, policy: Policy, version: str) -> None:
         self._state = (policy, version)
+        self._swap_lock = threading.Lock()
 
     def current(self) -> tuple[Policy, str]:
         return self._state
 
     def swap(self, policy: Policy, version: str) -> None:
-        self._state = (policy, version)
+        with self._swap_lock:
+            self._state = (policy, version)
+
+    def swap_if(self, expected: Policy, policy: Policy) -> bool:
+        """Replace ``expected`` by ``policy`` (same version) only if ``expected`` still serves."""
+        with self._swap_lock:
+            if self._state[0] is not expected:
+                return False
+            self._state = (policy, self._state[1])
+            return True
 
     @property
     def version(self) -> str:

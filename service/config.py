@@ -16,10 +16,10 @@ from types import MappingProxyType
 from typing import Any
 
 from decision_log import RewardDefaults
-from offerbandit.checks import check_scalar
+from offerbandit.checks import check_range, check_scalar
 from offerbandit.errors import InvalidInput
 from policies.modes import MODES
-from policies.types import Offer
+from policies.types import UNIT_REWARD_RANGE, Offer
 from service.privacy import PII_CHECKS, KeyMatcher, ValueScanner, key_tokens
 
 # The GDPR's special categories (Art. 9) as words; matched as whole tokens after normalisation
@@ -200,6 +200,7 @@ class CampaignConfig:
     policy_params: Mapping[str, Any] = field(default_factory=dict)
     aggregation: str = "first"
     default_reward: float = 0.0
+    reward_range: tuple[float, float] = UNIT_REWARD_RANGE
     reward_window_seconds: float = 86400.0
     reward_windows: Mapping[str, float] = field(default_factory=dict)
     exploration_slice: float = 0.05
@@ -214,6 +215,11 @@ class CampaignConfig:
         _require(self.aggregation in AGGREGATIONS, f"{where}.aggregation must be first or sum",
                  f"{where}.aggregation")
         check_scalar(self.default_reward, f"{where}.default_reward")
+        low, high = check_range(self.reward_range, f"{where}.reward_range")
+        object.__setattr__(self, "reward_range", (low, high))
+        _require(low <= self.default_reward <= high,
+                 f"{where}.default_reward ({self.default_reward!r}) must lie inside {where}.reward_range "
+                 f"[{low!r}, {high!r}]", f"{where}.default_reward")
         check_scalar(self.reward_window_seconds, f"{where}.reward_window_seconds", low=0.0, low_open=True)
         for fmt, seconds in self.reward_windows.items():
             _require(seconds > 0, f"{where}.reward_windows.{fmt} must be > 0", f"{where}.reward_windows")
@@ -250,8 +256,10 @@ class ServiceConfig:
         object.__setattr__(self, "campaigns", MappingProxyType(dict(self.campaigns)))
 
     def reward_defaults(self) -> RewardDefaults:
-        """Each campaign's default reward, for the log's readers (0.0 for campaigns not configured)."""
-        return RewardDefaults({name: c.default_reward for name, c in self.campaigns.items()})
+        """Each campaign's default reward and reward range, for the log's readers (0.0 and [0, 1] for
+        campaigns not configured)."""
+        return RewardDefaults({name: c.default_reward for name, c in self.campaigns.items()},
+                              ranges={name: c.reward_range for name, c in self.campaigns.items()})
 
 
 DEFAULT_OFFERS = (

@@ -23,10 +23,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from decision_log import learning_event
-from policies.contract import Policy, learn_in_batches
+from policies.contract import Policy
 from policies.modes import ApprenticeGate
 from policies.types import JointArm, LearningEvent
 from service.engine import DecisionEngine
+from service.model_guard import ModelGuard
 
 log = logging.getLogger("offerbandit.learner")
 
@@ -158,9 +159,13 @@ class LearnedCounter:
 
 
 class OnlineLearner:
+    """Learns handed-over and due events in batches; every ``policy.learn`` goes through ``guard``
+    (`service.model_guard.ModelGuard`: probe, roll back, quarantine), built here unless given."""
+
     def __init__(self, engine: DecisionEngine, handed: LearnQueue, counter: LearnedCounter, *,
-                 batch_size: int = 64, poll_seconds: float = 1.0) -> None:
+                 batch_size: int = 64, poll_seconds: float = 1.0, guard: ModelGuard | None = None) -> None:
         self.engine = engine
+        self.guard = guard or ModelGuard(lambda seqs: engine.log.quarantine(seqs, time.time()).result(30))
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.counter = counter
@@ -232,27 +237,32 @@ class OnlineLearner:
             for decision in self.engine.log.learned_decisions(seqs):
                 if decision.campaign not in self.engine.campaigns:
                     continue
-                event = learning_event(decision, self.engine.reward_defaults.of(decision.campaign))
+                defaults = self.engine.reward_defaults
+                event = learning_event(decision, defaults.of(decision.campaign), defaults.range_of(decision.campaign))
                 if event is not None:
                     found.append((decision.seq, decision.campaign, event, decision.baseline))
             if not found:
                 return
             with self.counter.learning:  # the learn_seqs given and the events learned are one step
                 given = self.engine.log.assign_learn_seq([seq for seq, *_ in found]).result(30)
-                by_campaign: dict[str, list[tuple[int, LearningEvent, JointArm | None]]] = defaultdict(list)
+                by_campaign: dict[str, list[tuple[int, int, LearningEvent, JointArm | None]]] = defaultdict(list)
                 for seq, campaign, event, baseline in found:
                     if seq in given:  # an event that already has a learn_seq was learned: never again
-                        by_campaign[campaign].append((given[seq], event, baseline))
+                        by_campaign[campaign].append((given[seq], seq, event, baseline))
                 for campaign, items in by_campaign.items():
                     items.sort(key=lambda item: item[0])
-                    events = [event for _, event, _ in items]
+                    events = [event for _, _, event, _ in items]
                     runtime = self.engine.campaigns[campaign]
                     policy, _ = runtime.live.current()
                     if runtime.apprentice is not None:
                         _update_gate(runtime.apprentice, policy, events, [baseline for *_, baseline in items])
-                    learn_in_batches(policy, events, self.batch_size)
-                    self.learned += len(events)
-                    self.counter.add(campaign, len(events), items[-1][0])
+                    learned = 0
+                    for start in range(0, len(items), self.batch_size):
+                        chunk = items[start:start + self.batch_size]
+                        learned += self.guard.learn(campaign, runtime.live, [event for _, _, event, _ in chunk],
+                                                    [seq for _, seq, _, _ in chunk]).learned
+                    self.learned += learned
+                    self.counter.add(campaign, learned, items[-1][0])
         except Exception:  # noqa: BLE001 - learning must never take the server down
             log.exception("online learning of %d events failed", len(seqs))
         finally:

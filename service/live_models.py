@@ -40,6 +40,7 @@ from service.engine import DecisionEngine
 from service.learner import LearnedCounter
 from service.metrics import Metrics
 from service.model_cache import CachedModel, ModelCache
+from service.model_guard import probe_usable
 
 log = logging.getLogger("offerbandit.registry")
 REGISTRY_HEALTH = "offerbandit.registry"
@@ -227,6 +228,7 @@ class RegistryLink:
         runtime = self.engine.campaigns[campaign]
         with self._learned.learning:  # the bytes and the learn_seq they include, taken together
             policy, parent = runtime.live.current()
+            probe_usable(policy, runtime)  # ModelError: a model with non-finite pmfs is never published
             model = policy.save()
             learn_seq = self._learned.learn_seq(campaign)
             learned = self._learned.since_checkpoint(campaign)

@@ -95,6 +95,15 @@ class Metrics:
             "offerbandit_policy_version_info", "The serving policy version of each campaign (value 1).",
             ("campaign", "version"), registry=self.registry,
         )
+        self._quarantined = Counter(
+            "offerbandit_quarantined_events", "Events taken out of learning for good because learning them "
+            "broke the model (non-finite or degenerate predictions), by campaign.", ("campaign",),
+            registry=self.registry,
+        )
+        self._rollbacks = Counter(
+            "offerbandit_model_rollbacks", "Model updates rolled back because the model failed its probe, by campaign.",
+            ("campaign",), registry=self.registry,
+        )
         self._versions: dict[str, str] = {}
         self._versions_lock = threading.Lock()
 
@@ -133,6 +142,14 @@ class Metrics:
         _check_label(campaign, "campaign")
         _check_label(outcome, "outcome", REWARD_OUTCOMES)
         self._rewards.labels(campaign, outcome).inc()
+
+    def observe_quarantine(self, campaign: str, n: int) -> None:
+        _check_label(campaign, "campaign")
+        self._quarantined.labels(campaign).inc(check_scalar(n, "n", int, low=0))
+
+    def observe_rollback(self, campaign: str) -> None:
+        _check_label(campaign, "campaign")
+        self._rollbacks.labels(campaign).inc()
 
     def set_queue_depth(self, n: int) -> None:
         self._queue_depth.set(check_scalar(n, "n", int, low=0))

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, LogOptions, RewardOutcome,
-                                  ShadowScore)
-from decision_log.sqlite import alias_ops, learn_ops, reward_ops
+                                  ShadowScore, unit_range)
+from decision_log.sqlite import alias_ops, learn_ops, quarantine_ops, reward_ops
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.queries import LogReader
 from decision_log.sqlite.schema import migrate
@@ -64,8 +64,10 @@ class SqliteBackend(LogReader):
         return self._submit(insert_shadow_scores(scores))
 
     def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
-                      aggregation_of: Callable[[str], str]) -> Future[RewardOutcome]:
-        return self._submit(reward_ops.record_reward(event_id, value, reward_id, received_at, aggregation_of))
+                      aggregation_of: Callable[[str], str],
+                      range_of: Callable[[str], tuple[float, float]] = unit_range) -> Future[RewardOutcome]:
+        return self._submit(reward_ops.record_reward(event_id, value, reward_id, received_at, aggregation_of,
+                                                     range_of))
 
     def activate(self, event_id: str, now: float, window_of: Callable[[str, str | None], float],
                  aggregation_of: Callable[[str], str]) -> Future[ActivationOutcome]:
@@ -74,6 +76,9 @@ class SqliteBackend(LogReader):
     def claim_due(self, seqs: Sequence[int], now: float,
                   default_reward_of: Callable[[str], float]) -> Future[list[int]]:
         return self._submit(reward_ops.claim_due(seqs, now, default_reward_of))
+
+    def quarantine(self, seqs: Sequence[int], when: float) -> Future[int]:
+        return self._submit(quarantine_ops.quarantine(seqs, when))
 
     def close(self) -> None:
         if self.writer is not None:

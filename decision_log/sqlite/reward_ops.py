@@ -11,6 +11,11 @@ Each event is learned exactly once:
 - no reward inside the window: :func:`claim_due` claims it with the campaign's default reward.
 - a reward after the event was learned or its window closed is stored as ``late``, never learned.
 - a deferred decision's window starts at ``Activate``; never activated, never learned.
+
+Rewards are bounded: a value outside the campaign's ``reward_range`` is refused (InvalidInput naming
+``value`` and the range) before anything is written; under ``sum`` the stored aggregate is the sum of
+the counted values clipped to the range, so learning, OPE, lift and export all read a bounded reward
+(the raw values stay in ``rewards``).
 """
 from __future__ import annotations
 
@@ -20,7 +25,9 @@ from collections.abc import Callable, Sequence
 from decision_log import counting
 from decision_log.records import ActivationOutcome, RewardOutcome
 from decision_log.sqlite.write_ops import WriteOp
-from offerbandit.errors import NotFound
+from offerbandit.errors import InvalidInput, NotFound
+
+RangeOf = Callable[[str], tuple[float, float]]
 
 
 _EVENT_COLUMNS = ("seq, chosen_index, campaign, user_key, deferred, activated_at, learn_due_at, learned_at, reward, "
@@ -34,13 +41,25 @@ def _event(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row:
     return row
 
 
+def check_in_range(value: float, reward_range: tuple[float, float], campaign: str) -> float:
+    """``value`` if it lies in the campaign's reward range, else InvalidInput naming ``value`` and the range."""
+    low, high = reward_range
+    if not low <= value <= high:
+        raise InvalidInput(f"value {value!r} is outside the reward_range [{low!r}, {high!r}] of campaign "
+                           f"{campaign!r}", field="value")
+    return value
+
+
 def record_reward(event_id: str, value: float, reward_id: str, received_at: float,
-                  aggregation_of: Callable[[str], str]) -> WriteOp:
-    """Join one reward onto its decision. ``aggregation_of(campaign)`` gives 'first' or 'sum'."""
+                  aggregation_of: Callable[[str], str], range_of: RangeOf) -> WriteOp:
+    """Join one reward onto its decision. ``aggregation_of(campaign)`` gives 'first' or 'sum',
+    ``range_of(campaign)`` the reward range the value must lie in."""
 
     def op(conn: sqlite3.Connection) -> RewardOutcome:
         row = _event(conn, event_id)
         aggregation = aggregation_of(row["campaign"])
+        reward_range = range_of(row["campaign"])
+        check_in_range(value, reward_range, row["campaign"])
 
         def outcome(accepted: bool, duplicate: bool, late: bool, learn_seq: int | None = None) -> RewardOutcome:
             return RewardOutcome(accepted, duplicate, late, learn_seq, row["campaign"], row["user_key"],
@@ -63,13 +82,23 @@ def record_reward(event_id: str, value: float, reward_id: str, received_at: floa
             return outcome(False, False, True)
         if status == "duplicate":
             return outcome(False, True, False)
-        new_reward = value if aggregation == "first" else (row["reward"] or 0.0) + value
+        new_reward = value if aggregation == "first" else _clipped_sum(conn, event_id, reward_range)
         learn_now = aggregation == "first" and row["learned_at"] is None and counting.shown(row)
         conn.execute("UPDATE decisions SET reward = ?, reward_count = reward_count + 1, learned_at = ? "
                      "WHERE seq = ?", (new_reward, received_at if learn_now else row["learned_at"], row["seq"]))
         return outcome(True, False, False, row["seq"] if learn_now else None)
 
     return op
+
+
+def _clipped_sum(conn: sqlite3.Connection, event_id: str, reward_range: tuple[float, float]) -> float:
+    """The counted rewards of an event added up (in insertion order), clipped to the range."""
+    total = 0.0
+    for (value,) in conn.execute("SELECT value FROM rewards WHERE event_id = ? AND status = 'counted' ORDER BY id",
+                                 (event_id,)):
+        total += value
+    low, high = reward_range
+    return min(max(total, low), high)
 
 
 def activate(event_id: str, now: float, window_of: Callable[[str, str | None], float],

@@ -8,7 +8,7 @@ from typing import Any
 
 from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
-from policies.types import ArmSet, DecisionContext
+from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext
 from policies.vw.features import (
     CONTEXT_NAMESPACE,
     FORMAT_NAMESPACE,
@@ -58,10 +58,11 @@ def dsjson_context(context: DecisionContext, arm_set: ArmSet) -> dict[str, Any]:
 
 def dsjson_record(*, event_id: str, timestamp: str, context: DecisionContext, arm_set: ArmSet,
                   pmf: Sequence[float], chosen: int, reward: float, skip_learn: bool = False,
-                  model_id: str = "") -> dict[str, Any]:
+                  model_id: str = "", reward_range: tuple[float, float] = UNIT_REWARD_RANGE) -> dict[str, Any]:
     """One DSJSON decision record (as ``vw --dsjson --cb_adf`` reads it) with its joined reward.
 
-    ``a`` lists 1-based action ids with the chosen one first, ``p`` their probabilities in that order.
+    ``a`` lists 1-based action ids with the chosen one first, ``p`` their probabilities in that order;
+    the cost is the reward scaled by ``reward_range`` (as online learning scales it).
     """
     n_arms = len(arm_set.arms)
     probabilities = [float(value) for value in pmf]
@@ -72,7 +73,7 @@ def dsjson_record(*, event_id: str, timestamp: str, context: DecisionContext, ar
     check_scalar(reward, "reward")
     order = [chosen, *(index for index in range(n_arms) if index != chosen)]
     record: dict[str, Any] = {
-        "_label_cost": cost_from_reward(reward),
+        "_label_cost": cost_from_reward(reward, reward_range),
         "_label_probability": probabilities[chosen],
         "_label_Action": chosen + 1,
         "_labelIndex": chosen,

@@ -11,8 +11,10 @@ Namespaces (VW interacts namespaces by their first letter)::
     t   send-time slot             "slot=<value>"     (arm line)
 
 User data is escaped so that ``|``, ``:``, ``=``, whitespace or control characters can never corrupt a
-line. VW minimises cost; ``cost = -reward`` here and nowhere else. This module builds text only and
-does not import ``vowpalwabbit``.
+line. VW minimises cost; rewards become costs here and nowhere else, scaled by the campaign's
+``reward_range`` [LOW, HIGH] into a fixed range: ``cost = -(reward - LOW) / (HIGH - LOW)`` in [-1, 0]
+(with the default [0, 1], ``cost = -reward``), so no reward reaches VW unscaled. This module builds
+text only and does not import ``vowpalwabbit``.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Any
 
 from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
-from policies.types import ArmSet, DecisionContext, JointArm, Offer
+from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm, Offer
 
 __all__ = [
     "CONTEXT_NAMESPACE",
@@ -72,13 +74,16 @@ def escape_token(text: str) -> str:
 
 # --- reward <-> cost: the only place the sign flips -------------------------------------------
 
-def cost_from_reward(reward: float) -> float:
-    """VW minimises cost; we maximise reward."""
-    return -float(reward)
+def cost_from_reward(reward: float, reward_range: tuple[float, float] = UNIT_REWARD_RANGE) -> float:
+    """VW minimises cost; we maximise reward. A reward in ``reward_range`` maps onto [-1, 0]."""
+    low, high = reward_range
+    return -(float(reward) - low) / (high - low)
 
 
-def reward_from_cost(cost: float) -> float:
-    return -float(cost)
+def reward_from_cost(cost: float, reward_range: tuple[float, float] = UNIT_REWARD_RANGE) -> float:
+    """The inverse of :func:`cost_from_reward`."""
+    low, high = reward_range
+    return low - float(cost) * (high - low)
 
 
 # --- validation -------------------------------------------------------------------------------

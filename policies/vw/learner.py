@@ -2,7 +2,8 @@
 
 :class:`CbAdfOptions` says how the workspace is built; :class:`CbAdfLearner` owns one workspace, its
 arm-example cache and the lock around every VW call (a workspace is not thread-safe). Only the chosen
-arm of a learned event is labelled, ``cost:probability`` with ``cost = -reward``.
+arm of a learned event is labelled, ``cost:probability`` with the cost of `features.cost_from_reward`
+(the reward scaled by the event's ``reward_range`` into [-1, 0]).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from offerbandit.checks import check_scalar
+from offerbandit.checks import check_range, check_scalar
 from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, LearningEvent
 from policies.vw.features import (
@@ -106,7 +107,8 @@ def check_event(event: LearningEvent, index: int) -> LearningEvent:
         raise InvalidInput(f"events[{index}].chosen cannot index an empty arm set", field=f"events[{index}].chosen")
     check_scalar(event.chosen, f"events[{index}].chosen", int, low=0, high=n_arms - 1)
     check_scalar(event.probability, f"events[{index}].probability", low=0.0, high=1.0, low_open=True)
-    check_scalar(event.reward, f"events[{index}].reward")
+    low, high = check_range(event.reward_range, f"events[{index}].reward_range")
+    check_scalar(event.reward, f"events[{index}].reward", low=low, high=high)
     return event
 
 
@@ -175,7 +177,7 @@ class CbAdfLearner:
         checked = [check_event(event, index) for index, event in enumerate(events)]
         with self._lock:
             for event in checked:
-                label = f"0:{cost_from_reward(event.reward)!r}:{float(event.probability)!r}"
+                label = f"0:{cost_from_reward(event.reward, event.reward_range)!r}:{float(event.probability)!r}"
                 self._vw.learn(self._examples(event.context, event.arm_set, event.chosen, label))
 
     def save(self) -> bytes:

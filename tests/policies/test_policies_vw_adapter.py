@@ -1,5 +1,6 @@
 """The VW mediator: feature mapping, escaping, cached arm examples, save/load, DSJSON, regressor."""
 import json
+import math
 import os
 import threading
 
@@ -21,6 +22,7 @@ from policies.vw import (
     dsjson_line,
     dsjson_record,
     escape_token,
+    reward_from_cost,
     shared_line,
 )
 
@@ -98,12 +100,48 @@ def test_pmf_is_in_arm_order_and_learns_the_rewarded_arm():
 
 
 def test_negative_reward_is_a_cost():
+    # A negative reward needs a campaign range that holds it (issue 14: rewards outside it are refused).
     assert cost_from_reward(2.5) == -2.5
     learner = CbAdfLearner(small())
     context = DecisionContext("u", {"segment": "s1"})
+    span = (-1.0, 1.0)
     for _ in range(30):
-        learner.learn([LearningEvent(context, ARMS, 0, 0.5, -1.0), LearningEvent(context, ARMS, 1, 0.5, 0.0)])
+        learner.learn([LearningEvent(context, ARMS, 0, 0.5, -1.0, reward_range=span),
+                       LearningEvent(context, ARMS, 1, 0.5, 0.0, reward_range=span)])
     assert int(np.argmax(learner.predict_pmf(context, ARMS))) != 0
+
+
+@pytest.mark.parametrize("reward_range, reward, cost", [
+    ((0.0, 1.0), 0.0, 0.0), ((0.0, 1.0), 1.0, -1.0), ((0.0, 1.0), 0.25, -0.25),  # [0, 1]: today's cost
+    ((-5.0, 5.0), -5.0, 0.0), ((-5.0, 5.0), 5.0, -1.0), ((-5.0, 5.0), 0.0, -0.5),
+    ((10.0, 110.0), 35.0, -0.25),
+])
+def test_rewards_map_onto_costs_in_minus_one_to_zero(reward_range, reward, cost):
+    assert cost_from_reward(reward, reward_range) == pytest.approx(cost)
+    assert reward_from_cost(cost_from_reward(reward, reward_range), reward_range) == pytest.approx(reward)
+
+
+@pytest.mark.parametrize("reward, reward_range", [(1.5, (0.0, 1.0)), (-0.1, (0.0, 1.0)), (1e300, (0.0, 1.0)),
+                                                  (0.5, (1.0, 0.0)), (0.5, (0.0, math.inf))])
+def test_a_reward_outside_its_range_never_reaches_vw(reward, reward_range):
+    learner = CbAdfLearner(small())
+    context = DecisionContext("u", {"segment": "s1"})
+    before = learner.save()
+    with pytest.raises(InvalidInput, match="reward"):
+        learner.learn([LearningEvent(context, ARMS, 0, 0.5, 1.0),
+                       LearningEvent(context, ARMS, 0, 0.5, reward, reward_range=reward_range)])
+    assert learner.save() == before  # the whole batch was refused before VW saw any of it
+
+
+def test_scaled_rewards_learn_like_unit_rewards():
+    """A campaign in [0, 100] learns exactly as one in [0, 1] with rewards divided by 100."""
+    context = DecisionContext("u", {"segment": "s1"})
+    unit, wide = CbAdfLearner(small()), CbAdfLearner(small())
+    for step in range(20):
+        chosen, value = step % len(ARMS), float(step % 3 == 0)
+        unit.learn([LearningEvent(context, ARMS, chosen, 0.5, value)])
+        wide.learn([LearningEvent(context, ARMS, chosen, 0.5, 100.0 * value, reward_range=(0.0, 100.0))])
+    np.testing.assert_array_equal(unit.predict_pmf(context, ARMS), wide.predict_pmf(context, ARMS))
 
 
 @pytest.mark.parametrize("exploration", EXPLORATIONS)

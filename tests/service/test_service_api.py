@@ -82,7 +82,7 @@ def test_repeated_event_id_after_restart_comes_from_the_log(start_server, tmp_pa
 def test_duplicate_reward_and_unknown_event(served):
     decision = served.stub.Decide(make_request(), timeout=10)
     served.stub.Reward(pb.RewardRequest(event_id=decision.event_id, value=1.0), timeout=10)
-    dup = served.stub.Reward(pb.RewardRequest(event_id=decision.event_id, value=5.0), timeout=10)
+    dup = served.stub.Reward(pb.RewardRequest(event_id=decision.event_id, value=0.5), timeout=10)
     assert (dup.accepted, dup.duplicate) == (False, True)
     (row,) = log_rows(served.data_dir, "SELECT reward, reward_count FROM decisions WHERE event_id = ?",
                       (decision.event_id,))
@@ -99,6 +99,7 @@ SUM_CONFIG = """
 [campaigns.default]
 aggregation = "sum"
 reward_window_seconds = 3600
+reward_range = [0.0, 10.0]
 """
 
 
@@ -308,5 +309,5 @@ def test_server_survives_garbage_bytes(served):
     raw = served.channel.unary_unary("/offers.v1.DecisionService/Decide")
     with pytest.raises(grpc.RpcError) as err:
         raw(b"\xff\xfe\x00garbage", timeout=5)
-    assert err.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # issue 14: never INTERNAL for bad input
     assert served.stub.Decide(make_request(), timeout=10).event_id

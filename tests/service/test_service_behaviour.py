@@ -38,6 +38,7 @@ poll_seconds = 0.1
 [campaigns.default]
 reward_window_seconds = 0.5
 reward_windows = {}
+reward_range = [-1.0, 10.0]
 default_reward = -0.25
 """
 
