@@ -2,9 +2,11 @@
 
 This package is the public Python surface. Importing it stays cheap: it loads neither MLflow,
 VowpalWabbit nor numpy (the server, the learner and the offline evaluation live in their own
-packages: ``service``, ``policies``, ``decision_log``, ``policy_registry``, ``offline_eval``).
+packages: ``service``, ``policies``, ``decision_log``, ``policy_registry``, ``offline_eval``), and the
+client (``Client``, ``AsyncClient``, from ``offerbandit.client``) loads gRPC only when first used.
 """
 from offerbandit.errors import (
+    ClientError,
     InvalidInput,
     LogClosed,
     LogNotFound,
@@ -14,13 +16,29 @@ from offerbandit.errors import (
     Overloaded,
     PolicyUnavailable,
     RegistryUnavailable,
+    RpcAlreadyExists,
+    RpcDeadlineExceeded,
+    RpcInternal,
+    RpcInvalidArgument,
+    RpcNotFound,
+    RpcPermissionDenied,
+    RpcResourceExhausted,
+    RpcUnauthenticated,
+    RpcUnavailable,
+    RpcUnimplemented,
     SensitiveFeature,
     Unavailable,
 )
+from offerbandit.lazy import lazy_attributes as _lazy_attributes
 
 __version__ = "0.2.0"
 
+_LAZY = {"AsyncClient": "offerbandit.client", "Client": "offerbandit.client"}
+
 __all__ = [
+    "AsyncClient",
+    "Client",
+    "ClientError",
     "InvalidInput",
     "LogClosed",
     "LogNotFound",
@@ -30,7 +48,19 @@ __all__ = [
     "Overloaded",
     "PolicyUnavailable",
     "RegistryUnavailable",
+    "RpcAlreadyExists",
+    "RpcDeadlineExceeded",
+    "RpcInternal",
+    "RpcInvalidArgument",
+    "RpcNotFound",
+    "RpcPermissionDenied",
+    "RpcResourceExhausted",
+    "RpcUnauthenticated",
+    "RpcUnavailable",
+    "RpcUnimplemented",
     "SensitiveFeature",
     "Unavailable",
     "__version__",
 ]
+
+__getattr__, __dir__ = _lazy_attributes("offerbandit", globals(), _LAZY)
