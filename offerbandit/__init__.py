@@ -5,6 +5,8 @@ VowpalWabbit nor numpy (the server, the learner and the offline evaluation live 
 packages: ``service``, ``policies``, ``decision_log``, ``policy_registry``, ``offline_eval``), and the
 client (``Client``, ``AsyncClient``, from ``offerbandit.client``) loads gRPC only when first used.
 """
+import typing
+
 from offerbandit.errors import (
     ClientError,
     InvalidInput,
@@ -30,6 +32,9 @@ from offerbandit.errors import (
     Unavailable,
 )
 from offerbandit.lazy import lazy_attributes as _lazy_attributes
+
+if typing.TYPE_CHECKING:  # type checkers see the real classes; at run time they load on first use
+    from offerbandit.client import AsyncClient, Client
 
 __version__ = "0.2.0"
 

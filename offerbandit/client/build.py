@@ -41,6 +41,8 @@ def _fill(field: str, setter: Any, value: Any) -> None:
 
 def _offer(request: pb.DecideRequest, i: int, offer: OfferLike) -> None:
     field = f"offers[{i}]"
+    offer_id: Any
+    features: Any
     if isinstance(offer, str):
         offer_id, features = offer, {}
     elif isinstance(offer, Mapping):

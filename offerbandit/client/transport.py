@@ -55,9 +55,9 @@ _ALSO_INTERNAL = ("UNKNOWN", "DATA_LOSS")
 
 def error_from_rpc(exc: grpc.RpcError) -> ClientError:
     """The client exception for a failed call (``raise error_from_rpc(exc) from exc``)."""
-    code = exc.code() if callable(getattr(exc, "code", None)) else grpc.StatusCode.UNKNOWN
+    code = (exc.code() if callable(getattr(exc, "code", None)) else None) or grpc.StatusCode.UNKNOWN
     details = (exc.details() if callable(getattr(exc, "details", None)) else None) or ""
-    name = code.name if code is not None else "UNKNOWN"
+    name = code.name
     if name in _ALSO_INTERNAL:
         return RpcInternal(code, details)
     for cls in STATUS_CLASSES:
