@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import grpc
+from grpc import aio
 from offers.v1 import decision_pb2 as pb
 from offers.v1 import decision_pb2_grpc as pb_grpc
 
@@ -36,7 +37,7 @@ class AsyncClient:
     def __init__(self, target: str, *, token: str | None = None,
                  root_certificates: bytes | str | os.PathLike[str] | None = None, timeout: float = 5.0,
                  max_batch: int = 1000, tls: bool = False, private_key: bytes | str | os.PathLike[str] | None = None,
-                 certificate_chain: bytes | str | os.PathLike[str] | None = None, keepalive_seconds: float = 60.0,
+                 certificate_chain: bytes | str | os.PathLike[str] | None = None, keepalive_seconds: float = 300.0,
                  max_message_bytes: int = 4 * 1024 * 1024, options: Sequence[tuple[str, object]] = ()) -> None:
         Deadline(timeout)
         if not isinstance(max_batch, int) or max_batch < 1:
@@ -49,9 +50,9 @@ class AsyncClient:
         self.timeout = float(timeout)
         self.max_batch = max_batch
         settings = self._settings
-        self._channel = (grpc.aio.secure_channel(target, settings.credentials, options=settings.options)
+        self._channel = (aio.secure_channel(target, settings.credentials, options=settings.options)
                          if settings.credentials is not None
-                         else grpc.aio.insecure_channel(target, options=settings.options))
+                         else aio.insecure_channel(target, options=settings.options))
         self._stub = pb_grpc.DecisionServiceStub(self._channel)
         self._get_decision_raw = self._channel.unary_unary(GET_DECISION)
 

@@ -35,12 +35,14 @@ class Client:
     ``certificate_chain`` present a client certificate (mTLS). ``timeout``: the default deadline of a
     call in seconds, retries and waiting for an unreachable server included; each method takes its own
     ``timeout=``. ``max_batch``: the server's ``limits.max_batch``; ``decide_batch`` splits longer lists.
+    ``keepalive_seconds``: HTTP/2 pings while a call is in flight (0: off). ``options``: extra gRPC
+    channel arguments, overriding the client's own.
     """
 
     def __init__(self, target: str, *, token: str | None = None,
                  root_certificates: bytes | str | os.PathLike[str] | None = None, timeout: float = 5.0,
                  max_batch: int = 1000, tls: bool = False, private_key: bytes | str | os.PathLike[str] | None = None,
-                 certificate_chain: bytes | str | os.PathLike[str] | None = None, keepalive_seconds: float = 60.0,
+                 certificate_chain: bytes | str | os.PathLike[str] | None = None, keepalive_seconds: float = 300.0,
                  max_message_bytes: int = 4 * 1024 * 1024, options: Sequence[tuple[str, object]] = ()) -> None:
         Deadline(timeout)  # refuses a non-positive default early
         if not isinstance(max_batch, int) or max_batch < 1:
@@ -83,6 +85,7 @@ class Client:
         DecideBatch calls, one after the other, all within one ``timeout``. Each call is all or nothing;
         if a later one fails, the decisions of the earlier ones are committed and ride on the
         exception as ``partial`` (a tuple), and its message names the item by its index in ``requests``.
+        An empty list makes no call and returns ``[]``.
         """
         deadline = Deadline(self._timeout(timeout))
         batches = [(offset, batch_request(items, offset)) for offset, items in chunks(list(requests), self.max_batch)]

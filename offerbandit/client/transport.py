@@ -137,7 +137,8 @@ class ChannelSettings:
             ("grpc.max_send_message_length", max_message_bytes),
         ]
         if keepalive_seconds > 0:
-            # pings only while calls are in flight: the server's default policy refuses idle pings
+            # pings only while calls are in flight, and by default no more often than a gRPC server
+            # accepts (5 min; closer pings count as strikes and end in GOAWAY "too_many_pings")
             channel_options += [("grpc.keepalive_time_ms", int(keepalive_seconds * 1000)),
                                 ("grpc.keepalive_timeout_ms", 20_000),
                                 ("grpc.keepalive_permit_without_calls", 0)]

@@ -11,7 +11,7 @@ from offerbandit.client import Arm, DecisionRecord, RemovedArm
 from offerbandit.client.transport import ChannelSettings, encode_get_decision, error_from_rpc
 
 DEFAULTS = dict(token=None, root_certificates=None, tls=False, private_key=None, certificate_chain=None,
-                keepalive_seconds=60.0, max_message_bytes=4 * 1024 * 1024, options=())
+                keepalive_seconds=300.0, max_message_bytes=4 * 1024 * 1024, options=())
 
 
 def test_the_channel_waits_for_ready_and_retries_unavailable_with_backoff():
@@ -23,7 +23,7 @@ def test_the_channel_waits_for_ready_and_retries_unavailable_with_backoff():
     policy = method["retryPolicy"]
     assert policy["retryableStatusCodes"] == ["UNAVAILABLE"] and policy["maxAttempts"] == 5
     assert policy["backoffMultiplier"] > 1
-    assert options["grpc.keepalive_time_ms"] == 60_000 and options["grpc.keepalive_permit_without_calls"] == 0
+    assert options["grpc.keepalive_time_ms"] == 300_000 and options["grpc.keepalive_permit_without_calls"] == 0
     assert settings.credentials is None and settings.metadata == ()
 
 
