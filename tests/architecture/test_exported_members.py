@@ -14,7 +14,7 @@ import sys
 import pytest
 
 PACKAGES = [
-    "offerbandit", "offerbandit.checks", "offerbandit.cli", "offerbandit.demo", "offerbandit.errors", "offerbandit.lazy",
+    "offerbandit", "offerbandit.checks", "offerbandit.cli", "offerbandit.client", "offerbandit.demo", "offerbandit.errors", "offerbandit.lazy",
     "offerbandit.reports", "policies", "policies.history", "policies.vw", "decision_log", "policy_registry",
     "offline_eval", "service", "simulator",
 ]
