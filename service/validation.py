@@ -49,7 +49,7 @@ def _check_text(value: str, field: str, limits: LimitsConfig, *, required: bool 
         raise InvalidInput(f"{field} must not be empty", field=field)
     if len(value) > limits.max_string_length:
         raise InvalidInput(f"{field} is longer than {limits.max_string_length} characters", field=field)
-    if any(ch in value for ch in "\x00"):
+    if "\x00" in value:
         raise InvalidInput(f"{field} contains a NUL character", field=field)
     return value
 
@@ -129,6 +129,7 @@ def _check_offers(offers: Sequence[pb.Offer], limits: LimitsConfig, privacy: Pri
                            field="offers")
     seen: set[str] = set()
     result = []
+    longest, find, match = limits.max_string_length, privacy.value_scanner.find, privacy.key_matcher.match
     for i, offer in enumerate(offers):
         _check_text(offer.id, f"offers[{i}].id", limits, required=True)
         if offer.id in seen:
@@ -137,12 +138,16 @@ def _check_offers(offers: Sequence[pb.Offer], limits: LimitsConfig, privacy: Pri
         if len(offer.features) > limits.max_offer_features:
             raise InvalidInput(f"offers[{i}].features has more than {limits.max_offer_features} entries",
                                field=f"offers[{i}].features")
-        for key, value in offer.features.items():
-            name = f"offers[{i}].features[{key!r}]"
-            _check_key(key, f"offers[{i}].features", name, limits, privacy)
-            _check_text(value, name, limits)
-            _check_personal(value, name, privacy)
-        result.append(Offer(offer.id, dict(offer.features)))
+        features = dict(offer.features)
+        for key, value in features.items():
+            # Fast path without building field names; a refusal re-runs the checks that name the field.
+            if (not key or len(key) > longest or len(value) > longest or "\x00" in key or "\x00" in value
+                    or find(key) or match(key) or find(value)):
+                name = f"offers[{i}].features[{key!r}]"
+                _check_key(key, f"offers[{i}].features", name, limits, privacy)
+                _check_text(value, name, limits)
+                _check_personal(value, name, privacy)
+        result.append(Offer(offer.id, features))
     return tuple(result)
 
 
