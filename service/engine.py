@@ -21,7 +21,6 @@ from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -38,43 +37,11 @@ from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
 from service.fingerprint import request_fingerprint
 from service.keys import ServerKeys, load_keys
+from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
 from service.outcomes import DecisionOutcome, RepeatRecord, ranking_of
 from service.validation import DecideInput, RewardInput
 
 __all__ = ["DecisionEngine", "DecisionOutcome", "LearnableSink", "ShadowItem", "ShadowSink", "ranking_of"]
-
-
-@dataclass(frozen=True, slots=True)
-class ShadowItem:
-    """A committed decision for the challenger to score off the request path."""
-
-    event_id: str
-    campaign: str
-    context: DecisionContext
-    arm_set: ArmSet
-    chosen: int
-
-
-class LearnableSink(Protocol):
-    """Where the engine hands the log sequence numbers of events a reward made learnable."""
-
-    def enqueue(self, seqs: Sequence[int]) -> None: ...
-
-
-class ShadowSink(Protocol):
-    """Where the engine hands committed decisions for the challenger to score; must not block."""
-
-    def offer(self, items: list[ShadowItem]) -> None: ...
-
-
-class _Discard:
-    """The sink of an engine running without a learner or shadow scorer (benchmarks)."""
-
-    def enqueue(self, seqs: Sequence[int]) -> None:
-        pass
-
-    def offer(self, items: list[ShadowItem]) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +100,8 @@ class DecisionEngine:
         self.history = UserHistoryStore(history_config, loader=self._load_user)
         self.campaigns: dict[str, CampaignRuntime] = build_runtimes(config)
         self.claims = EventClaims(config.server.idempotency_cache_bytes)
-        self._learnable: LearnableSink = learnable or _Discard()
-        self._shadow: ShadowSink = shadow or _Discard()
+        self._learnable: LearnableSink = learnable or DISCARD
+        self._shadow: ShadowSink = shadow or DISCARD
         self._rebuild_history()
 
     # --- start-up -----------------------------------------------------------------------------
