@@ -135,7 +135,8 @@ def reward_latencies(writer: LogWriter, event_ids: list[str], count: int, seed: 
     latencies = []
     for i in range(count):
         event_id = event_ids[int(rng.integers(len(event_ids)))]
-        op = reward_ops.record_reward(event_id, 1.0, f"bench-{seed}-{i}", time.time(), lambda campaign: "first")
+        op = reward_ops.record_reward(event_id, 1.0, f"bench-{seed}-{i}", time.time(), lambda campaign: "first",
+                                      lambda campaign: (0.0, 1.0))
         sent = time.perf_counter()
         writer.write(op)
         latencies.append(time.perf_counter() - sent)
