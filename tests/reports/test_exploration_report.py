@@ -35,6 +35,7 @@ CATEGORY = dict((oid, features["category"]) for oid, features in OFFERS)  # o1 t
 WINBACK_WINDOW_S = 0.3
 CONFIG = f"""
 [campaigns.default]
+reward_range = [0.0, 2.0]
 [campaigns.winback]
 reward_window_seconds = {WINBACK_WINDOW_S}
 reward_windows = {{}}
