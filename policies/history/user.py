@@ -63,14 +63,7 @@ class _TimedCounts:
         dropped = [self.entries.pop(k) for k in self.keys[:n]]
         del self.keys[:n]
         for entry in dropped:
-            for counter, value in zip(self.counts, entry.values):
-                counter[value] -= 1
-                if counter[value] == 0:
-                    del counter[value]
-            times = self.times_by_format[entry.values[1]]
-            del times[bisect_left(times, entry.when)]
-            if not times:
-                del self.times_by_format[entry.values[1]]
+            self._uncount(entry)
         return dropped
 
     def remove(self, entry: _Entry) -> bool:
@@ -78,6 +71,11 @@ class _TimedCounts:
         if self.entries.pop(entry.key, None) is None:
             return False
         del self.keys[bisect_left(self.keys, entry.key)]
+        self._uncount(entry)
+        return True
+
+    def _uncount(self, entry: _Entry) -> None:
+        """Take a removed entry out of the counts and the per-format contact times."""
         for counter, value in zip(self.counts, entry.values):
             counter[value] -= 1
             if counter[value] == 0:
@@ -86,7 +84,6 @@ class _TimedCounts:
         del times[bisect_left(times, entry.when)]
         if not times:
             del self.times_by_format[entry.values[1]]
-        return True
 
     def drop_before(self, cutoff: float) -> list[_Entry]:
         return self.drop_oldest(bisect_left(self.keys, (cutoff, -1)))
