@@ -14,12 +14,12 @@ from offerbandit.client.build import OfferLike, batch_request, chunks, decide_re
 from offerbandit.client.results import ActivateAck, Arm, Decision, DecisionRecord, RewardAck
 from offerbandit.client.transport import (
     GET_DECISION,
-    ChannelSettings,
     Deadline,
     backoff_delays,
     batch_failure,
     encode_get_decision,
     error_from_rpc,
+    open_channel,
     unimplemented_here,
 )
 from offerbandit.errors import ClientError, RpcUnavailable
@@ -44,20 +44,13 @@ class Client:
                  max_batch: int = 1000, tls: bool = False, private_key: bytes | str | os.PathLike[str] | None = None,
                  certificate_chain: bytes | str | os.PathLike[str] | None = None, keepalive_seconds: float = 300.0,
                  max_message_bytes: int = 4 * 1024 * 1024, options: Sequence[tuple[str, object]] = ()) -> None:
-        Deadline(timeout)  # refuses a non-positive default early
-        if not isinstance(max_batch, int) or max_batch < 1:
-            raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
-        self._settings = ChannelSettings.make(
-            target, token=token, root_certificates=root_certificates, tls=tls, private_key=private_key,
-            certificate_chain=certificate_chain, keepalive_seconds=keepalive_seconds,
+        self._settings, self._channel = open_channel(
+            grpc, target, timeout, max_batch, token=token, root_certificates=root_certificates, tls=tls,
+            private_key=private_key, certificate_chain=certificate_chain, keepalive_seconds=keepalive_seconds,
             max_message_bytes=max_message_bytes, options=options)
         self.target = target
         self.timeout = float(timeout)
         self.max_batch = max_batch
-        settings = self._settings
-        self._channel = (grpc.secure_channel(target, settings.credentials, options=settings.options)
-                         if settings.credentials is not None
-                         else grpc.insecure_channel(target, options=settings.options))
         self._stub = pb_grpc.DecisionServiceStub(self._channel)
         self._get_decision_raw = self._channel.unary_unary(GET_DECISION)  # bytes in, bytes out
 

@@ -159,6 +159,18 @@ class Deadline:
         return self._end - time.monotonic()
 
 
+def open_channel(channels: Any, target: str, timeout: float, max_batch: int,
+                 **settings: Any) -> tuple[ChannelSettings, Any]:
+    """Check a client's settings and open its channel with ``channels`` (``grpc`` or ``grpc.aio``)."""
+    Deadline(timeout)  # refuses a non-positive default early
+    if not isinstance(max_batch, int) or max_batch < 1:
+        raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+    made = ChannelSettings.make(target, **settings)
+    channel = (channels.secure_channel(target, made.credentials, options=made.options)
+               if made.credentials is not None else channels.insecure_channel(target, options=made.options))
+    return made, channel
+
+
 def backoff_delays(deadline: Deadline) -> Iterator[float]:
     """Sleeps between the client's own attempts after ``UNAVAILABLE``: 0.1 s doubling to 1 s, jittered,
     for as long as a sleep still leaves time for another attempt."""
