@@ -8,7 +8,6 @@ and after a restart the catch-up from the champion never learns the event again.
 from __future__ import annotations
 
 import sqlite3
-import time
 
 import grpc
 import pytest
@@ -18,6 +17,7 @@ from policies import factory
 from policies.vw.policy import VWPolicy, VWPolicyConfig
 from tests.conftest import make_request
 from tests.fixtures_mlflow import copy_store
+from tests.service.test_service_mlflow import wait_for as _wait_for
 
 CONFIG = """
 [learning]
@@ -54,16 +54,6 @@ def poison_policy(monkeypatch):
     monkeypatch.setitem(factory._FACTORIES, PoisonVW.name, factory._with_config(PoisonVW, VWPolicyConfig))
     PoisonVW.poisoned_learns = 0
     return PoisonVW
-
-
-def _wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _quarantined(data_dir) -> list[str]:

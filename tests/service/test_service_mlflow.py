@@ -53,7 +53,7 @@ def _registry_for(data_dir: Path, template: Path) -> PolicyRegistry:
     return PolicyRegistry(copy_store(template, data_dir))
 
 
-def _wait_for(predicate, timeout=30.0, what="condition"):
+def wait_for(predicate, timeout=30.0, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
@@ -61,6 +61,7 @@ def _wait_for(predicate, timeout=30.0, what="condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
 
 
 def _version(stub) -> str:
@@ -72,12 +73,12 @@ def test_champion_is_served_then_checkpoints_continue_its_lineage(start_server, 
     registry = _registry_for(data_dir, mlflow_template_store)
     first = _publish(registry, favour="o2")
     served = start_server(FAST, data_dir=data_dir, start_registry=True)
-    _wait_for(lambda: _version(served.stub) == first, what="champion to be served")
+    wait_for(lambda: _version(served.stub) == first, what="champion to be served")
     for i in range(45):
         decision = served.stub.Decide(make_request(user=f"u{i}"), timeout=10)
         assert decision.policy_version in (first, str(int(first) + 1))
         served.stub.Reward(pb.RewardRequest(event_id=decision.event_id, value=1.0), timeout=10)
-    checkpoint = _wait_for(lambda: (v := _version(served.stub)) != first and v, what="a checkpoint")
+    checkpoint = wait_for(lambda: (v := _version(served.stub)) != first and v, what="a checkpoint")
     assert registry.resolve("default", CHAMPION) == checkpoint
     lineage = registry.load("default", checkpoint).lineage
     assert lineage.parent_version == first and lineage.event_count >= 40
@@ -89,7 +90,7 @@ def test_alias_change_mid_traffic_swaps_without_failed_calls(start_server, tmp_p
     registry = _registry_for(data_dir, mlflow_template_store)
     old = _publish(registry, favour="o1")
     served = start_server(FAST, data_dir=data_dir, start_registry=True)
-    _wait_for(lambda: _version(served.stub) == old, what="old champion")
+    wait_for(lambda: _version(served.stub) == old, what="old champion")
     seen: list[str] = []
     errors: list[Exception] = []
     stop = threading.Event()
@@ -107,7 +108,7 @@ def test_alias_change_mid_traffic_swaps_without_failed_calls(start_server, tmp_p
     new = _publish(registry, favour="o3", aliases=())
     result = registry.promote("default", new, gate=None, force=True, who="test", why="new lineage")
     assert result.promoted
-    _wait_for(lambda: seen and seen[-1] == new, what="new champion in traffic")
+    wait_for(lambda: seen and seen[-1] == new, what="new champion in traffic")
     time.sleep(0.2)
     stop.set()
     thread.join(10)
@@ -121,7 +122,7 @@ def test_alias_change_mid_traffic_swaps_without_failed_calls(start_server, tmp_p
     assert max(probabilities, key=probabilities.get) == "o3"  # the new lineage's preference serves
 
     registry.rollback("default", who="test", why="bad new version")
-    _wait_for(lambda: _version(served.stub) == old, what="rollback to the old champion")
+    wait_for(lambda: _version(served.stub) == old, what="rollback to the old champion")
 
 
 def test_corrupt_artifact_keeps_the_last_good_version(start_server, tmp_path, mlflow_template_store):
@@ -129,14 +130,14 @@ def test_corrupt_artifact_keeps_the_last_good_version(start_server, tmp_path, ml
     registry = _registry_for(data_dir, mlflow_template_store)
     good = _publish(registry, favour="o1")
     served = start_server(FAST, data_dir=data_dir, start_registry=True)
-    _wait_for(lambda: _version(served.stub) == good, what="good champion")
+    wait_for(lambda: _version(served.stub) == good, what="good champion")
     bad = _publish(registry, favour="o2", aliases=())
     for model_file in (data_dir / "mlflow-artifacts").rglob("model.bin"):
         if registry.load("default", good).model != model_file.read_bytes():
             model_file.write_bytes(b"not a model")
     registry.set_alias("default", CHAMPION, bad, who="test", why="corrupt on purpose")
     health = health_pb2_grpc.HealthStub(served.channel)
-    _wait_for(lambda: health.Check(health_pb2.HealthCheckRequest(service="offerbandit.registry"), timeout=5).status
+    wait_for(lambda: health.Check(health_pb2.HealthCheckRequest(service="offerbandit.registry"), timeout=5).status
               == health_pb2.HealthCheckResponse.NOT_SERVING, what="registry health to report the problem")
     assert _version(served.stub) == good
     overall = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
@@ -149,7 +150,7 @@ def test_challenger_is_shadow_scored_on_live_traffic(start_server, tmp_path, mlf
     champion = _publish(registry, favour="o1")
     challenger = _publish(registry, favour="o3", aliases=(CHALLENGER,))
     served = start_server(FAST, data_dir=data_dir, start_registry=True)
-    _wait_for(lambda: served.engine.campaigns["default"].challenger is not None, what="challenger loaded")
+    wait_for(lambda: served.engine.campaigns["default"].challenger is not None, what="challenger loaded")
     decisions = [served.stub.Decide(make_request(user=f"s{i}"), timeout=10) for i in range(20)]
     assert {d.policy_version for d in decisions} == {champion}
     assert served.server.shadow.wait_idle(30)
@@ -168,7 +169,7 @@ def test_unreachable_mlflow_never_blocks_decisions(start_server, tmp_path, monke
         decision = served.stub.Decide(make_request(user=f"x{i}"), timeout=10)
         assert decision.policy_version == "bootstrap"
     health = health_pb2_grpc.HealthStub(served.channel)
-    _wait_for(lambda: health.Check(health_pb2.HealthCheckRequest(service="offerbandit.registry"), timeout=5).status
+    wait_for(lambda: health.Check(health_pb2.HealthCheckRequest(service="offerbandit.registry"), timeout=5).status
               == health_pb2.HealthCheckResponse.NOT_SERVING, what="registry problem reported")
 
 
