@@ -9,7 +9,6 @@ import time
 import pytest
 
 from decision_log import RewardDefaults, open_log
-from decision_log.sqlite.write_ops import insert_decisions
 from tests.decision_log.test_decision_log import _row
 
 DEFAULTS = RewardDefaults()

@@ -11,7 +11,6 @@ import pytest
 
 from offerbandit.errors import InvalidInput, ModelError
 from policy_registry import (
-    CHAMPION,
     Lineage,
     LoadedPolicy,
     PolicyArtifact,

@@ -11,7 +11,6 @@ import pytest
 from offerbandit.errors import InvalidInput
 from offerbandit.reports.plots import (
     EstimateInterval,
-    RewardGrid,
     RewardSeries,
     binned_mean,
     plot_estimates,

@@ -17,7 +17,7 @@ from policies.types import ArmSet, DecisionContext, LearningEvent
 from policy_registry import CHAMPION, PolicyRegistry
 from tests.conftest import make_request
 from tests.fixtures_mlflow import copy_store
-from tests.service.test_service_mlflow import _wait_for
+from tests.waiting import wait_for
 
 MANUAL_CHECKPOINTS = """
 [learning]
@@ -90,7 +90,7 @@ def test_events_claimed_but_still_queued_at_a_stop_are_learned_after_the_restart
 
     second = start_server(MANUAL_CHECKPOINTS, data_dir=data_dir, start_registry=True)
     assert second.server.learner.wait_idle(30)
-    _wait_for(lambda: second.server.learner.learned == 20, what="the 20 claimed events to be learned")
+    wait_for(lambda: second.server.learner.learned == 20, what="the 20 claimed events to be learned")
     v2 = second.server.registry.checkpoint("default")
     assert registry.resolve("default", CHAMPION) == v2
     learned = _contents(registry, v2)

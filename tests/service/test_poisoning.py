@@ -17,7 +17,7 @@ from policies import factory
 from policies.vw.policy import VWPolicy, VWPolicyConfig
 from tests.conftest import make_request
 from tests.fixtures_mlflow import copy_store
-from tests.service.test_service_mlflow import wait_for as _wait_for
+from tests.waiting import wait_for
 
 CONFIG = """
 [learning]
@@ -93,14 +93,14 @@ def test_the_poisoning_sequence(start_server, tmp_path, mlflow_template_store, p
     # 2. some learning, then a checkpoint (the champion a restart serves)
     for i in range(20):
         _rewarded(stub, f"good{i}", value=float(i % 2))
-    _wait_for(lambda: served.server.learner.learned >= 20, what="20 events learned")
+    wait_for(lambda: served.server.learner.learned >= 20, what="20 events learned")
     version = served.server.registry.checkpoint("default")
 
     # 3. more learning after it, then the poisoned update: rolled back, quarantined, counted
     for i in range(5):
         _rewarded(stub, f"later{i}")
     poisoned = _rewarded(stub, "mallory2", context={"segment": "young", "poison": "yes"})
-    _wait_for(lambda: _quarantined(data_dir) == [poisoned], what="the poisoned event to be quarantined")
+    wait_for(lambda: _quarantined(data_dir) == [poisoned], what="the poisoned event to be quarantined")
     assert PoisonVW.poisoned_learns >= 1
     assert _metric(served, "offerbandit_quarantined_events_total") == 1
     assert _metric(served, "offerbandit_model_rollbacks_total") >= 1
@@ -111,14 +111,14 @@ def test_the_poisoning_sequence(start_server, tmp_path, mlflow_template_store, p
         answer = stub.Decide(make_request(user=f"after{i}", context=context), timeout=10)
         assert answer.offer_id and answer.policy_version == version
     _rewarded(stub, "after-reward")
-    _wait_for(lambda: served.server.learner.learned >= 26, what="learning to continue after the rollback")
+    wait_for(lambda: served.server.learner.learned >= 26, what="learning to continue after the rollback")
 
     # 5. a restart serves the champion of step 2, whose catch-up covers everything learned after it
     #    (the poisoned event included) and never replays the quarantined event
     served.server.stop(grace=1)
     learns_before_restart = PoisonVW.poisoned_learns
     again = start_server(CONFIG, data_dir=data_dir, start_registry=True)
-    _wait_for(lambda: again.stub.Decide(make_request(user="x"), timeout=10).policy_version != "bootstrap",
+    wait_for(lambda: again.stub.Decide(make_request(user="x"), timeout=10).policy_version != "bootstrap",
               what="the champion to be served after the restart")
     for i in range(5):
         assert again.stub.Decide(make_request(user=f"restart{i}", context={"poison": "yes"}), timeout=10).offer_id

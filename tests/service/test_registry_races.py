@@ -5,7 +5,6 @@ checkpoint; rollback works across checkpoints; promote/rollback read the server'
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,8 @@ from policy_registry import CHAMPION, PolicyRegistry, RegistryConfig
 from tests.cli.test_cli import run
 from tests.conftest import make_request
 from tests.fixtures_mlflow import copy_store
-from tests.service.test_service_mlflow import _publish, _version, _wait_for
+from tests.service.test_service_mlflow import _publish, _version
+from tests.waiting import wait_for
 
 CHECKPOINTS = """
 [learning]
@@ -75,7 +75,7 @@ def test_mlflow_down_at_start_never_publishes_bootstrap_over_the_champion(start_
     first = start_server(CHECKPOINTS, data_dir=data_dir, start_registry=True)
     assert _version(first.stub) == v1
     _learn(first.stub, 25, "a")
-    trained = _wait_for(lambda: (v := registry.resolve("default", CHAMPION)) != v1 and v, what="a checkpoint")
+    trained = wait_for(lambda: (v := registry.resolve("default", CHAMPION)) != v1 and v, what="a checkpoint")
     first.server.stop(grace=1)
     assert _lineage(registry, trained).parent_version == v1
     before = _all_versions(registry)
@@ -87,17 +87,17 @@ def test_mlflow_down_at_start_never_publishes_bootstrap_over_the_champion(start_
     second = start_server(CHECKPOINTS, data_dir=data_dir, start_registry=True)
     served_while_down = set(_learn(second.stub, 45, "b"))  # two checkpoints due while MLflow is down
     assert served_while_down == ({trained} if cached else {"bootstrap"})
-    _wait_for(lambda: second.server.learner.wait_idle(1), what="learning")
+    wait_for(lambda: second.server.learner.wait_idle(1), what="learning")
 
     store.unlink()
     (tmp_path / "mlflow-away").rename(store)  # MLflow is back
     if cached:  # the cached champion's lineage goes on: the next checkpoint descends from it
-        newest = _wait_for(lambda: (v := registry.resolve("default", CHAMPION)) != trained and v, timeout=60,
+        newest = wait_for(lambda: (v := registry.resolve("default", CHAMPION)) != trained and v, timeout=60,
                            what="a checkpoint after MLflow came back")
         assert _lineage(registry, newest).parent_version == trained
         assert _lineage(registry, newest).event_count >= 45
     else:  # the untrained bootstrap model is never published; the server follows the champion
-        _wait_for(lambda: _version(second.stub) == trained, timeout=60, what="the champion to be followed")
+        wait_for(lambda: _version(second.stub) == trained, timeout=60, what="the champion to be followed")
         assert registry.resolve("default", CHAMPION) == trained
         assert _all_versions(registry) == before
     for version in _all_versions(registry)[1:]:
@@ -117,7 +117,7 @@ def test_operator_promote_between_polls_survives_the_next_checkpoint(start_serve
     assert _version(served.stub) == v1  # the server has not polled since
 
     _learn(served.stub, 25, "a")  # a checkpoint of the v1 lineage becomes due
-    _wait_for(lambda: _version(served.stub) == other, what="the server to follow the operator's champion")
+    wait_for(lambda: _version(served.stub) == other, what="the server to follow the operator's champion")
     assert registry.resolve("default", CHAMPION) == other
     unaliased = [v for v in _all_versions(registry) if v not in (v1, other)]
     assert len(unaliased) == 1 and _lineage(registry, unaliased[0]).parent_version == v1
@@ -125,7 +125,7 @@ def test_operator_promote_between_polls_survives_the_next_checkpoint(start_serve
         ("promote", v1, other)]
 
     _learn(served.stub, 25, "b")  # now the checkpoint descends from the champion: it moves the alias
-    newest = _wait_for(lambda: (v := registry.resolve("default", CHAMPION)) != other and v, what="a checkpoint")
+    newest = wait_for(lambda: (v := registry.resolve("default", CHAMPION)) != other and v, what="a checkpoint")
     assert _lineage(registry, newest).parent_version == other
     assert [m.kind for m in operator_log.alias_moves("default", CHAMPION)] == ["checkpoint", "promote"]
     operator_log.close()
@@ -149,14 +149,14 @@ def test_rollback_across_checkpoints_with_the_servers_config(start_server, tmp_p
     served = start_server(CHECKPOINTS + CUSTOM_NAMES, data_dir=data_dir, start_registry=True)
     assert _version(served.stub) == v1
     _learn(served.stub, 25, "a")
-    v1_head = _wait_for(lambda: (v := registry.resolve("default", CHAMPION)) != v1 and v, what="a checkpoint")
+    v1_head = wait_for(lambda: (v := registry.resolve("default", CHAMPION)) != v1 and v, what="a checkpoint")
     other = _publish(registry, favour="o3", aliases=())
     promoted = run("promote", other, "--force", "--data-dir", str(data_dir), "--config", str(config_file),
                    timeout=300)
     assert promoted.returncode == 0, promoted.stderr
-    _wait_for(lambda: _version(served.stub) == other, what="the promoted champion")
+    wait_for(lambda: _version(served.stub) == other, what="the promoted champion")
     _learn(served.stub, 25, "b")
-    other_head = _wait_for(lambda: (v := registry.resolve("default", CHAMPION)) != other and v,
+    other_head = wait_for(lambda: (v := registry.resolve("default", CHAMPION)) != other and v,
                            what="a checkpoint of the promoted lineage")
 
     back = run("rollback", "--data-dir", str(data_dir), "--config", str(config_file), timeout=300)
@@ -164,7 +164,7 @@ def test_rollback_across_checkpoints_with_the_servers_config(start_server, tmp_p
     assert back.stdout.strip().endswith(f"to v{v1_head})")  # the newest of the lineage the promote replaced
     # the server follows it, catches it up on the 30 events learned after it (exactly once per lineage),
     # and may checkpoint that at once: the champion is v1_head or a checkpoint of it
-    _wait_for(lambda: _version(served.stub) == registry.resolve("default", CHAMPION), what="the server to follow")
+    wait_for(lambda: _version(served.stub) == registry.resolve("default", CHAMPION), what="the server to follow")
     champion = registry.resolve("default", CHAMPION)
     assert champion == v1_head or _lineage(registry, champion).parent_version == v1_head
     undo = run("rollback", "--data-dir", str(data_dir), "--config", str(config_file), timeout=300)

@@ -20,6 +20,7 @@ from service.config import default_campaign
 from policy_registry import CHALLENGER, CHAMPION, Lineage, PolicyArtifact, PolicyRegistry
 from service.config_toml import campaign_policy_toml
 from tests.conftest import OFFERS, make_request
+from tests.waiting import wait_for
 from tests.fixtures_mlflow import copy_store
 
 FAST = """
@@ -51,17 +52,6 @@ def _publish(registry: PolicyRegistry, *, favour: str, aliases=(CHAMPION,), pare
 
 def _registry_for(data_dir: Path, template: Path) -> PolicyRegistry:
     return PolicyRegistry(copy_store(template, data_dir))
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 
 def _version(stub) -> str:
