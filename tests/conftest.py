@@ -99,30 +99,37 @@ class ServerProcess:
         return self.proc.wait(timeout)
 
 
-def spawn_server(data_dir: Path, *extra: str, env: dict | None = None, timeout: float = 60) -> ServerProcess:
-    """``offerbandit serve`` as a user runs it; waits for its 'listening on' line."""
-    cmd = [OFFERBANDIT, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+def spawn_process(args: list[str], ready: str, *, data_dir: Path | None = None, env: dict | None = None,
+                  timeout: float = 60) -> ServerProcess:
+    """``offerbandit <args>`` as a user runs it; waits for a line matching ``ready`` (its group 1, if any,
+    is the port). The rest of its output keeps being collected in ``output``."""
+    proc = subprocess.Popen([OFFERBANDIT, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
     seen: list[str] = []
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
+        if select.select([proc.stdout], [], [], 0.5)[0]:
             line = proc.stdout.readline()
             seen.append(line)
-            match = re.search(r"listening on \S+:(\d+)", line)
+            match = re.search(ready, line)
             if match:
-                server = ServerProcess(proc, int(match.group(1)), data_dir, seen)
+                port = int(match.group(1)) if match.groups() else 0
+                started = ServerProcess(proc, port, data_dir or Path(), seen)
 
                 def drain() -> None:
                     for rest in proc.stdout:
                         seen.append(rest)
 
                 threading.Thread(target=drain, daemon=True).start()
-                return server
+                return started
     proc.kill()
-    raise AssertionError("server did not start: " + "".join(seen)[-2000:])
+    raise AssertionError(f"offerbandit {args[0]} did not start: " + "".join(seen)[-2000:])
+
+
+def spawn_server(data_dir: Path, *extra: str, env: dict | None = None, timeout: float = 60) -> ServerProcess:
+    """``offerbandit serve`` as a user runs it; waits for its 'listening on' line."""
+    return spawn_process(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir), *extra],
+                         r"listening on \S+:(\d+)", data_dir=data_dir, env=env, timeout=timeout)
 
 
 @pytest.fixture
