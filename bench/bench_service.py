@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, decide_request, feed_writer,  # noqa: E402
-                          decision_context, decision_rows, parse_flags, percentiles_ms)
+                          decision_context, decision_rows, parse_flags, percentiles_ms, run_load)
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
 from policies.factory import make_policy  # noqa: E402
@@ -57,37 +57,6 @@ SIZES = {  # mode -> (Decide calls, DecideBatch calls, log rows, MLflow-check ca
 
 
 # --- the client load generator ----------------------------------------------------------------
-
-def run_load(call: Callable, requests: Sequence, in_flight: int) -> tuple[float, list[float], int]:
-    """Send ``requests`` with up to ``in_flight`` outstanding futures from one thread.
-    Returns (wall seconds, per-call latencies in seconds, failed calls)."""
-    slots = threading.Semaphore(in_flight)
-    latencies: list[float] = []
-    failures = [0]
-    done = threading.Event()
-    remaining = [len(requests)]
-    lock = threading.Lock()
-
-    def finished(future: grpc.Future, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        with lock:
-            if future.exception() is not None:
-                failures[0] += 1
-            else:
-                latencies.append(elapsed)
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                done.set()
-        slots.release()
-
-    start = time.perf_counter()
-    for request in requests:
-        slots.acquire()
-        sent = time.perf_counter()
-        call.future(request, timeout=120).add_done_callback(lambda f, sent=sent: finished(f, sent))
-    done.wait()
-    return time.perf_counter() - start, latencies, failures[0]
-
 
 def decide_requests(count: int, seed: int) -> list[pb.DecideRequest]:
     return [decide_request(c, N_ARMS) for c in customers(count, seed=seed)]

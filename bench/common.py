@@ -24,11 +24,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import grpc
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,18 +204,22 @@ def decision_context(customer: Customer, user_key: str | None = None) -> Decisio
 # --- a real server process ---------------------------------------------------------------------
 
 class ServeProcess:
-    """``offerbandit serve --port 0`` as a user runs it; ``with`` stops it with SIGTERM.
+    """``offerbandit serve --port 0`` (or another command: ``command=("learn",)`` with its ``ready``
+    line) as a user runs it; ``with`` stops it with SIGTERM.
 
     The server's MLflow registry link is on (the default); ``registry_wait_s`` sets
     ``[mlflow] start_timeout_seconds`` so the server says "listening" only after its first registry
     poll, and MLflow's import and store migration do not overlap the measurements.
-    ``start_seconds`` is the time from launch to "listening".
+    ``start_seconds`` is the time from launch to the ready line; ``extra`` are more arguments
+    (e.g. ``("--log-url", url)``).
     """
 
     def __init__(self, data_dir: Path, config_toml: str = "", env: dict | None = None, timeout: float = 180,
-                 registry_wait_s: float = 120.0) -> None:
+                 registry_wait_s: float = 120.0, *, command: Sequence[str] = ("serve", "--host", "127.0.0.1",
+                                                                              "--port", "0"),
+                 extra: Sequence[str] = (), ready: str = r"listening on \S+:(\d+)") -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [OFFERBANDIT, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)]
+        cmd = [OFFERBANDIT, *command, "--data-dir", str(data_dir), *extra]
         if registry_wait_s > 0:
             config_toml += f"\n[mlflow]\nstart_timeout_seconds = {registry_wait_s}\n"
         if config_toml:
@@ -227,20 +232,20 @@ class ServeProcess:
                                      env={**os.environ, **(env or {})})
         deadline = time.time() + timeout
         while time.time() < deadline and self.proc.poll() is None:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if not ready:
+            ready_now, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if not ready_now:
                 continue
             line = self.proc.stdout.readline()
             self.output.append(line)
-            match = re.search(r"listening on \S+:(\d+)", line)
+            match = re.search(ready, line)
             if match:
                 self.start_seconds = time.perf_counter() - launched
-                self.port = int(match.group(1))
+                self.port = int(match.group(1)) if match.groups() else 0
                 self.address = f"127.0.0.1:{self.port}"
                 threading.Thread(target=self._drain, daemon=True).start()
                 return
         self.proc.kill()
-        raise RuntimeError("offerbandit serve did not start: " + "".join(self.output)[-2000:])
+        raise RuntimeError(f"offerbandit {command[0]} did not start: " + "".join(self.output)[-2000:])
 
     def _drain(self) -> None:
         for line in self.proc.stdout:
@@ -260,6 +265,40 @@ class ServeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+def run_load(call: Callable, requests: Sequence, in_flight: int) -> tuple[float, list[float], int]:
+    """Send ``requests`` with up to ``in_flight`` outstanding futures from one thread.
+    Returns (wall seconds, per-call latencies in seconds, failed calls)."""
+    slots = threading.Semaphore(in_flight)
+    latencies: list[float] = []
+    failures = [0]
+    done = threading.Event()
+    remaining = [len(requests)]
+    lock = threading.Lock()
+
+    def finished(future: grpc.Future, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        with lock:
+            if future.exception() is not None:
+                failures[0] += 1
+            else:
+                latencies.append(elapsed)
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                done.set()
+        slots.release()
+
+    start = time.perf_counter()
+    for request in requests:
+        slots.acquire()
+        sent = time.perf_counter()
+        call.future(request, timeout=120).add_done_callback(lambda f, sent=sent: finished(f, sent))
+    done.wait()
+    return time.perf_counter() - start, latencies, failures[0]
+
 
 
 # --- decision-log rows -------------------------------------------------------------------------
