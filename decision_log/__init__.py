@@ -3,9 +3,10 @@ owns the writer, the readers, the offer-set cache and `close`; reads answer with
 
 Modules: `records` (what crosses the boundary), `counting` (which rows count), `codec` (column
 encodings), `decoder` (rows back into records), `backend` (the seam a storage engine implements),
-`database` (`DecisionLog`, `open_log`), `export` (DSJSON), `caps` (caps decided inside the commit), `dialect` (what differs between
-SQLite and PostgreSQL), `sqlite/` (the SQLite backend: schema and migrations, the group-committing
-writer, named queries, reward operations), `postgres/` (the shared PostgreSQL backend).
+`database` (`DecisionLog`, `open_log`), `export` (DSJSON), `caps` (caps decided inside the commit),
+`dialect` (what differs between SQLite and PostgreSQL), `sqlite/` (the SQLite backend: schema and
+migrations, the group-committing writer, named queries, reward operations), `postgres/` (the shared
+PostgreSQL backend).
 """
 from decision_log.backend import LogBackend
 from decision_log.codec import encode_offers, indices_to_blob, pmf_to_blob

@@ -12,8 +12,8 @@ from concurrent.futures import Future
 from typing import Protocol
 
 from decision_log.counting import Row
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LiveStats, LogFilter, RewardOutcome,
-                                  ShadowScore, unit_range)
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LiveStats, LogFilter,
+                                  RewardOutcome, ShadowScore, unit_range)
 from policies.types import Offer
 
 

@@ -16,9 +16,10 @@ from decision_log import counting
 from decision_log.backend import LogBackend
 from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
                                   shown_decision)
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk, FinalDecision,
-                                  InsertOutcome, LearnedEvent, LiveStats, LogFilter, LogOptions, LoggedDecision, RewardDefaults,
-                                  RewardOutcome, ServedOutcome, ShadowScore, ShownDecision, unit_range)
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk,
+                                  FinalDecision, InsertOutcome, LearnedEvent, LiveStats, LogFilter, LogOptions,
+                                  LoggedDecision, RewardDefaults, RewardOutcome, ServedOutcome, ShadowScore,
+                                  ShownDecision, unit_range)
 from decision_log.postgres.backend import PostgresBackend
 from decision_log.postgres.connection import is_postgres_url, mask_url
 from decision_log.sqlite.backend import SqliteBackend, log_path

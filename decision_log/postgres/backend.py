@@ -48,8 +48,14 @@ class PostgresBackend(LogReader):
             raise
         self._reader = PoolReader(self._pool, self._timeout)
         self.writer: PgLogWriter | None = None
-        if writable:
-            self.writer = PgLogWriter(self._pool, max_group=options.max_group, max_queue=options.max_queue,
+        self._writer_pool = None
+        if writable:  # the writer's own one-connection pool: readers never make a commit wait for a connection
+            try:
+                self._writer_pool = open_pool(url, options, name="offerbandit-log-writer", size=1)
+            except BaseException:
+                self._pool.close()
+                raise
+            self.writer = PgLogWriter(self._writer_pool, max_group=options.max_group, max_queue=options.max_queue,
                                       connection_timeout=self._timeout, on_queue_depth=on_queue_depth)
 
     # --- LogReader's connection: one pooled statement at a time ---------------------------------------
@@ -96,6 +102,8 @@ class PostgresBackend(LogReader):
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self._writer_pool is not None:
+            self._writer_pool.close()
         self._pool.close()
 
     # --- the order of learning (learn_seq) and alias moves -------------------------------------------

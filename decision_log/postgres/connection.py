@@ -66,12 +66,14 @@ class PgRow(tuple):
         return list(self._index)
 
 
+@functools.lru_cache(maxsize=256)
+def _row_class(names: tuple[str, ...]) -> type[PgRow]:
+    return type("PgRow", (PgRow,), {"__slots__": (), "_index": {name: i for i, name in enumerate(names)}})
+
+
 def named_row(cursor: psycopg.Cursor) -> Callable[[Sequence[Any]], PgRow]:
-    """psycopg row factory making `PgRow` objects (one class per result shape)."""
-    description = cursor.description or []
-    index = {column.name: i for i, column in enumerate(description)}
-    row_class = type("PgRow", (PgRow,), {"__slots__": (), "_index": index})
-    return lambda values: row_class(values)
+    """psycopg row factory making `PgRow` objects (one class per result shape, cached)."""
+    return _row_class(tuple(column.name for column in cursor.description or ()))
 
 
 # --- faults ------------------------------------------------------------------------------------------
@@ -198,11 +200,13 @@ def _configure(synchronous: str) -> Callable[[psycopg.Connection], None]:
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def open_pool(url: str, options: LogOptions, *, name: str = "offerbandit-log") -> psycopg_pool.ConnectionPool:
-    """An open pool on ``url``; the first connection is retried for ``options.connect_timeout_s`` (then
-    `LogUnavailable` naming the masked URL)."""
+def open_pool(url: str, options: LogOptions, *, name: str = "offerbandit-log",
+              size: int | None = None) -> psycopg_pool.ConnectionPool:
+    """An open pool on ``url`` (``size``: exactly that many connections; else 1 to ``options.pool_size``);
+    the first connection is retried for ``options.connect_timeout_s`` (then `LogUnavailable` naming the
+    masked URL). A connection lost later is replaced in the background, and on demand."""
     pool = psycopg_pool.ConnectionPool(
-        conninfo=url, min_size=1, max_size=max(2, int(options.pool_size)), open=False,
+        conninfo=url, min_size=size or 1, max_size=size or max(2, int(options.pool_size)), open=False,
         name=_SAFE_NAME.sub("_", name), check=psycopg_pool.ConnectionPool.check_connection,
         configure=_configure(options.synchronous), timeout=max(0.1, options.busy_timeout_ms / 1000),
         reconnect_timeout=max(60.0, options.connect_timeout_s),

@@ -16,10 +16,18 @@ from decision_log.postgres.connection import PgConn
 from decision_log.records import DecisionRow, InsertOutcome, ShadowScore
 from decision_log.sqlite.write_ops import DECISION_COLUMNS, WriteOp, decision_values
 
-__all__ = ["InsertDecisions", "insert_decisions", "insert_rows", "insert_shadow_scores", "lock_customers"]
+__all__ = ["COLUMN_TYPES", "InsertDecisions", "insert_decisions", "insert_rows", "insert_shadow_scores",
+           "lock_customers", "outcomes_of"]
 
-_INSERT_DECISION = (f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES ({','.join('?' * 29)}) "
-                    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
+#: The PostgreSQL types of `DECISION_COLUMNS`, in order: the rows go in as one array per column and
+#: come out of ``unnest`` in their order (one statement, one round trip, whatever the number of rows).
+COLUMN_TYPES = ("text", "text", "float8", "text", "text", "text", "text", "text", "text", "bytea", "bytea", "bytea",
+                "int4", "text", "text", "text", "float8", "text", "text", "float8", "int4", "float8", "text", "text",
+                "text", "text", "text", "text", "text")
+_INSERT_DECISIONS = (f"INSERT INTO decisions ({DECISION_COLUMNS}) SELECT * FROM unnest("
+                     + ", ".join(f"%b::{kind}[]" for kind in COLUMN_TYPES)  # binary: no text escaping of blobs
+                     + ") ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
+_MAX_ROWS_PER_STATEMENT = 2000
 _INSERT_OFFER_SET = "INSERT INTO offer_sets (id, offers) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
 #: One statement takes every lock, in the order of the lock keys (the hashes: two groups whose customers'
 #: hashes collide still take them in one global order, so they never deadlock on them).
@@ -53,7 +61,14 @@ def insert_rows(conn: PgConn, rows: Sequence[DecisionRow]) -> tuple[list[bool], 
     event ids written as capped no_contacts."""
     written, capped = apply_caps(conn, rows)
     conn.executemany(_INSERT_OFFER_SET, sorted({(r.offer_set_id, r.offer_set_json) for r in written}))
-    inserted = conn.executemany_returning(_INSERT_DECISION, [decision_values(r) for r in written])
+    inserted: list[bool] = []
+    for start in range(0, len(written), _MAX_ROWS_PER_STATEMENT):
+        part = written[start:start + _MAX_ROWS_PER_STATEMENT]
+        columns = [list(column) for column in zip(*(decision_values(r) for r in part))]
+        new_ids = {row[0] for row in conn.raw.execute(_INSERT_DECISIONS, columns).fetchall()}
+        for row in part:  # the first of the same id in the statement is the one written
+            inserted.append(row.event_id in new_ids)
+            new_ids.discard(row.event_id)
     return inserted, frozenset(capped)
 
 

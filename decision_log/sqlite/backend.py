@@ -7,8 +7,8 @@ from concurrent.futures import Future
 from collections.abc import Iterator
 from pathlib import Path
 
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LogOptions, RewardOutcome,
-                                  ShadowScore, unit_range)
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LogOptions,
+                                  RewardOutcome, ShadowScore, unit_range)
 from decision_log.sqlite import alias_ops, learn_ops, quarantine_ops, reward_ops
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.queries import LogReader

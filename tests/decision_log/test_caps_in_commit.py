@@ -38,16 +38,14 @@ def test_the_cap_rule_matches_the_history_rule(log_where):
             _row("shown", user_key="cy", decided_at=992.0, deferred=True),
         ]).result(10)
         log.activate("shown", 993.0, lambda campaign, fmt: 60.0, lambda campaign: "first").result(10)
-        sms_cap = (CapLimit("sms", 100.0, 2),)
-        assert log.insert_decisions([_row("n1", user_key="cy", decided_at=1000.0, caps=sms_cap)]).result(10).capped == ()
+        def capped(event_id, user_key="cy", fmt="sms", cap=("sms", 2), at=1000.0):
+            row = _row(event_id, user_key=user_key, decided_at=at, format=fmt, caps=(CapLimit(cap[0], 100.0, cap[1]),))
+            return log.insert_decisions([row]).result(10).capped
+
+        assert capped("n1") == ()
         # now 'shown' and n1 are the sms contacts within 100 s: the next sms is capped, an email is not
-        assert log.insert_decisions([_row("n2", user_key="cy", decided_at=1001.0, caps=sms_cap)]).result(10).capped == (
-            "n2",)
-        email_ok = (CapLimit("email", 100.0, 2),)
-        assert log.insert_decisions([_row("n3", user_key="cy", decided_at=1002.0, format="email",
-                                          caps=email_ok)]).result(10).capped == ()
-        any_format = (CapLimit("*", 100.0, 4),)
-        assert log.insert_decisions([_row("n4", user_key="cy", decided_at=1003.0, caps=any_format)]).result(10).capped == (
-            "n4",)  # email, shown, n1, n3 (old is outside, idle never shown, n2 was capped)
-        assert log.insert_decisions([_row("other", user_key="dee", decided_at=1003.0, caps=any_format)]).result(
-            10).capped == ()
+        assert capped("n2", at=1001.0) == ("n2",)
+        assert capped("n3", fmt="email", cap=("email", 2), at=1002.0) == ()
+        # '*': email, shown, n1, n3 (old is outside the window, idle was never shown, n2 was capped)
+        assert capped("n4", cap=("*", 4), at=1003.0) == ("n4",)
+        assert capped("other", user_key="dee", cap=("*", 4), at=1003.0) == ()
