@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,10 @@ __all__ = ["PgConn", "PgRow", "PoolReader", "as_log_fault", "is_postgres_url", "
            "open_pool", "qmark"]
 
 SCHEMES = ("postgresql://", "postgres://")
+
+# The pool logs each failed reconnection attempt as a warning; without logging configured, Python would
+# print them all on stderr (a CLI's error is one line). A configured application still gets them.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -218,5 +223,15 @@ def open_pool(url: str, options: LogOptions, *, name: str = "offerbandit-log",
     except psycopg_pool.PoolTimeout as exc:
         pool.close()
         raise LogUnavailable(f"cannot connect to the decision log {mask_url(url)} within "
-                             f"{options.connect_timeout_s:g}s") from exc
+                             f"{options.connect_timeout_s:g}s{_why_not(url)}") from exc
     return pool
+
+
+def _why_not(url: str) -> str:
+    """libpq's reason a connection to ``url`` fails (its messages never hold the password), for the one line."""
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.Error as exc:
+        reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        return f": {reason}" if reason else ""
+    return ""

@@ -122,6 +122,7 @@ def test_a_url_and_a_data_dir_open_the_same_log(log_place):
     with open_log(log_place.where, writable=True) as log:
         log.insert_decisions([_row("e1")]).result(10)
         location = log.location
+        assert log.shared is (log_place.kind == "postgres")  # several processes write a PostgreSQL log
     if log_place.kind == "sqlite":
         assert location == f"sqlite:///{(log_place.where / 'decisions.db').resolve()}"
     else:
