@@ -13,9 +13,11 @@ with reason ``cap`` instead, and reported in `records.InsertOutcome.capped`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
+from decision_log.codec import blob_to_indices
 from decision_log.records import DecisionRow
 from policies.sampler import NO_CONTACT
 
@@ -38,11 +40,24 @@ def users_with_caps(rows: Sequence[DecisionRow]) -> list[str]:
     return sorted({row.user_key for row in rows if row.caps and is_contact(row)})
 
 
+def _removed_by_cap(removed_json: str, eligible: bytes) -> str:
+    """The removal counts with the arms that were still eligible counted under ``cap``."""
+    try:
+        counts = json.loads(removed_json)
+    except ValueError:
+        return removed_json
+    if not isinstance(counts, dict):
+        return removed_json
+    counts["cap"] = int(counts.get("cap", 0)) + len(blob_to_indices(eligible))
+    return json.dumps(counts)
+
+
 def as_capped(row: DecisionRow) -> DecisionRow:
-    """The decision as it is logged when the customer's cap was reached: a ``no_contact`` (reason ``cap``)."""
+    """The decision as it is logged when the customer's cap was reached: a ``no_contact`` (reason ``cap``),
+    every arm that was eligible counted as removed by the cap."""
     return dataclasses.replace(row, chosen_index=None, offer_id="", format="", time_slot="", probability=1.0,
                                pmf=b"", eligible=b"", exploration=NO_CONTACT, no_contact_reason=CAP_REASON,
-                               learn_due_at=None)
+                               learn_due_at=None, removed_json=_removed_by_cap(row.removed_json, row.eligible))
 
 
 def _reached(conn: Any, row: DecisionRow, ahead: list[DecisionRow]) -> bool:

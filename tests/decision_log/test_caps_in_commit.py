@@ -2,10 +2,13 @@
 contacts plus those ahead in the same group count; deferred ones only once activated; per format or '*'."""
 from __future__ import annotations
 
-from decision_log import CapLimit, InsertOutcome, open_log
+import json
+
+from decision_log import CapLimit, InsertOutcome, indices_to_blob, open_log
 from tests.decision_log.test_decision_log import _paused, _row
 
 WEEK = 7 * 86400.0
+ELIGIBLE = indices_to_blob([0, 1, 2])
 
 
 def _contacts(log, user_key):
@@ -15,7 +18,8 @@ def _contacts(log, user_key):
 def test_contacts_ahead_in_one_call_and_one_group_count(log_where):
     cap = (CapLimit("*", WEEK, 2),)
     with open_log(log_where, writable=True) as log:
-        batch = log.insert_decisions([_row(f"b{i}", user_key="ana", decided_at=100.0 + i, caps=cap) for i in range(4)])
+        batch = log.insert_decisions([_row(f"b{i}", user_key="ana", decided_at=100.0 + i, caps=cap, eligible=ELIGIBLE,
+                                           removed_json='{"exclusion": 1, "cap": 0}') for i in range(4)])
         assert batch.result(10) == InsertOutcome(4, capped=("b2", "b3"))
         release = _paused(log.backend.writer)  # the next calls share one commit group
         grouped = [log.insert_decisions([_row(f"g{i}", user_key="bo", decided_at=100.0 + i, caps=cap)])
@@ -27,6 +31,9 @@ def test_contacts_ahead_in_one_call_and_one_group_count(log_where):
         assert (capped.chosen, capped.exploration, capped.no_contact_reason, capped.probability) == (
             None, "no_contact", "cap", 1.0)
         assert len(capped.pmf) == 0 and capped.deferred is False
+        stored = {r["event_id"]: r["removed"] for r in log.backend.user_decisions("ana", 0.0, 10)}
+        assert json.loads(stored["b3"]) == {"exclusion": 1, "cap": 3}  # the three eligible arms went to the cap
+        assert json.loads(stored["b0"]) == {"exclusion": 1, "cap": 0}
 
 
 def test_the_cap_rule_matches_the_history_rule(log_where):
