@@ -130,3 +130,13 @@ def test_a_url_and_a_data_dir_open_the_same_log(log_place):
     with open_log(location) as log:
         assert log.find_decision("e1").event_id == "e1"
         assert log.last_seq() == 1 and log.campaigns() == ("default",)
+
+
+def test_a_call_cancelled_before_the_writer_took_it_is_never_written(log_place):
+    with open_log(log_place.where, writable=True) as log:
+        release = _paused(log.backend.writer)
+        kept, dropped = log.insert_decisions([_row("kept")]), log.insert_decisions([_row("dropped")])
+        assert dropped.cancel()
+        release.set()
+        assert kept.result(10).written == 1
+        assert log.find_decision("dropped") is None and log.count() == 1

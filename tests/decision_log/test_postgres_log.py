@@ -213,3 +213,25 @@ def test_expected_postgres_faults_become_log_unavailable():
     assert isinstance(as_log_fault(psycopg.errors.AdminShutdown("terminating connection")), LogUnavailable)
     integrity = psycopg.errors.UniqueViolation("duplicate key")
     assert as_log_fault(integrity) is integrity
+
+
+def test_a_group_whose_connection_dropped_is_never_reported_committed(postgres_url):
+    log = open_log(postgres_url, writable=True)
+    try:
+        log.insert_decisions([_row("before")]).result(10)
+        inside = threading.Event()
+        release = threading.Event()
+        log.backend.writer.submit(lambda conn: (inside.set(), release.wait(30)))
+        lost = log.insert_decisions([_row("lost")])
+        assert inside.wait(10)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:  # the writer's backend dies mid-group
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND state = 'idle in transaction'").fetchone()[0]
+        assert killed == 1
+        release.set()
+        with pytest.raises(LogUnavailable):
+            lost.result(10)
+        assert log.find_decision("lost") is None
+        assert log.insert_decisions([_row("after")]).result(10).written == 1  # a fresh connection, no reopening
+    finally:
+        log.close()
