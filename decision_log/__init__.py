@@ -3,8 +3,10 @@ owns the writer, the readers, the offer-set cache and `close`; reads answer with
 
 Modules: `records` (what crosses the boundary), `counting` (which rows count), `codec` (column
 encodings), `decoder` (rows back into records), `backend` (the seam a storage engine implements),
-`database` (`DecisionLog`, `open_log`), `export` (DSJSON), `sqlite/` (the SQLite backend: schema and
-migrations, the group-committing writer, named queries, reward operations).
+`database` (`DecisionLog`, `open_log`), `export` (DSJSON), `caps` (caps decided inside the commit),
+`dialect` (what differs between SQLite and PostgreSQL), `sqlite/` (the SQLite backend: schema and
+migrations, the group-committing writer, named queries, reward operations), `postgres/` (the shared
+PostgreSQL backend).
 """
 from decision_log.backend import LogBackend
 from decision_log.codec import encode_offers, indices_to_blob, pmf_to_blob
@@ -14,10 +16,12 @@ from decision_log.export import export_dsjson
 from decision_log.records import (
     ActivationOutcome,
     AliasMove,
+    CapLimit,
     DecisionRow,
     Exclusions,
     FeedbackChunk,
     FinalDecision,
+    InsertOutcome,
     LearnedEvent,
     LiveStats,
     LogFilter,
@@ -35,11 +39,13 @@ from decision_log.sqlite.schema import SCHEMA_VERSION
 __all__ = [
     "ActivationOutcome",
     "AliasMove",
+    "CapLimit",
     "DecisionLog",
     "DecisionRow",
     "Exclusions",
     "FeedbackChunk",
     "FinalDecision",
+    "InsertOutcome",
     "LOG_FILE",
     "LearnedEvent",
     "LiveStats",

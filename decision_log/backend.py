@@ -1,4 +1,4 @@
-"""The seam between `DecisionLog` and a storage engine (SQLite today; PostgreSQL next).
+"""The seam between `DecisionLog` and a storage engine (SQLite, embedded; PostgreSQL, shared).
 
 A backend owns the connections, the write path (group commit, exactly-once reward joins) and the named
 queries. Its read queries return *rows*: objects indexable by column name with the columns of the
@@ -12,8 +12,8 @@ from concurrent.futures import Future
 from typing import Protocol
 
 from decision_log.counting import Row
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, LiveStats, LogFilter, RewardOutcome,
-                                  ShadowScore, unit_range)
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LiveStats, LogFilter,
+                                  RewardOutcome, ShadowScore, unit_range)
 from policies.types import Offer
 
 
@@ -30,8 +30,13 @@ class LogBackend(Protocol):
         """Writes accepted but not yet committed."""
         ...
 
+    @property
+    def shared(self) -> bool:
+        """Whether several processes write this log (PostgreSQL: True; SQLite: False)."""
+        ...
+
     # --- writes (resolve after commit) -------------------------------------------------------------
-    def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[int]: ...
+    def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[InsertOutcome]: ...
 
     def insert_shadow_scores(self, scores: Sequence[ShadowScore]) -> Future[int]: ...
 

@@ -16,9 +16,12 @@ from decision_log import counting
 from decision_log.backend import LogBackend
 from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
                                   shown_decision)
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk, FinalDecision,
-                                  LearnedEvent, LiveStats, LogFilter, LogOptions, LoggedDecision, RewardDefaults,
-                                  RewardOutcome, ServedOutcome, ShadowScore, ShownDecision, unit_range)
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk,
+                                  FinalDecision, InsertOutcome, LearnedEvent, LiveStats, LogFilter, LogOptions,
+                                  LoggedDecision, RewardDefaults, RewardOutcome, ServedOutcome, ShadowScore,
+                                  ShownDecision, unit_range)
+from decision_log.postgres.backend import PostgresBackend
+from decision_log.postgres.connection import is_postgres_url, mask_url
 from decision_log.sqlite.backend import SqliteBackend, log_path
 from offerbandit.errors import InvalidInput
 from policies.history import HistoryRecord
@@ -29,17 +32,20 @@ SQLITE_SCHEME = "sqlite:///"
 
 def open_log(where: Path | str, *, writable: bool = False, options: LogOptions = LogOptions(),
              on_queue_depth: Callable[[int], None] | None = None) -> DecisionLog:
-    """The log at ``where``: a data directory (its ``decisions.db``) or a ``sqlite:///ABS/PATH.db`` URL.
+    """The log at ``where``: a data directory (its ``decisions.db``), a ``sqlite:///ABS/PATH.db`` URL or a
+    ``postgresql://`` (``postgres://``) URL of a log several processes share.
 
     ``writable`` (the server) creates the log if needed and starts its writer; otherwise the log must
     exist (`LogNotFound`) and hold a log this code can read (InvalidInput otherwise).
     """
     text = str(where)
+    if is_postgres_url(text):
+        return DecisionLog(PostgresBackend(text, options, writable=writable, on_queue_depth=on_queue_depth))
     if text.startswith(SQLITE_SCHEME):
         path = Path(text[len(SQLITE_SCHEME) - 1:])  # the URL's path is absolute
     elif "://" in text:
-        raise InvalidInput(f"unsupported decision log URL {text!r}: use a data directory or sqlite:///ABS/PATH.db",
-                           field="log")
+        raise InvalidInput(f"unsupported decision log URL {mask_url(text)!r}: use a data directory, "
+                           "sqlite:///ABS/PATH.db or postgresql://USER@HOST:PORT/DB", field="log-url")
     else:
         path = log_path(Path(where))
     return DecisionLog(SqliteBackend(path, options, writable=writable, on_queue_depth=on_queue_depth))
@@ -62,6 +68,11 @@ class DecisionLog:
     def queue_depth(self) -> int:
         return self.backend.queue_depth
 
+    @property
+    def shared(self) -> bool:
+        """True when several processes write this log (PostgreSQL): replicas, one learner."""
+        return bool(self.backend.shared)
+
     def close(self) -> None:
         """Write everything queued, then release the connections."""
         self.backend.close()
@@ -74,7 +85,10 @@ class DecisionLog:
         self.close()
 
     # --- writes: each future resolves after the commit that holds it ---------------------------
-    def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[int]:
+    def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[InsertOutcome]:
+        """Write decisions; the `InsertOutcome` says how many were written, which event ids another
+        writer had committed first (``repeated``: nothing written, answer the stored decision) and which
+        were written as ``no_contact`` because a cap (``DecisionRow.caps``) was reached (``capped``)."""
         return self.backend.insert_decisions(rows)
 
     def insert_shadow_scores(self, scores: Sequence[ShadowScore]) -> Future[int]:

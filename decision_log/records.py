@@ -16,6 +16,19 @@ from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm,
 
 
 @dataclass(frozen=True, slots=True)
+class CapLimit:
+    """A contact cap the log enforces when it writes a decision: at most ``max_contacts`` counted contacts of
+    the customer through ``format`` (``'*'``: any format) in the ``window_s`` seconds before the decision."""
+
+    format: str
+    window_s: float
+    max_contacts: int
+
+    def applies_to(self, fmt: str | None) -> bool:
+        return self.format == "*" or self.format == fmt
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionRow:
     """One decision exactly as it was made; the unit the request path hands to the writer."""
 
@@ -46,6 +59,24 @@ class DecisionRow:
     no_contact_reason: str
     removed_json: str
     fingerprint: str | None = None  # hash of the canonical request (a repeat must match it)
+    #: the campaign's caps that apply to the chosen arm's format: the log checks them against committed
+    #: contacts inside the commit (exact across replicas) and writes a capped row as no_contact 'cap'
+    caps: tuple[CapLimit, ...] = ()
+    key_id: str | None = None  # which user-hash key made user_key (schema 3; filled by a later issue)
+    features_json: str | None = None  # per-customer features as used (schema 3; filled by a later issue)
+    arm_set_id: str | None = None  # the compact log's arm-set reference (schema 3; filled by a later issue)
+
+
+@dataclass(frozen=True, slots=True)
+class InsertOutcome:
+    """What one `insert_decisions` committed: ``written`` rows (capped ones included, as no_contact);
+    ``repeated``: event ids another writer had committed first (nothing written for them: answer them
+    as repeats of the stored decision); ``capped``: event ids written as ``no_contact`` (reason ``cap``)
+    because the customer's cap was reached by contacts committed meanwhile (answer them as logged)."""
+
+    written: int
+    repeated: tuple[str, ...] = ()
+    capped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +88,8 @@ class LogOptions:
     max_queue: int = 20000
     busy_timeout_ms: int = 5000
     wal_autocheckpoint_pages: int = 4000
+    connect_timeout_s: float = 30.0  # PostgreSQL: how long the first connection is retried
+    pool_size: int = 8  # PostgreSQL: readers' connections (the writer takes one of them per group)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from service.server import DecisionServer
 
 with contextlib.suppress(ImportError):
     from tests.fixtures_mlflow import *  # noqa: F401,F403 - the MLflow store fixtures
+from tests.postgres import new_postgres_url, postgres_cluster, postgres_url  # noqa: F401,E402 - PostgreSQL fixtures
 
 OFFERS = [("o1", {"category": "travel"}), ("o2", {"category": "food"}), ("o3", {"category": "tech"})]
 FORMATS = ["sms", "email"]

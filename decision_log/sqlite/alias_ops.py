@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from decision_log.dialect import ALIAS_LOCK, dialect_of
 from decision_log.records import AliasMove
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.write_ops import WriteOp
@@ -30,6 +31,7 @@ def alias_move(campaign: str, alias: str, kind: str, who: str, why: str, move: M
         raise ValueError(f"alias move kind must be one of {ALIAS_MOVE_KINDS}, got {kind!r}")
 
     def op(conn: sqlite3.Connection) -> AliasMove | None:
+        dialect_of(conn).lock(conn, ALIAS_LOCK)  # PostgreSQL: an advisory lock; SQLite: its write lock
         moved = move()
         if moved is None:
             return None

@@ -7,8 +7,8 @@ from concurrent.futures import Future
 from collections.abc import Iterator
 from pathlib import Path
 
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, LogOptions, RewardOutcome,
-                                  ShadowScore, unit_range)
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LogOptions,
+                                  RewardOutcome, ShadowScore, unit_range)
 from decision_log.sqlite import alias_ops, learn_ops, quarantine_ops, reward_ops
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.queries import LogReader
@@ -28,6 +28,8 @@ def log_path(data_dir: Path) -> Path:
 class SqliteBackend(LogReader):
     """The named queries of `LogReader` plus the writes. ``writable``: a `LogWriter` thread (it creates
     and migrates the file); else the file must already hold a log (migrated if it is older)."""
+
+    shared = False  # one process writes this log
 
     def __init__(self, path: Path, options: LogOptions = LogOptions(), *, writable: bool = True,
                  on_queue_depth: Callable[[int], None] | None = None) -> None:
@@ -57,7 +59,7 @@ class SqliteBackend(LogReader):
         return self.writer.submit(op)
 
     # --- writes ---------------------------------------------------------------------------------
-    def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[int]:
+    def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[InsertOutcome]:
         return self._submit(insert_decisions(rows))
 
     def insert_shadow_scores(self, scores: Sequence[ShadowScore]) -> Future[int]:

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 
 from decision_log.counting import LEARNED_SQL
+from decision_log.dialect import LEARN_LOCK, dialect_of
 from decision_log.sqlite.write_ops import WriteOp
 
 __all__ = ["assign_learn_seq", "backfill_learn_seq", "learn_seq_through", "learned_after_seq", "max_learn_seq",
@@ -31,6 +32,7 @@ def assign_learn_seq(seqs: Sequence[int]) -> WriteOp:
     ordered = [int(s) for s in seqs]
 
     def op(conn: sqlite3.Connection) -> dict[int, int]:
+        dialect_of(conn).lock(conn, LEARN_LOCK)  # one numbering at a time, also across processes
         next_seq = int(conn.execute("SELECT coalesce(max(learn_seq), 0) FROM decisions").fetchone()[0]) + 1
         assigned: dict[int, int] = {}
         for seq in ordered:
@@ -52,6 +54,7 @@ def backfill_learn_seq() -> WriteOp:
     """
 
     def op(conn: sqlite3.Connection) -> int:
+        dialect_of(conn).lock(conn, LEARN_LOCK)
         if conn.execute("SELECT max(learn_seq) FROM decisions").fetchone()[0] is not None:
             return 0
         cursor = conn.execute(

@@ -8,21 +8,22 @@ the demo) leaves it out, so it is never learned or replayed again.
 """
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 
+from decision_log.dialect import dialect_of
 from decision_log.sqlite.write_ops import WriteOp
 
 
 def quarantine(seqs: Sequence[int], when: float) -> WriteOp:
     """Set ``quarantined_at = when`` on these decisions (those already quarantined keep their time);
     the op returns how many rows it newly quarantined."""
-    wanted = json.dumps(sorted({int(seq) for seq in seqs}))
+    wanted = sorted({int(seq) for seq in seqs})
 
     def op(conn: sqlite3.Connection) -> int:
-        cursor = conn.execute("UPDATE decisions SET quarantined_at = ? WHERE quarantined_at IS NULL "
-                              "AND seq IN (SELECT value FROM json_each(?))", (float(when), wanted))
+        condition, param = dialect_of(conn).seqs_in("seq", wanted)
+        cursor = conn.execute(f"UPDATE decisions SET quarantined_at = ? WHERE quarantined_at IS NULL AND {condition}",
+                              (float(when), param))
         return int(cursor.rowcount)
 
     return op

@@ -2,7 +2,6 @@
 never leave the decision_log package (`decision_log.DecisionLog` decodes them into records)."""
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -11,6 +10,7 @@ from typing import Any
 
 from decision_log.codec import decode_offers
 from decision_log.counting import LEARNED_SQL
+from decision_log.dialect import dialect_of
 from decision_log.records import LiveStats, LogFilter
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.faults import log_faults
@@ -24,7 +24,7 @@ FEEDBACK_COLUMNS = ("seq, event_id, campaign, decided_at, user_key, eligible, pm
 EXPOSURE_COLUMNS = ("seq, event_id, campaign, policy_version, user_key, decided_at, offer_set, offer_id, format, "
                     "time_slot, exploration, chosen_index, deferred, activated_at, learned_at, reward, reward_count")
 _NO_SEQ = 2**63 - 1
-_TABLES = ("decisions", "rewards", "shadow_scores", "offer_sets")
+_TABLES = ("decisions", "rewards", "shadow_scores", "offer_sets", "alias_moves", "arm_sets", "log_keys", "audit")
 
 
 def _where(log_filter: LogFilter) -> tuple[list[str], list[Any]]:
@@ -119,9 +119,8 @@ class LogReader:
     @log_faults
     def decisions_by_seq(self, seqs: Sequence[int]) -> list[sqlite3.Row]:
         """The decisions with these seqs, in seq order (unknown seqs are skipped)."""
-        return self._conn().execute(
-            "SELECT * FROM decisions WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
-            (json.dumps([int(s) for s in seqs]),)).fetchall()
+        condition, param = dialect_of(self._conn()).seqs_in("seq", seqs)
+        return self._conn().execute(f"SELECT * FROM decisions WHERE {condition} ORDER BY seq", (param,)).fetchall()
 
     @log_faults
     def learned_after(self, campaign: str, when: float, chunk: int = 1000) -> Iterator[sqlite3.Row]:
@@ -146,7 +145,8 @@ class LogReader:
     @log_faults
     def live_stats(self, campaign: str, version: str) -> LiveStats:
         row = self._conn().execute(
-            "SELECT count(*), avg(reward), sum(exploration = 'explore_outside_history') FROM decisions "
+            "SELECT count(*), avg(reward), sum(CASE WHEN exploration = 'explore_outside_history' THEN 1 ELSE 0 END) "
+            "FROM decisions "
             f"WHERE campaign = ? AND policy_version = ? AND {LEARNED_SQL}", (campaign, version)).fetchone()
         return LiveStats(events=int(row[0] or 0), reward_mean=float(row[1] or 0.0), outside_history=int(row[2] or 0))
 

@@ -1,7 +1,9 @@
 """Write operations that join rewards and activations onto logged decisions.
 
 They run inside the log writer's transaction (see `decision_log.sqlite.writer.LogWriter`), which serialises
-them: "is this the first reward?" and "has this event been learned?" are decided exactly once.
+them: "is this the first reward?" and "has this event been learned?" are decided exactly once. Where several
+writers share the log (PostgreSQL replicas) the event's row is read ``FOR UPDATE``, so their transactions take
+turns on one event and each sees what the other committed (`decision_log.dialect`).
 
 Each event is learned exactly once:
 - aggregation ``first``: the first reward inside the window is the reward; the operation *claims*
@@ -23,6 +25,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 
 from decision_log import counting
+from decision_log.dialect import dialect_of
 from decision_log.records import ActivationOutcome, RewardOutcome
 from decision_log.sqlite.write_ops import WriteOp
 from offerbandit.errors import InvalidInput, NotFound
@@ -35,7 +38,10 @@ _EVENT_COLUMNS = ("seq, chosen_index, campaign, user_key, deferred, activated_at
 
 
 def _event(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row:
-    row = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
+    """The event's row, locked until the transaction ends where several writers share the log (PostgreSQL:
+    two replicas joining rewards onto one event take turns, so "the first reward" is decided once)."""
+    row = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM decisions WHERE event_id = ?{dialect_of(conn).for_update}",
+                       (event_id,)).fetchone()
     if row is None:
         raise NotFound(f"unknown event_id {event_id!r}")
     return row
@@ -133,8 +139,8 @@ def claim_due(seqs: Sequence[int], now: float, default_reward_of: Callable[[str]
     def op(conn: sqlite3.Connection) -> list[int]:
         claimed: list[int] = []
         for seq in seqs:
-            row = conn.execute("SELECT campaign, reward_count FROM decisions WHERE seq = ? AND learned_at IS NULL",
-                               (seq,)).fetchone()
+            row = conn.execute("SELECT campaign, reward_count FROM decisions WHERE seq = ? AND learned_at IS NULL"
+                               + dialect_of(conn).for_update, (seq,)).fetchone()
             if row is None:
                 continue
             campaign, count = row[0], row[1]

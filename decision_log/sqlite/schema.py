@@ -23,6 +23,16 @@ Version 2 (hardening: exactness and races):
   is never learned or replayed again;
 - ``alias_moves``: every move of a registry alias (who, why, from, to), written under the log's write
   lock, so compare-and-set moves by several writers are serialised and auditable.
+
+Version 3 (the wave-2 schema, designed once, the same on SQLite and PostgreSQL — see
+`decision_log.postgres.schema` for the PostgreSQL types and the plan for big logs); new columns are
+nullable and unused until the issues that fill them:
+- ``decisions.key_id``: which registered user-hash key made ``user_key`` (key rotation);
+- ``decisions.features``: the per-customer features as the decision used them (JSON);
+- ``decisions.arm_set_id`` and ``arm_sets(id, arms)``: the compact log stores each arm set once;
+- ``log_keys(key_id, key_check, registered_at)``: ``HMAC(key, "offerbandit/key-check")`` of each registered
+  user-hash key; a process starts only if its key is registered;
+- ``audit(id, at, who, action, detail)``: operator actions (erase, promote, rollback, key registration).
 """
 from __future__ import annotations
 
@@ -77,8 +87,23 @@ def _v2_exactness(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS idx_alias_moves_campaign ON alias_moves (campaign, alias, id)")
 
 
+def _v3_shared_log(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+    for name in ("key_id", "features", "arm_set_id"):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE decisions ADD COLUMN {name} TEXT")
+    conn.execute("CREATE TABLE IF NOT EXISTS arm_sets (id TEXT PRIMARY KEY, arms TEXT)")
+    conn.execute("CREATE TABLE IF NOT EXISTS log_keys (key_id TEXT PRIMARY KEY, key_check TEXT NOT NULL, "
+                 "registered_at REAL NOT NULL)")
+    conn.execute("CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, at REAL NOT NULL, who TEXT, "
+                 "action TEXT NOT NULL, detail TEXT)")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_audit_at ON audit (at)")
+    conn.execute("CREATE INDEX IF NOT EXISTS idx_decisions_campaign_learn_seq ON decisions (campaign, learn_seq) "
+                 "WHERE learn_seq IS NOT NULL")
+
+
 #: Migration i + 1 brings a log from version i to i + 1. Append only; never edit a released one.
-MIGRATIONS: tuple[Migration, ...] = (_v1_tables, _v2_exactness)
+MIGRATIONS: tuple[Migration, ...] = (_v1_tables, _v2_exactness, _v3_shared_log)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

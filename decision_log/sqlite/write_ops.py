@@ -6,48 +6,54 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from decision_log.records import DecisionRow, ShadowScore
+from decision_log.caps import apply_caps
+from decision_log.records import DecisionRow, InsertOutcome, ShadowScore
 
 WriteOp = Callable[[sqlite3.Connection], Any]
 
-_INSERT_DECISION = """
-INSERT INTO decisions (event_id, campaign, decided_at, user_key, context, numeric, offer_set, formats,
-  time_slots, eligible, pmf, policy_pmf, chosen_index, offer_id, format, time_slot, probability,
-  policy_version, exploration, beta, deferred, learn_due_at, baseline, no_contact_reason, removed, fingerprint)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-"""
+#: The decisions' columns a write fills, in the order of `decision_values`.
+DECISION_COLUMNS = ("event_id, campaign, decided_at, user_key, context, numeric, offer_set, formats, time_slots, "
+                    "eligible, pmf, policy_pmf, chosen_index, offer_id, format, time_slot, probability, "
+                    "policy_version, exploration, beta, deferred, learn_due_at, baseline, no_contact_reason, removed, "
+                    "fingerprint, key_id, features, arm_set_id")
+_INSERT_DECISION = f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES ({','.join('?' * 29)})"
+
+
+def decision_values(r: DecisionRow) -> tuple:
+    return (r.event_id, r.campaign, r.decided_at, r.user_key, r.context_json, r.numeric_json, r.offer_set_id,
+            r.formats_json, r.time_slots_json, r.eligible, r.pmf, r.policy_pmf, r.chosen_index,
+            r.offer_id or None, r.format or None, r.time_slot or None, r.probability, r.policy_version,
+            r.exploration, r.beta, int(r.deferred), r.learn_due_at, r.baseline_json, r.no_contact_reason or None,
+            r.removed_json, r.fingerprint, r.key_id, r.features_json, r.arm_set_id)
 
 
 @dataclass(frozen=True)
 class InsertDecisions:
-    """A write operation inserting decisions (all or none of them).
+    """A write operation inserting decisions (all or none of them); resolves to an `InsertOutcome`.
 
     The writer merges consecutive InsertDecisions of one group into a single ``executemany`` (one
     SAVEPOINT instead of one per call); if the merged insert fails, it retries them one by one so
-    only the offending call fails.
+    only the offending call fails. On SQLite a duplicate event id fails its call (IntegrityError).
     """
 
     rows: tuple[DecisionRow, ...]
 
-    def __call__(self, conn: sqlite3.Connection) -> int:
-        return insert_rows(conn, self.rows)
+    def __call__(self, conn: sqlite3.Connection) -> InsertOutcome:
+        capped = insert_rows(conn, self.rows)
+        return InsertOutcome(len(self.rows), (), capped)
 
 
 def insert_decisions(rows: Sequence[DecisionRow]) -> InsertDecisions:
     return InsertDecisions(tuple(rows))
 
 
-def insert_rows(conn: sqlite3.Connection, rows: Sequence[DecisionRow]) -> int:
+def insert_rows(conn: sqlite3.Connection, rows: Sequence[DecisionRow]) -> tuple[str, ...]:
+    """Insert the rows (caps checked in this transaction); the event ids written as capped no_contacts."""
+    written, capped = apply_caps(conn, rows)
     conn.executemany("INSERT OR IGNORE INTO offer_sets (id, offers) VALUES (?, ?)",
-                     {(r.offer_set_id, r.offer_set_json) for r in rows})
-    conn.executemany(_INSERT_DECISION, [
-        (r.event_id, r.campaign, r.decided_at, r.user_key, r.context_json, r.numeric_json, r.offer_set_id,
-         r.formats_json, r.time_slots_json, r.eligible, r.pmf, r.policy_pmf, r.chosen_index,
-         r.offer_id or None, r.format or None, r.time_slot or None, r.probability, r.policy_version,
-         r.exploration, r.beta, int(r.deferred), r.learn_due_at, r.baseline_json, r.no_contact_reason or None,
-         r.removed_json, r.fingerprint)
-        for r in rows])
-    return len(rows)
+                     {(r.offer_set_id, r.offer_set_json) for r in written})
+    conn.executemany(_INSERT_DECISION, [decision_values(r) for r in written])
+    return capped
 
 
 def insert_shadow_scores(scores: Sequence[ShadowScore]) -> WriteOp:

@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from decision_log.records import InsertOutcome
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.faults import as_log_fault
 from decision_log.sqlite.schema import migrate
@@ -171,7 +172,7 @@ class LogWriter:
         """Insert a run of InsertDecisions with one executemany; False (nothing written) if it fails."""
         conn.execute("SAVEPOINT merged")
         try:
-            insert_rows(conn, [row for op, _ in run for row in op.rows])
+            capped = set(insert_rows(conn, [row for op, _ in run for row in op.rows]))
         except sqlite3.Error as exc:
             if not conn.in_transaction:  # SQLite rolled the whole group back (disk full, I/O): it fails
                 raise as_log_fault(exc) from exc
@@ -179,7 +180,9 @@ class LogWriter:
             conn.execute("RELEASE merged")
             return False
         conn.execute("RELEASE merged")
-        results.extend((future, len(op.rows), None) for op, future in run)
+        results.extend((future, InsertOutcome(len(op.rows), (), tuple(r.event_id for r in op.rows
+                                                                     if r.event_id in capped)), None)
+                       for op, future in run)
         return True
 
     def close(self, timeout: float = 30.0) -> None:

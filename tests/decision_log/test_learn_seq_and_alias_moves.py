@@ -1,8 +1,8 @@
 """The order of learning (learn_seq: given once, in the order asked, streamed back in that order; claims
-without one found again; a log from older code numbered once) and alias moves under the write lock."""
+without one found again; a log from older code numbered once) and alias moves under the write lock — on
+both backends."""
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 
@@ -14,16 +14,16 @@ from tests.decision_log.test_decision_log import _row
 DEFAULTS = RewardDefaults()
 
 
-def _log_with_claims(tmp_path, n: int, claimed: range):
-    log = open_log(f"sqlite:///{tmp_path / 'log.db'}", writable=True)
+def _log_with_claims(where, n: int, claimed: range):
+    log = open_log(where, writable=True)
     log.insert_decisions([_row(f"e{i}") for i in range(n)]).result(10)
     seqs = [d.seq for d in log.decisions()]
     log.claim_due([seqs[i] for i in claimed], time.time(), DEFAULTS).result(10)
     return log, seqs
 
 
-def test_learn_seq_is_given_once_in_the_order_asked(tmp_path):
-    log, seqs = _log_with_claims(tmp_path, 6, range(5))
+def test_learn_seq_is_given_once_in_the_order_asked(log_where):
+    log, seqs = _log_with_claims(log_where, 6, range(5))
     first = log.assign_learn_seq([seqs[3], seqs[1], seqs[5]]).result(10)  # seqs[5] was never claimed
     assert first == {seqs[3]: 1, seqs[1]: 2}
     again = log.assign_learn_seq([seqs[1], seqs[0], seqs[3], seqs[0]]).result(10)
@@ -37,15 +37,12 @@ def test_learn_seq_is_given_once_in_the_order_asked(tmp_path):
     log.close()
 
 
-def test_a_log_from_older_code_is_numbered_once_in_claim_order(tmp_path):
-    log, seqs = _log_with_claims(tmp_path, 4, range(3))
+def test_a_log_from_older_code_is_numbered_once_in_claim_order(log_place):
+    log, seqs = _log_with_claims(log_place.where, 4, range(3))
     log.close()
-    con = sqlite3.connect(tmp_path / "log.db")
-    con.executemany("UPDATE decisions SET learned_at = ? WHERE seq = ?", [(30.0, seqs[0]), (10.0, seqs[1]),
-                                                                            (20.0, seqs[2])])
-    con.commit()
-    con.close()
-    log = open_log(f"sqlite:///{tmp_path / 'log.db'}", writable=True)
+    for when, seq in [(30.0, seqs[0]), (10.0, seqs[1]), (20.0, seqs[2])]:
+        log_place.sql("UPDATE decisions SET learned_at = ? WHERE seq = ?", (when, seq))
+    log = open_log(log_place.where, writable=True)
     assert log.backfill_learn_seq().result(10) == 3
     assert [e.seq for e in log.learned_events_after(DEFAULTS, "default", 0)] == [seqs[1], seqs[2], seqs[0]]
     assert log.learn_seq_through("default", 20.0) == 2 and log.learn_seq_through("default", 5.0) == 0
@@ -54,9 +51,9 @@ def test_a_log_from_older_code_is_numbered_once_in_claim_order(tmp_path):
     log.close()
 
 
-def test_alias_moves_are_serialised_by_the_write_lock_and_recorded(tmp_path):
-    server_log = open_log(f"sqlite:///{tmp_path / 'log.db'}", writable=True)
-    operator_log = open_log(f"sqlite:///{tmp_path / 'log.db'}")  # read-only: another process, as the CLI
+def test_alias_moves_are_serialised_by_the_write_lock_and_recorded(log_where):
+    server_log = open_log(log_where, writable=True)
+    operator_log = open_log(log_where)  # read-only: another process, as the CLI
     inside = threading.Event()
     release = threading.Event()
     order: list[str] = []

@@ -1,4 +1,4 @@
-"""The log's named queries answer with records: learning streams, history, exposures, feedback."""
+"""The log's named queries answer with records: learning streams, history, exposures, feedback (both backends)."""
 from __future__ import annotations
 
 import json
@@ -27,8 +27,8 @@ def _row(event_id: str, decided_at: float, *, chosen: int | None = 0, deferred: 
         no_contact_reason="" if contact else "excluded", removed_json="{}")
 
 
-def test_named_queries_over_a_small_log(tmp_path):
-    with open_log(tmp_path, writable=True) as log:
+def test_named_queries_over_a_small_log(log_where):
+    with open_log(log_where, writable=True) as log:
         log.insert_decisions([_row(f"e{i}", float(i), chosen=i % 2) for i in range(5)]
                              + [_row("nc", 5.0, chosen=None), _row("idle", 6.0, deferred=True)]).result(10)
         assert log.due_for_learning(now=100.0) == [1, 2, 3, 4, 5]

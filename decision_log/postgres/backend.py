@@ -1,0 +1,150 @@
+"""`PostgresBackend`: the decision log in a PostgreSQL database shared by several processes.
+
+The same guarantees as `decision_log.sqlite.backend.SqliteBackend`, across processes: a decision is
+committed before its answer (group commit, `PgLogWriter`), idempotent on ``event_id`` (a unique index;
+another replica's earlier commit comes back as a repeat), each reward joined once (the event's row is
+locked ``FOR UPDATE`` by the reward's transaction; ``(event_id, reward_id)`` unique), caps exact (advisory
+locks on the customers, counted inside the commit), the order of learning numbered under the learner's
+advisory lock, alias moves under an advisory lock with an ``alias_moves`` row. The named queries are
+SQLite's (`decision_log.sqlite.queries.LogReader`), run on pooled connections one statement at a time.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+
+import psycopg
+
+from decision_log.postgres.connection import PgConn, PoolReader, log_faults, mask_url, open_pool
+from decision_log.postgres.schema import migrate
+from decision_log.postgres.write_ops import insert_decisions, insert_shadow_scores
+from decision_log.postgres.writer import PgLogWriter
+from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LogOptions,
+                                  RewardOutcome, ShadowScore, unit_range)
+from decision_log.sqlite import alias_ops, learn_ops, quarantine_ops, reward_ops
+from decision_log.sqlite.queries import LogReader
+from offerbandit.errors import LogClosed
+
+__all__ = ["PostgresBackend"]
+
+
+class PostgresBackend(LogReader):
+    """The named queries of `LogReader` on a pool, plus the writes. ``writable``: a writer thread (the
+    log's schema is created if the database is empty); else the database must already hold a log (an
+    older one is upgraded). The first connection is retried for ``options.connect_timeout_s``."""
+
+    shared = True  # several processes write this log
+
+    def __init__(self, url: str, options: LogOptions = LogOptions(), *, writable: bool = True,
+                 on_queue_depth: Callable[[int], None] | None = None) -> None:
+        self.url = url
+        self._timeout = max(0.1, options.busy_timeout_ms / 1000)
+        self._pool = open_pool(url, options)
+        try:
+            with self._pool.connection(timeout=max(self._timeout, options.connect_timeout_s)) as raw:
+                migrate(raw, url, create=writable)
+        except BaseException:
+            self._pool.close()
+            raise
+        self._reader = PoolReader(self._pool, self._timeout)
+        self.writer: PgLogWriter | None = None
+        self._writer_pool = None
+        if writable:  # the writer's own one-connection pool: readers never make a commit wait for a connection
+            try:
+                self._writer_pool = open_pool(url, options, name="offerbandit-log-writer", size=1)
+            except BaseException:
+                self._pool.close()
+                raise
+            self.writer = PgLogWriter(self._writer_pool, max_group=options.max_group, max_queue=options.max_queue,
+                                      connection_timeout=self._timeout, on_queue_depth=on_queue_depth)
+
+    # --- LogReader's connection: one pooled statement at a time ---------------------------------------
+    def _conn(self) -> PoolReader:  # type: ignore[override]
+        return self._reader
+
+    @property
+    def location(self) -> str:
+        return mask_url(self.url)
+
+    @property
+    def queue_depth(self) -> int:
+        return self.writer.queue_depth if self.writer is not None else 0
+
+    def _submit(self, op: Callable[[PgConn], object]) -> Future:
+        if self.writer is None:
+            raise LogClosed(f"the decision log {self.location} was opened read-only")
+        return self.writer.submit(op)
+
+    # --- writes ---------------------------------------------------------------------------------------
+    def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[InsertOutcome]:
+        return self._submit(insert_decisions(rows))
+
+    def insert_shadow_scores(self, scores: Sequence[ShadowScore]) -> Future[int]:
+        return self._submit(insert_shadow_scores(scores))
+
+    def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
+                      aggregation_of: Callable[[str], str],
+                      range_of: Callable[[str], tuple[float, float]] = unit_range) -> Future[RewardOutcome]:
+        return self._submit(reward_ops.record_reward(event_id, value, reward_id, received_at, aggregation_of,
+                                                     range_of))
+
+    def activate(self, event_id: str, now: float, window_of: Callable[[str, str | None], float],
+                 aggregation_of: Callable[[str], str]) -> Future[ActivationOutcome]:
+        return self._submit(reward_ops.activate(event_id, now, window_of, aggregation_of))
+
+    def claim_due(self, seqs: Sequence[int], now: float,
+                  default_reward_of: Callable[[str], float]) -> Future[list[int]]:
+        return self._submit(reward_ops.claim_due(seqs, now, default_reward_of))
+
+    def quarantine(self, seqs: Sequence[int], when: float) -> Future[int]:
+        return self._submit(quarantine_ops.quarantine(seqs, when))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self._writer_pool is not None:
+            self._writer_pool.close()
+        self._pool.close()
+
+    # --- the order of learning (learn_seq) and alias moves -------------------------------------------
+    def assign_learn_seq(self, seqs: Sequence[int]) -> Future[dict[int, int]]:
+        return self._submit(learn_ops.assign_learn_seq(seqs))
+
+    def backfill_learn_seq(self) -> Future[int]:
+        return self._submit(learn_ops.backfill_learn_seq())
+
+    def learned_after_seq(self, campaign: str, after: int, chunk: int = 1000) -> Iterator:
+        return learn_ops.learned_after_seq(self._conn, campaign, after, chunk)
+
+    def unlearned_final(self, chunk: int = 1000) -> Iterator[int]:
+        return learn_ops.unlearned_final(self._conn, chunk)
+
+    def max_learn_seq(self, campaign: str | None = None) -> int:
+        return learn_ops.max_learn_seq(self._conn(), campaign)
+
+    def learn_seq_through(self, campaign: str, learned_at: float) -> int:
+        return learn_ops.learn_seq_through(self._conn(), campaign, learned_at)
+
+    @log_faults
+    def alias_move(self, campaign: str, alias: str, kind: str, who: str, why: str,
+                   move: alias_ops.Mover) -> AliasMove | None:
+        """Always a transaction of its own (never inside the writer's group: ``move`` calls the registry and
+        would hold every decision's commit meanwhile); the advisory lock serialises all movers on the log."""
+        op = alias_ops.alias_move(campaign, alias, kind, who, why, move)
+        with self._pool.connection(timeout=max(self._timeout, 30.0)) as raw:
+            conn = PgConn(raw)
+            conn.execute("BEGIN")
+            try:
+                result = op(conn)
+            except BaseException:
+                if not raw.broken:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except psycopg.Error:
+                        pass
+                raise
+            conn.execute("COMMIT")
+            return result
+
+    def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]:
+        return alias_ops.alias_moves(self._conn(), campaign, alias, kinds)
