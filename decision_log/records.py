@@ -16,6 +16,28 @@ from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm,
 
 
 @dataclass(frozen=True, slots=True)
+class CapLimit:
+    """A frequency cap the log checks when it writes a decision: at most ``max_contacts`` counted contacts
+    of the user through ``format`` ('*': any format) in the ``window_s`` seconds before the decision."""
+
+    format: str
+    window_s: float
+    max_contacts: int
+
+
+@dataclass(frozen=True, slots=True)
+class InsertOutcome:
+    """What one ``insert_decisions`` committed: ``written`` rows; ``repeated``: event ids another writer
+    committed first (nothing written for them: answer them as repeats of the stored row); ``capped``:
+    event ids written as a ``no_contact`` decision (reason ``cap``) because a cap was reached by the time
+    of the commit."""
+
+    written: int
+    repeated: tuple[str, ...] = ()
+    capped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionRow:
     """One decision exactly as it was made; the unit the request path hands to the writer."""
 
@@ -46,6 +68,7 @@ class DecisionRow:
     no_contact_reason: str
     removed_json: str
     fingerprint: str | None = None  # hash of the canonical request (a repeat must match it)
+    caps: tuple[CapLimit, ...] = ()  # the campaign's caps on the chosen arm's format (checked at commit)
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,7 @@ class LogOptions:
     max_queue: int = 20000
     busy_timeout_ms: int = 5000
     wal_autocheckpoint_pages: int = 4000
+    connect_timeout_s: float = 30.0  # a server log (PostgreSQL): how long the first connection is retried
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from policies import sampler
-from offerbandit.errors import AlreadyExists, InvalidInput, NotFound
+from offerbandit.errors import AlreadyExists, InvalidInput, LogUnavailable, NotFound
 from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
 from policies.novelty import mix_for_history
 from policies.rules import apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
-from decision_log import (ActivationOutcome, DecisionRow, LoggedDecision, LogOptions, RewardOutcome, indices_to_blob,
-                          open_log, pmf_to_blob)
+from decision_log import (ActivationOutcome, CapLimit, DecisionRow, InsertOutcome, LoggedDecision, LogOptions,
+                          RewardOutcome, indices_to_blob, open_log, pmf_to_blob)
 from service.campaigns import CampaignRuntime, build_runtimes
 from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
@@ -41,7 +41,7 @@ from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
 from service.outcomes import DecisionOutcome, RepeatRecord, ranking_of
 from service.validation import DecideInput, RewardInput
 
-__all__ = ["DecisionEngine", "DecisionOutcome", "LearnableSink", "ShadowItem", "ShadowSink", "ranking_of"]
+__all__ = ["DecisionEngine", "DecisionOutcome", "LearnableSink", "ShadowItem", "ShadowSink", "log_options", "ranking_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,7 @@ class _Decided:
     record: RepeatRecord
     shadow: ShadowItem | None
     contact: bool  # a pending contact was recorded for it
+    index: int  # its position in the call's inputs
 
 
 
@@ -83,16 +84,15 @@ class DecisionEngine:
     answer's size is checked (``respond``) before anything is handed to the writer.
     """
 
-    def __init__(self, config: ServiceConfig, data_dir: Path, *, keys: ServerKeys | None = None,
-                 on_queue_depth: Callable[[int], None] | None = None,
+    def __init__(self, config: ServiceConfig, data_dir: Path, *, log_url: str | None = None,
+                 keys: ServerKeys | None = None, on_queue_depth: Callable[[int], None] | None = None,
                  learnable: LearnableSink | None = None, shadow: ShadowSink | None = None) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.keys = keys or load_keys(self.data_dir, config.privacy.user_hash_key)
-        self.log = open_log(self.data_dir, writable=True, on_queue_depth=on_queue_depth, options=LogOptions(
-            synchronous=config.log.synchronous, max_group=config.log.max_group, max_queue=config.log.max_queue,
-            busy_timeout_ms=config.log.busy_timeout_ms, wal_autocheckpoint_pages=config.log.wal_autocheckpoint_pages))
+        self.log = open_log(log_url or self.data_dir, writable=True, on_queue_depth=on_queue_depth,
+                            options=log_options(config))
         self.reward_defaults = config.reward_defaults()
         horizon = max(config.learning.history_horizon_seconds,
                       *(c.rules.longest_cap_window_s for c in config.campaigns.values()))
@@ -172,7 +172,11 @@ class DecisionEngine:
             except BaseException:
                 self._settle(write, decided, claimed)
                 raise
-            self._settle(write, decided, claimed)  # here, not in the writer's thread: it never waits for a user
+            # here, not in the writer's thread: it never waits for a user
+            for i, (record, same) in self._settle(write, decided, claimed).items():
+                if not same:
+                    check(i, record.fingerprint)
+                results[i] = record.outcome(prepared[i].input.ranking_limit)
         for i, future in waiting.items():
             results[i] = future.result(timeout).outcome(prepared[i].input.ranking_limit)
         outcomes = [r for r in results if r is not None]
@@ -186,7 +190,7 @@ class DecisionEngine:
         now = time.time()
         try:
             for i in fresh:
-                one = self._decide_one(prepared[i], now)
+                one = self._decide_one(prepared[i], now, i)
                 decided.append(one)
                 results[i] = one.outcome
         except BaseException:
@@ -200,20 +204,54 @@ class DecisionEngine:
             if d.contact:
                 self.history.discard(d.row.user_key, d.row.event_id)
 
-    def _settle(self, write: Future, decided: list[_Decided], claimed: dict[str, Future]) -> None:
-        """Once the write resolved: confirm or drop the pending contacts, settle or free the claims."""
+    def _settle(self, write: Future, decided: list[_Decided], claimed: dict[str, Future]
+                ) -> dict[int, tuple[RepeatRecord, bool]]:
+        """Once the write resolved: confirm or drop the pending contacts, settle or free the claims.
+
+        Returns the decisions whose answer is not the one decided (by input index): on a shared log an
+        event id another writer committed first is answered from its stored row (``same``: its fingerprint
+        is this request's; else the caller refuses it), and a decision the log found over a cap by the time
+        of its commit was written as ``no_contact`` (reason ``cap``) and is answered so."""
         failure = _failure_of(write)
         if failure is not None:
             self._undo(decided)
             self.claims.fail(claimed, failure)
-            return
+            return {}
+        written = write.result()
+        repeated = set(written.repeated) if isinstance(written, InsertOutcome) else set()
+        capped = set(written.capped) if isinstance(written, InsertOutcome) else set()
+        changed: dict[int, tuple[RepeatRecord, bool]] = {}
+        scored: list[ShadowItem] = []
         for d in decided:
-            if d.contact:
-                self.history.confirm(d.row.user_key, d.row.event_id)
-            self.claims.settle(claimed.get(d.row.event_id), d.row.event_id, d.record)
-        scored = [d.shadow for d in decided if d.shadow is not None]
+            event_id = d.row.event_id
+            if event_id not in repeated and event_id not in capped:
+                if d.contact:
+                    self.history.confirm(d.row.user_key, event_id)
+                self.claims.settle(claimed.get(event_id), event_id, d.record)
+                if d.shadow is not None:
+                    scored.append(d.shadow)
+                continue
+            if d.contact:  # the contact this call decided was not committed
+                self.history.discard(d.row.user_key, event_id)
+            record = self._stored_record(event_id) if event_id in repeated else _capped_record(d.record)
+            same = record.fingerprint is None or record.fingerprint == d.record.fingerprint
+            if same:
+                self.claims.settle(claimed.get(event_id), event_id, record)
+            else:
+                self.claims.fail({event_id: claimed[event_id]} if event_id in claimed else {},
+                                 AlreadyExists(f"event_id {event_id!r} was already used for a different request",
+                                               field="event_id"))
+            changed[d.index] = (record, same)
         if scored:
             self._shadow.offer(scored)
+        return changed
+
+    def _stored_record(self, event_id: str) -> RepeatRecord:
+        """The record of a decision another writer committed under ``event_id`` (read back from the log)."""
+        logged = self.log.find_decision(event_id)
+        if logged is None:  # the log reported it as committed by another writer: it must be there
+            raise LogUnavailable(f"event {event_id!r} was reported as logged but cannot be read back; retry")
+        return _record_of(logged)
 
     def _prepare(self, index: int, inp: DecideInput) -> _Prepared:
         runtime = self.runtime(inp.campaign)
@@ -233,7 +271,7 @@ class DecisionEngine:
         return _Prepared(inp, inp.event_id or uuid.uuid4().hex, runtime, context, candidates, tuple(offer_list),
                          tuple(formats), tuple(time_slots), request_fingerprint(inp, user_key))
 
-    def _decide_one(self, item: _Prepared, now: float) -> _Decided:
+    def _decide_one(self, item: _Prepared, now: float, index: int) -> _Decided:
         runtime, context, inp = item.campaign, item.context, item.input
         cfg: CampaignConfig = runtime.config
         with self.history.locked(context.user_key) as user:
@@ -248,7 +286,7 @@ class DecisionEngine:
                 row = self._row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
                                 eligibility.removed)
                 record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, np.zeros(0), None)
-                return _Decided(outcome, row, record, None, contact=False)
+                return _Decided(outcome, row, record, None, contact=False, index=index)
             arm_set = eligibility.arm_set
             p_policy = runtime.serving_pmf(policy, context, arm_set, inp.baseline)
             mixture = mix_for_history(p_policy, arm_set, history, runtime.novelty)
@@ -265,7 +303,7 @@ class DecisionEngine:
         shadow = None
         if runtime.challenger is not None:
             shadow = ShadowItem(item.event_id, cfg.name, context, arm_set, draw.index)
-        return _Decided(outcome, row, record, shadow, contact=True)
+        return _Decided(outcome, row, record, shadow, contact=True, index=index)
 
     def _row(self, item: _Prepared, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,
              chosen: int | None, outcome: DecisionOutcome, beta: float, removed: object) -> DecisionRow:
@@ -289,7 +327,7 @@ class DecisionEngine:
             if inp.baseline else None,
             no_contact_reason=outcome.no_contact_reason,
             removed_json=json.dumps({k: getattr(removed, k) for k in removed.__dataclass_fields__}),
-            fingerprint=item.fingerprint)
+            fingerprint=item.fingerprint, caps=_caps_on(item.campaign, arm))
 
     # --- Reward / Activate --------------------------------------------------------------------
 
@@ -355,6 +393,30 @@ def _record_of(logged: LoggedDecision) -> RepeatRecord:
                               logged.policy_version, logged.exploration, logged.no_contact_reason)
     return RepeatRecord.of(outcome, logged.fingerprint, logged.arm_set, np.arange(len(logged.arm_set.arms)),
                            logged.pmf, logged.chosen)
+
+
+def log_options(config: ServiceConfig) -> LogOptions:
+    """The log writer's options from the ``[log]`` section."""
+    log = config.log
+    return LogOptions(synchronous=log.synchronous, max_group=log.max_group, max_queue=log.max_queue,
+                      busy_timeout_ms=log.busy_timeout_ms, wal_autocheckpoint_pages=log.wal_autocheckpoint_pages,
+                      connect_timeout_s=log.connect_timeout_seconds)
+
+
+def _caps_on(campaign: CampaignRuntime, arm: JointArm | None) -> tuple[CapLimit, ...]:
+    """The campaign's caps that count a contact through ``arm``'s format (none for a no_contact): the log
+    checks them again at commit, against every writer's committed contacts."""
+    if arm is None:
+        return ()
+    return tuple(CapLimit(cap.format, float(cap.window_s), int(cap.max_contacts)) for cap in campaign.rules.caps
+                 if cap.format in ("*", arm.format))
+
+
+def _capped_record(decided: RepeatRecord) -> RepeatRecord:
+    """What the log wrote instead of a decision over a cap: a ``no_contact`` (reason ``cap``), no arms."""
+    outcome = DecisionOutcome(decided.event_id, decided.campaign, None, 1.0, (), decided.policy_version,
+                              sampler.NO_CONTACT, "cap")
+    return RepeatRecord.of(outcome, decided.fingerprint, decided.arms, np.zeros(0, dtype=np.uint32), np.zeros(0), None)
 
 
 def _failure_of(write: Future) -> BaseException | None:
