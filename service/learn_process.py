@@ -8,7 +8,7 @@ the events whose reward window closed, and learning the ones replicas made final
 checkpoints and moves ``champion`` by compare-and-set -- only while it holds the lock: the moment the
 lock drops it stops publishing and :attr:`LearnerProcess.lost` is set (the command then exits 1).
 
-Start order: lock -> number old events (backfill) -> champion loaded (within ``[mlflow]
+Start order: lock -> champion loaded (within ``[mlflow]
 start_timeout_seconds``) -> learning -> ``/metrics`` and ``/healthz``. Stop: registry, learner, lock, log.
 """
 from __future__ import annotations
@@ -75,7 +75,10 @@ class LearnerProcess:
             self._lock = self._exit.enter_context(lock()) or _HeldWhileOpen()
         self._holding.set()
         self._watch.start()
-        self.learner.prepare()
+        # No learner.prepare(): its backfill numbers final events as learned when no event has a learn_seq
+        # yet (a log from before learn_seq), but on a shared log replicas make events final before the first
+        # learner runs, and those must be learned, not numbered. A log from before learn_seq is numbered
+        # by one start of the embedded ``serve`` (or its migration).
         self.registry.start()
         timeout = self.config.mlflow.start_timeout_seconds
         if timeout > 0 and not self.registry.store_was_missing:

@@ -269,7 +269,7 @@ class OnlineLearner:
 
     def _run(self) -> None:
         self._recover()
-        next_poll = 0.0
+        next_poll = time.time() + self.poll_seconds if self._follow_log else 0.0  # following: it just swept
         while not self._stop.is_set():
             wait = min(self.poll_seconds, max(0.0, next_poll - time.time())) or 0.01
             seqs = self._handed.take(self.batch_size, timeout=wait)

@@ -22,7 +22,7 @@ __all__ = ["SHARED_SCHEMES", "ServeRole", "is_shared", "log_url", "masked", "ser
 
 SHARED_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_PREFIX = "sqlite:///"
-_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", re.I)
+_PASSWORD = re.compile(r"\b([a-z][a-z0-9+.-]*://[^:/@\s'\"]*):[^@/\s'\"]*@", re.I)
 
 
 def with_log_url(config: ServiceConfig, url: str | None) -> ServiceConfig:
@@ -62,7 +62,8 @@ def sqlite_file(url: str) -> Path | None:
 
 
 def masked(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (``postgresql://user:***@host/db``)."""
+    """``url`` (or a message holding URLs) with each password replaced by ``***``
+    (``postgresql://user:***@host/db``)."""
     return _PASSWORD.sub(r"\1:***@", url)
 
 

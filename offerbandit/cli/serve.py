@@ -40,7 +40,7 @@ def serve(
     """Run the gRPC decision server until SIGTERM/SIGINT (graceful: drain, flush, exit 0)."""
     from service.config import load_config
     from service.datadir import PRIVATE_UMASK
-    from service.roles import with_log_url
+    from service.roles import masked, with_log_url
     from service.server import DecisionServer, TlsFiles, read_tokens
 
     os.umask(PRIVATE_UMASK)  # before anything is created: the log, secret.key, MLflow's store
@@ -61,7 +61,7 @@ def serve(
                                 public_reflection=public_reflection)
         server.start()
     except OfferBanditError as exc:
-        fail(str(exc))
+        fail(masked(str(exc)))
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "))
     done = threading.Event()
