@@ -32,7 +32,8 @@ from policy_registry.registry import RegistryConfig
 from service.campaigns import build_runtimes
 from service.config import ServiceConfig
 from service.datadir import prepare_data_dir
-from service.engine import DecisionEngine, log_options
+from service.engine import DecisionEngine
+from service.log_records import log_options
 from service.learner import LearnedCounter, LearnerState, LearningState, LearnLag, LearnQueue, OnlineLearner
 from service.live_models import RegistryLink
 from service.metrics import Metrics

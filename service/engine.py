@@ -30,18 +30,19 @@ from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
 from policies.novelty import mix_for_history
 from policies.rules import apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
-from decision_log import (ActivationOutcome, CapLimit, DecisionRow, InsertOutcome, LoggedDecision, LogOptions,
-                          RewardOutcome, indices_to_blob, open_log, pmf_to_blob)
+from decision_log import (ActivationOutcome, DecisionRow, InsertOutcome, RewardOutcome, indices_to_blob, open_log,
+                          pmf_to_blob)
 from service.campaigns import CampaignRuntime, build_runtimes
 from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
 from service.fingerprint import request_fingerprint
 from service.keys import ServerKeys, load_keys
 from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
+from service.log_records import capped_record, caps_on, log_options, record_of
 from service.outcomes import DecisionOutcome, RepeatRecord, ranking_of
 from service.validation import DecideInput, RewardInput
 
-__all__ = ["DecisionEngine", "DecisionOutcome", "LearnableSink", "ShadowItem", "ShadowSink", "log_options", "ranking_of"]
+__all__ = ["DecisionEngine", "DecisionOutcome", "LearnableSink", "ShadowItem", "ShadowSink", "ranking_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,7 @@ class DecisionEngine:
                 logged = self.log.find_decision(prepared[i].event_id)
                 if logged is not None:
                     check(i, logged.fingerprint)
-                    record = _record_of(logged)
+                    record = record_of(logged)
                     results[i] = record.outcome(prepared[i].input.ranking_limit)
                     self.claims.settle(claimed.pop(prepared[i].event_id), prepared[i].event_id, record)
             decided = self._decide_fresh(prepared, [i for i in fresh if results[i] is None], results)
@@ -233,7 +234,7 @@ class DecisionEngine:
                 continue
             if d.contact:  # the contact this call decided was not committed
                 self.history.discard(d.row.user_key, event_id)
-            record = self._stored_record(event_id) if event_id in repeated else _capped_record(d.record)
+            record = self._stored_record(event_id) if event_id in repeated else capped_record(d.record)
             same = record.fingerprint is None or record.fingerprint == d.record.fingerprint
             if same:
                 self.claims.settle(claimed.get(event_id), event_id, record)
@@ -251,7 +252,7 @@ class DecisionEngine:
         logged = self.log.find_decision(event_id)
         if logged is None:  # the log reported it as committed by another writer: it must be there
             raise LogUnavailable(f"event {event_id!r} was reported as logged but cannot be read back; retry")
-        return _record_of(logged)
+        return record_of(logged)
 
     def _prepare(self, index: int, inp: DecideInput) -> _Prepared:
         runtime = self.runtime(inp.campaign)
@@ -327,7 +328,7 @@ class DecisionEngine:
             if inp.baseline else None,
             no_contact_reason=outcome.no_contact_reason,
             removed_json=json.dumps({k: getattr(removed, k) for k in removed.__dataclass_fields__}),
-            fingerprint=item.fingerprint, caps=_caps_on(item.campaign, arm))
+            fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm))
 
     # --- Reward / Activate --------------------------------------------------------------------
 
@@ -385,38 +386,6 @@ def _check_same(index: int, item: _Prepared, fingerprint: str | None, batch: boo
         raise AlreadyExists(f"{where}event_id {item.event_id!r} was already used for a different request "
                             "(another user, campaign, context or candidate set); use a new event_id",
                             field=f"requests[{index}].event_id" if batch else "event_id")
-
-
-def _record_of(logged: LoggedDecision) -> RepeatRecord:
-    """The repeat record of a decision read back from the log (its fingerprint as stored)."""
-    outcome = DecisionOutcome(logged.event_id, logged.campaign, logged.chosen_arm, logged.probability, (),
-                              logged.policy_version, logged.exploration, logged.no_contact_reason)
-    return RepeatRecord.of(outcome, logged.fingerprint, logged.arm_set, np.arange(len(logged.arm_set.arms)),
-                           logged.pmf, logged.chosen)
-
-
-def log_options(config: ServiceConfig) -> LogOptions:
-    """The log writer's options from the ``[log]`` section."""
-    log = config.log
-    return LogOptions(synchronous=log.synchronous, max_group=log.max_group, max_queue=log.max_queue,
-                      busy_timeout_ms=log.busy_timeout_ms, wal_autocheckpoint_pages=log.wal_autocheckpoint_pages,
-                      connect_timeout_s=log.connect_timeout_seconds)
-
-
-def _caps_on(campaign: CampaignRuntime, arm: JointArm | None) -> tuple[CapLimit, ...]:
-    """The campaign's caps that count a contact through ``arm``'s format (none for a no_contact): the log
-    checks them again at commit, against every writer's committed contacts."""
-    if arm is None:
-        return ()
-    return tuple(CapLimit(cap.format, float(cap.window_s), int(cap.max_contacts)) for cap in campaign.rules.caps
-                 if cap.format in ("*", arm.format))
-
-
-def _capped_record(decided: RepeatRecord) -> RepeatRecord:
-    """What the log wrote instead of a decision over a cap: a ``no_contact`` (reason ``cap``), no arms."""
-    outcome = DecisionOutcome(decided.event_id, decided.campaign, None, 1.0, (), decided.policy_version,
-                              sampler.NO_CONTACT, "cap")
-    return RepeatRecord.of(outcome, decided.fingerprint, decided.arms, np.zeros(0, dtype=np.uint32), np.zeros(0), None)
 
 
 def _failure_of(write: Future) -> BaseException | None:
