@@ -1,16 +1,14 @@
 """``offerbandit learn``: the single learner of a decision log, until SIGTERM/SIGINT."""
 from __future__ import annotations
 
-import logging
 import os
 import signal
-import sys
 import threading
 from typing import Annotated, Optional
 
 import typer
 
-from offerbandit.cli.options import DEFAULT_DATA_DIR, ConfigFile, DataDir, LogUrl, fail
+from offerbandit.cli.options import DEFAULT_DATA_DIR, ConfigFile, DataDir, LogUrl, configure_logging, fail
 from offerbandit.errors import OfferBanditError
 
 
@@ -33,8 +31,7 @@ def learn(
     from service.roles import masked, with_log_url
 
     os.umask(PRIVATE_UMASK)  # the model cache and MLflow's local store are private
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)
     if metrics_port is not None and not 0 <= metrics_port <= 65535:
         fail(f"--metrics-port must be in 0..65535, got {metrics_port}")
     process = None

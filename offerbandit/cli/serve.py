@@ -1,17 +1,15 @@
 """``offerbandit serve``: the gRPC decision server until SIGTERM/SIGINT."""
 from __future__ import annotations
 
-import logging
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from offerbandit.cli.options import DEFAULT_DATA_DIR, ConfigFile, DataDir, LogUrl, fail
+from offerbandit.cli.options import DEFAULT_DATA_DIR, ConfigFile, DataDir, LogUrl, configure_logging, fail
 from offerbandit.errors import OfferBanditError
 
 def serve(
@@ -44,8 +42,7 @@ def serve(
     from service.server import DecisionServer, TlsFiles, read_tokens
 
     os.umask(PRIVATE_UMASK)  # before anything is created: the log, secret.key, MLflow's store
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)
     if (tls_cert is None) != (tls_key is None):
         fail("--tls-cert and --tls-key go together")
     if tls_client_ca is not None and tls_cert is None:
