@@ -161,6 +161,7 @@ class DecisionEngine:
             self._undo(decided)
             self.claims.fail(claimed, exc)
             raise
+        changed: dict[int, tuple[RepeatRecord, bool]] = {}
         if write is not None:
             try:
                 write.result(timeout)
@@ -174,14 +175,15 @@ class DecisionEngine:
                 self._settle(write, decided, claimed)
                 raise
             # here, not in the writer's thread: it never waits for a user
-            for i, (record, same) in self._settle(write, decided, claimed).items():
+            changed = self._settle(write, decided, claimed)
+            for i, (record, same) in changed.items():
                 if not same:
                     check(i, record.fingerprint)
                 results[i] = record.outcome(prepared[i].input.ranking_limit)
         for i, future in waiting.items():
             results[i] = future.result(timeout).outcome(prepared[i].input.ranking_limit)
         outcomes = [r for r in results if r is not None]
-        if respond is not None and waiting:
+        if respond is not None and (waiting or changed):  # answers known only now: build the wire answer again
             respond(outcomes)
         return outcomes
 
