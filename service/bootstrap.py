@@ -38,7 +38,7 @@ from service.learner import LearnedCounter, LearnerState, LearningState, LearnLa
 from service.live_models import RegistryLink
 from service.metrics import Metrics
 from service.model_guard import ModelGuard
-from service.roles import ServeRole, is_shared, log_url, serve_role, sqlite_file
+from service.roles import ServeRole, check_learner, is_shared, log_url, serve_role, sqlite_file
 from service.security import BearerTokenInterceptor, TlsFiles, TokenTable
 from service.servicer import DecisionServicer
 from service.wire_guard import MalformedRequestInterceptor
@@ -131,6 +131,7 @@ def build_learner(config: ServiceConfig, data_dir: Path, *, may_publish: Callabl
     The data dir holds only the model cache and, without ``MLFLOW_TRACKING_URI``, MLflow's local store:
     ``learn`` never creates a ``secret.key`` (it never hashes a user) nor a log."""
     url = log_url(config, data_dir)
+    check_learner(config, url)
     options = log_options(config)
     open_log(url, options=options).close()  # LogNotFound / InvalidInput: a log must exist, of a known schema
     data_dir = prepare_data_dir(Path(data_dir), log_file=None)

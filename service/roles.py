@@ -18,7 +18,8 @@ from pathlib import Path
 from offerbandit.errors import InvalidInput
 from service.config import ServiceConfig
 
-__all__ = ["SHARED_SCHEMES", "ServeRole", "is_shared", "log_url", "masked", "serve_role", "sqlite_file", "with_log_url"]
+__all__ = ["SHARED_SCHEMES", "ServeRole", "check_learner", "is_shared", "log_url", "masked", "serve_role", "sqlite_file",
+           "with_log_url"]
 
 SHARED_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_PREFIX = "sqlite:///"
@@ -95,3 +96,14 @@ def serve_role(config: ServiceConfig, url: str) -> ServeRole:
             raise InvalidInput(f"serve on {why} is a replica: set MLFLOW_TRACKING_URI to the registry the learner "
                                "publishes to", field="MLFLOW_TRACKING_URI")
     return ServeRole(url=url, shared=shared, learns=learns)
+
+
+def check_learner(config: ServiceConfig, url: str) -> None:
+    """``offerbandit learn`` publishes to the registry every process on the log reads: it needs ``[mlflow]
+    enabled`` and, on a shared log, ``MLFLOW_TRACKING_URI`` (a local store would be seen by no replica)."""
+    if not config.mlflow.enabled:
+        raise InvalidInput("learn publishes checkpoints to the MLflow registry: it needs [mlflow] enabled = true",
+                           field="mlflow.enabled")
+    if is_shared(url) and not os.environ.get("MLFLOW_TRACKING_URI"):
+        raise InvalidInput("learn on a shared log publishes to the registry its replicas follow: set "
+                           "MLFLOW_TRACKING_URI", field="MLFLOW_TRACKING_URI")

@@ -9,28 +9,19 @@ learner was SIGKILLed would make them differ).
 """
 from __future__ import annotations
 
-import json
 import os
-import re
-import select
 import signal
 import subprocess
-import threading
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
-import pytest
 
 from decision_log import RewardDefaults, open_log
 from offers.v1 import decision_pb2 as pb
 from offers.v1 import decision_pb2_grpc as pb_grpc
-from policy_registry import CHAMPION, PolicyRegistry, RegistryConfig
+from policy_registry import CHAMPION, PolicyRegistry
+from tests.cli.learn_processes import topology  # noqa: F401 - the fixture
 from tests.conftest import OFFERBANDIT, make_request, spawn_server
-from tests.fixtures_mlflow import copy_store
 from tests.waiting import wait_for
 
 KEY = "learner-test-key-0123456789"
@@ -48,90 +39,6 @@ start_timeout_seconds = 20
 [privacy]
 user_hash_key = "{KEY}"
 """
-
-
-@dataclass
-class LearnProcess:
-    proc: subprocess.Popen
-    metrics_url: str | None
-    output: list[str] = field(default_factory=list)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
-
-    def scrape(self, name: str) -> float:
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as answer:
-            text = answer.read().decode()
-        match = re.search(rf"^{name} (\S+)$", text, re.M)
-        assert match, f"{name} not in the metrics"
-        return float(match.group(1))
-
-    def health(self) -> tuple[int, dict]:
-        url = self.metrics_url.replace("/metrics", "/healthz")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                return answer.status, json.loads(answer.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-
-def spawn_learner(*args: str, env: dict, timeout: float = 90) -> LearnProcess:
-    """``offerbandit learn ... --metrics-port 0``; waits for its 'learning from' and 'metrics on' lines."""
-    proc = subprocess.Popen([OFFERBANDIT, "learn", *args, "--metrics-port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **env})
-    seen: list[str] = []
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if not ready:
-            continue
-        line = proc.stdout.readline()
-        seen.append(line)
-        if not re.match(r"learning from (\S+)$", line.strip()):
-            continue
-        seen.append(proc.stdout.readline())  # printed right after it (and maybe already buffered: no select)
-        metrics = re.match(r"metrics on (\S+)$", seen[-1].strip())
-        if metrics:
-            running = LearnProcess(proc, metrics.group(1), seen)
-            threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True).start()
-            return running
-    proc.kill()
-    raise AssertionError("learner did not start: " + "".join(seen)[-3000:])
-
-
-@pytest.fixture
-def topology(tmp_path, mlflow_template_store):
-    """A shared registry (MLFLOW_TRACKING_URI), a config file, the log URL; processes killed at the end."""
-    store = copy_store(mlflow_template_store, tmp_path / "registry")
-    config = tmp_path / "offerbandit.toml"
-    config.write_text(CONFIG)
-    env = {"MLFLOW_TRACKING_URI": store.tracking_uri}
-    started: list[subprocess.Popen] = []
-    yield {"env": env, "config": config, "url": f"sqlite:///{tmp_path / 'shared' / 'log.db'}",
-           "registry": PolicyRegistry(RegistryConfig(tracking_uri=store.tracking_uri,
-                                                     artifact_root=store.artifact_root)),
-           "started": started, "tmp": tmp_path}
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
-def _serve(topology, name: str = "replica"):
-    (topology["tmp"] / "shared").mkdir(exist_ok=True)
-    server = spawn_server(topology["tmp"] / name, "--config", str(topology["config"]), "--log-url", topology["url"],
-                          env=topology["env"])
-    topology["started"].append(server.proc)
-    return server
-
-
-def _learn(topology) -> LearnProcess:
-    learner = spawn_learner("--log-url", topology["url"], "--data-dir", str(topology["tmp"] / "learner"),
-                            "--config", str(topology["config"]), env=topology["env"])
-    topology["started"].append(learner.proc)
-    return learner
 
 
 def _traffic(stub, numbers) -> None:
@@ -162,20 +69,21 @@ def _chain_event_count(registry: PolicyRegistry, version: str) -> tuple[int, int
 
 
 def test_learn_resumes_after_a_sigkill_with_every_final_event_learned_exactly_once(topology):
-    replica = _serve(topology)
+    topology.config.write_text(CONFIG)
+    replica = topology.serve()
     channel = grpc.insecure_channel(f"127.0.0.1:{replica.port}")
     stub = pb_grpc.DecisionServiceStub(channel)
     _traffic(stub, range(30))  # before any learner: a backlog of 30 final, unlearned events
 
-    learner = _learn(topology)
-    assert f"learning from {topology['url']}\n" in learner.output
+    learner = topology.learn()
+    assert f"learning from {topology.url}\n" in learner.output
     assert learner.scrape("offerbandit_learn_lag_events") == 30  # the first sweep saw the backlog...
     assert learner.scrape("offerbandit_learn_lag_seconds") > 0
     wait_for(lambda: learner.scrape("offerbandit_learn_lag_events") == 0, timeout=30, what="the backlog learned")
     status, health = learner.health()
     assert status == 200 and health["holds_lock"] and health["lag_events"] == 0 and health["learned"] == 30
 
-    registry = topology["registry"]
+    registry = topology.registry
     wait_for(lambda: registry.resolve("default", CHAMPION) is not None, timeout=60, what="a first checkpoint")
     _traffic(stub, range(30, 120))
 
@@ -183,7 +91,7 @@ def test_learn_resumes_after_a_sigkill_with_every_final_event_learned_exactly_on
         return registry.load("default", registry.resolve("default", CHAMPION)).lineage.learn_seq
 
     def learned_past_the_champion() -> bool:
-        with open_log(topology["url"]) as log:
+        with open_log(topology.url) as log:
             return log.max_learn_seq() > champion_learn_seq()
 
     wait_for(learned_past_the_champion, timeout=60, what="events learned that no checkpoint includes yet")
@@ -191,13 +99,13 @@ def test_learn_resumes_after_a_sigkill_with_every_final_event_learned_exactly_on
     assert learned_past_the_champion(), "the kill came between two checkpoints"
     _traffic(stub, range(120, 160))  # rewards keep making events final while no learner runs
 
-    learner = _learn(topology)
+    learner = topology.learn()
     _traffic(stub, range(160, 200))
-    wait_for(lambda: _learned_in_log(topology["url"])[0][-1:] == [200] and _learned_in_log(topology["url"])[2] == 0,
+    wait_for(lambda: _learned_in_log(topology.url)[0][-1:] == [200] and _learned_in_log(topology.url)[2] == 0,
              timeout=60, what="all 200 events learned")
     wait_for(lambda: champion_learn_seq() == 200, timeout=60, what="a checkpoint that includes learn_seq 200")
     champion = registry.resolve("default", CHAMPION)
-    learn_seqs, seqs, unlearned = _learned_in_log(topology["url"])
+    learn_seqs, seqs, unlearned = _learned_in_log(topology.url)
     assert learn_seqs == list(range(1, 201)) and len(seqs) == 200 and unlearned == 0
     total, versions = _chain_event_count(registry, champion)
     assert total == 200, "the checkpoints' chain learned each event exactly once"
