@@ -82,6 +82,9 @@ def test_learn_resumes_after_a_sigkill_with_every_final_event_learned_exactly_on
     wait_for(lambda: learner.scrape("offerbandit_learn_lag_events") == 0, timeout=30, what="the backlog learned")
     status, health = learner.health()
     assert status == 200 and health["holds_lock"] and health["lag_events"] == 0 and health["learned"] == 30
+    second = _run("learn", "--log-url", topology.url, "--data-dir", str(topology.tmp / "second"), "--config",
+                  str(topology.config), env=topology.env)
+    assert "another offerbandit learn" in _one_line_failure(second), "one learner per log"
 
     registry = topology.registry
     wait_for(lambda: registry.resolve("default", CHAMPION) is not None, timeout=60, what="a first checkpoint")
