@@ -5,10 +5,17 @@ learnable events into a :class:`LearnQueue` the learner takes from, committed de
 :class:`ShadowQueue` the shadow scorer takes from; the learner counts into a
 :class:`LearnedCounter` the registry's checkpointer reads), so no component assigns a callback onto
 another or holds the whole server. ``DecisionServer`` only starts and stops what this returns.
+
+Roles (`service.roles`): a ``serve`` that learns (the embedded SQLite log) gets the learner thread and a
+registry link that publishes; a replica (a shared log, or ``[learning] role = "decider"``) gets neither
+learner nor checkpoints, only a registry link that follows ``champion``. :func:`build_learner` is the root
+of ``offerbandit learn``: the same learner, guard and registry link, around the log and the campaigns
+instead of an engine.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +27,18 @@ from grpc_reflection.v1alpha import reflection
 from offers.v1 import decision_pb2 as pb
 from offers.v1 import decision_pb2_grpc as pb_grpc
 from offerbandit.errors import InvalidInput
+from decision_log import DecisionLog, open_log
 from policy_registry.registry import RegistryConfig
+from service.campaigns import build_runtimes
 from service.config import ServiceConfig
 from service.datadir import prepare_data_dir
 from service.engine import DecisionEngine
-from service.learner import LearnedCounter, LearnQueue, OnlineLearner
+from service.log_records import log_options
+from service.learner import LearnedCounter, LearnerState, LearningState, LearnLag, LearnQueue, OnlineLearner
 from service.live_models import RegistryLink
 from service.metrics import Metrics
 from service.model_guard import ModelGuard
+from service.roles import ServeRole, check_learner, is_shared, log_url, serve_role, sqlite_file
 from service.security import BearerTokenInterceptor, TlsFiles, TokenTable
 from service.servicer import DecisionServicer
 from service.wire_guard import MalformedRequestInterceptor
@@ -54,9 +65,10 @@ class ServerComponents:
     """Everything a running server is made of, wired; nothing started yet (the port is bound)."""
 
     config: ServiceConfig
+    role: ServeRole
     metrics: Metrics
     engine: DecisionEngine
-    learner: OnlineLearner
+    learner: OnlineLearner | None  # None on a replica
     shadow: ShadowScorer
     registry: RegistryLink | None
     health: health.HealthServicer
@@ -66,18 +78,22 @@ class ServerComponents:
 
 def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
                  with_registry: bool | None = None) -> ServerComponents:
-    """Build and wire a server's components; ``with_registry`` defaults to ``[mlflow] enabled``."""
-    data_dir = prepare_data_dir(Path(data_dir))
+    """Build and wire a server's components; ``with_registry`` defaults to ``[mlflow] enabled``.
+
+    The log is ``[log] url`` (else the data dir's); the role follows from it (`service.roles.serve_role`:
+    InvalidInput for a replica without a shared registry)."""
+    url = log_url(config, data_dir)
+    role = serve_role(config, url)
+    data_dir = prepare_data_dir(Path(data_dir), log_file=sqlite_file(url))
     metrics = Metrics(versions_kept=config.server.metrics_versions_kept)
-    learnable = LearnQueue()
+    learnable = LearnQueue() if role.learns else None
     shadow_items = ShadowQueue(SHADOW_QUEUE_ITEMS)
-    engine = DecisionEngine(config, data_dir, on_queue_depth=metrics.set_queue_depth, learnable=learnable,
-                            shadow=shadow_items)
+    engine = DecisionEngine(config, data_dir, log_url=url, on_queue_depth=metrics.set_queue_depth,
+                            learnable=learnable, shadow=shadow_items)
     learned = LearnedCounter(config.learning.checkpoint_every_events)
-    guard = ModelGuard(lambda seqs: engine.log.quarantine(seqs, time.time()).result(30),
-                       on_quarantine=metrics.observe_quarantine, on_rollback=metrics.observe_rollback)
-    learner = OnlineLearner(engine, learnable, learned, batch_size=config.learning.batch_size,
-                            poll_seconds=config.learning.poll_seconds, guard=guard)
+    learner = None
+    if learnable is not None:
+        learner = _learner(config, engine, learnable, learned, metrics)
     shadow = ShadowScorer(engine, shadow_items)
     health_servicer = health.HealthServicer(experimental_non_blocking=True,
                                             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1))
@@ -88,14 +104,71 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
     port = _bind(grpc_server, endpoint)
     registry = None
     if config.mlflow.enabled if with_registry is None else with_registry:
-        registry = RegistryLink(
-            engine, learned, metrics=metrics, health_servicer=health_servicer,
-            registry_config=RegistryConfig.for_data_dir(data_dir, experiment_name=config.mlflow.experiment_name,
-                                                        model_name_template=config.mlflow.model_name_template),
-            poll_seconds=config.learning.registry_poll_seconds,
-            checkpoint_every_seconds=config.learning.checkpoint_every_seconds, data_dir=data_dir)
-    return ServerComponents(config=config, metrics=metrics, engine=engine, learner=learner, shadow=shadow,
-                            registry=registry, health=health_servicer, grpc_server=grpc_server, port=port)
+        registry = _registry_link(config, data_dir, engine, learned, metrics, health_servicer, publish=role.learns,
+                                  shared=role.shared)
+    return ServerComponents(config=config, role=role, metrics=metrics, engine=engine, learner=learner,
+                            shadow=shadow, registry=registry, health=health_servicer, grpc_server=grpc_server,
+                            port=port)
+
+
+@dataclass(frozen=True)
+class LearnerComponents:
+    """Everything ``offerbandit learn`` is made of, wired; nothing started yet."""
+
+    config: ServiceConfig
+    url: str
+    metrics: Metrics
+    log: DecisionLog
+    learner: OnlineLearner
+    registry: RegistryLink
+    health: health.HealthServicer
+
+
+def build_learner(config: ServiceConfig, data_dir: Path, *, may_publish: Callable[[], bool]) -> LearnerComponents:
+    """The single learner of ``[log] url``: the log (it must exist), the campaigns' live models, the online
+    learner following the log (``follow_log``) and a registry link that publishes while ``may_publish()``.
+
+    The data dir holds only the model cache and, without ``MLFLOW_TRACKING_URI``, MLflow's local store:
+    ``learn`` never creates a ``secret.key`` (it never hashes a user) nor a log."""
+    url = log_url(config, data_dir)
+    check_learner(config, url)
+    options = log_options(config)
+    open_log(url, options=options).close()  # LogNotFound / InvalidInput: a log must exist, of a known schema
+    data_dir = prepare_data_dir(Path(data_dir), log_file=None)
+    metrics = Metrics(versions_kept=config.server.metrics_versions_kept)
+    log = open_log(url, writable=True, options=options, on_queue_depth=metrics.set_queue_depth)
+    state = LearnerState(log=log, campaigns=build_runtimes(config), reward_defaults=config.reward_defaults())
+    learned = LearnedCounter(config.learning.checkpoint_every_events)
+    learner = _learner(config, state, LearnQueue(), learned, metrics, follow_log=True,
+                       on_lag=lambda lag: metrics.set_learn_lag(lag.events, lag.seconds))
+    health_servicer = health.HealthServicer(experimental_non_blocking=True,
+                                            experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1))
+    registry = _registry_link(config, data_dir, state, learned, metrics, health_servicer, publish=True,
+                              shared=is_shared(url), may_publish=may_publish)
+    return LearnerComponents(config=config, url=url, metrics=metrics, log=log, learner=learner, registry=registry,
+                             health=health_servicer)
+
+
+def _learner(config: ServiceConfig, state: LearningState, handed: LearnQueue, learned: LearnedCounter,
+             metrics: Metrics, *, follow_log: bool = False,
+             on_lag: Callable[[LearnLag], None] | None = None) -> OnlineLearner:
+    """The online learner, every update guarded (probe, roll back, quarantine in the log)."""
+    guard = ModelGuard(lambda seqs: state.log.quarantine(seqs, time.time()).result(30),
+                       on_quarantine=metrics.observe_quarantine, on_rollback=metrics.observe_rollback)
+    return OnlineLearner(state, handed, learned, batch_size=config.learning.batch_size,
+                         poll_seconds=config.learning.poll_seconds, guard=guard, follow_log=follow_log, on_lag=on_lag)
+
+
+def _registry_link(config: ServiceConfig, data_dir: Path, state: LearningState, learned: LearnedCounter,
+                   metrics: Metrics, health_servicer: health.HealthServicer, *, publish: bool, shared: bool,
+                   may_publish: Callable[[], bool] | None = None) -> RegistryLink:
+    return RegistryLink(
+        state, learned, metrics=metrics, health_servicer=health_servicer,
+        registry_config=RegistryConfig.for_data_dir(data_dir, experiment_name=config.mlflow.experiment_name,
+                                                    model_name_template=config.mlflow.model_name_template),
+        poll_seconds=config.learning.registry_poll_seconds,
+        checkpoint_every_seconds=config.learning.checkpoint_seconds(shared), data_dir=data_dir, publish=publish,
+        may_publish=may_publish)
 
 
 def _grpc_server(config: ServiceConfig, endpoint: Endpoint) -> grpc.Server:

@@ -53,6 +53,11 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
+    """Where the decision log lives (``url``: empty for the data dir's ``sqlite:///D/decisions.db``; a
+    ``postgresql://`` URL is a log shared by several processes) and how it is written."""
+
+    url: str = ""
+    connect_timeout_seconds: float = 30.0
     synchronous: str = "FULL"
     max_group: int = 512
     max_queue: int = 20000
@@ -60,6 +65,8 @@ class LogConfig:
     busy_timeout_ms: int = 5000
 
     def __post_init__(self) -> None:
+        _require(isinstance(self.url, str), "log.url must be a string", "log.url")
+        check_scalar(self.connect_timeout_seconds, "log.connect_timeout_seconds", low=0.0)
         _require(self.synchronous.upper() in ("OFF", "NORMAL", "FULL", "EXTRA"),
                  "log.synchronous must be OFF, NORMAL, FULL or EXTRA", "log.synchronous")
         object.__setattr__(self, "synchronous", self.synchronous.upper())
@@ -67,12 +74,23 @@ class LogConfig:
         check_scalar(self.max_queue, "log.max_queue", int, low=1)
 
 
+#: ``[learning] role``: ``auto`` -- a ``serve`` on the embedded SQLite log decides, learns and publishes, one
+#: on a shared log only decides (a replica); ``decider`` -- ``serve`` only decides and logs, whatever the log
+#: (``offerbandit learn`` learns), and follows the registry's champion.
+ROLES = ("auto", "decider")
+#: ``checkpoint_every_seconds`` when the file does not set it: a ``serve`` that learns, and ``learn`` on a
+#: shared log (replicas are fresh within this plus ``registry_poll_seconds``; DESIGN-NOTES "Freshness").
+CHECKPOINT_SECONDS_EMBEDDED = 600.0
+CHECKPOINT_SECONDS_SHARED = 10.0
+
+
 @dataclass(frozen=True)
 class LearningConfig:
     batch_size: int = 64
     poll_seconds: float = 1.0
     checkpoint_every_events: int = 5000
-    checkpoint_every_seconds: float = 600.0
+    checkpoint_every_seconds: float | None = None  # None: CHECKPOINT_SECONDS_EMBEDDED / _SHARED
+    role: str = "auto"
     registry_poll_seconds: float = 5.0
     history_horizon_seconds: float = 90 * 86400.0
     history_max_users: int = 50_000  # ~3.7 KB each held; a customer not held is read from the log
@@ -80,6 +98,15 @@ class LearningConfig:
     def __post_init__(self) -> None:
         check_scalar(self.batch_size, "learning.batch_size", int, low=1)
         check_scalar(self.poll_seconds, "learning.poll_seconds", low=0.0, low_open=True)
+        if self.checkpoint_every_seconds is not None:
+            check_scalar(self.checkpoint_every_seconds, "learning.checkpoint_every_seconds", low=0.0, low_open=True)
+        _require(self.role in ROLES, f"learning.role must be one of {', '.join(ROLES)}", "learning.role")
+
+    def checkpoint_seconds(self, shared_log: bool) -> float:
+        """``checkpoint_every_seconds`` as set, else the default of the topology."""
+        if self.checkpoint_every_seconds is not None:
+            return float(self.checkpoint_every_seconds)
+        return CHECKPOINT_SECONDS_SHARED if shared_log else CHECKPOINT_SECONDS_EMBEDDED
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ import os
 import stat
 from pathlib import Path
 
-from decision_log import log_path
-
 __all__ = ["PRIVATE_UMASK", "prepare_data_dir"]
 
 PRIVATE_UMASK = 0o077
@@ -31,15 +29,20 @@ def _tighten(path: Path) -> None:
         log.warning("%s was readable by group or others (mode %04o); now 0600", path, stat.S_IMODE(info.st_mode))
 
 
-def prepare_data_dir(data_dir: Path) -> Path:
-    """Create ``data_dir`` (0700) and its decision log file (0600) if missing; tighten a loose log file."""
+def prepare_data_dir(data_dir: Path, log_file: Path | None) -> Path:
+    """Create ``data_dir`` (0700) and the SQLite log file ``log_file`` (0600) if missing; tighten a loose one.
+
+    ``log_file`` None: the log is not a file this process creates (PostgreSQL, or ``offerbandit learn``,
+    which needs an existing log)."""
     data_dir = Path(data_dir)
     if not data_dir.exists():
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         data_dir.mkdir(mode=0o700, exist_ok=True)
     elif data_dir.is_dir() and data_dir.stat().st_mode & 0o077:
         log.warning("data directory %s is accessible by group or others; the files in it are 0600", data_dir)
-    db = log_path(data_dir)
+    if log_file is None:
+        return data_dir
+    db = Path(log_file)
     try:
         os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:

@@ -25,19 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from policies import sampler
-from offerbandit.errors import AlreadyExists, InvalidInput, NotFound
+from offerbandit.errors import AlreadyExists, InvalidInput, LogUnavailable, NotFound
 from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
 from policies.novelty import mix_for_history
 from policies.rules import apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
-from decision_log import (ActivationOutcome, DecisionRow, LoggedDecision, LogOptions, RewardOutcome, indices_to_blob,
-                          open_log, pmf_to_blob)
+from decision_log import (ActivationOutcome, DecisionRow, InsertOutcome, RewardOutcome, indices_to_blob, open_log,
+                          pmf_to_blob)
 from service.campaigns import CampaignRuntime, build_runtimes
 from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
 from service.fingerprint import request_fingerprint
 from service.keys import ServerKeys, load_keys
 from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
+from service.log_records import capped_record, caps_on, log_options, record_of
 from service.outcomes import DecisionOutcome, RepeatRecord, ranking_of
 from service.validation import DecideInput, RewardInput
 
@@ -68,6 +69,7 @@ class _Decided:
     record: RepeatRecord
     shadow: ShadowItem | None
     contact: bool  # a pending contact was recorded for it
+    index: int  # its position in the call's inputs
 
 
 
@@ -83,16 +85,15 @@ class DecisionEngine:
     answer's size is checked (``respond``) before anything is handed to the writer.
     """
 
-    def __init__(self, config: ServiceConfig, data_dir: Path, *, keys: ServerKeys | None = None,
-                 on_queue_depth: Callable[[int], None] | None = None,
+    def __init__(self, config: ServiceConfig, data_dir: Path, *, log_url: str | None = None,
+                 keys: ServerKeys | None = None, on_queue_depth: Callable[[int], None] | None = None,
                  learnable: LearnableSink | None = None, shadow: ShadowSink | None = None) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.keys = keys or load_keys(self.data_dir, config.privacy.user_hash_key)
-        self.log = open_log(self.data_dir, writable=True, on_queue_depth=on_queue_depth, options=LogOptions(
-            synchronous=config.log.synchronous, max_group=config.log.max_group, max_queue=config.log.max_queue,
-            busy_timeout_ms=config.log.busy_timeout_ms, wal_autocheckpoint_pages=config.log.wal_autocheckpoint_pages))
+        self.log = open_log(log_url or self.data_dir, writable=True, on_queue_depth=on_queue_depth,
+                            options=log_options(config))
         self.reward_defaults = config.reward_defaults()
         horizon = max(config.learning.history_horizon_seconds,
                       *(c.rules.longest_cap_window_s for c in config.campaigns.values()))
@@ -145,7 +146,7 @@ class DecisionEngine:
                 logged = self.log.find_decision(prepared[i].event_id)
                 if logged is not None:
                     check(i, logged.fingerprint)
-                    record = _record_of(logged)
+                    record = record_of(logged)
                     results[i] = record.outcome(prepared[i].input.ranking_limit)
                     self.claims.settle(claimed.pop(prepared[i].event_id), prepared[i].event_id, record)
             decided = self._decide_fresh(prepared, [i for i in fresh if results[i] is None], results)
@@ -160,6 +161,7 @@ class DecisionEngine:
             self._undo(decided)
             self.claims.fail(claimed, exc)
             raise
+        changed: dict[int, tuple[RepeatRecord, bool]] = {}
         if write is not None:
             try:
                 write.result(timeout)
@@ -172,11 +174,16 @@ class DecisionEngine:
             except BaseException:
                 self._settle(write, decided, claimed)
                 raise
-            self._settle(write, decided, claimed)  # here, not in the writer's thread: it never waits for a user
+            # here, not in the writer's thread: it never waits for a user
+            changed = self._settle(write, decided, claimed)
+            for i, (record, same) in changed.items():
+                if not same:
+                    check(i, record.fingerprint)
+                results[i] = record.outcome(prepared[i].input.ranking_limit)
         for i, future in waiting.items():
             results[i] = future.result(timeout).outcome(prepared[i].input.ranking_limit)
         outcomes = [r for r in results if r is not None]
-        if respond is not None and waiting:
+        if respond is not None and (waiting or changed):  # answers known only now: build the wire answer again
             respond(outcomes)
         return outcomes
 
@@ -186,7 +193,7 @@ class DecisionEngine:
         now = time.time()
         try:
             for i in fresh:
-                one = self._decide_one(prepared[i], now)
+                one = self._decide_one(prepared[i], now, i)
                 decided.append(one)
                 results[i] = one.outcome
         except BaseException:
@@ -200,20 +207,54 @@ class DecisionEngine:
             if d.contact:
                 self.history.discard(d.row.user_key, d.row.event_id)
 
-    def _settle(self, write: Future, decided: list[_Decided], claimed: dict[str, Future]) -> None:
-        """Once the write resolved: confirm or drop the pending contacts, settle or free the claims."""
+    def _settle(self, write: Future, decided: list[_Decided], claimed: dict[str, Future]
+                ) -> dict[int, tuple[RepeatRecord, bool]]:
+        """Once the write resolved: confirm or drop the pending contacts, settle or free the claims.
+
+        Returns the decisions whose answer is not the one decided (by input index): on a shared log an
+        event id another writer committed first is answered from its stored row (``same``: its fingerprint
+        is this request's; else the caller refuses it), and a decision the log found over a cap by the time
+        of its commit was written as ``no_contact`` (reason ``cap``) and is answered so."""
         failure = _failure_of(write)
         if failure is not None:
             self._undo(decided)
             self.claims.fail(claimed, failure)
-            return
+            return {}
+        written = write.result()
+        repeated = set(written.repeated) if isinstance(written, InsertOutcome) else set()
+        capped = set(written.capped) if isinstance(written, InsertOutcome) else set()
+        changed: dict[int, tuple[RepeatRecord, bool]] = {}
+        scored: list[ShadowItem] = []
         for d in decided:
-            if d.contact:
-                self.history.confirm(d.row.user_key, d.row.event_id)
-            self.claims.settle(claimed.get(d.row.event_id), d.row.event_id, d.record)
-        scored = [d.shadow for d in decided if d.shadow is not None]
+            event_id = d.row.event_id
+            if event_id not in repeated and event_id not in capped:
+                if d.contact:
+                    self.history.confirm(d.row.user_key, event_id)
+                self.claims.settle(claimed.get(event_id), event_id, d.record)
+                if d.shadow is not None:
+                    scored.append(d.shadow)
+                continue
+            if d.contact:  # the contact this call decided was not committed
+                self.history.discard(d.row.user_key, event_id)
+            record = self._stored_record(event_id) if event_id in repeated else capped_record(d.record)
+            same = record.fingerprint is None or record.fingerprint == d.record.fingerprint
+            if same:
+                self.claims.settle(claimed.get(event_id), event_id, record)
+            else:
+                self.claims.fail({event_id: claimed[event_id]} if event_id in claimed else {},
+                                 AlreadyExists(f"event_id {event_id!r} was already used for a different request",
+                                               field="event_id"))
+            changed[d.index] = (record, same)
         if scored:
             self._shadow.offer(scored)
+        return changed
+
+    def _stored_record(self, event_id: str) -> RepeatRecord:
+        """The record of a decision another writer committed under ``event_id`` (read back from the log)."""
+        logged = self.log.find_decision(event_id)
+        if logged is None:  # the log reported it as committed by another writer: it must be there
+            raise LogUnavailable(f"event {event_id!r} was reported as logged but cannot be read back; retry")
+        return record_of(logged)
 
     def _prepare(self, index: int, inp: DecideInput) -> _Prepared:
         runtime = self.runtime(inp.campaign)
@@ -233,7 +274,7 @@ class DecisionEngine:
         return _Prepared(inp, inp.event_id or uuid.uuid4().hex, runtime, context, candidates, tuple(offer_list),
                          tuple(formats), tuple(time_slots), request_fingerprint(inp, user_key))
 
-    def _decide_one(self, item: _Prepared, now: float) -> _Decided:
+    def _decide_one(self, item: _Prepared, now: float, index: int) -> _Decided:
         runtime, context, inp = item.campaign, item.context, item.input
         cfg: CampaignConfig = runtime.config
         with self.history.locked(context.user_key) as user:
@@ -248,7 +289,7 @@ class DecisionEngine:
                 row = self._row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
                                 eligibility.removed)
                 record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, np.zeros(0), None)
-                return _Decided(outcome, row, record, None, contact=False)
+                return _Decided(outcome, row, record, None, contact=False, index=index)
             arm_set = eligibility.arm_set
             p_policy = runtime.serving_pmf(policy, context, arm_set, inp.baseline)
             mixture = mix_for_history(p_policy, arm_set, history, runtime.novelty)
@@ -265,7 +306,7 @@ class DecisionEngine:
         shadow = None
         if runtime.challenger is not None:
             shadow = ShadowItem(item.event_id, cfg.name, context, arm_set, draw.index)
-        return _Decided(outcome, row, record, shadow, contact=True)
+        return _Decided(outcome, row, record, shadow, contact=True, index=index)
 
     def _row(self, item: _Prepared, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,
              chosen: int | None, outcome: DecisionOutcome, beta: float, removed: object) -> DecisionRow:
@@ -289,7 +330,7 @@ class DecisionEngine:
             if inp.baseline else None,
             no_contact_reason=outcome.no_contact_reason,
             removed_json=json.dumps({k: getattr(removed, k) for k in removed.__dataclass_fields__}),
-            fingerprint=item.fingerprint)
+            fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm))
 
     # --- Reward / Activate --------------------------------------------------------------------
 
@@ -347,14 +388,6 @@ def _check_same(index: int, item: _Prepared, fingerprint: str | None, batch: boo
         raise AlreadyExists(f"{where}event_id {item.event_id!r} was already used for a different request "
                             "(another user, campaign, context or candidate set); use a new event_id",
                             field=f"requests[{index}].event_id" if batch else "event_id")
-
-
-def _record_of(logged: LoggedDecision) -> RepeatRecord:
-    """The repeat record of a decision read back from the log (its fingerprint as stored)."""
-    outcome = DecisionOutcome(logged.event_id, logged.campaign, logged.chosen_arm, logged.probability, (),
-                              logged.policy_version, logged.exploration, logged.no_contact_reason)
-    return RepeatRecord.of(outcome, logged.fingerprint, logged.arm_set, np.arange(len(logged.arm_set.arms)),
-                           logged.pmf, logged.chosen)
 
 
 def _failure_of(write: Future) -> BaseException | None:

@@ -12,6 +12,11 @@ right before ``policy.learn``, both under :attr:`LearnedCounter.learning`: the l
 while it takes the model bytes and the highest learn_seq they include, and a swap holds while it
 catches a new model up. So what a checkpoint says it contains is exactly what it learned. An event
 claimed but not learned when the server stopped has no learn_seq; the next start learns it.
+
+The learner needs a :class:`LearningState` (the log, the campaigns' runtimes, the reward defaults), not a
+decision engine: inside ``serve`` the engine is that state; ``offerbandit learn`` builds one without an
+engine (:func:`service.bootstrap.build_learner`) and sets ``follow_log``: rewards then reach other processes,
+so every poll also learns the events they made final (final, no learn_seq yet), and reports the lag.
 """
 from __future__ import annotations
 
@@ -20,16 +25,53 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from decision_log import learning_event
+from decision_log import DecisionLog, RewardDefaults, learning_event
 from policies.contract import Policy
 from policies.modes import ApprenticeGate
 from policies.types import JointArm, LearningEvent
-from service.engine import DecisionEngine
+from service.campaigns import CampaignRuntime
 from service.model_guard import ModelGuard
 
+__all__ = ["LearnLag", "LearnQueue", "LearnedCounter", "LearnerState", "LearningState", "OnlineLearner"]
+
 log = logging.getLogger("offerbandit.learner")
+_SWEEP_CHUNK = 1000
+
+
+class LearningState(Protocol):
+    """What learning and the registry link use of a process: its log, campaigns and reward defaults
+    (a `service.engine.DecisionEngine` is one; so is a :class:`LearnerState`)."""
+
+    @property
+    def log(self) -> DecisionLog: ...
+
+    @property
+    def campaigns(self) -> Mapping[str, CampaignRuntime]: ...
+
+    @property
+    def reward_defaults(self) -> RewardDefaults: ...
+
+
+@dataclass(frozen=True)
+class LearnerState:
+    """The learning state of ``offerbandit learn``: a log and the campaigns, no engine (it never decides)."""
+
+    log: DecisionLog
+    campaigns: Mapping[str, CampaignRuntime]
+    reward_defaults: RewardDefaults
+
+
+@dataclass(frozen=True, slots=True)
+class LearnLag:
+    """How far learning is behind the log: final events without a learn_seq, and the seconds since the
+    oldest of them became final (0 when none)."""
+
+    events: int
+    seconds: float
 
 
 class LearnQueue:
@@ -162,21 +204,25 @@ class OnlineLearner:
     """Learns handed-over and due events in batches; every ``policy.learn`` goes through ``guard``
     (`service.model_guard.ModelGuard`: probe, roll back, quarantine), built here unless given."""
 
-    def __init__(self, engine: DecisionEngine, handed: LearnQueue, counter: LearnedCounter, *,
-                 batch_size: int = 64, poll_seconds: float = 1.0, guard: ModelGuard | None = None) -> None:
-        self.engine = engine
-        self.guard = guard or ModelGuard(lambda seqs: engine.log.quarantine(seqs, time.time()).result(30))
+    def __init__(self, state: LearningState, handed: LearnQueue, counter: LearnedCounter, *,
+                 batch_size: int = 64, poll_seconds: float = 1.0, guard: ModelGuard | None = None,
+                 follow_log: bool = False, on_lag: Callable[[LearnLag], None] | None = None) -> None:
+        self.state = state
+        self.guard = guard or ModelGuard(lambda seqs: state.log.quarantine(seqs, time.time()).result(30))
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.counter = counter
         self.learned = 0
+        self.lag = LearnLag(0, 0.0)
+        self._follow_log = follow_log
+        self._on_lag = on_lag or (lambda lag: None)
         self._handed = handed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="online-learner", daemon=True)
 
     def prepare(self) -> None:
         """Before anything learns or loads: number the learned events of a log written by older code."""
-        numbered = self.engine.log.backfill_learn_seq().result(600)
+        numbered = self.state.log.backfill_learn_seq().result(600)
         if numbered:
             log.warning("numbered %d events learned before learn_seq existed, in the order they were claimed",
                         numbered)
@@ -186,20 +232,34 @@ class OnlineLearner:
 
     def _recover(self) -> None:
         """Learn the events claimed but not learned when the server last stopped (they have no learn_seq)."""
-        pending: list[int] = []
-        recovered = 0
-        try:
-            for seq in self.engine.log.unlearned_final():
-                pending.append(seq)
-                if len(pending) >= 1000:
-                    recovered += self._learn_claimed(pending)
-                    pending = []
-            if pending:
-                recovered += self._learn_claimed(pending)
-        except Exception:  # noqa: BLE001 - the rest is retried at the next start
-            log.exception("learning the events claimed before the last stop failed")
+        recovered = self._sweep()
         if recovered:
             log.warning("learned %d events claimed but not learned before the last stop", recovered)
+
+    def _sweep(self) -> int:
+        """Learn every final event without a learn_seq (claimed before a stop, or made final by another
+        process), in claim order; reports the lag first. How many were learned."""
+        try:
+            pending = list(self.state.log.unlearned_final(chunk=_SWEEP_CHUNK))
+            oldest = self.state.log.decisions_by_seq(pending[:1]) if pending else []
+            since = oldest[0].learned_at if oldest and oldest[0].learned_at is not None else None
+            self._report_lag(LearnLag(len(pending), 0.0 if since is None else max(0.0, time.time() - since)))
+            learned = 0
+            for start in range(0, len(pending), _SWEEP_CHUNK):
+                if self._stop.is_set():
+                    break
+                learned += self._learn_claimed(pending[start:start + _SWEEP_CHUNK])
+            return learned
+        except Exception:  # noqa: BLE001 - the rest is retried at the next sweep
+            log.exception("learning the final events not learned yet failed")
+            return 0
+
+    def _report_lag(self, lag: LearnLag) -> None:
+        self.lag = lag
+        try:
+            self._on_lag(lag)
+        except Exception:  # noqa: BLE001 - a metrics problem must not stop learning
+            log.exception("reporting the learning lag failed")
 
     def _learn_claimed(self, seqs: list[int]) -> int:
         self._handed.claimed(len(seqs))
@@ -209,42 +269,46 @@ class OnlineLearner:
 
     def _run(self) -> None:
         self._recover()
-        next_poll = 0.0
+        next_poll = time.time() + self.poll_seconds if self._follow_log else 0.0  # following: it just swept
         while not self._stop.is_set():
             wait = min(self.poll_seconds, max(0.0, next_poll - time.time())) or 0.01
             seqs = self._handed.take(self.batch_size, timeout=wait)
             if time.time() >= next_poll:
-                seqs.extend(self._claim_due())
+                due = self._claim_due()
+                if self._follow_log:  # learned by the sweep, with the events other processes made final
+                    self._sweep()
+                else:
+                    self._handed.claimed(len(due))
+                    seqs.extend(due)
                 next_poll = time.time() + self.poll_seconds
             if seqs:
                 self._learn(seqs)
 
     def _claim_due(self) -> list[int]:
+        """Claim the events whose reward window closed (final now); their seqs."""
         try:
-            due = self.engine.log.due_for_learning(time.time(), limit=5000)
+            due = self.state.log.due_for_learning(time.time(), limit=5000)
             if not due:
                 return []
-            claimed = self.engine.log.claim_due(due, time.time(), self.engine.reward_defaults).result(30)
+            return list(self.state.log.claim_due(due, time.time(), self.state.reward_defaults).result(30))
         except Exception:  # noqa: BLE001 - a failed poll is retried on the next tick
             log.exception("claiming events whose reward window closed failed")
             return []
-        self._handed.claimed(len(claimed))
-        return list(claimed)
 
     def _learn(self, seqs: list[int]) -> None:
         found: list[tuple[int, str, LearningEvent, JointArm | None]] = []
         try:
-            for decision in self.engine.log.learned_decisions(seqs):
-                if decision.campaign not in self.engine.campaigns:
+            for decision in self.state.log.learned_decisions(seqs):
+                if decision.campaign not in self.state.campaigns:
                     continue
-                defaults = self.engine.reward_defaults
+                defaults = self.state.reward_defaults
                 event = learning_event(decision, defaults.of(decision.campaign), defaults.range_of(decision.campaign))
                 if event is not None:
                     found.append((decision.seq, decision.campaign, event, decision.baseline))
             if not found:
                 return
             with self.counter.learning:  # the learn_seqs given and the events learned are one step
-                given = self.engine.log.assign_learn_seq([seq for seq, *_ in found]).result(30)
+                given = self.state.log.assign_learn_seq([seq for seq, *_ in found]).result(30)
                 by_campaign: dict[str, list[tuple[int, int, LearningEvent, JointArm | None]]] = defaultdict(list)
                 for seq, campaign, event, baseline in found:
                     if seq in given:  # an event that already has a learn_seq was learned: never again
@@ -252,7 +316,7 @@ class OnlineLearner:
                 for campaign, items in by_campaign.items():
                     items.sort(key=lambda item: item[0])
                     events = [event for _, _, event, _ in items]
-                    runtime = self.engine.campaigns[campaign]
+                    runtime = self.state.campaigns[campaign]
                     policy, _ = runtime.live.current()
                     if runtime.apprentice is not None:
                         _update_gate(runtime.apprentice, policy, events, [baseline for *_, baseline in items])

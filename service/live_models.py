@@ -13,6 +13,8 @@
   the parent (under the decision log's write lock): an operator's move between polls is never undone;
   the checkpoint is then published without the alias and the live model follows the new champion.
   A checkpoint descending from ``bootstrap`` is published only while no champion exists.
+- **Roles**: a replica (``publish=False``) only follows the aliases; only the process that learns publishes,
+  and only while ``may_publish()`` holds (``offerbandit learn``: while it holds the log's learner lock).
 - **Challenger**: loaded the same way and used only for shadow scoring (see ``shadow``).
 - **Faults**: the watcher keeps the last good model, records the problem, retries with backoff;
   a separate health entry ``offerbandit.registry`` turns NOT_SERVING while the registry is unusable.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from grpc_health.v1 import health, health_pb2
@@ -36,8 +38,7 @@ from policy_registry import (CHALLENGER, CHAMPION, Lineage, LoadedPolicy, Policy
                                     RegistryConfig, current_code_version)
 from policy_registry.watcher import RegistryWatcher
 from service.config_toml import campaign_policy_toml
-from service.engine import DecisionEngine
-from service.learner import LearnedCounter
+from service.learner import LearnedCounter, LearningState
 from service.metrics import Metrics
 from service.model_cache import CachedModel, ModelCache
 from service.model_guard import probe_usable
@@ -48,17 +49,20 @@ _CATCH_UP_BATCH = 256
 
 
 class RegistryLink:
-    """Follows the registry's aliases into the engine's campaigns and publishes checkpoints of them.
+    """Follows the registry's aliases into the campaigns of ``state`` and publishes checkpoints of them.
 
     ``learned`` is what the online learner counted since each campaign's last checkpoint (and the lock
     it learns under); ``metrics`` shows the serving version and ``health_servicer`` whether the registry
     is usable; the last good champion of each campaign is cached under ``data_dir``.
     """
 
-    def __init__(self, engine: DecisionEngine, learned: LearnedCounter, *, metrics: Metrics,
+    def __init__(self, state: LearningState, learned: LearnedCounter, *, metrics: Metrics,
                  health_servicer: health.HealthServicer, registry_config: RegistryConfig, poll_seconds: float,
-                 checkpoint_every_seconds: float, data_dir: Path) -> None:
-        self.engine = engine
+                 checkpoint_every_seconds: float, data_dir: Path, publish: bool = True,
+                 may_publish: Callable[[], bool] | None = None) -> None:
+        self.state = state
+        self.publishes = publish
+        self._may_publish = may_publish or (lambda: True)
         self.registry_config = registry_config
         self._learned = learned
         self._metrics = metrics
@@ -67,11 +71,11 @@ class RegistryLink:
         self._cache = ModelCache(data_dir)
         self._registry: PolicyRegistry | None = None
         self._registry_lock = threading.Lock()
-        self._last_checkpoint: dict[str, float] = {name: time.time() for name in self.engine.campaigns}
+        self._last_checkpoint: dict[str, float] = {name: time.time() for name in self.state.campaigns}
         self._stop = threading.Event()
         self.store_was_missing = False  # at start: a local store that did not exist holds no champion
         self._moves = threading.Lock()  # one change of a live model's version at a time: swap in or checkpoint
-        self.watcher = RegistryWatcher(self.registry, list(self.engine.campaigns), self._on_change,
+        self.watcher = RegistryWatcher(self.registry, list(self.state.campaigns), self._on_change,
                                        poll_s=poll_seconds)
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="registry-checkpoints", daemon=True)
 
@@ -79,17 +83,18 @@ class RegistryLink:
         with self._registry_lock:
             if self._registry is None:
                 self._registry = PolicyRegistry(self.registry_config, accepted_policy_names=policy_names(),
-                                                alias_ledger=self.engine.log)
+                                                alias_ledger=self.state.log)
             return self._registry
 
     def start(self) -> None:
         """Serve the cached champions, then follow the registry and publish checkpoints (in the background)."""
         self._health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
         self.store_was_missing = self.registry().store_missing()  # looked at before the watcher creates it
-        for campaign in self.engine.campaigns:
+        for campaign in self.state.campaigns:
             self._serve_cached(campaign)
         self.watcher.start()
-        self._checkpointer.start()
+        if self.publishes:
+            self._checkpointer.start()
 
     def wait_for_first_poll(self, timeout: float) -> bool:
         """True once the watcher looked the aliases up (successfully or not) within ``timeout``."""
@@ -97,7 +102,7 @@ class RegistryLink:
 
     def serving(self) -> dict[str, str]:
         """The version each campaign serves now."""
-        return {name: runtime.live.version for name, runtime in self.engine.campaigns.items()}
+        return {name: runtime.live.version for name, runtime in self.state.campaigns.items()}
 
     def stop(self) -> None:
         self._stop.set()
@@ -119,12 +124,12 @@ class RegistryLink:
             log.warning("campaign %s: cached version %s cannot be loaded (%s)", campaign, cached.version, exc)
             return
         with self._moves:
-            caught_up = self._swap_in(self.engine.campaigns[campaign], policy, cached.version, cached.learn_seq)
+            caught_up = self._swap_in(self.state.campaigns[campaign], policy, cached.version, cached.learn_seq)
         log.warning("campaign %s: serving cached version %s (caught up on %d events)", campaign, cached.version,
                     caught_up)
 
     def _on_change(self, loaded: LoadedPolicy) -> None:
-        runtime = self.engine.campaigns.get(loaded.campaign)
+        runtime = self.state.campaigns.get(loaded.campaign)
         if runtime is None:
             return
         if loaded.alias == CHALLENGER:
@@ -150,8 +155,8 @@ class RegistryLink:
         if lineage.learn_seq is not None:
             return lineage.learn_seq
         if lineage.log_window_end is not None:
-            return self.engine.log.learn_seq_through(loaded.campaign, lineage.log_window_end)
-        return self.engine.log.max_learn_seq(loaded.campaign)
+            return self.state.log.learn_seq_through(loaded.campaign, lineage.log_window_end)
+        return self.state.log.max_learn_seq(loaded.campaign)
 
     def _swap_in(self, runtime: CampaignRuntime, policy: Policy, version: str, learn_seq: int) -> int:
         """Catch ``policy`` up on the events learned after ``learn_seq`` and serve it; how many it caught up.
@@ -176,7 +181,7 @@ class RegistryLink:
         last = [after]
 
         def events() -> Iterator[LearningEvent]:
-            for item in self.engine.log.learned_events_after(self.engine.reward_defaults, campaign, after):
+            for item in self.state.log.learned_events_after(self.state.reward_defaults, campaign, after):
                 last[0] = item.learn_seq
                 yield item.event
 
@@ -202,7 +207,7 @@ class RegistryLink:
             self._learned.wait_due(timeout=min(every, 5.0))
             if not self._stop.is_set():
                 self._set_health(self.watcher.status().healthy)
-            for campaign in list(self.engine.campaigns):
+            for campaign in list(self.state.campaigns):
                 try:
                     with self._moves:  # decided under the lock: an explicit checkpoint may just have run
                         if self._checkpoint_due(campaign, every):
@@ -225,7 +230,10 @@ class RegistryLink:
             return self._checkpoint(campaign)
 
     def _checkpoint(self, campaign: str) -> str | None:
-        runtime = self.engine.campaigns[campaign]
+        if not self.publishes or not self._may_publish():
+            log.warning("campaign %s: not publishing: this process does not hold the role of the learner", campaign)
+            return None
+        runtime = self.state.campaigns[campaign]
         with self._learned.learning:  # the bytes and the learn_seq they include, taken together
             policy, parent = runtime.live.current()
             probe_usable(policy, runtime)  # ModelError: a model with non-finite pmfs is never published
@@ -250,6 +258,10 @@ class RegistryLink:
         self._learned.checkpointed(campaign, learned)
         self._last_checkpoint[campaign] = time.time()
         self._set_health(True)
+        if not self._may_publish():  # the learner lock dropped while the version was uploaded
+            log.warning("campaign %s: version %s published, but the learner lock was lost: champion not moved",
+                        campaign, version)
+            return version
         if not registry.move_champion(campaign, version, expected=None if from_bootstrap else parent):
             log.warning("campaign %s: champion moved away from %s; checkpoint published as version %s without "
                         "the alias, following the champion", campaign, parent, version)
@@ -266,7 +278,7 @@ class RegistryLink:
 
     def _live_metrics(self, campaign: str, version: str) -> dict[str, float]:
         """Live reward of the decisions this version made (learned events only)."""
-        stats = self.engine.log.live_stats(campaign, version)
+        stats = self.state.log.live_stats(campaign, version)
         n = stats.events
         metrics = {"live_events": float(n)}
         if n:

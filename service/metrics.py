@@ -104,6 +104,14 @@ class Metrics:
             "offerbandit_model_rollbacks", "Model updates rolled back because the model failed its probe, by campaign.",
             ("campaign",), registry=self.registry,
         )
+        self._learn_lag_events = Gauge(
+            "offerbandit_learn_lag_events", "Final events not learned yet (the learner's backlog).",
+            registry=self.registry,
+        )
+        self._learn_lag_seconds = Gauge(
+            "offerbandit_learn_lag_seconds", "Seconds since the oldest final event not learned yet became final "
+            "(0 when none).", registry=self.registry,
+        )
         self._versions: dict[str, str] = {}
         self._versions_lock = threading.Lock()
 
@@ -153,6 +161,11 @@ class Metrics:
 
     def set_queue_depth(self, n: int) -> None:
         self._queue_depth.set(check_scalar(n, "n", int, low=0))
+
+    def set_learn_lag(self, events: int, seconds: float) -> None:
+        """The learner's lag: final events without a learn_seq, and the age of the oldest of them."""
+        self._learn_lag_events.set(check_scalar(events, "events", int, low=0))
+        self._learn_lag_seconds.set(check_scalar(seconds, "seconds", low=0.0))
 
     def set_policy_version(self, campaign: str, version: str) -> None:
         """Mark ``version`` as the one serving ``campaign``; the previous version's series is removed."""

@@ -30,6 +30,7 @@ class DecisionServer:
         self.host = host
         parts = build_server(config, self.data_dir, Endpoint(host, port, tls, auth_token, public_reflection),
                              with_registry=start_registry)
+        self.role = parts.role
         self.metrics = parts.metrics
         self.engine = parts.engine
         self.learner = parts.learner
@@ -46,11 +47,13 @@ class DecisionServer:
     def start(self) -> None:
         for name, runtime in self.engine.campaigns.items():
             self.metrics.set_policy_version(name, runtime.live.version)
-        self.learner.prepare()
+        if self.learner is not None:  # a replica never writes learn_seqs: the learner numbers events
+            self.learner.prepare()
         if self.registry is not None:  # the champion (or its cached copy) serves from the first decision
             self.registry.start()
             self._wait_for_registry()
-        self.learner.start()
+        if self.learner is not None:
+            self.learner.start()
         self.shadow.start()
         if self._metrics_port is not None:
             self.metrics_http = self.metrics.serve_http(self._metrics_host, self._metrics_port)
@@ -77,7 +80,8 @@ class DecisionServer:
         self.server.stop(self.config.server.grace_seconds if grace is None else grace).wait()
         if self.registry is not None:
             self.registry.stop()
-        self.learner.stop()
+        if self.learner is not None:
+            self.learner.stop()
         self.shadow.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()

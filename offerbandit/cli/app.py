@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from offerbandit.cli import demo, evaluate, exploration, export, serve, versions
+from offerbandit.cli import demo, evaluate, exploration, export, learn, serve, versions
 
 __all__ = ["build_app"]
 
@@ -16,6 +16,7 @@ def build_app() -> typer.Typer:
     app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                       help="offerbandit: which offer, in which format, at which time — for one customer at a time.")
     app.command()(serve.serve)
+    app.command()(learn.learn)
     app.command()(demo.demo)
     app.command()(export.export)
     app.command("eval")(evaluate.eval_command)

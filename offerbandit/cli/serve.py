@@ -1,17 +1,15 @@
 """``offerbandit serve``: the gRPC decision server until SIGTERM/SIGINT."""
 from __future__ import annotations
 
-import logging
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from offerbandit.cli.options import DEFAULT_DATA_DIR, ConfigFile, DataDir, fail
+from offerbandit.cli.options import DEFAULT_DATA_DIR, ConfigFile, DataDir, LogUrl, configure_logging, fail
 from offerbandit.errors import OfferBanditError
 
 def serve(
@@ -19,6 +17,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 50051,
     config: ConfigFile = None,
+    log_url: LogUrl = None,
     tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="PEM certificate: serve over TLS only.")] = None,
     tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="PEM private key for --tls-cert.")] = None,
     tls_client_ca: Annotated[Optional[Path], typer.Option(
@@ -39,11 +38,11 @@ def serve(
     """Run the gRPC decision server until SIGTERM/SIGINT (graceful: drain, flush, exit 0)."""
     from service.config import load_config
     from service.datadir import PRIVATE_UMASK
+    from service.roles import masked, with_log_url
     from service.server import DecisionServer, TlsFiles, read_tokens
 
     os.umask(PRIVATE_UMASK)  # before anything is created: the log, secret.key, MLflow's store
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)
     if (tls_cert is None) != (tls_key is None):
         fail("--tls-cert and --tls-key go together")
     if tls_client_ca is not None and tls_cert is None:
@@ -51,7 +50,7 @@ def serve(
     if not 0 <= port <= 65535:
         fail(f"--port must be in 0..65535, got {port}")
     try:
-        cfg = load_config(config)
+        cfg = with_log_url(load_config(config), log_url)
         tokens = read_tokens(auth_token_file) if auth_token_file else None
         tls = TlsFiles(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
         server = DecisionServer(cfg, data_dir, host=host, port=port, tls=tls, auth_token=tokens,
@@ -59,7 +58,7 @@ def serve(
                                 public_reflection=public_reflection)
         server.start()
     except OfferBanditError as exc:
-        fail(str(exc))
+        fail(masked(str(exc)))
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "))
     done = threading.Event()

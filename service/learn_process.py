@@ -1,0 +1,152 @@
+"""``offerbandit learn``, running: the single learner of a log (DESIGN-NOTES "Wave 2: roles").
+
+It holds the log's learner lock for as long as it runs: a PostgreSQL session advisory lock on a
+connection of its own (``DecisionLog.learner_lock()``, when the log has one), else, for a SQLite log, an
+exclusive ``flock`` on ``<log file>.learner`` beside it (released by the kernel when the process dies, even
+by SIGKILL). A second learner on the log refuses to start. It serves each campaign's champion caught up from the champion's ``learn_seq``
+(resuming exactly where the last checkpoint stopped), learns every event that became final (claiming
+the events whose reward window closed, and learning the ones replicas made final), publishes
+checkpoints and moves ``champion`` by compare-and-set -- only while it holds the lock: the moment the
+lock drops it stops publishing and :attr:`LearnerProcess.lost` is set (the command then exits 1).
+
+Start order: lock -> champion loaded (within ``[mlflow]
+start_timeout_seconds``) -> learning -> ``/metrics`` and ``/healthz``. Stop: registry, learner, lock, log.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from service.bootstrap import build_learner
+from service.config import ServiceConfig
+from service.health_http import serve_metrics_and_health
+from service.metrics import MetricsHTTPServer
+from offerbandit.errors import InvalidInput
+from service.roles import masked, sqlite_file
+
+__all__ = ["LOCK_CHECK_SECONDS", "LearnerProcess"]
+
+log = logging.getLogger("offerbandit.learn")
+LOCK_CHECK_SECONDS = 1.0
+
+
+class _HeldWhileOpen:
+    """A learner lock that stays held while this process runs (a file lock)."""
+
+    def held(self) -> bool:
+        return True
+
+
+@contextlib.contextmanager
+def _file_lock(log_file: Path, location: str) -> Iterator[_HeldWhileOpen]:
+    """An exclusive, non-blocking ``flock`` on ``<log_file>.learner`` (0600) while the block runs."""
+    fd = os.open(f"{log_file}.learner", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InvalidInput(f"another offerbandit learn is learning from {location}: one learner per log",
+                               field="log-url") from None
+        yield _HeldWhileOpen()
+    finally:
+        os.close(fd)
+
+
+class LearnerProcess:
+    """``start()`` takes the lock and learns in the background; ``stop()`` ends it; ``lost`` is set when
+    the learner lock dropped (nothing is published after that)."""
+
+    def __init__(self, config: ServiceConfig, data_dir: Path, *, metrics_port: int | None = None,
+                 metrics_host: str = "127.0.0.1") -> None:
+        self.config = config
+        self.lost = threading.Event()
+        self._holding = threading.Event()
+        parts = build_learner(config, Path(data_dir), may_publish=self.holds_lock)
+        self.url = parts.url
+        self.metrics = parts.metrics
+        self.log = parts.log
+        self.learner = parts.learner
+        self.registry = parts.registry
+        self._metrics_port = metrics_port
+        self._metrics_host = metrics_host
+        self.metrics_http: MetricsHTTPServer | None = None
+        self._exit = contextlib.ExitStack()
+        self._lock: object = _HeldWhileOpen()
+        self._stop = threading.Event()
+        self._watch = threading.Thread(target=self._watch_lock, name="learner-lock", daemon=True)
+
+    @property
+    def location(self) -> str:
+        """The log, as printed (``learning from <location>``): its URL with the password masked."""
+        return masked(self.url)
+
+    def holds_lock(self) -> bool:
+        """True while this process is the log's learner (checked before every publish)."""
+        return self._holding.is_set() and not self.lost.is_set()
+
+    def start(self) -> None:
+        lock = getattr(self.log, "learner_lock", None)
+        log_file = sqlite_file(self.url)
+        if lock is not None:  # InvalidInput/Unavailable from the log: another learner holds it
+            self._lock = self._exit.enter_context(lock()) or _HeldWhileOpen()
+        elif log_file is not None:
+            self._lock = self._exit.enter_context(_file_lock(log_file, self.location))
+        self._holding.set()
+        self._watch.start()
+        # No learner.prepare(): its backfill numbers final events as learned when no event has a learn_seq
+        # yet (a log from before learn_seq), but on a shared log replicas make events final before the first
+        # learner runs, and those must be learned, not numbered. A log from before learn_seq is numbered
+        # by one start of the embedded ``serve`` (or its migration).
+        self.registry.start()
+        timeout = self.config.mlflow.start_timeout_seconds
+        if timeout > 0 and not self.registry.store_was_missing:
+            if not (self.registry.wait_for_first_poll(timeout) and self.registry.watcher.status().healthy):
+                log.warning("registry not reached within %.0fs; learning into %s until it is", timeout,
+                            ", ".join(f"{c}: {v}" for c, v in self.registry.serving().items()))
+        self.learner.start()
+        if self._metrics_port is not None:
+            self.metrics_http = serve_metrics_and_health(self.metrics, self.health, self._metrics_host,
+                                                         self._metrics_port)
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """``/healthz``: healthy while it holds the lock and the registry is usable; its lag."""
+        lag = self.learner.lag
+        registry_ok = self.registry.watcher.status().healthy
+        holds = self.holds_lock()
+        return holds and registry_ok, {
+            "role": "learner", "log": self.location, "holds_lock": holds, "registry_healthy": registry_ok,
+            "lag_events": lag.events, "lag_seconds": round(lag.seconds, 3), "learned": self.learner.learned,
+            "serving": self.registry.serving(),
+        }
+
+    def _watch_lock(self) -> None:
+        held = getattr(self._lock, "held", None)
+        while not self._stop.wait(LOCK_CHECK_SECONDS):
+            try:
+                ok = bool(held()) if callable(held) else True
+            except Exception:  # noqa: BLE001 - a lock we cannot check is a lock we do not hold
+                ok = False
+            if not ok:
+                log.error("lost the learner lock on %s: no more checkpoints from this process", self.location)
+                self.lost.set()
+                return
+
+    def stop(self) -> None:
+        """Stop publishing and learning, release the lock, flush and close the log."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self.registry.stop()
+        self.learner.stop()
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
+        self._holding.clear()
+        try:
+            self._exit.close()
+        finally:
+            self.log.close()
