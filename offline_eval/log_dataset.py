@@ -1,4 +1,6 @@
-"""Load the decision log as logged bandit feedback for offline evaluation.
+"""Load the decision log as logged bandit feedback for offline evaluation (any log `open_log` opens:
+a data directory, ``sqlite:///...`` or ``postgresql://...``; a Parquet export loads through
+`offline_eval.parquet_dataset` into the same `LoggedDataset`).
 
 One streaming pass over the log's feedback query (chunks, so logs larger than memory load) keeps only
 numbers: the chosen position, reward, logged probability, the ragged logging pmf, times, user keys,
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -24,10 +27,30 @@ from offline_eval.feedback import LoggedFeedback
 from offline_eval.ragged import RaggedMatrix
 from policies.types import UNIT_REWARD_RANGE, LearningEvent
 
-__all__ = ["DEFAULT_CHUNK", "Exclusions", "LogFilter", "LoggedDataset", "campaigns_in_log", "load_dataset",
-           "resolve_campaign"]
+__all__ = ["DEFAULT_CHUNK", "DecisionReader", "Exclusions", "LogDecisions", "LogFilter", "LoggedDataset",
+           "campaigns_in_log", "check_present", "load_dataset", "resolve_campaign"]
 
 DEFAULT_CHUNK = 5000
+
+
+class DecisionReader(Protocol):
+    """Where a dataset's decisions are decoded from again (contexts and arm sets are not kept in memory)."""
+
+    def decisions(self, seqs: np.ndarray, chunk: int) -> Iterator[list[LoggedDecision]]:
+        """The decisions with these seqs (ascending), ``chunk`` at a time, in that order."""
+        ...
+
+
+@dataclass(frozen=True)
+class LogDecisions:
+    """Decisions re-read from the log at ``location`` (a URL `decision_log.open_log` accepts)."""
+
+    location: str
+
+    def decisions(self, seqs: np.ndarray, chunk: int) -> Iterator[list[LoggedDecision]]:
+        with open_log(self.location) as log:
+            for lo in range(0, len(seqs), chunk):
+                yield log.decisions_by_seq(seqs[lo:lo + chunk].tolist())
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +61,8 @@ class LoggedDataset:
     ``feedback.pscore[i]`` the logged probability, ``feedback.reward[i]`` the final reward.
     ``logging_pmf`` holds the served pmf per event; its ``indptr`` is the candidate layout every
     target pmf and q_hat must share. ``seq`` are the log's row ids (used to re-read contexts);
-    ``log`` is where the log lives (a URL `decision_log.open_log` accepts).
+    ``log`` is where the decisions came from (a log URL, or a Parquet export directory); ``reader``
+    decodes them again (None: from the log at ``log``).
     """
 
     log: str
@@ -54,6 +78,7 @@ class LoggedDataset:
     exclusions: Exclusions = field(default_factory=Exclusions)
     log_filter: LogFilter = field(default_factory=LogFilter)
     reward_range: tuple[float, float] = UNIT_REWARD_RANGE
+    reader: DecisionReader | None = None
 
     @property
     def n_events(self) -> int:
@@ -80,7 +105,7 @@ class LoggedDataset:
             seq=self.seq[start:stop], event_ids=self.event_ids[start:stop],
             decided_at=self.decided_at[start:stop], user_keys=self.user_keys[start:stop],
             policy_versions=self.policy_versions[start:stop], exclusions=self.exclusions,
-            log_filter=self.log_filter, reward_range=self.reward_range)
+            log_filter=self.log_filter, reward_range=self.reward_range, reader=self.reader)
 
     def first_index_after(self, when: float) -> int:
         """Index of the first event decided strictly after ``when`` (n_events when none)."""
@@ -92,10 +117,8 @@ class LoggedDataset:
         stop = self.n_events if stop is None else stop
         if start >= stop:
             return
-        with open_log(self.log) as log:
-            wanted = self.seq[start:stop]
-            for lo in range(0, len(wanted), chunk):
-                yield log.decisions_by_seq(wanted[lo:lo + chunk].tolist())
+        reader = self.reader if self.reader is not None else LogDecisions(self.log)
+        yield from reader.decisions(self.seq[start:stop], chunk)
 
     def learning_events(self, start: int = 0, stop: int | None = None, *,
                         chunk: int = DEFAULT_CHUNK) -> Iterator[list[LearningEvent]]:
@@ -122,14 +145,18 @@ def campaigns_in_log(data_dir: Path | str) -> tuple[str, ...]:
 
 def resolve_campaign(data_dir: Path | str, campaign: str | None) -> str:
     """``campaign`` if the log has it; None: the log's only campaign (InvalidInput when several)."""
-    present = campaigns_in_log(data_dir)
+    return check_present(campaigns_in_log(data_dir), campaign, f"the decision log in {data_dir}")
+
+
+def check_present(present: tuple[str, ...], campaign: str | None, where: str) -> str:
+    """``campaign`` if ``present`` has it; None: the only campaign present (InvalidInput when several)."""
     if campaign is not None:
         if campaign not in present:
             raise InvalidInput(f"the log has no decisions for campaign {campaign!r} "
                                f"(present: {', '.join(present) or 'none'})", field="campaign")
         return campaign
     if not present:
-        raise InvalidInput(f"the decision log in {data_dir} is empty", field="data-dir")
+        raise InvalidInput(f"{where} is empty", field="data-dir")
     if len(present) > 1:
         raise InvalidInput(f"the log holds several campaigns ({', '.join(present)}); choose one with --campaign",
                            field="campaign")
