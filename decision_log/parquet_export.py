@@ -7,8 +7,9 @@ decoded rows are held at a time, so an export of a log larger than memory works.
 
 Columns (`export_schema`; times are UTC timestamps in microseconds):
 
-- ``seq`` (the log's order), ``event_id``, ``campaign``, ``decided_at``, ``user_key`` (the keyed hash,
-  never the id), ``policy_version``, ``exploration``, ``no_contact_reason``;
+- ``seq`` (the log's order), ``event_id``, ``campaign``, ``decided_at`` (and ``decided_at_s``: the same
+  time as logged, unix seconds as a double, so filters and time windows match the log's exactly),
+  ``user_key`` (the keyed hash, never the id), ``policy_version``, ``exploration``, ``no_contact_reason``;
 - the chosen arm: ``chosen_index`` (position in the arm lists below), ``offer_id``, ``format``,
   ``time_slot`` (null for ``no_contact``) and ``probability`` (exact, as logged);
 - the reward: ``reward`` is the *final* reward — the received one (clipped to the campaign's
@@ -51,6 +52,7 @@ def _schema():  # noqa: ANN202 - pyarrow is imported only by whoever exports or 
     when = pa.timestamp("us", tz="UTC")
     return pa.schema([
         ("seq", pa.int64()), ("event_id", pa.string()), ("campaign", pa.string()), ("decided_at", when),
+        ("decided_at_s", pa.float64()),
         ("user_key", pa.string()), ("policy_version", pa.string()), ("exploration", pa.string()),
         ("no_contact_reason", pa.string()), ("chosen_index", pa.int32()), ("offer_id", pa.string()),
         ("format", pa.string()), ("time_slot", pa.string()), ("probability", pa.float64()),
@@ -128,7 +130,8 @@ class _Columns:
         v = self.values
         for name, value in (
                 ("seq", d.seq), ("event_id", d.event_id), ("campaign", d.campaign),
-                ("decided_at", _micros(d.decided_at)), ("user_key", d.context.user_key),
+                ("decided_at", _micros(d.decided_at)), ("decided_at_s", float(d.decided_at)),
+                ("user_key", d.context.user_key),
                 ("policy_version", d.policy_version), ("exploration", d.exploration),
                 ("no_contact_reason", d.no_contact_reason), ("chosen_index", d.chosen),
                 ("offer_id", None if chosen is None else chosen.offer_id),

@@ -32,9 +32,9 @@ from policies.types import ArmSet, DecisionContext, JointArm, Offer
 __all__ = ["FEEDBACK_COLUMNS", "ParquetDecisions", "campaigns_in_export", "is_parquet_export", "load_parquet_dataset"]
 
 #: What the feedback pass reads of each file (contexts, arms and offer snapshots are left on disk).
-FEEDBACK_COLUMNS = ("seq", "event_id", "campaign", "decided_at", "user_key", "policy_version", "exploration",
+FEEDBACK_COLUMNS = ("seq", "event_id", "campaign", "decided_at_s", "user_key", "policy_version", "exploration",
                     "chosen_index", "probability", "reward", "final", "deferred", "activated", "pmf")
-_TIMES = ("decided_at", "learned_at", "activated_at")
+_TIMES = ("learned_at", "activated_at")  # decided_at is read exactly from decided_at_s
 _ARM_SET_CACHE = 4096
 
 
@@ -44,18 +44,6 @@ def is_parquet_export(where: Path | str) -> bool:
     if "://" in str(where) or not path.is_dir() or (path / "decisions.db").exists():
         return False
     return any(p.suffix == ".parquet" for p in path.iterdir())
-
-
-def _seconds(column) -> np.ndarray:  # noqa: ANN001 - a pyarrow timestamp column
-    import pyarrow as pa
-
-    return column.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
-
-
-def _micros(seconds: float):  # noqa: ANN202
-    import pyarrow as pa
-
-    return pa.scalar(int(round(float(seconds) * 1_000_000)), type=pa.timestamp("us", tz="UTC"))
 
 
 def campaigns_in_export(directory: Path | str) -> tuple[str, ...]:
@@ -74,9 +62,9 @@ def _selected(batch, log_filter: LogFilter):  # noqa: ANN001, ANN202 - a pyarrow
 
     mask = pc.equal(batch["campaign"], log_filter.campaign)
     if log_filter.since is not None:
-        mask = pc.and_(mask, pc.greater_equal(batch["decided_at"], _micros(log_filter.since)))
+        mask = pc.and_(mask, pc.greater_equal(batch["decided_at_s"], log_filter.since))
     if log_filter.until is not None:
-        mask = pc.and_(mask, pc.less(batch["decided_at"], _micros(log_filter.until)))
+        mask = pc.and_(mask, pc.less(batch["decided_at_s"], log_filter.until))
     if log_filter.policy_version is not None:
         mask = pc.and_(mask, pc.equal(batch["policy_version"], log_filter.policy_version))
     return batch.filter(mask)
@@ -133,7 +121,7 @@ class _Columns:
         self.lengths.append(lengths)
         self.pmfs.append(kept["pmf"].flatten().to_numpy(zero_copy_only=False).astype(np.float64))
         self.seqs.append(kept["seq"].to_numpy(zero_copy_only=False).astype(np.int64))
-        self.times.append(_seconds(kept["decided_at"]))
+        self.times.append(kept["decided_at_s"].to_numpy(zero_copy_only=False).astype(np.float64))
         self.event_ids.extend(kept["event_id"].to_pylist())
         self.users.extend(kept["user_key"].to_pylist())
         self.versions.extend(kept["policy_version"].to_pylist())
@@ -255,7 +243,7 @@ def _decision(row: dict, offers: dict[str, dict[str, Offer]], arm_sets: dict[tup
     context = DecisionContext(user_key=row["user_key"], context=dict(row["context"] or ()),
                               numeric=dict(row["numeric"] or ()), campaign=row["campaign"])
     return LoggedDecision(
-        seq=row["seq"], event_id=row["event_id"], campaign=row["campaign"], decided_at=_time(row["decided_at"]),
+        seq=row["seq"], event_id=row["event_id"], campaign=row["campaign"], decided_at=row["decided_at_s"],
         context=context, arm_set=arm_set, pmf=np.asarray(row["pmf"], dtype=np.float64), chosen=row["chosen_index"],
         probability=row["probability"], policy_version=row["policy_version"], exploration=row["exploration"],
         deferred=row["deferred"], activated_at=_time(row["activated_at"]), learned_at=_time(row["learned_at"]),

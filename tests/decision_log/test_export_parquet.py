@@ -17,6 +17,7 @@ from tests.offline_eval.test_offline_eval_sqlite import CONFIG, mixed_log
 WHEN = pa.timestamp("us", tz="UTC")
 EXPECTED_TYPES = {
     "seq": pa.int64(), "event_id": pa.string(), "campaign": pa.string(), "decided_at": WHEN,
+    "decided_at_s": pa.float64(),
     "user_key": pa.string(), "policy_version": pa.string(), "exploration": pa.string(),
     "no_contact_reason": pa.string(), "chosen_index": pa.int32(), "offer_id": pa.string(), "format": pa.string(),
     "time_slot": pa.string(), "probability": pa.float64(), "reward": pa.float64(), "rewarded": pa.bool_(),
@@ -72,6 +73,7 @@ def test_one_row_per_decision_in_log_order(logged, tmp_path):
                 (row["offer_id"], row["format"], row["time_slot"])
             assert row["pmf"][i] == pytest.approx(row["probability"], abs=1e-12)
         assert row["decided_at"].timestamp() == pytest.approx(d.decided_at, abs=1e-6)
+        assert row["decided_at_s"] == d.decided_at  # exact
         offers = dict((name, features) for name, features in json.loads(row["offer_set"]))
         assert set(row["arm_offer_id"]) <= set(offers)
 
