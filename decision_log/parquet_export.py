@@ -2,8 +2,9 @@
 and pandas, and by `offline_eval.parquet_dataset` for offline evaluation without the log.
 
 ``DIR`` is created and holds nothing but ``part-00000.parquet``, ``part-00001.parquet``, ... in log
-order (``seq`` ascending across and within files). The log is streamed: at most ``rows_per_file``
-decoded rows are held at a time, so an export of a log larger than memory works.
+order (``seq`` ascending across and within files), each of at most ``rows_per_file`` rows. The log is
+streamed and written one row group at a time (`ROW_GROUP_ROWS` rows, fewer for large arm sets), so
+memory stays bounded whatever the size of the log or of a file.
 
 Columns (`export_schema`; times are UTC timestamps in microseconds):
 
@@ -27,7 +28,6 @@ Columns (`export_schema`; times are UTC timestamps in microseconds):
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,12 +37,14 @@ from decision_log.records import LogFilter, LoggedDecision, RewardDefaults
 from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 
-__all__ = ["DEFAULT_ROWS_PER_FILE", "PART_PATTERN", "ROW_GROUP_ROWS", "ParquetExport", "export_parquet",
+__all__ = ["DEFAULT_ROWS_PER_FILE", "PART_PATTERN", "MAX_GROUP_ARMS", "ROW_GROUP_ROWS", "ParquetExport", "export_parquet",
            "export_schema", "part_files"]
 
 DEFAULT_ROWS_PER_FILE = 100_000
 #: Rows per row group inside a file: the unit readers skip by ``seq`` statistics.
 ROW_GROUP_ROWS = 10_000
+#: A row group is written early once its arm lists hold this many entries (500-arm decisions).
+MAX_GROUP_ARMS = 1_000_000
 PART_PATTERN = "part-{:05d}.parquet"
 
 
@@ -103,12 +105,13 @@ def _prepare(out_dir: Path) -> None:
 
 
 class _Columns:
-    """One file's rows, column by column (plain Python lists handed to pyarrow once per file)."""
+    """One row group's rows, column by column (plain Python lists handed to pyarrow at once)."""
 
     def __init__(self, names: list[str]) -> None:
         self.values: dict[str, list] = {name: [] for name in names}
         self.rows = 0
-        # the decoder shares one offers mapping between rows of one arm set: encode each once a file
+        self.arms = 0
+        # the decoder shares one offers mapping between rows of one arm set: encode each once a group
         self._snapshots: dict[int, tuple[object, str, str]] = {}  # id(offers) -> (offers, id, json)
 
     def _snapshot(self, decision: LoggedDecision) -> tuple[str, str]:
@@ -147,47 +150,91 @@ class _Columns:
                 ("offer_set_id", snapshot_id), ("offer_set", snapshot)):
             v[name].append(value)
         self.rows += 1
+        self.arms += len(arms)
 
 
 def _micros(seconds: float | None) -> int | None:
     return None if seconds is None else int(round(float(seconds) * 1_000_000))
 
 
-def _write(columns: _Columns, path: Path) -> None:
+_DICTIONARY_COLUMNS = ["campaign", "policy_version", "exploration", "no_contact_reason", "offer_id", "format",
+                       "time_slot", "offer_set_id", "offer_set", "arm_offer_id", "arm_format", "arm_time_slot",
+                       "user_key"]
+
+
+def _table(columns: _Columns, schema):  # noqa: ANN001, ANN202 - pyarrow objects
     import numpy as np
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    schema = _schema()
     arrays = []
     for field in schema:
         values = columns.values[field.name]
-        if field.name == "pmf":
-            lengths = np.fromiter((len(p) for p in values), dtype=np.int32, count=len(values))
+        if field.name == "pmf":  # one float64 buffer and offsets, not a Python float per entry
+            lengths = np.fromiter((len(p) for p in values), dtype=np.int64, count=len(values))
             offsets = np.zeros(len(values) + 1, dtype=np.int32)
             np.cumsum(lengths, out=offsets[1:])
             flat = np.concatenate(values).astype(np.float64) if values else np.zeros(0)
             arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float64())))
         else:
             arrays.append(pa.array(values, type=field.type))
-    table = pa.Table.from_arrays(arrays, schema=schema)
-    pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, compression="zstd",
-                   use_dictionary=["campaign", "policy_version", "exploration", "no_contact_reason", "offer_id",
-                                   "format", "time_slot", "offer_set_id", "offer_set", "arm_offer_id",
-                                   "arm_format", "arm_time_slot", "user_key"])
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _chunks(decisions: Iterator[LoggedDecision], rows_per_file: int,
-            defaults: RewardDefaults) -> Iterator[_Columns]:
-    names = _schema().names
-    columns = _Columns(names)
-    for decision in decisions:
-        columns.add(decision, defaults)
-        if columns.rows == rows_per_file:
-            yield columns
-            columns = _Columns(names)
-    if columns.rows:
-        yield columns
+class _PartWriter:
+    """Writes row groups into ``part-NNNNN.parquet`` files of at most ``rows_per_file`` rows each.
+
+    Memory is bounded by one row group (`ROW_GROUP_ROWS` rows, or fewer when their arm lists reach
+    `MAX_GROUP_ARMS` entries), whatever ``rows_per_file`` is."""
+
+    def __init__(self, out: Path, rows_per_file: int, defaults: RewardDefaults) -> None:
+        self.schema = _schema()
+        self.out, self.rows_per_file, self.defaults = out, rows_per_file, defaults
+        self.files: list[Path] = []
+        self.rows = 0
+        self._writer = None
+        self._in_file = 0
+        self._group = _Columns(self.schema.names)
+
+    def add(self, decision: LoggedDecision) -> None:
+        self._group.add(decision, self.defaults)
+        self._in_file += 1
+        self.rows += 1
+        if self._in_file == self.rows_per_file:
+            self._flush()
+            self._close_file()
+        elif self._group.rows == ROW_GROUP_ROWS or self._group.arms >= MAX_GROUP_ARMS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow.parquet as pq
+
+        if self._group.rows == 0 and self.files:
+            return
+        if self._writer is None:
+            self.files.append(self.out / PART_PATTERN.format(len(self.files)))
+            self._writer = pq.ParquetWriter(self.files[-1], self.schema, compression="zstd",
+                                            use_dictionary=_DICTIONARY_COLUMNS)
+        self._writer.write_table(_table(self._group, self.schema), row_group_size=max(self._group.rows, 1))
+        self._group = _Columns(self.schema.names)
+
+    def _close_file(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._in_file = 0
+
+    def close(self) -> None:
+        """Write what is buffered (an empty export still gets one file, so readers see the schema)."""
+        if self._group.rows or not self.files or self._writer is not None:
+            self._flush()
+        self._close_file()
+
+    def abort(self) -> None:
+        try:
+            self._close_file()
+        finally:
+            for path in self.files:
+                path.unlink(missing_ok=True)
 
 
 def export_parquet(log_location: Path | str, out_dir: Path | str, *, campaign: str | None = None,
@@ -199,24 +246,15 @@ def export_parquet(log_location: Path | str, out_dir: Path | str, *, campaign: s
     default reward and reward range (0.0 and [0, 1] when None). ``out_dir`` must be new or empty; it
     is created. An empty log still writes one (empty) file, so readers see the schema."""
     check_scalar(rows_per_file, "rows_per_file", int, low=1)
-    defaults = defaults or RewardDefaults()
     out = Path(out_dir)
-    written: list[Path] = []
-    rows = 0
     with open_log(log_location) as log:
         _prepare(out)
+        writer = _PartWriter(out, rows_per_file, defaults or RewardDefaults())
         try:
-            for columns in _chunks(log.decisions(LogFilter(campaign=campaign), chunk=min(rows_per_file, 5000)),
-                                   rows_per_file, defaults):
-                written.append(out / PART_PATTERN.format(len(written)))
-                _write(columns, written[-1])
-                rows += columns.rows
-            if not written:
-                written.append(out / PART_PATTERN.format(0))
-                _write(_Columns(_schema().names), written[-1])
+            for decision in log.decisions(LogFilter(campaign=campaign), chunk=min(rows_per_file, 5000)):
+                writer.add(decision)
+            writer.close()
         except BaseException:  # leave no half export behind (a reader would take it for a whole one)
-            for path in written:
-                path.unlink(missing_ok=True)
+            writer.abort()
             raise
-    return ParquetExport(rows, tuple(written))
-
+    return ParquetExport(writer.rows, tuple(writer.files))

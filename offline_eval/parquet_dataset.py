@@ -36,6 +36,7 @@ FEEDBACK_COLUMNS = ("seq", "event_id", "campaign", "decided_at_s", "user_key", "
                     "chosen_index", "probability", "reward", "final", "deferred", "activated", "pmf")
 _TIMES = ("learned_at", "activated_at")  # decided_at is read exactly from decided_at_s
 _ARM_SET_CACHE = 4096
+_DECODE_ROWS = 1000
 
 
 def is_parquet_export(where: Path | str) -> bool:
@@ -207,11 +208,12 @@ class ParquetDecisions:
                 rows = np.flatnonzero(np.isin(table["seq"].to_numpy(), wanted))
                 if rows.size == 0:
                     continue
-                for record in _records(table.take(rows)):
-                    out.append(_decision(record, offers, arm_sets))
-                    if len(out) == chunk:
-                        yield out
-                        out = []
+                for lo in range(0, rows.size, _DECODE_ROWS):  # Python objects for a slice at a time
+                    for record in _records(table.take(rows[lo:lo + _DECODE_ROWS])):
+                        out.append(_decision(record, offers, arm_sets))
+                        if len(out) == chunk:
+                            yield out
+                            out = []
         if out:
             yield out
 

@@ -112,6 +112,26 @@ def test_small_files_hold_the_same_rows_and_nothing_else_is_written(logged, tmp_
     assert pq.read_table(out).to_pylist() == pq.read_table(tmp_path / "whole").to_pylist()
 
 
+def test_memory_is_bounded_by_a_row_group_whatever_the_file_size(logged, tmp_path, monkeypatch):
+    import decision_log.parquet_export as module
+
+    data_dir, _, _ = logged
+    monkeypatch.setattr(module, "ROW_GROUP_ROWS", 4)
+    result = export_parquet(data_dir, tmp_path / "rows", rows_per_file=100)
+    (path,) = result.files
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_rows == 40 and meta.num_row_groups == 10
+    assert {meta.row_group(i).num_rows for i in range(10)} == {4}
+    monkeypatch.setattr(module, "MAX_GROUP_ARMS", 30)  # 12 arms a decision (0 for no_contact)
+    result = export_parquet(data_dir, tmp_path / "arms", rows_per_file=100)
+    meta = pq.ParquetFile(result.files[0]).metadata
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= 4
+    for i in range(meta.num_row_groups):
+        arms = pq.ParquetFile(result.files[0]).read_row_group(i, columns=["pmf"])["pmf"].to_pylist()
+        assert sum(len(p) for p in arms[:-1]) < 30  # the group closed once it reached the bound
+    assert pq.read_table(tmp_path / "arms").to_pylist() == pq.read_table(tmp_path / "rows").to_pylist()
+
+
 def test_campaign_filter_and_a_log_url(logged, tmp_path):
     data_dir, _, _ = logged
     result = export_parquet(f"sqlite:///{data_dir.resolve()}/decisions.db", tmp_path / "quick", campaign="quick")
