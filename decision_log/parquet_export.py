@@ -24,10 +24,13 @@ Columns (`export_schema`; times are UTC timestamps in microseconds):
   need nothing else;
 - what target policies score: ``context`` (map string→string), ``numeric`` (map string→double),
   ``offer_set_id`` and ``offer_set`` (the logged offer snapshot of the eligible arms' offers, canonical
-  JSON; dictionary-encoded, so repeated snapshots cost little).
+  JSON; dictionary-encoded, so repeated snapshots cost little), and ``arm_set_id`` (a content hash of the
+  snapshot and the arm lists: rows with the same one share one decoded arm set).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +67,7 @@ def _schema():  # noqa: ANN202 - pyarrow is imported only by whoever exports or 
         ("pmf", pa.list_(pa.float64())), ("arm_offer_id", pa.list_(pa.string())),
         ("arm_format", pa.list_(pa.string())), ("arm_time_slot", pa.list_(pa.string())),
         ("context", pa.map_(pa.string(), pa.string())), ("numeric", pa.map_(pa.string(), pa.float64())),
-        ("offer_set_id", pa.string()), ("offer_set", pa.string()),
+        ("offer_set_id", pa.string()), ("offer_set", pa.string()), ("arm_set_id", pa.string()),
     ])
 
 
@@ -113,6 +116,7 @@ class _Columns:
         self.arms = 0
         # the decoder shares one offers mapping between rows of one arm set: encode each once a group
         self._snapshots: dict[int, tuple[object, str, str]] = {}  # id(offers) -> (offers, id, json)
+        self._arm_sets: dict[int, tuple[object, str]] = {}  # id(arm_set) -> (arm_set, arm_set_id)
 
     def _snapshot(self, decision: LoggedDecision) -> tuple[str, str]:
         offers = decision.arm_set.offers
@@ -121,6 +125,16 @@ class _Columns:
             found = (offers, *encode_offers([offers[name] for name in sorted(offers)]))
             self._snapshots[id(offers)] = found
         return found[1], found[2]
+
+    def _arm_set_id(self, decision: LoggedDecision, snapshot_id: str) -> str:
+        arm_set = decision.arm_set
+        found = self._arm_sets.get(id(arm_set))
+        if found is None or found[0] is not arm_set:
+            text = json.dumps([snapshot_id, [[a.offer_id, a.format, a.time_slot] for a in arm_set.arms]],
+                              separators=(",", ":"), ensure_ascii=False)
+            found = (arm_set, hashlib.sha256(text.encode("utf-8")).hexdigest()[:32])
+            self._arm_sets[id(arm_set)] = found
+        return found[1]
 
     def add(self, d: LoggedDecision, defaults: RewardDefaults) -> None:
         final = d.learned_at is not None
@@ -147,7 +161,8 @@ class _Columns:
                 ("pmf", d.pmf), ("arm_offer_id", [a.offer_id for a in arms]),
                 ("arm_format", [a.format for a in arms]), ("arm_time_slot", [a.time_slot for a in arms]),
                 ("context", list(d.context.context.items())), ("numeric", list(d.context.numeric.items())),
-                ("offer_set_id", snapshot_id), ("offer_set", snapshot)):
+                ("offer_set_id", snapshot_id), ("offer_set", snapshot),
+                ("arm_set_id", self._arm_set_id(d, snapshot_id))):
             v[name].append(value)
         self.rows += 1
         self.arms += len(arms)
@@ -158,7 +173,7 @@ def _micros(seconds: float | None) -> int | None:
 
 
 _DICTIONARY_COLUMNS = ["campaign", "policy_version", "exploration", "no_contact_reason", "offer_id", "format",
-                       "time_slot", "offer_set_id", "offer_set", "arm_offer_id", "arm_format", "arm_time_slot",
+                       "time_slot", "offer_set_id", "offer_set", "arm_set_id", "arm_offer_id", "arm_format", "arm_time_slot",
                        "user_key"]
 
 

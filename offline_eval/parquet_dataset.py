@@ -193,7 +193,7 @@ class ParquetDecisions:
         if wanted.size == 0:
             return
         offers: dict[str, dict[str, Offer]] = {}
-        arm_sets: dict[tuple, ArmSet] = {}
+        arm_sets: dict[str, ArmSet] = {}
         out: list[LoggedDecision] = []
         for path in self.files:
             handle = pq.ParquetFile(path)
@@ -209,8 +209,8 @@ class ParquetDecisions:
                 if rows.size == 0:
                     continue
                 for lo in range(0, rows.size, _DECODE_ROWS):  # Python objects for a slice at a time
-                    for record in _records(table.take(rows[lo:lo + _DECODE_ROWS])):
-                        out.append(_decision(record, offers, arm_sets))
+                    for decision in _decisions(table.take(rows[lo:lo + _DECODE_ROWS]), offers, arm_sets):
+                        out.append(decision)
                         if len(out) == chunk:
                             yield out
                             out = []
@@ -218,35 +218,48 @@ class ParquetDecisions:
             yield out
 
 
-def _records(table) -> list[dict]:  # noqa: ANN001 - a pyarrow Table
-    import pyarrow as pa
+_ARM_COLUMNS = ("arm_offer_id", "arm_format", "arm_time_slot")
 
+
+def _decisions(table, offers: dict[str, dict[str, Offer]],  # noqa: ANN001 - a pyarrow Table
+               arm_sets: dict[str, ArmSet]) -> Iterator[LoggedDecision]:
+    """Decode rows; the pmfs come as one numpy buffer and the arm lists are read only for arm sets not
+    decoded yet (rows share them by ``arm_set_id``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pmf_column = table["pmf"].combine_chunks()
+    values = pmf_column.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+    bounds = np.zeros(table.num_rows + 1, dtype=np.int64)
+    np.cumsum(pc.list_value_length(pmf_column).to_numpy(zero_copy_only=False), out=bounds[1:])
+    plain = table.drop_columns(["pmf", *_ARM_COLUMNS])
     for name in _TIMES:
-        index = table.schema.get_field_index(name)
-        table = table.set_column(index, name, table[name].cast(pa.int64()))
-    return table.to_pylist()
+        plain = plain.set_column(plain.schema.get_field_index(name), name, plain[name].cast(pa.int64()))
+    for i, row in enumerate(plain.to_pylist()):
+        arm_set = arm_sets.get(row["arm_set_id"])
+        if arm_set is None:
+            if len(arm_sets) >= _ARM_SET_CACHE:
+                arm_sets.clear()
+            snapshot = offers.get(row["offer_set_id"])
+            if snapshot is None:
+                snapshot = offers[row["offer_set_id"]] = {o.id: o for o in decode_offers(row["offer_set"])}
+            lists = [table[name][i].as_py() for name in _ARM_COLUMNS]
+            arms = tuple(JointArm(o, f, t) for o, f, t in zip(*lists))
+            arm_set = arm_sets[row["arm_set_id"]] = ArmSet(arms=arms,
+                                                           offers={a.offer_id: snapshot[a.offer_id] for a in arms})
+        yield _decision(row, arm_set, values[bounds[i]:bounds[i + 1]].copy())
 
 
 def _time(micros: int | None) -> float | None:
     return None if micros is None else micros / 1e6
 
 
-def _decision(row: dict, offers: dict[str, dict[str, Offer]], arm_sets: dict[tuple, ArmSet]) -> LoggedDecision:
-    snapshot = offers.get(row["offer_set_id"])
-    if snapshot is None:
-        snapshot = offers[row["offer_set_id"]] = {o.id: o for o in decode_offers(row["offer_set"])}
-    key = (row["offer_set_id"], tuple(row["arm_offer_id"]), tuple(row["arm_format"]), tuple(row["arm_time_slot"]))
-    arm_set = arm_sets.get(key)
-    if arm_set is None:
-        if len(arm_sets) >= _ARM_SET_CACHE:
-            arm_sets.clear()
-        arms = tuple(JointArm(o, f, t) for o, f, t in zip(key[1], key[2], key[3]))
-        arm_set = arm_sets[key] = ArmSet(arms=arms, offers={a.offer_id: snapshot[a.offer_id] for a in arms})
+def _decision(row: dict, arm_set: ArmSet, pmf: np.ndarray) -> LoggedDecision:
     context = DecisionContext(user_key=row["user_key"], context=dict(row["context"] or ()),
                               numeric=dict(row["numeric"] or ()), campaign=row["campaign"])
     return LoggedDecision(
         seq=row["seq"], event_id=row["event_id"], campaign=row["campaign"], decided_at=row["decided_at_s"],
-        context=context, arm_set=arm_set, pmf=np.asarray(row["pmf"], dtype=np.float64), chosen=row["chosen_index"],
+        context=context, arm_set=arm_set, pmf=pmf, chosen=row["chosen_index"],
         probability=row["probability"], policy_version=row["policy_version"], exploration=row["exploration"],
         deferred=row["deferred"], activated_at=_time(row["activated_at"]), learned_at=_time(row["learned_at"]),
         reward=row["reward"], no_contact_reason=row["no_contact_reason"] or "", quarantined=row["quarantined"],

@@ -26,6 +26,7 @@ EXPECTED_TYPES = {
     "arm_offer_id": pa.list_(pa.string()), "arm_format": pa.list_(pa.string()),
     "arm_time_slot": pa.list_(pa.string()), "context": pa.map_(pa.string(), pa.string()),
     "numeric": pa.map_(pa.string(), pa.float64()), "offer_set_id": pa.string(), "offer_set": pa.string(),
+    "arm_set_id": pa.string(),
 }
 
 
@@ -76,6 +77,12 @@ def test_one_row_per_decision_in_log_order(logged, tmp_path):
         assert row["decided_at_s"] == d.decided_at  # exact
         offers = dict((name, features) for name, features in json.loads(row["offer_set"]))
         assert set(row["arm_offer_id"]) <= set(offers)
+    by_arm_set: dict[str, set] = {}
+    for row in rows.values():
+        key = (row["offer_set"], tuple(row["arm_offer_id"]), tuple(row["arm_format"]), tuple(row["arm_time_slot"]))
+        by_arm_set.setdefault(row["arm_set_id"], set()).add(key)
+    assert all(len(keys) == 1 for keys in by_arm_set.values())  # one id, one arm set
+    assert len({next(iter(keys)) for keys in by_arm_set.values()}) == len(by_arm_set) >= 2  # and back
 
 
 def test_reward_is_final_or_null_and_rewarded_says_whether_one_arrived(logged, tmp_path):
