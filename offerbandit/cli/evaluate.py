@@ -46,8 +46,9 @@ def eval_command(
     if log_url is not None and parquet is not None:
         fail("--log-url and --parquet are alternatives: evaluate on a log or on an export")
     source = parquet if parquet is not None else (None if log_url is None else log_location(data_dir, log_url))
-    if parquet is not None and not parquet.is_dir():
-        fail(f"--parquet {parquet} is not a directory (write one with `offerbandit export --format parquet`)")
+    if parquet is not None and (not parquet.is_dir() or not any(parquet.glob("*.parquet"))):
+        fail(f"--parquet {parquet} is not a directory of .parquet files (write one with "
+             "`offerbandit export --format parquet --out DIR`)")
     try:
         settings = offline_settings(load_config(config) if config else ServiceConfig())
         code = run_eval_command(data_dir, policy, campaign=campaign, json_out=json_out, estimators=estimator,

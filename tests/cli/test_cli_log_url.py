@@ -86,6 +86,14 @@ def test_a_bad_log_url_is_one_line_and_nonzero(tmp_path, command, url, needle):
     assert not (tmp_path / "x").exists()
 
 
+def test_eval_parquet_needs_an_export(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for where in (tmp_path / "empty", tmp_path / "missing"):
+        result = run("eval", "--no-mlflow", "--parquet", str(where))
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert "not a directory of .parquet files" in result.stderr, result.stderr
+
+
 def test_export_parquet_needs_an_out_directory(logged):
     _, url, _ = logged
     result = run("export", "--log-url", url, "--format", "parquet")
