@@ -84,7 +84,7 @@ class RowDecoder:
             exploration=row["exploration"], deferred=bool(row["deferred"]), activated_at=row["activated_at"],
             learned_at=row["learned_at"], reward=row["reward"], baseline=baseline,
             no_contact_reason=row["no_contact_reason"] or "", fingerprint=_column(row, "fingerprint"),
-            quarantined=_column(row, "quarantined_at") is not None)
+            quarantined=_column(row, "quarantined_at") is not None, rewarded=bool(_column(row, "reward_count") or 0))
 
     def history_record(self, row: Row) -> HistoryRecord | None:
         """What the per-user store needs from a logged decision (None for no_contact)."""

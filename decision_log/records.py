@@ -194,6 +194,7 @@ class LoggedDecision:
     no_contact_reason: str = ""
     fingerprint: str | None = None  # None for decisions logged before fingerprints
     quarantined: bool = False  # learning it made a model unusable: never learned or replayed again
+    rewarded: bool = False  # a reward arrived for it (False when ``reward`` is the default of a closed window)
 
     @property
     def chosen_arm(self) -> JointArm | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from offline_eval.evaluation import Evaluation
-from offline_eval.sqlite_loader import Exclusions, LogFilter
+from offline_eval.log_dataset import Exclusions, LogFilter
 
 __all__ = ["EvaluationReport", "PolicyResult", "Window"]
 

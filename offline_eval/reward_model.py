@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from offline_eval.ragged import RaggedMatrix
-from offline_eval.sqlite_loader import DEFAULT_CHUNK, LoggedDataset
+from offline_eval.log_dataset import DEFAULT_CHUNK, LoggedDataset
 from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.vw.regressor import RewardRegressorConfig, VWRewardRegressor

@@ -1,6 +1,7 @@
 """Evaluate named policies on the service's decision log: load, split by time, train, estimate.
 
-The log's final decisions (see :mod:`offline_eval.sqlite_loader`) are split in time order: the first
+The log's final decisions (see :mod:`offline_eval.log_dataset`; or a Parquet export's, see
+:mod:`offline_eval.parquet_dataset`) are split in time order: the first
 ``train_fraction`` is the *training window* (baselines and counterfactual policies learn from it),
 the rest is the *evaluation window* every policy is estimated on. A registry version is estimated
 only on the part of the evaluation window after the last event it learned from (its lineage's
@@ -22,11 +23,12 @@ from offline_eval.evaluation import DEFAULT_N_BOOTSTRAP, evaluate
 from offline_eval.results import EvaluationReport, PolicyResult, Window
 from offline_eval.reward_model import RewardModelConfig, cross_fit_q_hat
 from offline_eval.settings import OfflineSettings
-from offline_eval.sqlite_loader import DEFAULT_CHUNK, load_dataset
+from offline_eval.log_dataset import DEFAULT_CHUNK, LoggedDataset, load_dataset
+from offline_eval.parquet_dataset import is_parquet_export, load_parquet_dataset
 from offline_eval.targets import TargetPolicy, TargetSpec, build_target, parse_target, registry_for, target_pmf
 from policy_registry import PolicyRegistry
 
-__all__ = ["DEFAULT_TRAIN_FRACTION", "ProgressCallback", "evaluate_policies"]
+__all__ = ["DEFAULT_TRAIN_FRACTION", "ProgressCallback", "evaluate_policies", "load_source"]
 
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stage is "loading log", "reward model" or a policy label."""
@@ -47,6 +49,14 @@ def _check_policies(policies: Sequence[str]) -> tuple[TargetSpec, ...]:
     if repeated:
         raise InvalidInput(f"policy {repeated[0]!r} is named twice", field="policy")
     return specs
+
+
+def load_source(source: str | Path, **options: object) -> LoggedDataset:
+    """The dataset of ``source``: a Parquet export directory (`load_parquet_dataset`), else a data
+    directory or log URL (`load_dataset`); ``options`` are the loaders' shared keywords."""
+    if is_parquet_export(source):
+        return load_parquet_dataset(source, **options)
+    return load_dataset(source, **options)
 
 
 def _window(dataset, start: int, stop: int) -> Window:
@@ -73,6 +83,7 @@ def evaluate_policies(
     reward_model: RewardModelConfig | None = RewardModelConfig(),
     progress: ProgressCallback | None = None,
     chunk: int = DEFAULT_CHUNK,
+    source: str | Path | None = None,
 ) -> EvaluationReport:
     """Estimate the value of each named policy on the decision log in ``data_dir``.
 
@@ -80,7 +91,9 @@ def evaluate_policies(
     instances; None = every estimator that applies. ``settings``: default rewards and the campaign's
     own policy (None: missing rewards count as 0, counterfactuals train with their own defaults). ``reward_model`` None skips q_hat (and so the
     DM/DR family). ``registry``: defaults to the data dir's MLflow store when a version or alias
-    is named. ``progress(stage, done, total)`` is called as work advances.
+    is named. ``progress(stage, done, total)`` is called as work advances. ``source``: where the
+    decisions come from when not ``data_dir``'s own log: a log URL (``sqlite:///...``,
+    ``postgresql://...``) or a Parquet export directory; ``data_dir`` still locates the MLflow store.
     """
     specs = _check_policies(policies)
     train_fraction = _check_train_fraction(train_fraction)
@@ -96,8 +109,8 @@ def evaluate_policies(
     if progress is not None:
         progress("loading log", 0, 1)
     settings = settings if settings is not None else OfflineSettings()
-    dataset = load_dataset(data_dir, campaign=campaign, since=since, until=until,
-                           policy_version=policy_version, defaults=settings.rewards, chunk=chunk)
+    dataset = load_source(data_dir if source is None else source, campaign=campaign, since=since, until=until,
+                          policy_version=policy_version, defaults=settings.rewards, chunk=chunk)
     if progress is not None:
         progress("loading log", 1, 1)
     n = dataset.n_events

@@ -28,7 +28,7 @@ import numpy as np
 from offerbandit.errors import InvalidInput, ModelError, NotFound
 from offline_eval.ragged import RaggedMatrix
 from offline_eval.settings import CampaignPolicy
-from offline_eval.sqlite_loader import DEFAULT_CHUNK, LoggedDataset
+from offline_eval.log_dataset import DEFAULT_CHUNK, LoggedDataset
 from policies.contract import Policy, learn_in_batches
 from policies.factory import load_policy, make_policy, policy_names
 from policy_registry import PolicyRegistry, RegistryConfig

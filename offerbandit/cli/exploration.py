@@ -5,11 +5,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from offerbandit.cli.options import DEFAULT_DATA_DIR, DataDir, fail
+from offerbandit.cli.options import DEFAULT_DATA_DIR, DataDir, LogUrl, fail, log_location
 from offerbandit.errors import OfferBanditError
 
 def exploration(
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    log_url: LogUrl = None,
     campaign: Annotated[Optional[str], typer.Option(help="Only this campaign.")] = None,
     by_version: Annotated[bool, typer.Option("--by-version", help="One report per policy version.")] = False,
     since: Annotated[Optional[float], typer.Option(help="Only decisions at or after this unix time.")] = None,
@@ -32,14 +33,15 @@ def exploration(
         every_s = None if every is None else report.parse_period(every)
     except OfferBanditError as exc:
         fail(f"--every: {exc}")
+    where = log_location(data_dir, log_url)
     try:
         if every_s is not None:
-            reports = report.reports_over_time(data_dir, every_s=every_s, campaign=campaign,
+            reports = report.reports_over_time(where, every_s=every_s, campaign=campaign,
                                                policy_version=version, since=since, last_n=last_n)
         elif by_version:
-            reports = report.reports_by_version(data_dir, campaign=campaign, since=since, last_n=last_n)
+            reports = report.reports_by_version(where, campaign=campaign, since=since, last_n=last_n)
         else:
-            reports = {"all": report.exploration_report_from_log(data_dir, campaign=campaign, since=since,
+            reports = {"all": report.exploration_report_from_log(where, campaign=campaign, since=since,
                                                                  last_n=last_n)}
     except OfferBanditError as exc:
         fail(str(exc))

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-__all__ = ["DEFAULT_DATA_DIR", "ConfigFile", "DataDir", "LogUrl", "configure_logging", "fail"]
+__all__ = ["DEFAULT_DATA_DIR", "ConfigFile", "DataDir", "LogUrl", "configure_logging", "fail", "log_location"]
 
 DEFAULT_DATA_DIR = Path("offerbandit-data")
 
@@ -16,7 +16,7 @@ DataDir = Annotated[Path, typer.Option("--data-dir", help="Directory for the dec
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML configuration (defaults if omitted).")]
 LogUrl = Annotated[Optional[str], typer.Option(
     "--log-url", help="The decision log: sqlite:///ABS/PATH.db (default: DATA_DIR/decisions.db) or "
-                      "postgresql://USER@HOST:PORT/DB (shared by several processes). Overrides log.url of the config.")]
+                      "postgresql://USER@HOST:PORT/DB (shared by several processes); for serve and learn it overrides [log] url.")]
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -33,3 +33,12 @@ def configure_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+def log_location(data_dir: Path, log_url: str | None) -> Path | str:
+    """The log a command reads: ``--log-url`` when given (it must be a URL), else ``--data-dir``'s log."""
+    if log_url is None:
+        return data_dir
+    if "://" not in log_url:
+        fail(f"--log-url must be a URL (sqlite:///ABS/PATH.db or postgresql://USER@HOST:PORT/DB), got {log_url!r}")
+    return log_url

@@ -91,6 +91,7 @@ def run_eval_command(
     policy_version: str | None = None,
     settings: OfflineSettings | None = None,
     out: TextIO | None = None,
+    source: str | Path | None = None,
 ) -> int:
     """``offerbandit eval``: evaluate policies on the decision log and print the result; returns 0.
 
@@ -98,6 +99,8 @@ def run_eval_command(
 
     - ``--data-dir D``: the server's data directory (decision log ``D/decisions.db``; MLflow store
       ``D/mlflow.db`` unless ``MLFLOW_TRACKING_URI`` is set).
+    - ``--log-url URL`` / ``--parquet DIR`` (``source``): read the decisions from that log, or from an
+      ``export --format parquet`` directory, instead of ``D``'s own log (``D`` still locates MLflow).
     - ``--policy NAME`` (repeatable, at least one): ``champion``, ``challenger`` or any alias; a
       version ``3``/``v3``; a baseline ``uniform``, ``best_single_arm``, ``per_segment_greedy``;
       ``counterfactual:<vw|uniform|best_single_arm|per_segment_greedy>`` (trained on the training window).
@@ -135,7 +138,7 @@ def run_eval_command(
         report = evaluate_policies(
             data_dir, policies, campaign=campaign, estimators=estimators, alpha=alpha, n_bootstrap=n_bootstrap,
             seed=seed, train_fraction=train_fraction, since=since, until=until, policy_version=policy_version,
-            settings=settings, progress=progress)
+            settings=settings, progress=progress, source=source)
     run_ids: tuple[str, ...] = ()
     if log_to_mlflow:
         registry = registry_for(Path(data_dir))

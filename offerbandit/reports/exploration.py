@@ -65,7 +65,7 @@ def exposures_from_log(data_dir: Path | str, *, since: float | None = None,
     # Deferred decisions are shown when activated, which may be after ``since`` although they were
     # decided earlier; their decisions are at most one reward window old, well inside the horizon.
     read_from = None if since is None else since - horizon_s
-    with open_log(Path(data_dir)) as log:
+    with open_log(data_dir) as log:  # a data directory or a log URL (Path() would fold a URL's //)
         shown = sorted(log.exposures(read_from), key=lambda item: (item.when, item.seq))
         categories: dict[str, dict[str, str]] = {}  # offer set -> offer id -> category
         candidates: dict[str, tuple[str, ...]] = {}  # offer set -> its offer ids

@@ -12,7 +12,7 @@ import pytest
 
 from offers.v1 import decision_pb2 as pb
 from offline_eval.runner import evaluate_policies
-from offline_eval.sqlite_loader import load_dataset
+from offline_eval.log_dataset import load_dataset
 from offline_eval.targets import build_target, parse_target, target_pmf
 from service.config import parse_config
 from service.offline_settings import offline_settings

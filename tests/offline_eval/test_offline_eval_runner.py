@@ -15,7 +15,7 @@ from offline_eval.reward_model import RewardModelConfig, cross_fit_q_hat, time_f
 from offerbandit.errors import InvalidInput, NotFound
 from offerbandit.reports.evaluation_runs import run_eval_command
 from offline_eval.runner import evaluate_policies
-from offline_eval.sqlite_loader import load_dataset
+from offline_eval.log_dataset import load_dataset
 from offline_eval.targets import build_target, parse_target, target_pmf
 from service.config import ServiceConfig
 from service.offline_settings import offline_settings

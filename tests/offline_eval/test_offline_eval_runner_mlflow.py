@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 
 from offerbandit.reports.evaluation_runs import log_report, run_eval_command
 from offline_eval.runner import evaluate_policies
-from offline_eval.sqlite_loader import load_dataset
+from offline_eval.log_dataset import load_dataset
 from offerbandit.errors import NotFound
 from policies.factory import make_policy
 from policy_registry import Lineage, PolicyArtifact, PolicyRegistry

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from offers.v1 import decision_pb2 as pb
-from offline_eval.sqlite_loader import LogFilter, load_dataset, resolve_campaign
+from offline_eval.log_dataset import LogFilter, load_dataset, resolve_campaign
 from offerbandit.errors import InvalidInput
 from service.config import parse_config
 from tests.conftest import FORMATS, OFFERS, SLOTS, make_request
