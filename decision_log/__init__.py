@@ -8,7 +8,7 @@ encodings), `decoder` (rows back into records), `backend` (the seam a storage en
 migrations, the group-committing writer, named queries, reward operations), `postgres/` (the shared
 PostgreSQL backend).
 """
-from decision_log.backend import LogBackend
+from decision_log.backend import LearnerLock, LogBackend
 from decision_log.codec import encode_offers, indices_to_blob, pmf_to_blob
 from decision_log.database import DecisionLog, open_log
 from decision_log.decoder import learning_event
@@ -48,6 +48,7 @@ __all__ = [
     "InsertOutcome",
     "LOG_FILE",
     "LearnedEvent",
+    "LearnerLock",
     "LiveStats",
     "LogBackend",
     "LogFilter",

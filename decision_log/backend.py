@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from decision_log.counting import Row
 from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LiveStats, LogFilter,
                                   RewardOutcome, ShadowScore, unit_range)
 from policies.types import Offer
+
+
+class LearnerLock(Protocol):
+    """A held learner lock: ``held()`` turns False once it is lost (its connection dropped)."""
+
+    def held(self) -> bool: ...
 
 
 class LogBackend(Protocol):
@@ -121,3 +128,7 @@ class LogBackend(Protocol):
         ...
 
     def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]: ...
+
+    def learner_lock(self) -> AbstractContextManager[LearnerLock]:
+        """The log's one-learner lock for a ``with`` block; refuses (InvalidInput) when another holds it."""
+        ...

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 
 from decision_log import counting
-from decision_log.backend import LogBackend
+from decision_log.backend import LearnerLock, LogBackend
 from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
                                   shown_decision)
 from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk,
@@ -261,6 +262,12 @@ class DecisionLog:
         ``(from_version, to_version)`` the move is recorded in ``alias_moves`` (``kind``: checkpoint,
         promote, rollback) and returned. Two movers on one log never interleave."""
         return self.backend.alias_move(campaign, alias, kind, who, why, move)
+
+    def learner_lock(self) -> AbstractContextManager[LearnerLock]:
+        """Be the one learner of this log for a ``with`` block (a PostgreSQL session advisory lock on a
+        connection of its own, or a ``flock`` beside a SQLite file); another learner's lock refuses at once
+        with InvalidInput. The handle's ``held()`` turns False if the lock is lost."""
+        return self.backend.learner_lock()
 
     def alias_moves(self, campaign: str, alias: str,
                     kinds: Sequence[str] = ("checkpoint", "promote", "rollback")) -> list[AliasMove]:

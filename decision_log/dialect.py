@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ADVISORY_NAMESPACE", "ALIAS_LOCK", "CAP_LOCK_CLASS", "Dialect", "LEARN_LOCK", "MIGRATION_LOCK",
+__all__ = ["ADVISORY_NAMESPACE", "ALIAS_LOCK", "CAP_LOCK_CLASS", "Dialect", "LEARN_LOCK", "LEARNER_LOCK", "MIGRATION_LOCK",
            "POSTGRES", "SQLITE", "dialect_of"]
 
 #: Advisory lock keys (two-int form: namespace, key). User keys use their own class so they never collide
@@ -22,6 +22,7 @@ ADVISORY_NAMESPACE = 0x0FFB
 MIGRATION_LOCK = 1
 LEARN_LOCK = 2
 ALIAS_LOCK = 3
+LEARNER_LOCK = 4  # a session lock: held by the one `offerbandit learn` of the log
 CAP_LOCK_CLASS = 0x0FFC
 
 

@@ -1,9 +1,8 @@
 """``offerbandit learn``, running: the single learner of a log (DESIGN-NOTES "Wave 2: roles").
 
-It holds the log's learner lock for as long as it runs: a PostgreSQL session advisory lock on a
-connection of its own (``DecisionLog.learner_lock()``, when the log has one), else, for a SQLite log, an
-exclusive ``flock`` on ``<log file>.learner`` beside it (released by the kernel when the process dies, even
-by SIGKILL). A second learner on the log refuses to start. It serves each campaign's champion caught up from the champion's ``learn_seq``
+It holds the log's learner lock for as long as it runs (``DecisionLog.learner_lock()``: a PostgreSQL
+session advisory lock on a connection of its own, or a ``flock`` beside a SQLite file, released by the
+kernel even on SIGKILL). A second learner on the log refuses to start. It serves each campaign's champion caught up from the champion's ``learn_seq``
 (resuming exactly where the last checkpoint stopped), learns every event that became final (claiming
 the events whose reward window closed, and learning the ones replicas made final), publishes
 checkpoints and moves ``champion`` by compare-and-set -- only while it holds the lock: the moment the
@@ -15,46 +14,21 @@ start_timeout_seconds``) -> learning -> ``/metrics`` and ``/healthz``. Stop: reg
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
+from decision_log import LearnerLock
 from service.bootstrap import build_learner
 from service.config import ServiceConfig
 from service.health_http import serve_metrics_and_health
 from service.metrics import MetricsHTTPServer
-from offerbandit.errors import InvalidInput
-from service.roles import masked, sqlite_file
+from service.roles import masked
 
 __all__ = ["LOCK_CHECK_SECONDS", "LearnerProcess"]
 
 log = logging.getLogger("offerbandit.learn")
 LOCK_CHECK_SECONDS = 1.0
-
-
-class _HeldWhileOpen:
-    """A learner lock that stays held while this process runs (a file lock)."""
-
-    def held(self) -> bool:
-        return True
-
-
-@contextlib.contextmanager
-def _file_lock(log_file: Path, location: str) -> Iterator[_HeldWhileOpen]:
-    """An exclusive, non-blocking ``flock`` on ``<log_file>.learner`` (0600) while the block runs."""
-    fd = os.open(f"{log_file}.learner", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InvalidInput(f"another offerbandit learn is learning from {location}: one learner per log",
-                               field="log-url") from None
-        yield _HeldWhileOpen()
-    finally:
-        os.close(fd)
 
 
 class LearnerProcess:
@@ -76,7 +50,7 @@ class LearnerProcess:
         self._metrics_host = metrics_host
         self.metrics_http: MetricsHTTPServer | None = None
         self._exit = contextlib.ExitStack()
-        self._lock: object = _HeldWhileOpen()
+        self._lock: LearnerLock | None = None
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._watch_lock, name="learner-lock", daemon=True)
 
@@ -90,12 +64,8 @@ class LearnerProcess:
         return self._holding.is_set() and not self.lost.is_set()
 
     def start(self) -> None:
-        lock = getattr(self.log, "learner_lock", None)
-        log_file = sqlite_file(self.url)
-        if lock is not None:  # InvalidInput/Unavailable from the log: another learner holds it
-            self._lock = self._exit.enter_context(lock()) or _HeldWhileOpen()
-        elif log_file is not None:
-            self._lock = self._exit.enter_context(_file_lock(log_file, self.location))
+        # InvalidInput: another learner holds the lock; LogUnavailable: the log cannot be reached
+        self._lock = self._exit.enter_context(self.log.learner_lock())
         self._holding.set()
         self._watch.start()
         # No learner.prepare(): its backfill numbers final events as learned when no event has a learn_seq
@@ -125,10 +95,9 @@ class LearnerProcess:
         }
 
     def _watch_lock(self) -> None:
-        held = getattr(self._lock, "held", None)
         while not self._stop.wait(LOCK_CHECK_SECONDS):
             try:
-                ok = bool(held()) if callable(held) else True
+                ok = self._lock is not None and self._lock.held()
             except Exception:  # noqa: BLE001 - a lock we cannot check is a lock we do not hold
                 ok = False
             if not ok:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 
 import psycopg
 
+from decision_log.postgres.learner_lock import SessionLock, learner_lock
 from decision_log.postgres.connection import PgConn, PoolReader, log_faults, mask_url, open_pool
 from decision_log.postgres.schema import migrate
 from decision_log.postgres.write_ops import insert_decisions, insert_shadow_scores
@@ -38,6 +40,7 @@ class PostgresBackend(LogReader):
     def __init__(self, url: str, options: LogOptions = LogOptions(), *, writable: bool = True,
                  on_queue_depth: Callable[[int], None] | None = None) -> None:
         self.url = url
+        self._connect_timeout_s = options.connect_timeout_s
         self._timeout = max(0.1, options.busy_timeout_ms / 1000)
         self._pool = open_pool(url, options)
         try:
@@ -148,3 +151,6 @@ class PostgresBackend(LogReader):
 
     def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]:
         return alias_ops.alias_moves(self._conn(), campaign, alias, kinds)
+
+    def learner_lock(self) -> AbstractContextManager[SessionLock]:
+        return learner_lock(self.url, self._connect_timeout_s)

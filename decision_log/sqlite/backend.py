@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Ins
                                   RewardOutcome, ShadowScore, unit_range)
 from decision_log.sqlite import alias_ops, learn_ops, quarantine_ops, reward_ops
 from decision_log.sqlite.connection import connect
+from decision_log.sqlite.learner_lock import FileLock, learner_lock
 from decision_log.sqlite.queries import LogReader
 from decision_log.sqlite.schema import migrate
 from decision_log.sqlite.write_ops import WriteOp, insert_decisions, insert_shadow_scores
@@ -115,6 +117,9 @@ class SqliteBackend(LogReader):
 
     def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]:
         return alias_ops.alias_moves(self._conn(), campaign, alias, kinds)
+
+    def learner_lock(self) -> AbstractContextManager[FileLock]:
+        return learner_lock(self.path)
 
 
 def _upgrade_existing(path: Path, busy_timeout_ms: int) -> None:
