@@ -58,6 +58,7 @@ class Endpoint:
     tls: TlsFiles | None = None
     auth_token: TokenTable | str | None = None
     public_reflection: bool = False
+    reuse_port: bool = False  # SO_REUSEPORT: several serve processes on one port (the kernel balances connections)
 
 
 @dataclass(frozen=True)
@@ -182,14 +183,18 @@ def _grpc_server(config: ServiceConfig, endpoint: Endpoint) -> grpc.Server:
         interceptors=interceptors,
         maximum_concurrent_rpcs=config.server.max_concurrent_rpcs,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
-                 ("grpc.so_reuseport", 0)],
+                 ("grpc.so_reuseport", int(endpoint.reuse_port))],
     )
 
 
 def _bind(grpc_server: grpc.Server, endpoint: Endpoint) -> int:
     address = f"{endpoint.host}:{endpoint.port}"
-    port = (grpc_server.add_secure_port(address, endpoint.tls.credentials()) if endpoint.tls
-            else grpc_server.add_insecure_port(address))
+    try:
+        port = (grpc_server.add_secure_port(address, endpoint.tls.credentials()) if endpoint.tls
+                else grpc_server.add_insecure_port(address))
+    except RuntimeError:  # grpcio raises it when the port is taken (or the address is not local)
+        port = 0
     if port == 0:
-        raise InvalidInput(f"cannot bind {address}", field="port")
+        hint = "" if endpoint.reuse_port else " (in use? several serve processes share a port with --reuse-port)"
+        raise InvalidInput(f"cannot bind {address}{hint}", field="port")
     return port

@@ -24,11 +24,11 @@ class DecisionServer:
     def __init__(self, config: ServiceConfig, data_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
                  tls: TlsFiles | None = None, auth_token: TokenTable | str | None = None,
                  metrics_port: int | None = None, metrics_host: str = "127.0.0.1", public_reflection: bool = False,
-                 start_registry: bool | None = None) -> None:
+                 start_registry: bool | None = None, reuse_port: bool = False) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.host = host
-        parts = build_server(config, self.data_dir, Endpoint(host, port, tls, auth_token, public_reflection),
+        parts = build_server(config, self.data_dir, Endpoint(host, port, tls, auth_token, public_reflection, reuse_port),
                              with_registry=start_registry)
         self.role = parts.role
         self.metrics = parts.metrics

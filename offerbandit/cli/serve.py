@@ -28,6 +28,9 @@ def serve(
              "scopes (decide, reward, admin; comma-separated).")] = None,
     public_reflection: Annotated[bool, typer.Option(
         "--public-reflection", help="Serve gRPC reflection without a token (health is always open).")] = False,
+    reuse_port: Annotated[bool, typer.Option(
+        "--reuse-port", help="Let several serve processes listen on the same --port (SO_REUSEPORT; the kernel "
+                             "spreads new connections over them). Use with a shared --log-url.")] = False,
     metrics_port: Annotated[Optional[int], typer.Option(
         "--metrics-port", help="Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics.")] = None,
     metrics_host: Annotated[str, typer.Option(
@@ -55,7 +58,7 @@ def serve(
         tls = TlsFiles(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
         server = DecisionServer(cfg, data_dir, host=host, port=port, tls=tls, auth_token=tokens,
                                 metrics_port=metrics_port, metrics_host=metrics_host,
-                                public_reflection=public_reflection)
+                                public_reflection=public_reflection, reuse_port=reuse_port)
         server.start()
     except OfferBanditError as exc:
         fail(masked(str(exc)))
