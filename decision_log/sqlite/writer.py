@@ -6,45 +6,25 @@ them in one ``BEGIN IMMEDIATE`` transaction (each inside its own SAVEPOINT, so o
 does not undo its neighbours) and commits once, so many decisions share one fsync. A future resolves
 only after COMMIT returned: an acknowledged decision or reward is on disk (``synchronous=FULL``).
 
-A caller that gives up may ``cancel()`` its future: an operation the writer has not taken yet is then
-never written (so "timed out" can mean "nothing committed"); once taken, cancel fails and the future
-resolves with the commit. Expected SQLite faults (busy, locked, disk full, I/O) reach callers as
+Queue, thread and cancellation are `decision_log.group_writer`'s. Expected SQLite faults (busy, locked, disk full, I/O) reach callers as
 `LogUnavailable` (see :mod:`decision_log.sqlite.faults`).
 """
 from __future__ import annotations
 
-import queue
 import sqlite3
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
+from decision_log.group_writer import GroupCommitWriter, Item, Result, runs_of
 from decision_log.records import InsertOutcome
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.faults import as_log_fault
 from decision_log.sqlite.schema import migrate
 from decision_log.sqlite.write_ops import InsertDecisions, WriteOp, insert_rows
-from offerbandit.errors import LogClosed, Overloaded
 
-_Item = tuple[WriteOp, Future]
-_Result = tuple[Future, Any, BaseException | None]
-
-
-def _runs_of_inserts(batch: list[_Item]) -> list[list[_Item]]:
-    """Split a group into runs: consecutive InsertDecisions together, every other op alone."""
-    runs: list[list[_Item]] = []
-    for item in batch:
-        if isinstance(item[0], InsertDecisions) and runs and isinstance(runs[-1][0][0], InsertDecisions):
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    return runs
-
-
-class LogWriter:
-    """The only writer of the decision log. Thread-safe ``submit``; one thread does all writes."""
+class LogWriter(GroupCommitWriter):
+    """The only writer of a SQLite log: its connection, the group's ``BEGIN IMMEDIATE`` transaction."""
 
     def __init__(self, path: Path, *, synchronous: str = "FULL", max_group: int = 512, max_queue: int = 20000,
                  busy_timeout_ms: int = 5000, autocheckpoint_pages: int = 4000,
@@ -58,78 +38,14 @@ class LogWriter:
         except BaseException:
             self._conn.close()
             raise
-        self._max_group = max_group
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_queue)
-        self._on_queue_depth = on_queue_depth
-        self._closed = threading.Event()
-        self.commits = 0
-        self.ops_written = 0
-        self._thread = threading.Thread(target=self._run, name="decision-log-writer", daemon=True)
-        self._thread.start()
+        super().__init__(max_group=max_group, max_queue=max_queue, on_queue_depth=on_queue_depth)
 
-    @property
-    def queue_depth(self) -> int:
-        return self._queue.qsize()
-
-    def submit(self, op: WriteOp) -> Future:
-        """Queue ``op``; the future resolves with its result after the COMMIT that contains it."""
-        if self._closed.is_set():
-            raise LogClosed("the decision log is closed")
-        future: Future = Future()
-        try:
-            self._queue.put_nowait((op, future))
-        except queue.Full:
-            raise Overloaded("decision log queue is full; retry later") from None
-        return future
-
-    def write(self, op: WriteOp, timeout: float | None = None) -> Any:
-        """Submit and wait for the commit."""
-        return self.submit(op).result(timeout)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            batch = [item]
-            stop = False
-            while len(batch) < self._max_group:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            self._commit(batch)
-            if self._on_queue_depth is not None:
-                self._on_queue_depth(self._queue.qsize())
-            if stop:
-                break
-        self._drain_after_close()
-
-    def _drain_after_close(self) -> None:
-        leftovers = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                leftovers.append(item)
-        if leftovers:
-            self._commit(leftovers)
-
-    def _commit(self, batch: list[_Item]) -> None:
-        batch = [(op, future) for op, future in batch if future.set_running_or_notify_cancel()]
-        if not batch:
-            return
-        results: list[_Result] = []
+    def _commit_group(self, batch: list[Item]) -> list[Result] | None:
+        results: list[Result] = []
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for run in _runs_of_inserts(batch):
+            for run in runs_of(batch, InsertDecisions):
                 if len(run) > 1 and self._merged_insert(conn, run, results):
                     continue
                 for op, future in run:
@@ -140,21 +56,12 @@ class LogWriter:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            exc = as_log_fault(exc)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        self.commits += 1
-        self.ops_written += len(batch)
-        for future, value, exc in results:
-            if exc is not None:
-                future.set_exception(exc)
-            else:
-                future.set_result(value)
+            self.fail_all(batch, as_log_fault(exc))
+            return None
+        return results
 
     @staticmethod
-    def _one(conn: sqlite3.Connection, op: WriteOp, future: Future) -> _Result:
+    def _one(conn: sqlite3.Connection, op: WriteOp, future: Future) -> Result:
         conn.execute("SAVEPOINT op")
         try:
             value = op(conn)
@@ -168,7 +75,7 @@ class LogWriter:
         return future, value, None
 
     @staticmethod
-    def _merged_insert(conn: sqlite3.Connection, run: list[_Item], results: list[_Result]) -> bool:
+    def _merged_insert(conn: sqlite3.Connection, run: list[Item], results: list[Result]) -> bool:
         """Insert a run of InsertDecisions with one executemany; False (nothing written) if it fails."""
         conn.execute("SAVEPOINT merged")
         try:
@@ -187,11 +94,8 @@ class LogWriter:
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, checkpoint the WAL into the main file, close."""
-        if self._closed.is_set():
+        if not self._stop(timeout):
             return
-        self._closed.set()
-        self._queue.put(None)
-        self._thread.join(timeout)
         try:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
