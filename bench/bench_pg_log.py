@@ -1,6 +1,6 @@
 """The PostgreSQL decision log's insert throughput against raw psycopg on the same rows and settings.
 
-    python bench/pg_log.py [--quick | --tiny] [--json PATH]
+    python bench/bench_pg_log.py [--quick | --tiny] [--json PATH]
 
 Starts a throwaway PostgreSQL cluster (tests/postgres.py: initdb + pg_ctl on 127.0.0.1, fsync on, as the
 ``postgres`` user when root) and, each on a fresh database with the log's schema, inserts the same
@@ -104,7 +104,7 @@ def through_log(url: str, rows: Sequence[DecisionRow], threads: int, rows_per_ca
 
 def main() -> None:
     args = parse_flags(__doc__.splitlines()[0])
-    report = Report("pg_log", args.mode)
+    report = Report("bench_pg_log", args.mode)
     n_rows = ROWS[args.mode]
     bin_dir = find_postgres_bin()
     if bin_dir is None:

@@ -14,14 +14,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = ("bench_service", "bench_learning", "bench_scaling")
+SCRIPTS = ("bench_service", "bench_learning", "bench_scaling", "bench_pg_log", "bench_shared_log")
 EXPECTED_GOALS = {
     "bench_service": {"served_vs_in_process_vw", "log_writer_vs_raw_executemany",
                       "log_writer_batch_ops_vs_raw_executemany", "latency_unaffected_by_mlflow_down"},
     "bench_learning": {"learned_vs_best_baseline", "learned_vs_mass_marketing"},
     "bench_scaling": set(),
+    "bench_pg_log": {"pg_log_vs_raw_executemany", "pg_log_batch_vs_raw_executemany"},
+    "bench_shared_log": {"two_replicas_vs_one", "freshness_within_30s"},
 }
-EXPECTED_TABLES = {"bench_service": 5, "bench_learning": 2, "bench_scaling": 3}
+EXPECTED_TABLES = {"bench_service": 5, "bench_learning": 2, "bench_scaling": 3, "bench_pg_log": 1,
+                   "bench_shared_log": 3}
 
 
 def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
