@@ -10,27 +10,27 @@ SQLite's (`decision_log.sqlite.queries.LogReader`), run on pooled connections on
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 
 import psycopg
 
 from decision_log.postgres.learner_lock import SessionLock, learner_lock
-from decision_log.postgres.connection import PgConn, PoolReader, log_faults, mask_url, open_pool
+from decision_log.postgres.connection import PgConn, PoolReader, mask_url, open_pool
 from decision_log.postgres.schema import migrate
 from decision_log.postgres.write_ops import insert_decisions, insert_shadow_scores
 from decision_log.postgres.writer import PgLogWriter
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LogOptions,
-                                  RewardOutcome, ShadowScore, unit_range)
-from decision_log.sqlite import alias_ops, learn_ops, quarantine_ops, reward_ops
+from decision_log.sqlite.shared_ops import SharedOperations
+from decision_log.records import AliasMove, DecisionRow, InsertOutcome, LogOptions, ShadowScore
+from decision_log.sqlite import alias_ops
 from decision_log.sqlite.queries import LogReader
 from offerbandit.errors import LogClosed
 
 __all__ = ["PostgresBackend"]
 
 
-class PostgresBackend(LogReader):
+class PostgresBackend(SharedOperations, LogReader):
     """The named queries of `LogReader` on a pool, plus the writes. ``writable``: a writer thread (the
     log's schema is created if the database is empty); else the database must already hold a log (an
     older one is upgraded). The first connection is retried for ``options.connect_timeout_s``."""
@@ -85,23 +85,6 @@ class PostgresBackend(LogReader):
     def insert_shadow_scores(self, scores: Sequence[ShadowScore]) -> Future[int]:
         return self._submit(insert_shadow_scores(scores))
 
-    def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
-                      aggregation_of: Callable[[str], str],
-                      range_of: Callable[[str], tuple[float, float]] = unit_range) -> Future[RewardOutcome]:
-        return self._submit(reward_ops.record_reward(event_id, value, reward_id, received_at, aggregation_of,
-                                                     range_of))
-
-    def activate(self, event_id: str, now: float, window_of: Callable[[str, str | None], float],
-                 aggregation_of: Callable[[str], str]) -> Future[ActivationOutcome]:
-        return self._submit(reward_ops.activate(event_id, now, window_of, aggregation_of))
-
-    def claim_due(self, seqs: Sequence[int], now: float,
-                  default_reward_of: Callable[[str], float]) -> Future[list[int]]:
-        return self._submit(reward_ops.claim_due(seqs, now, default_reward_of))
-
-    def quarantine(self, seqs: Sequence[int], when: float) -> Future[int]:
-        return self._submit(quarantine_ops.quarantine(seqs, when))
-
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -110,25 +93,6 @@ class PostgresBackend(LogReader):
         self._pool.close()
 
     # --- the order of learning (learn_seq) and alias moves -------------------------------------------
-    def assign_learn_seq(self, seqs: Sequence[int]) -> Future[dict[int, int]]:
-        return self._submit(learn_ops.assign_learn_seq(seqs))
-
-    def backfill_learn_seq(self) -> Future[int]:
-        return self._submit(learn_ops.backfill_learn_seq())
-
-    def learned_after_seq(self, campaign: str, after: int, chunk: int = 1000) -> Iterator:
-        return learn_ops.learned_after_seq(self._conn, campaign, after, chunk)
-
-    def unlearned_final(self, chunk: int = 1000) -> Iterator[int]:
-        return learn_ops.unlearned_final(self._conn, chunk)
-
-    def max_learn_seq(self, campaign: str | None = None) -> int:
-        return learn_ops.max_learn_seq(self._conn(), campaign)
-
-    def learn_seq_through(self, campaign: str, learned_at: float) -> int:
-        return learn_ops.learn_seq_through(self._conn(), campaign, learned_at)
-
-    @log_faults
     def alias_move(self, campaign: str, alias: str, kind: str, who: str, why: str,
                    move: alias_ops.Mover) -> AliasMove | None:
         """Always a transaction of its own (never inside the writer's group: ``move`` calls the registry and

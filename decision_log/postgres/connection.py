@@ -9,18 +9,18 @@ handed out). Every connection is in autocommit mode; the writer opens its transa
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
 
 from decision_log.dialect import POSTGRES, Dialect
+from decision_log.faults import translating_faults
 from decision_log.records import LogOptions
 from offerbandit.errors import LogUnavailable
 
@@ -32,8 +32,6 @@ SCHEMES = ("postgresql://", "postgres://")
 # The pool logs each failed reconnection attempt as a warning; without logging configured, Python would
 # print them all on stderr (a CLI's error is one line). A configured application still gets them.
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def is_postgres_url(text: str) -> bool:
@@ -97,31 +95,8 @@ def as_log_fault(exc: BaseException) -> BaseException:
     return fault
 
 
-def log_faults(function: F) -> F:
-    """Decorate a method (plain or generator) so expected PostgreSQL faults leave it as `LogUnavailable`."""
-    errors = (psycopg.Error, psycopg_pool.PoolTimeout)
-    if inspect.isgeneratorfunction(function):
-        @functools.wraps(function)
-        def stream(*args: Any, **kwargs: Any) -> Any:
-            try:
-                yield from function(*args, **kwargs)
-            except errors as exc:
-                fault = as_log_fault(exc)
-                if fault is exc:
-                    raise
-                raise fault from exc
-        return stream  # type: ignore[return-value]
-
-    @functools.wraps(function)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except errors as exc:
-            fault = as_log_fault(exc)
-            if fault is exc:
-                raise
-            raise fault from exc
-    return call  # type: ignore[return-value]
+#: Decorate a method (plain or generator) so expected PostgreSQL faults leave it as `LogUnavailable`.
+log_faults = translating_faults((psycopg.Error, psycopg_pool.PoolTimeout), as_log_fault)
 
 
 # --- adapters the shared SQL runs through -------------------------------------------------------------

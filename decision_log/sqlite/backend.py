@@ -5,12 +5,11 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from collections.abc import Iterator
 from pathlib import Path
 
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LogOptions,
-                                  RewardOutcome, ShadowScore, unit_range)
-from decision_log.sqlite import alias_ops, learn_ops, quarantine_ops, reward_ops
+from decision_log.sqlite.shared_ops import SharedOperations
+from decision_log.records import AliasMove, DecisionRow, InsertOutcome, LogOptions, ShadowScore
+from decision_log.sqlite import alias_ops
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.learner_lock import FileLock, learner_lock
 from decision_log.sqlite.queries import LogReader
@@ -27,7 +26,7 @@ def log_path(data_dir: Path) -> Path:
     return Path(data_dir) / LOG_FILE
 
 
-class SqliteBackend(LogReader):
+class SqliteBackend(SharedOperations, LogReader):
     """The named queries of `LogReader` plus the writes. ``writable``: a `LogWriter` thread (it creates
     and migrates the file); else the file must already hold a log (migrated if it is older)."""
 
@@ -67,47 +66,12 @@ class SqliteBackend(LogReader):
     def insert_shadow_scores(self, scores: Sequence[ShadowScore]) -> Future[int]:
         return self._submit(insert_shadow_scores(scores))
 
-    def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
-                      aggregation_of: Callable[[str], str],
-                      range_of: Callable[[str], tuple[float, float]] = unit_range) -> Future[RewardOutcome]:
-        return self._submit(reward_ops.record_reward(event_id, value, reward_id, received_at, aggregation_of,
-                                                     range_of))
-
-    def activate(self, event_id: str, now: float, window_of: Callable[[str, str | None], float],
-                 aggregation_of: Callable[[str], str]) -> Future[ActivationOutcome]:
-        return self._submit(reward_ops.activate(event_id, now, window_of, aggregation_of))
-
-    def claim_due(self, seqs: Sequence[int], now: float,
-                  default_reward_of: Callable[[str], float]) -> Future[list[int]]:
-        return self._submit(reward_ops.claim_due(seqs, now, default_reward_of))
-
-    def quarantine(self, seqs: Sequence[int], when: float) -> Future[int]:
-        return self._submit(quarantine_ops.quarantine(seqs, when))
-
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
         super().close()
 
     # --- the order of learning (learn_seq) and alias moves ---------------------------------------
-    def assign_learn_seq(self, seqs: Sequence[int]) -> Future[dict[int, int]]:
-        return self._submit(learn_ops.assign_learn_seq(seqs))
-
-    def backfill_learn_seq(self) -> Future[int]:
-        return self._submit(learn_ops.backfill_learn_seq())
-
-    def learned_after_seq(self, campaign: str, after: int, chunk: int = 1000) -> Iterator[sqlite3.Row]:
-        return learn_ops.learned_after_seq(self._conn, campaign, after, chunk)
-
-    def unlearned_final(self, chunk: int = 1000) -> Iterator[int]:
-        return learn_ops.unlearned_final(self._conn, chunk)
-
-    def max_learn_seq(self, campaign: str | None = None) -> int:
-        return learn_ops.max_learn_seq(self._conn(), campaign)
-
-    def learn_seq_through(self, campaign: str, learned_at: float) -> int:
-        return learn_ops.learn_seq_through(self._conn(), campaign, learned_at)
-
     def alias_move(self, campaign: str, alias: str, kind: str, who: str, why: str,
                    move: alias_ops.Mover) -> AliasMove | None:
         op = alias_ops.alias_move(campaign, alias, kind, who, why, move)

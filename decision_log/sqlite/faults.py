@@ -4,12 +4,9 @@ a plain sentence, never INTERNAL. Anything else (a constraint, a bug in SQL) pas
 """
 from __future__ import annotations
 
-import functools
-import inspect
 import sqlite3
-from collections.abc import Callable
-from typing import Any, TypeVar
 
+from decision_log.faults import translating_faults
 from offerbandit.errors import LogUnavailable
 
 __all__ = ["as_log_fault", "log_faults"]
@@ -26,9 +23,6 @@ _PLAIN: dict[int, str] = {
 }
 _BY_TEXT = (("locked", 5), ("busy", 5), ("disk is full", 13), ("disk i/o", 10), ("unable to open", 14),
             ("readonly", 8), ("out of memory", 7))
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def _code(exc: sqlite3.Error) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)
@@ -50,27 +44,5 @@ def as_log_fault(exc: BaseException) -> BaseException:
     return exc
 
 
-def log_faults(function: F) -> F:
-    """Decorate a log method (plain or generator) so expected SQLite faults leave it as `LogUnavailable`."""
-    if inspect.isgeneratorfunction(function):
-        @functools.wraps(function)
-        def stream(*args: Any, **kwargs: Any) -> Any:
-            try:
-                yield from function(*args, **kwargs)
-            except sqlite3.Error as exc:
-                fault = as_log_fault(exc)
-                if fault is exc:
-                    raise
-                raise fault from exc
-        return stream  # type: ignore[return-value]
-
-    @functools.wraps(function)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except sqlite3.Error as exc:
-            fault = as_log_fault(exc)
-            if fault is exc:
-                raise
-            raise fault from exc
-    return call  # type: ignore[return-value]
+#: Decorate a log method (plain or generator) so expected SQLite faults leave it as `LogUnavailable`.
+log_faults = translating_faults((sqlite3.Error,), as_log_fault)

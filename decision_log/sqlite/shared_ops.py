@@ -1,0 +1,60 @@
+"""The write operations and learn-order reads both backends run alike (PostgreSQL runs the SQLite package's SQL through its dialect).
+
+Their SQL lives once, in `decision_log.sqlite` (reward_ops, learn_ops, quarantine_ops; `dialect` says
+what differs on PostgreSQL); a backend mixes `SharedOperations` in and supplies ``_submit`` (its writer:
+the future resolves after the commit) and ``_conn`` (its reader connection).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from decision_log.records import ActivationOutcome, RewardOutcome, unit_range
+from decision_log.sqlite import learn_ops, quarantine_ops, reward_ops
+
+__all__ = ["SharedOperations"]
+
+
+class SharedOperations:
+    """Rewards, activation, claims, quarantine and the order of learning, for any backend."""
+
+    # Supplied by the backend (not defined here, so the backend's own take precedence in the MRO):
+    # ``_submit(op) -> Future`` (its writer) and ``_conn() -> connection`` (its reader).
+    _submit: Callable[[Callable[[Any], Any]], Future]
+    _conn: Callable[[], Any]
+
+    def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
+                      aggregation_of: Callable[[str], str],
+                      range_of: Callable[[str], tuple[float, float]] = unit_range) -> Future[RewardOutcome]:
+        return self._submit(reward_ops.record_reward(event_id, value, reward_id, received_at, aggregation_of,
+                                                     range_of))
+
+    def activate(self, event_id: str, now: float, window_of: Callable[[str, str | None], float],
+                 aggregation_of: Callable[[str], str]) -> Future[ActivationOutcome]:
+        return self._submit(reward_ops.activate(event_id, now, window_of, aggregation_of))
+
+    def claim_due(self, seqs: Sequence[int], now: float,
+                  default_reward_of: Callable[[str], float]) -> Future[list[int]]:
+        return self._submit(reward_ops.claim_due(seqs, now, default_reward_of))
+
+    def quarantine(self, seqs: Sequence[int], when: float) -> Future[int]:
+        return self._submit(quarantine_ops.quarantine(seqs, when))
+
+    def assign_learn_seq(self, seqs: Sequence[int]) -> Future[dict[int, int]]:
+        return self._submit(learn_ops.assign_learn_seq(seqs))
+
+    def backfill_learn_seq(self) -> Future[int]:
+        return self._submit(learn_ops.backfill_learn_seq())
+
+    def learned_after_seq(self, campaign: str, after: int, chunk: int = 1000) -> Iterator[Any]:
+        return learn_ops.learned_after_seq(self._conn, campaign, after, chunk)
+
+    def unlearned_final(self, chunk: int = 1000) -> Iterator[int]:
+        return learn_ops.unlearned_final(self._conn, chunk)
+
+    def max_learn_seq(self, campaign: str | None = None) -> int:
+        return learn_ops.max_learn_seq(self._conn(), campaign)
+
+    def learn_seq_through(self, campaign: str, learned_at: float) -> int:
+        return learn_ops.learn_seq_through(self._conn(), campaign, learned_at)
