@@ -82,6 +82,9 @@ class ArmExampleCache:
         self._examples: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self.nbytes = 0
         self.offer_parts: dict[str, tuple[Any, str]] = {}
+        #: bumped whenever an example leaves the cache: lists of examples built earlier (a learner's
+        #: per-arm-set entries) are stale then, so nothing keeps an evicted example alive for long
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self._examples)
@@ -113,6 +116,7 @@ class ArmExampleCache:
         while self.nbytes > self.max_bytes and cache:
             key, _ = cache.popitem(last=False)
             self.nbytes -= self._cost(key)
+            self.epoch += 1
         # offer parts are a few hundred bytes each; keep at most one per cached example
         while len(self.offer_parts) > max(len(cache), 1):
             self.offer_parts.pop(next(iter(self.offer_parts)))
@@ -121,3 +125,4 @@ class ArmExampleCache:
         self._examples.clear()
         self.offer_parts.clear()
         self.nbytes = 0
+        self.epoch += 1
