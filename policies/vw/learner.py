@@ -27,8 +27,9 @@ from policies.vw.features import (
     offer_parts,
     shared_line,
 )
-from policies.vw.workspace import (DEFAULT_ARM_CACHE_BYTES, ArmExampleCache, load_workspace, new_workspace,
-                                   parse_example, save_workspace)
+from policies.vw.workspace import (DEFAULT_ARM_CACHE_BYTES, ArmExampleCache, learn_multi, load_workspace,
+                                   new_workspace, parse_example, predict_multi, save_workspace,
+                                   save_workspace_in_child)
 
 __all__ = ["CbAdfLearner", "CbAdfOptions", "EXPLORATIONS", "KNOWN_ARM_SETS", "RetiredLearner", "check_event"]
 
@@ -180,12 +181,13 @@ class CbAdfLearner:
             self._vw = new_workspace([*options.args(), "--save_resume"])
         else:
             self._vw = load_workspace(options.args(with_seed=False), model)
+        self._label_type = self._vw.get_label_type()
         self._cache = ArmExampleCache(self._parse_one, arm_cache_bytes)
         self._known: OrderedDict[int, _KnownArmSet] = OrderedDict()
         self._closed = False
 
     def _parse_one(self, line: str) -> Any:  # call with the lock held
-        return parse_example(self._vw, line)
+        return parse_example(self._vw, line, self._label_type)
 
     def _known_arm_set(self, arm_set: ArmSet) -> _KnownArmSet:  # call with the lock held
         """The parsed arms of ``arm_set``: one dict lookup when this very object was seen before (records
@@ -224,7 +226,7 @@ class CbAdfLearner:
     def _pmf_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
         self._check_open()
         examples = self._examples(context, arm_set)
-        pmf = np.asarray(self._vw.predict(examples), dtype=np.float64)
+        pmf = np.array(predict_multi(self._vw, examples), dtype=np.float64)
         if pmf.shape != (len(arm_set.arms),):
             raise ModelError(f"VW returned {pmf.shape[0]} probabilities for {len(arm_set.arms)} arms")
         return pmf
@@ -269,7 +271,7 @@ class CbAdfLearner:
             vw = self._vw
             for event in events:
                 label = f"0:{cost_from_reward(event.reward, event.reward_range)!r}:{float(event.probability)!r}"
-                vw.learn(self._examples(event.context, event.arm_set, event.chosen, label))
+                learn_multi(vw, self._examples(event.context, event.arm_set, event.chosen, label))
 
     def save(self) -> bytes:
         """The model with its learning state (``--save_resume``): online learning continues identically."""
@@ -277,12 +279,22 @@ class CbAdfLearner:
             self._check_open()
             return save_workspace(self._vw)
 
+    def save_in_child(self) -> bytes:
+        """:meth:`save`'s bytes, serialised by a forked child: this learner's lock and the GIL are held only
+        across the fork, so decisions and learning go on during the serialisation (see
+        `workspace.save_workspace_in_child`)."""
+        with self._lock:
+            self._check_open()
+            wait = save_workspace_in_child(self._vw)
+        return wait()
+
     def load(self, data: bytes) -> None:
         """Replace this workspace's model by ``data`` (from :meth:`save` or a VW model file)."""
         workspace = load_workspace(self.options.args(with_seed=False), data)
         with self._lock:
             self._check_open()
             old, self._vw = self._vw, workspace
+            self._label_type = workspace.get_label_type()
             self._cache = ArmExampleCache(self._parse_one, self._cache.max_bytes)
             self._known.clear()
         old.finish()
