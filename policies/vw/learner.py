@@ -155,12 +155,16 @@ _FINITE = float("inf")
 @dataclass(slots=True)
 class _KnownArmSet:
     """The parsed arm examples of one ArmSet object (held, so its ``id`` cannot be reused meanwhile)
-    and each arm's text line (for the labelled copy of a chosen arm)."""
+    and its offers' text parts (for the labelled copy of a chosen arm)."""
 
     arm_set: ArmSet
     examples: list[Any]
-    lines: list[str]
+    parts: dict[str, str]
     epoch: int
+
+    def line(self, index: int) -> str:
+        arm = self.arm_set.arms[index]
+        return self.parts[arm.offer_id] + arm_suffix(arm)
 
 
 #: How many distinct ArmSet objects a learner remembers (most recently used kept).
@@ -200,8 +204,7 @@ class CbAdfLearner:
         examples = self._cache.examples(arm_set, parts)
         if len({id(example) for example in examples}) != len(examples):
             raise InvalidInput("arm_set contains the same joint arm twice", field="arm_set.arms")
-        lines = [parts[arm.offer_id] + arm_suffix(arm) for arm in arm_set.arms]
-        known = _KnownArmSet(arm_set, examples, lines, self._cache.epoch)
+        known = _KnownArmSet(arm_set, examples, parts, self._cache.epoch)
         self._known[id(arm_set)] = known
         while len(self._known) > KNOWN_ARM_SETS:
             self._known.popitem(last=False)
@@ -220,7 +223,7 @@ class CbAdfLearner:
             return [shared, *known.examples]
         # only the chosen arm carries a label: a fresh example, not the cached one
         examples = [shared, *known.examples]
-        examples[chosen + 1] = self._parse_one(f"{label} {known.lines[chosen]}")
+        examples[chosen + 1] = self._parse_one(f"{label} {known.line(chosen)}")
         return examples
 
     def _pmf_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
