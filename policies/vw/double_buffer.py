@@ -26,7 +26,7 @@ from typing import TypeVar
 import numpy as np
 
 from offerbandit.checks import check_scalar
-from offerbandit.errors import InvalidInput
+from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, LearningEvent
 from policies.vw.learner import CbAdfLearner, CbAdfOptions, RetiredLearner
 
@@ -69,6 +69,7 @@ class DoubleBufferedLearner:
         self._publish_lock = threading.Lock()
         self._pending = 0
         self._published_at = time.monotonic()
+        self._probe: tuple[DecisionContext, ArmSet] | None = None  # the last learned decision
         self.publishes = 0
         self.publish_seconds = 0.0  # time spent publishing (serialise + load + warm), for reports
 
@@ -99,6 +100,8 @@ class DoubleBufferedLearner:
         events = list(events)
         self.learning.learn(events)
         with self._publish_lock:
+            if events:
+                self._probe = (events[-1].context, events[-1].arm_set)
             self._pending += len(events)
             due = (self._pending >= self.settings.publish_every_events
                    or time.monotonic() - self._published_at >= self.settings.publish_every_seconds)
@@ -106,13 +109,30 @@ class DoubleBufferedLearner:
             self.publish()
 
     def publish(self) -> bytes:
-        """Serialise the learning workspace, serve a workspace loaded from those bytes, and return them."""
+        """Serialise the learning workspace, serve a workspace loaded from those bytes, and return them.
+
+        A model whose pmf on the last learned decision is not a distribution is not served (ModelError:
+        the old serving workspace stays), so an update that broke VW never reaches decisions."""
         with self._publish_lock:
             started = time.perf_counter()
             data = self.learning.save_in_child() if self.settings.serialise_in_child else self.learning.save()
-            self._swap_in(CbAdfLearner.from_bytes(self.options, data))
+            fresh = CbAdfLearner.from_bytes(self.options, data)
+            self._check_usable(fresh)
+            self._swap_in(fresh)
             self.publish_seconds += time.perf_counter() - started
             return data
+
+    def _check_usable(self, fresh: CbAdfLearner) -> None:
+        if self._probe is None:
+            return
+        try:
+            pmf = fresh.predict_pmf(*self._probe)
+        except InvalidInput:
+            return
+        total = float(pmf.sum())
+        if not np.isfinite(total) or total <= 0.0 or (pmf < 0.0).any():
+            fresh.close()
+            raise ModelError(f"the learned model gives an invalid pmf (sum {total}); not published")
 
     def _swap_in(self, fresh: CbAdfLearner) -> None:  # call with the publish lock held
         old = self._serving

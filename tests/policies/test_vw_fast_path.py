@@ -228,3 +228,24 @@ def test_double_buffer_settings_are_checked():
         DoubleBuffer(publish_every_events=0)
     with pytest.raises(InvalidInput):
         DoubleBuffer(publish_every_seconds=-1.0)
+
+
+def test_a_broken_update_is_never_published_to_decisions():
+    """An update VW cannot survive (cost -1e300, behind the range check's back, as in the service's
+    poisoning tests) breaks the learning workspace; publishing it refuses, decisions keep the old model."""
+    policy = VWPolicy(VWPolicyConfig(seed=1, bits=18),
+                      double_buffer=DoubleBuffer(publish_every_events=10_000, publish_every_seconds=NEVER))
+    rng = np.random.default_rng(9)
+    events = _events(rng, 20)
+    policy.learn(events)
+    policy.publish()
+    context, arm_set = events[-1].context, events[-1].arm_set
+    served = policy.pmf(context, arm_set)
+    learner = policy._learner
+    with learner._lock:
+        learner._vw.learn(learner._examples(context, arm_set, 0, "0:-1e300:0.5"))
+    with pytest.raises(ModelError):
+        policy.learned_pmf_batch([(context, arm_set)])
+    with pytest.raises(ModelError):
+        policy.publish()
+    np.testing.assert_array_equal(policy.pmf(context, arm_set), served)
