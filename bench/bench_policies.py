@@ -1,5 +1,6 @@
 """Policy speed: pmf per decision (128 / 512 joint arms, single and batched), cached vs text-built
-arm examples, first-sight cost, lock cost, online learning events/s, reward-model predictions.
+arm examples, first-sight cost, lock cost, online learning events/s, reward-model predictions, and the
+pmf latency while a learner thread learns and checkpoints (one workspace vs double-buffered).
 
     python bench/bench_policies.py [--quick]
 
@@ -14,9 +15,11 @@ import time
 import numpy as np
 
 from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
+from policies.vw.double_buffer import DoubleBuffer
 from policies.vw.learner import CbAdfLearner
 from policies.vw.regressor import RewardRegressorConfig, VWRewardRegressor
 from policies.vw.policy import VWPolicy, VWPolicyConfig
+from policies.vw.workspace import learn_multi
 
 FORMATS = ["sms", "email", "push", "in_app"]
 
@@ -58,6 +61,47 @@ def per_call_us(function, items, rounds: int = 5) -> float:
     return best
 
 
+def learn_rate(policy: VWPolicy, events: list[LearningEvent]) -> float:
+    start = time.perf_counter()
+    for i in range(0, len(events), 100):
+        policy.learn(events[i:i + 100])
+    return len(events) / (time.perf_counter() - start)
+
+
+def latency_under_learning(policy: VWPolicy, arm_set: ArmSet, seconds: float) -> tuple[float, float, float, int, int]:
+    """pmf latency (p50, p99, max in ms), decisions and checkpoints while another thread learns in batches
+    of 100 and saves every 1,000 events (what the service's learner and checkpointer do)."""
+    events = events_for(policy, arm_set, 2000, seed=5)
+    ctxs = contexts(500, seed=8)
+    policy.learn(events[:100])
+    policy.pmf(ctxs[0], arm_set)
+    stop = threading.Event()
+    saves = [0]
+
+    def learn_and_checkpoint() -> None:
+        learned = 0
+        while not stop.is_set():
+            start = learned % len(events)
+            policy.learn(events[start:start + 100])
+            learned += 100
+            if learned % 1000 == 0:
+                policy.save()
+                saves[0] += 1
+
+    thread = threading.Thread(target=learn_and_checkpoint)
+    thread.start()
+    latencies = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        started = time.perf_counter()
+        policy.pmf(ctxs[len(latencies) % len(ctxs)], arm_set)
+        latencies.append(time.perf_counter() - started)
+    stop.set()
+    thread.join()
+    ms = np.asarray(latencies) * 1e3
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.max()), len(ms), saves[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run")
@@ -82,9 +126,12 @@ def main() -> None:
         batches = [[(c, arm_set) for c in ctxs[i:i + 32]] for i in range(0, len(ctxs), 32)]
         batched = per_call_us(policy.pmf_batch, batches) * len(batches) / len(ctxs)
         no_lock = per_call_us(lambda c: learner._pmf_locked(c, arm_set), ctxs)
+        copies = [ArmSet(arm_set.arms, arm_set.offers) for _ in ctxs]  # equal arms, new objects
+        fresh_object = per_call_us(lambda i: policy.pmf(ctxs[i], copies[i]), range(len(ctxs)))
         print(f"\n{n_arms} joint arms per decision")
         print(f"  pmf, cached arm examples  {cached:9.1f} us/decision  ({1e6 / cached:,.0f}/s on one core)")
-        print(f"  pmf_batch (32 per call)   {batched:9.1f} us/decision")
+        print(f"  pmf_batch (32 per call)   {batched:9.1f} us/decision  ({1e6 / batched:,.0f}/s)")
+        print(f"  pmf, new ArmSet object    {fresh_object:9.1f} us/decision  (same arms: the per-arm cache path)")
         print(f"  pmf from text lines       {text:9.1f} us/decision  (cached is {text / cached:.1f}x faster)")
         print(f"  first sight of the arms   {first_sight:9.1f} us        (parse + cache every arm once)")
         print(f"  mediator without the lock {no_lock:9.1f} us/decision  (lock + policy layer: {cached - no_lock:+.1f} us)")
@@ -122,11 +169,37 @@ def main() -> None:
         learner_policy = VWPolicy(VWPolicyConfig(seed=2))
         events = events_for(learner_policy, arm_set, n_learn, seed=5)
         learner_policy.learn(events[:50])
-        start = time.perf_counter()
-        for i in range(0, len(events), 100):
-            learner_policy.learn(events[i:i + 100])
-        rate = len(events) / (time.perf_counter() - start)
+        rate = learn_rate(learner_policy, events)
         print(f"online learning, {n_arms:3d} arms per event: {rate:,.0f} events/s (batches of 100)")
+    arm_set = arm_set_of(128)
+    events = [LearningEvent(e.context, ArmSet(arm_set.arms, arm_set.offers), e.chosen, e.probability, e.reward)
+              for e in events_for(policy, arm_set, n_learn // 2, seed=6)]
+    floor = VWPolicy(VWPolicyConfig(seed=2))
+    floor.learn(events[:50])
+    mediator = floor._learner
+    with mediator._lock:  # the examples built beforehand: what VW's learn_multi alone costs
+        built = [mediator._examples(e.context, arm_set, e.chosen, f"0:{-e.reward!r}:{e.probability!r}")
+                 for e in events[:1000]]
+        start = time.perf_counter()
+        for examples in built:
+            learn_multi(mediator._vw, examples)
+        vw_only = len(built) / (time.perf_counter() - start)
+    del built
+    print(f"VW's learn_multi alone (examples built beforehand), 128 arms: {vw_only:,.0f} events/s (the ceiling)")
+    learner_policy = VWPolicy(VWPolicyConfig(seed=2))
+    learner_policy.learn(events[:50])
+    print(f"online learning, 128 arms, a new ArmSet object per event (as decoded from a log): "
+          f"{learn_rate(learner_policy, events):,.0f} events/s")
+
+    print("\npmf latency while a learner thread learns (batches of 100) and checkpoints (save every 1,000 events),"
+          " 128 arms:")
+    seconds = 3.0 if args.quick else 8.0
+    for label, candidate in (("one workspace (lock shared)", VWPolicy(VWPolicyConfig(seed=1))),
+                             ("double-buffered", VWPolicy(VWPolicyConfig(seed=1), double_buffer=DoubleBuffer()))):
+        p50, p99, worst, decisions, saves = latency_under_learning(candidate, arm_set, seconds)
+        print(f"  {label:28s} p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  max {worst:7.1f} ms  "
+              f"({decisions / seconds:,.0f} decisions/s, {saves} checkpoints)")
+        candidate.close()
 
     regressor = VWRewardRegressor(RewardRegressorConfig(epochs=1))
     arm_set = arm_set_of(512)

@@ -6,6 +6,8 @@ VW input.
 - ``learner``: :class:`CbAdfLearner`, the ``--cb_explore_adf`` mediator (pmf, learn, save/load);
 - ``regressor``: :class:`VWRewardRegressor`, a squared-loss reward model for offline estimators;
 - ``dsjson``: DSJSON records built from the same features as online learning;
+- ``double_buffer``: :class:`DoubleBufferedLearner`, a serving and a learning workspace (checkpoints
+  never stall decisions);
 - ``policy``: :class:`VWPolicy`, the learned policy over the mediator.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ _LAZY = {
     "cost_from_reward": "policies.vw.features", "escape_token": "policies.vw.features",
     "reward_from_cost": "policies.vw.features", "shared_line": "policies.vw.features",
     "EXPLORATIONS": "policies.vw.learner", "CbAdfLearner": "policies.vw.learner", "CbAdfOptions": "policies.vw.learner",
+    "DoubleBuffer": "policies.vw.double_buffer", "DoubleBufferedLearner": "policies.vw.double_buffer",
     "VWPolicy": "policies.vw.policy", "VWPolicyConfig": "policies.vw.policy", "finalise_pmf": "policies.vw.policy",
     "RewardRegressorConfig": "policies.vw.regressor", "VWRewardRegressor": "policies.vw.regressor",
 }
@@ -28,6 +31,8 @@ __all__ = [
     "CbAdfLearner",
     "CbAdfOptions",
     "DEFAULT_INTERACTIONS",
+    "DoubleBuffer",
+    "DoubleBufferedLearner",
     "EXPLORATIONS",
     "RewardRegressorConfig",
     "VWPolicy",

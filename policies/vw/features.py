@@ -19,6 +19,7 @@ text only and does not import ``vowpalwabbit``.
 from __future__ import annotations
 
 import re
+from math import isfinite as _isfinite
 from collections.abc import Sequence
 from typing import Any
 
@@ -112,7 +113,7 @@ def context_features(context: DecisionContext) -> tuple[list[str], list[tuple[st
         f"{escape_token(key)}={escape_token(value)}" for key, value in sorted(context.context.items())
     ]
     numeric = [
-        (escape_token(key), check_scalar(value, f"numeric.{key}"))
+        (escape_token(key), value if type(value) is float and _isfinite(value) else check_scalar(value, f"numeric.{key}"))
         for key, value in sorted(context.numeric.items())
     ]
     return categorical, numeric

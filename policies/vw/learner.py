@@ -8,6 +8,7 @@ arm of a learned event is labelled, ``cost:probability`` with the cost of `featu
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,12 +27,18 @@ from policies.vw.features import (
     offer_parts,
     shared_line,
 )
-from policies.vw.workspace import (DEFAULT_ARM_CACHE_BYTES, ArmExampleCache, load_workspace, new_workspace,
-                                   parse_example, save_workspace)
+from policies.vw.workspace import (DEFAULT_ARM_CACHE_BYTES, ArmExampleCache, learn_multi, load_workspace,
+                                   new_workspace, parse_example, predict_multi, save_workspace,
+                                   save_workspace_in_child)
 
-__all__ = ["CbAdfLearner", "CbAdfOptions", "EXPLORATIONS", "check_event"]
+__all__ = ["CbAdfLearner", "CbAdfOptions", "EXPLORATIONS", "KNOWN_ARM_SETS", "RetiredLearner", "check_event"]
 
 EXPLORATIONS: tuple[str, ...] = ("epsilon", "softmax", "squarecb", "bag", "cover")
+
+
+class RetiredLearner(ModelError):
+    """A call reached a learner after :meth:`CbAdfLearner.close` (a double-buffered policy retries it on
+    the workspace that replaced this one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,25 +98,77 @@ class CbAdfOptions:
 
 def check_event(event: LearningEvent, index: int) -> LearningEvent:
     """``event`` (the ``index``-th of a batch) if VW can learn from it, else InvalidInput naming the field."""
+    _check_event_fields(event, index)
+    _check_event_arms(event, index)
+    return _check_event_numbers(event, index)
+
+
+def _check_event_fields(event: LearningEvent, index: int) -> None:
     if not isinstance(event, LearningEvent):
         raise InvalidInput(f"events[{index}] must be a LearningEvent", field=f"events[{index}]")
     if not isinstance(event.context, DecisionContext):
         raise InvalidInput(f"events[{index}].context must be a DecisionContext", field=f"events[{index}].context")
     if not isinstance(event.arm_set, ArmSet):
         raise InvalidInput(f"events[{index}].arm_set must be an ArmSet", field=f"events[{index}].arm_set")
+
+
+def _check_event_arms(event: LearningEvent, index: int) -> None:
     offers = event.arm_set.offers
     for arm_index, arm in enumerate(event.arm_set.arms):
         if arm.offer_id not in offers:
             raise InvalidInput(f"events[{index}] arm {arm_index} refers to an unknown offer {arm.offer_id!r}",
                                field=f"events[{index}].arm_set.arms[{arm_index}].offer_id")
+
+
+def _check_event_numbers(event: LearningEvent, index: int) -> LearningEvent:
     n_arms = len(event.arm_set.arms)
     if n_arms == 0:
         raise InvalidInput(f"events[{index}].chosen cannot index an empty arm set", field=f"events[{index}].chosen")
+    if _plainly_valid_numbers(event, n_arms):
+        return event
     check_scalar(event.chosen, f"events[{index}].chosen", int, low=0, high=n_arms - 1)
     check_scalar(event.probability, f"events[{index}].probability", low=0.0, high=1.0, low_open=True)
     low, high = check_range(event.reward_range, f"events[{index}].reward_range")
     check_scalar(event.reward, f"events[{index}].reward", low=low, high=high)
     return event
+
+
+def _plainly_valid_numbers(event: LearningEvent, n_arms: int) -> bool:
+    """The common case checked without building ``check_scalar``'s messages: plain ints and floats in
+    range (NaN fails every comparison). Anything else goes through ``check_scalar``, which decides."""
+    chosen, probability, reward, reward_range = event.chosen, event.probability, event.reward, event.reward_range
+    if type(chosen) is not int or not 0 <= chosen < n_arms:
+        return False
+    if type(probability) is not float or not 0.0 < probability <= 1.0:
+        return False
+    if type(reward_range) is not tuple or len(reward_range) != 2:
+        return False
+    low, high = reward_range
+    if type(low) is not float or type(high) is not float or not -_FINITE < low < high < _FINITE:
+        return False
+    return type(reward) is float and low <= reward <= high
+
+
+_FINITE = float("inf")
+
+
+@dataclass(slots=True)
+class _KnownArmSet:
+    """The parsed arm examples of one ArmSet object (held, so its ``id`` cannot be reused meanwhile)
+    and its offers' text parts (for the labelled copy of a chosen arm)."""
+
+    arm_set: ArmSet
+    examples: list[Any]
+    parts: dict[str, str]
+    epoch: int
+
+    def line(self, index: int) -> str:
+        arm = self.arm_set.arms[index]
+        return self.parts[arm.offer_id] + arm_suffix(arm)
+
+
+#: How many distinct ArmSet objects a learner remembers (most recently used kept).
+KNOWN_ARM_SETS = 256
 
 
 class CbAdfLearner:
@@ -126,30 +185,58 @@ class CbAdfLearner:
             self._vw = new_workspace([*options.args(), "--save_resume"])
         else:
             self._vw = load_workspace(options.args(with_seed=False), model)
+        self._label_type = self._vw.get_label_type()
         self._cache = ArmExampleCache(self._parse_one, arm_cache_bytes)
+        self._known: OrderedDict[int, _KnownArmSet] = OrderedDict()
+        self._closed = False
 
     def _parse_one(self, line: str) -> Any:  # call with the lock held
-        return parse_example(self._vw, line)
+        return parse_example(self._vw, line, self._label_type)
+
+    def _known_arm_set(self, arm_set: ArmSet) -> _KnownArmSet:  # call with the lock held
+        """The parsed arms of ``arm_set``: one dict lookup when this very object was seen before (records
+        are immutable), else validated, built from the per-arm cache and remembered."""
+        known = self._known.get(id(arm_set))
+        if known is not None and known.arm_set is arm_set and known.epoch == self._cache.epoch:
+            self._known.move_to_end(id(arm_set))
+            return known
+        parts = offer_parts(arm_set, self._cache.offer_parts)
+        examples = self._cache.examples(arm_set, parts)
+        if len({id(example) for example in examples}) != len(examples):
+            raise InvalidInput("arm_set contains the same joint arm twice", field="arm_set.arms")
+        known = _KnownArmSet(arm_set, examples, parts, self._cache.epoch)
+        self._known[id(arm_set)] = known
+        while len(self._known) > KNOWN_ARM_SETS:
+            self._known.popitem(last=False)
+        return known
+
+    def _is_known(self, arm_set: ArmSet) -> bool:  # call with the lock held
+        known = self._known.get(id(arm_set))
+        return known is not None and known.arm_set is arm_set
 
     def _examples(self, context: DecisionContext, arm_set: ArmSet, chosen: int | None = None,
                   label: str = "") -> list[Any]:
         check_context(context)
-        parts = offer_parts(arm_set, self._cache.offer_parts)
-        shared_text = shared_line(context)
-        arm_examples = self._cache.examples(arm_set, parts)
-        if len({id(example) for example in arm_examples}) != len(arm_examples):
-            raise InvalidInput("arm_set contains the same joint arm twice", field="arm_set.arms")
-        if chosen is not None:  # only the chosen arm carries a label: a fresh example, not the cached one
-            arm = arm_set.arms[chosen]
-            arm_examples[chosen] = self._parse_one(f"{label} {parts[arm.offer_id]}{arm_suffix(arm)}")
-        return [self._parse_one(shared_text), *arm_examples]
+        known = self._known_arm_set(arm_set)
+        shared = self._parse_one(shared_line(context))
+        if chosen is None:
+            return [shared, *known.examples]
+        # only the chosen arm carries a label: a fresh example, not the cached one
+        examples = [shared, *known.examples]
+        examples[chosen + 1] = self._parse_one(f"{label} {known.line(chosen)}")
+        return examples
 
     def _pmf_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+        self._check_open()
         examples = self._examples(context, arm_set)
-        pmf = np.asarray(self._vw.predict(examples), dtype=np.float64)
+        pmf = np.array(predict_multi(self._vw, examples), dtype=np.float64)
         if pmf.shape != (len(arm_set.arms),):
             raise ModelError(f"VW returned {pmf.shape[0]} probabilities for {len(arm_set.arms)} arms")
         return pmf
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RetiredLearner("this learner's workspace was closed")
 
     def predict_pmf(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
         """VW's pmf over ``arm_set.arms`` in arm order, as float64 (VW computes in float32)."""
@@ -162,6 +249,7 @@ class CbAdfLearner:
         parts = offer_parts(arm_set)
         lines = [shared_line(context), *(parts[arm.offer_id] + arm_suffix(arm) for arm in arm_set.arms)]
         with self._lock:
+            self._check_open()
             return np.asarray(self._vw.predict(lines), dtype=np.float64)
 
     def predict_pmf_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
@@ -173,24 +261,45 @@ class CbAdfLearner:
         """Learn each event in order; only the chosen arm is labelled ``cost:probability``.
 
         Every event is validated before any is learned (a bad batch changes nothing), except a
-        duplicate arm, which is found while building examples."""
-        checked = [check_event(event, index) for index, event in enumerate(events)]
+        duplicate arm, which is found while building examples. An arm set this learner has seen (the
+        same ArmSet object) is not validated arm by arm again."""
+        events = list(events)
         with self._lock:
-            for event in checked:
+            self._check_open()
+            for index, event in enumerate(events):
+                _check_event_fields(event, index)
+                if not self._is_known(event.arm_set):
+                    _check_event_arms(event, index)
+                _check_event_numbers(event, index)
+            vw = self._vw
+            for event in events:
                 label = f"0:{cost_from_reward(event.reward, event.reward_range)!r}:{float(event.probability)!r}"
-                self._vw.learn(self._examples(event.context, event.arm_set, event.chosen, label))
+                learn_multi(vw, self._examples(event.context, event.arm_set, event.chosen, label))
 
     def save(self) -> bytes:
         """The model with its learning state (``--save_resume``): online learning continues identically."""
         with self._lock:
+            self._check_open()
             return save_workspace(self._vw)
+
+    def save_in_child(self) -> bytes:
+        """:meth:`save`'s bytes, serialised by a forked child: this learner's lock and the GIL are held only
+        across the fork, so decisions and learning go on during the serialisation (see
+        `workspace.save_workspace_in_child`)."""
+        with self._lock:
+            self._check_open()
+            wait = save_workspace_in_child(self._vw)
+        return wait()
 
     def load(self, data: bytes) -> None:
         """Replace this workspace's model by ``data`` (from :meth:`save` or a VW model file)."""
         workspace = load_workspace(self.options.args(with_seed=False), data)
         with self._lock:
+            self._check_open()
             old, self._vw = self._vw, workspace
+            self._label_type = workspace.get_label_type()
             self._cache = ArmExampleCache(self._parse_one, self._cache.max_bytes)
+            self._known.clear()
         old.finish()
 
     @classmethod
@@ -201,7 +310,31 @@ class CbAdfLearner:
     def cached_arms(self) -> int:
         return len(self._cache)
 
-    def close(self) -> None:
+    def known_arm_sets(self) -> list[ArmSet]:
+        """The ArmSet objects this learner has parsed examples for, least recently used first."""
         with self._lock:
+            return [known.arm_set for known in self._known.values()]
+
+    def warm(self, arm_sets: Iterable[ArmSet]) -> int:
+        """Parse and remember the arm examples of ``arm_sets`` now (so the first decisions on a freshly
+        loaded workspace do not parse them); sets that fail validation are skipped. How many were warmed."""
+        warmed = 0
+        with self._lock:
+            self._check_open()
+            for arm_set in arm_sets:
+                try:
+                    self._known_arm_set(arm_set)
+                except InvalidInput:
+                    continue
+                warmed += 1
+        return warmed
+
+    def close(self) -> None:
+        """Finish the workspace (after any call in flight); later calls raise :class:`RetiredLearner`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._known.clear()
             self._cache.clear()
             self._vw.finish()

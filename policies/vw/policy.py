@@ -19,6 +19,7 @@ import numpy as np
 
 from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, LearningEvent
+from policies.vw.double_buffer import DoubleBuffer, DoubleBufferedLearner
 from policies.vw.learner import CbAdfLearner, CbAdfOptions
 
 __all__ = ["VWPolicy", "VWPolicyConfig", "finalise_pmf"]
@@ -71,33 +72,67 @@ def finalise_pmf(raw: np.ndarray) -> np.ndarray:
 
 
 class VWPolicy:
-    """VW ``--cb_explore_adf`` over joint arms; learns online from logged events (cost = -reward)."""
+    """VW ``--cb_explore_adf`` over joint arms; learns online from logged events (cost = -reward).
+
+    With ``double_buffer`` (see `policies/vw/double_buffer.py`) decisions score on a serving workspace
+    that a checkpoint never locks; what they see catches up at each publish (every so many events or
+    seconds, and at every ``save``). Without it (the default) one workspace serves and learns.
+    """
 
     name = "vw"
 
-    def __init__(self, config: VWPolicyConfig | None = None, *, _learner: CbAdfLearner | None = None) -> None:
+    def __init__(self, config: VWPolicyConfig | None = None, *, double_buffer: DoubleBuffer | None = None,
+                 _learner: CbAdfLearner | None = None, _model: bytes | None = None) -> None:
         self.config = config or VWPolicyConfig()
-        self._learner = _learner or CbAdfLearner(self.config.options())
+        self._buffers: DoubleBufferedLearner | None = None
+        if double_buffer is not None:
+            if _learner is not None:
+                raise ValueError("a double-buffered policy builds its own learners")
+            self._buffers = DoubleBufferedLearner(self.config.options(), double_buffer, model=_model)
+            self._learner = self._buffers.learning
+        elif _model is not None:
+            self._learner = CbAdfLearner.from_bytes(self.config.options(), _model)
+        else:
+            self._learner = _learner or CbAdfLearner(self.config.options())
+        self._scorer: CbAdfLearner | DoubleBufferedLearner = self._buffers or self._learner
 
     @property
     def params(self) -> Mapping[str, object]:
         return {"policy": self.name, **self.config.to_dict()}
 
+    @property
+    def double_buffer(self) -> DoubleBuffer | None:
+        return None if self._buffers is None else self._buffers.settings
+
     def pmf(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
-        return finalise_pmf(self._learner.predict_pmf(context, arm_set))
+        return finalise_pmf(self._scorer.predict_pmf(context, arm_set))
 
     def pmf_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
+        return [finalise_pmf(raw) for raw in self._scorer.predict_pmf_batch(items)]
+
+    def learned_pmf_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
+        """pmfs of everything learned so far, published or not (what a guard probes after an update);
+        the same as :meth:`pmf_batch` unless double-buffered."""
         return [finalise_pmf(raw) for raw in self._learner.predict_pmf_batch(items)]
 
     def learn(self, events: Sequence[LearningEvent]) -> None:
-        self._learner.learn(events)
+        (self._buffers or self._learner).learn(events)
+
+    def publish(self) -> None:
+        """Make decisions score on everything learned so far (a no-op unless double-buffered)."""
+        if self._buffers is not None:
+            self._buffers.publish()
+
+    def _header(self) -> bytes:
+        return _MAGIC + json.dumps(self.config.to_dict(), sort_keys=True).encode() + b"\n"
 
     def save(self) -> bytes:
-        header = json.dumps(self.config.to_dict(), sort_keys=True).encode()
-        return _MAGIC + header + b"\n" + self._learner.save()
+        """The policy's bytes. Double-buffered, this holds only the learning workspace's lock (decisions
+        go on) and publishes the saved model, so the policy then scores exactly like ``load`` of them."""
+        return self._header() + (self._buffers or self._learner).save()
 
     @classmethod
-    def load(cls, data: bytes) -> "VWPolicy":
+    def load(cls, data: bytes, *, double_buffer: DoubleBuffer | None = None) -> "VWPolicy":
         if not isinstance(data, (bytes, bytearray)) or not bytes(data).startswith(_MAGIC):
             raise ModelError("not a saved VW policy")
         header, newline, model = bytes(data)[len(_MAGIC):].partition(b"\n")
@@ -107,7 +142,7 @@ class VWPolicy:
             config = VWPolicyConfig.from_dict(json.loads(header))
         except (ValueError, TypeError, InvalidInput) as exc:
             raise ModelError(f"saved VW policy has a bad header: {exc}") from exc
-        return cls(config, _learner=CbAdfLearner.from_bytes(config.options(), model))
+        return cls(config, double_buffer=double_buffer, _model=model)
 
     def close(self) -> None:
-        self._learner.close()
+        (self._buffers or self._learner).close()

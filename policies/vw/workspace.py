@@ -9,11 +9,13 @@ and freshly parsed examples give bit-identical pmfs and learning for every explo
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import pylibvw
 from vowpalwabbit import pyvw
 
 from offerbandit.errors import ModelError
@@ -24,10 +26,13 @@ __all__ = [
     "DEFAULT_ARM_CACHE_BYTES",
     "EXAMPLE_BYTES",
     "ArmExampleCache",
+    "learn_multi",
     "load_workspace",
     "new_workspace",
     "parse_example",
+    "predict_multi",
     "save_workspace",
+    "save_workspace_in_child",
 ]
 
 
@@ -35,11 +40,24 @@ def new_workspace(args: list[str]) -> Any:
     return pyvw.Workspace(arg_list=args)
 
 
-def parse_example(workspace: Any, line: str) -> Any:
+def parse_example(workspace: Any, line: str, label_type: Any = None) -> Any:
     """One parsed example. ``pyvw.Example(vw, line)`` frees its native example when collected;
     ``Workspace.parse`` does not unless finished (measured ~30 KB leaked per example), and finishing a
-    multi-example would also finish the cached arm examples."""
-    return pyvw.Example(workspace, line)
+    multi-example would also finish the cached arm examples. ``label_type`` (the workspace's
+    ``get_label_type()``, looked up once by the caller) saves pyvw asking the workspace per example."""
+    return pyvw.Example(workspace, line, label_type)
+
+
+def predict_multi(workspace: Any, examples: list[Any]) -> list[float]:
+    """``workspace.predict(examples)`` for parsed multi-line examples of a ``cb_explore_adf`` workspace,
+    without pyvw's per-call type dispatch: the pmf over the arm examples in their order."""
+    pylibvw.vw.predict_multi(workspace, examples)
+    return examples[0].get_action_scores()
+
+
+def learn_multi(workspace: Any, examples: list[Any]) -> None:
+    """``workspace.learn(examples)`` for parsed multi-line examples (without pyvw's dispatch)."""
+    pylibvw.vw.learn_multi(workspace, examples)
 
 
 def save_workspace(workspace: Any) -> bytes:
@@ -48,6 +66,45 @@ def save_workspace(workspace: Any) -> bytes:
         workspace.save(path)
         with open(path, "rb") as handle:
             return handle.read()
+
+
+def save_workspace_in_child(workspace: Any) -> Callable[[], bytes]:
+    """Start :func:`save_workspace` in a forked copy of this process and return a function that waits for
+    the bytes. VW's save holds the GIL for its whole walk of the weight table (80+ ms at ``-b 24``), so
+    an in-process save stops every other thread; here only the fork itself holds it.
+
+    Hold the workspace's lock across this call only (not while waiting): the child sees memory as it was
+    at the fork (copy-on-write) and does nothing but save and ``os._exit``. Where ``os.fork`` is missing
+    or fails, the save runs here, at once."""
+    if not hasattr(os, "fork"):
+        data = save_workspace(workspace)
+        return lambda: data
+    folder = tempfile.mkdtemp(prefix="offerbandit-vw-")
+    path = os.path.join(folder, "model.vw")
+    try:
+        pid = os.fork()
+    except OSError:
+        os.rmdir(folder)
+        data = save_workspace(workspace)
+        return lambda: data
+    if pid == 0:  # the child: one thread, a frozen copy of the workspace
+        code = 1
+        try:
+            workspace.save(path)
+            code = 0
+        finally:
+            os._exit(code)
+
+    def wait() -> bytes:
+        try:
+            _, status = os.waitpid(pid, 0)  # releases the GIL while the child works
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise ModelError("the forked VW save failed")
+            with open(path, "rb") as handle:
+                return handle.read()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return wait
 
 
 def load_workspace(args: list[str], data: bytes) -> Any:
@@ -82,6 +139,9 @@ class ArmExampleCache:
         self._examples: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self.nbytes = 0
         self.offer_parts: dict[str, tuple[Any, str]] = {}
+        #: bumped whenever an example leaves the cache: lists of examples built earlier (a learner's
+        #: per-arm-set entries) are stale then, so nothing keeps an evicted example alive for long
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self._examples)
@@ -113,6 +173,7 @@ class ArmExampleCache:
         while self.nbytes > self.max_bytes and cache:
             key, _ = cache.popitem(last=False)
             self.nbytes -= self._cost(key)
+            self.epoch += 1
         # offer parts are a few hundred bytes each; keep at most one per cached example
         while len(self.offer_parts) > max(len(cache), 1):
             self.offer_parts.pop(next(iter(self.offer_parts)))
@@ -121,3 +182,4 @@ class ArmExampleCache:
         self._examples.clear()
         self.offer_parts.clear()
         self.nbytes = 0
+        self.epoch += 1

@@ -30,3 +30,16 @@ class _LeakyUniform(UniformPolicy):
 def test_check_policy_names_the_check_that_fails():
     with pytest.raises(AssertionError, match="check_pmf_is_a_distribution"):
         check_policy(lambda seed: _LeakyUniform())
+
+
+def _double_buffered_vw(seed):
+    """VW with a serving and a learning workspace; publishing by event count only (deterministic), so
+    the battery sees pmfs that lag learning between publishes."""
+    from policies.vw import DoubleBuffer, VWPolicy, VWPolicyConfig
+    return VWPolicy(VWPolicyConfig(seed=seed, bits=18),
+                    double_buffer=DoubleBuffer(publish_every_events=25, publish_every_seconds=1e9))
+
+
+@pytest.mark.parametrize("check", list(yield_checks(_double_buffered_vw)), ids=lambda check: check.__name__)
+def test_double_buffered_vw_conforms(check):
+    check(_double_buffered_vw)

@@ -1,0 +1,162 @@
+"""Double-buffered VW: decisions score on a *serving* workspace, learning goes into a *learning* one.
+
+With one workspace, a checkpoint's ``save`` holds the workspace lock while VW serialises it (it walks the
+whole ``-b`` weight table: ~80 ms at ``-b 24`` on an idle core), and every decision waits that long. Here
+the learner owns the learning workspace (its own lock); decisions use the serving workspace (another
+lock). A *publish* serialises the learning workspace -- holding only the learning lock --, loads a fresh
+serving workspace from those bytes, parses the arm examples the old serving workspace knew into it, and
+swaps the reference (one assignment, atomic under the GIL). The old serving workspace is closed after the
+calls in flight on it finish; a call that reaches it after that retries on the new one. No decision ever
+waits for a serialisation, a load or a learn.
+
+What decisions see lags learning until the next publish: every ``publish_every_events`` learned events
+or ``publish_every_seconds`` after the last publish (checked when ``learn`` returns), and at every
+``save``: the bytes ``save`` returns are published, so ``load(save())`` scores exactly like the policy
+that saved them. ``learned_pmf_batch`` scores on the learning workspace (what a guard must probe after
+an update). Memory: two workspaces (two weight tables) instead of one.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+from offerbandit.checks import check_scalar
+from offerbandit.errors import InvalidInput, ModelError
+from policies.types import ArmSet, DecisionContext, LearningEvent
+from policies.vw.learner import CbAdfLearner, CbAdfOptions, RetiredLearner
+
+__all__ = ["DoubleBuffer", "DoubleBufferedLearner"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DoubleBuffer:
+    """When a double-buffered policy publishes what it learned to the serving workspace (whichever comes
+    first, checked after each ``learn``; ``save`` always publishes)."""
+
+    publish_every_events: int = 1024
+    publish_every_seconds: float = 1.0
+    #: serialise in a forked child (`CbAdfLearner.save_in_child`): VW's save holds the GIL, so in this
+    #: process it stops every thread, decisions included, for its whole duration
+    serialise_in_child: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.serialise_in_child, bool):
+            raise InvalidInput("serialise_in_child must be true or false", field="serialise_in_child")
+        check_scalar(self.publish_every_events, "publish_every_events", int, low=1)
+        check_scalar(self.publish_every_seconds, "publish_every_seconds", low=0.0)
+
+
+class DoubleBufferedLearner:
+    """A learning :class:`CbAdfLearner` (learn, save) and a serving one (pmf), swapped by :meth:`publish`.
+
+    Thread-safe: any number of scoring threads, and learn/save/publish from any thread (publishes are
+    serialised among themselves; a learn waits only for a serialisation of the learning workspace)."""
+
+    def __init__(self, options: CbAdfOptions, settings: DoubleBuffer = DoubleBuffer(), *,
+                 model: bytes | None = None) -> None:
+        self.options = options
+        self.settings = settings
+        self.learning = CbAdfLearner(options, model=model)
+        # a fresh workspace with the same options scores like the fresh learning one; loaded bytes alike
+        self._serving = CbAdfLearner(options, model=model)
+        self._publish_lock = threading.Lock()
+        self._pending = 0
+        self._published_at = time.monotonic()
+        self._probe: tuple[DecisionContext, ArmSet] | None = None  # the last learned decision
+        self.publishes = 0
+        self.publish_seconds = 0.0  # time spent publishing (serialise + load + warm), for reports
+
+    @property
+    def serving(self) -> CbAdfLearner:
+        return self._serving
+
+    def _serve(self, call: Callable[[CbAdfLearner], T]) -> T:
+        while True:
+            serving = self._serving
+            try:
+                return call(serving)
+            except RetiredLearner:
+                if self._serving is serving:  # closed, not replaced: the policy itself was closed
+                    raise
+
+    def predict_pmf(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+        return self._serve(lambda serving: serving.predict_pmf(context, arm_set))
+
+    def predict_pmf_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
+        return self._serve(lambda serving: serving.predict_pmf_batch(items))
+
+    def learned_pmf_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
+        """pmfs of the learning workspace (everything learned so far, published or not)."""
+        return self.learning.predict_pmf_batch(items)
+
+    def learn(self, events: Iterable[LearningEvent]) -> None:
+        events = list(events)
+        self.learning.learn(events)
+        with self._publish_lock:
+            if events:
+                self._probe = (events[-1].context, events[-1].arm_set)
+            self._pending += len(events)
+            due = (self._pending >= self.settings.publish_every_events
+                   or time.monotonic() - self._published_at >= self.settings.publish_every_seconds)
+        if due:
+            self.publish()
+
+    def publish(self) -> bytes:
+        """Serialise the learning workspace, serve a workspace loaded from those bytes, and return them.
+
+        A model whose pmf on the last learned decision is not a distribution is not served (ModelError:
+        the old serving workspace stays), so an update that broke VW never reaches decisions."""
+        with self._publish_lock:
+            started = time.perf_counter()
+            data = self.learning.save_in_child() if self.settings.serialise_in_child else self.learning.save()
+            fresh = CbAdfLearner.from_bytes(self.options, data)
+            self._check_usable(fresh)
+            self._swap_in(fresh)
+            self.publish_seconds += time.perf_counter() - started
+            return data
+
+    def _check_usable(self, fresh: CbAdfLearner) -> None:
+        if self._probe is None:
+            return
+        try:
+            pmf = fresh.predict_pmf(*self._probe)
+        except InvalidInput:
+            return
+        total = float(pmf.sum())
+        if not np.isfinite(total) or total <= 0.0 or (pmf < 0.0).any():
+            fresh.close()
+            raise ModelError(f"the learned model gives an invalid pmf (sum {total}); not published")
+
+    def _swap_in(self, fresh: CbAdfLearner) -> None:  # call with the publish lock held
+        old = self._serving
+        fresh.warm(old.known_arm_sets())
+        self._serving = fresh
+        self._pending = 0
+        self._published_at = time.monotonic()
+        self.publishes += 1
+        old.close()  # waits for the call in flight on it; later ones retry on `fresh`
+
+    def save(self) -> bytes:
+        return self.publish()
+
+    def load(self, data: bytes) -> None:
+        """Learn on and serve the model in ``data`` from now on."""
+        with self._publish_lock:
+            self.learning.load(data)
+            self._swap_in(CbAdfLearner.from_bytes(self.options, data))
+
+    @property
+    def cached_arms(self) -> int:
+        return self._serving.cached_arms
+
+    def close(self) -> None:
+        with self._publish_lock:
+            self.learning.close()
+            self._serving.close()
