@@ -43,8 +43,10 @@ class DoubleBuffer:
     publish_every_events: int = 1024
     publish_every_seconds: float = 1.0
     #: serialise in a forked child (`CbAdfLearner.save_in_child`): VW's save holds the GIL, so in this
-    #: process it stops every thread, decisions included, for its whole duration
-    serialise_in_child: bool = True
+    #: process it stops every thread, decisions included, for its whole duration. Off by default: the
+    #: design notes forbid forking once gRPC or psycopg threads run (a forked child may inherit their
+    #: locks held); turn it on only in a process that has neither.
+    serialise_in_child: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.serialise_in_child, bool):
