@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,7 @@ from service.config import CampaignConfig, ServiceConfig
 from service.fingerprint import request_fingerprint
 from service.keys import ServerKeys, load_keys
 from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
-from service.log_records import capped_record, caps_on, log_options, record_of
+from service.log_records import capped_record, caps_on, log_options, main_reason, record_of, write_failure
 from service.outcomes import DecisionOutcome, RepeatRecord, ranking_of
 from service.validation import DecideInput, RewardInput
 
@@ -215,7 +215,7 @@ class DecisionEngine:
         event id another writer committed first is answered from its stored row (``same``: its fingerprint
         is this request's; else the caller refuses it), and a decision the log found over a cap by the time
         of its commit was written as ``no_contact`` (reason ``cap``) and is answered so."""
-        failure = _failure_of(write)
+        failure = write_failure(write)
         if failure is not None:
             self._undo(decided)
             self.claims.fail(claimed, failure)
@@ -283,7 +283,7 @@ class DecisionEngine:
                                       excluded_offers=inp.excluded_offers, consented_formats=inp.consented_formats)
             policy, version = runtime.live.current()
             if eligibility.is_empty:
-                reason = _main_reason(eligibility.removed)
+                reason = main_reason(eligibility.removed)
                 outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, (), version, sampler.NO_CONTACT,
                                           reason)
                 row = self._row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
@@ -388,19 +388,3 @@ def _check_same(index: int, item: _Prepared, fingerprint: str | None, batch: boo
         raise AlreadyExists(f"{where}event_id {item.event_id!r} was already used for a different request "
                             "(another user, campaign, context or candidate set); use a new event_id",
                             field=f"requests[{index}].event_id" if batch else "event_id")
-
-
-def _failure_of(write: Future) -> BaseException | None:
-    if write.cancelled():
-        return FutureTimeout("the deadline passed before the decision was written; nothing was logged")
-    try:
-        return write.exception()
-    except CancelledError as exc:  # cancelled between the two calls
-        return exc
-
-
-def _main_reason(removed: object) -> str:
-    counts = {k: getattr(removed, k) for k in removed.__dataclass_fields__}
-    if not any(counts.values()):
-        return "no_candidates"
-    return max(counts, key=lambda k: counts[k])

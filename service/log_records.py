@@ -5,9 +5,14 @@
   checks them again inside the commit, against every writer's committed contacts (exact across replicas);
 - :func:`record_of`: the repeat record of a decision read back from the log (a repeat after a restart, or
   an event id another replica committed first);
-- :func:`capped_record`: what the log wrote instead of a decision whose cap was reached by the commit.
+- :func:`capped_record`: what the log wrote instead of a decision whose cap was reached by the commit;
+- :func:`main_reason`: the reason a ``no_contact`` decision is logged with;
+- :func:`write_failure`: why a decision's write resolved without a commit (None: it committed).
 """
 from __future__ import annotations
+
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
@@ -18,7 +23,7 @@ from service.campaigns import CampaignRuntime
 from service.config import ServiceConfig
 from service.outcomes import DecisionOutcome, RepeatRecord
 
-__all__ = ["capped_record", "caps_on", "log_options", "record_of"]
+__all__ = ["capped_record", "caps_on", "log_options", "main_reason", "record_of", "write_failure"]
 
 
 def record_of(logged: LoggedDecision) -> RepeatRecord:
@@ -51,3 +56,21 @@ def capped_record(decided: RepeatRecord) -> RepeatRecord:
     outcome = DecisionOutcome(decided.event_id, decided.campaign, None, 1.0, (), decided.policy_version,
                               sampler.NO_CONTACT, "cap")
     return RepeatRecord.of(outcome, decided.fingerprint, decided.arms, np.zeros(0, dtype=np.uint32), np.zeros(0), None)
+
+
+def main_reason(removed: object) -> str:
+    """The removal rule that took the most arms (``no_candidates`` when none was removed)."""
+    counts = {k: getattr(removed, k) for k in removed.__dataclass_fields__}
+    if not any(counts.values()):
+        return "no_candidates"
+    return max(counts, key=lambda k: counts[k])
+
+
+def write_failure(write: Future) -> BaseException | None:
+    """Why ``write`` resolved without a commit (cancelled, failed), or None when it committed."""
+    if write.cancelled():
+        return FutureTimeout("the deadline passed before the decision was written; nothing was logged")
+    try:
+        return write.exception()
+    except CancelledError as exc:  # cancelled between the two calls
+        return exc
