@@ -15,7 +15,6 @@ import subprocess
 import time
 
 import grpc
-import pytest
 
 from decision_log import RewardDefaults, open_log
 from offers.v1 import decision_pb2 as pb
@@ -69,16 +68,7 @@ def _chain_event_count(registry: PolicyRegistry, version: str) -> tuple[int, int
     return total, versions
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def log_topology(request, topology):
-    """The topology on a SQLite file or on a fresh PostgreSQL database: the same test on both logs."""
-    if request.param == "postgres":
-        topology.url = request.getfixturevalue("postgres_url")
-    return topology
-
-
-def test_learn_resumes_after_a_sigkill_with_every_final_event_learned_exactly_once(log_topology):
-    topology = log_topology
+def test_learn_resumes_after_a_sigkill_with_every_final_event_learned_exactly_once(topology):
     topology.config.write_text(CONFIG)
     replica = topology.serve()
     channel = grpc.insecure_channel(f"127.0.0.1:{replica.port}")
