@@ -25,7 +25,6 @@ from decision_log.sqlite.shared_ops import SharedOperations
 from decision_log.records import AliasMove, DecisionRow, InsertOutcome, LogOptions, ShadowScore
 from decision_log.sqlite import alias_ops
 from decision_log.sqlite.queries import LogReader
-from offerbandit.errors import LogClosed
 
 __all__ = ["PostgresBackend"]
 
@@ -68,15 +67,6 @@ class PostgresBackend(SharedOperations, LogReader):
     @property
     def location(self) -> str:
         return mask_url(self.url)
-
-    @property
-    def queue_depth(self) -> int:
-        return self.writer.queue_depth if self.writer is not None else 0
-
-    def _submit(self, op: Callable[[PgConn], object]) -> Future:
-        if self.writer is None:
-            raise LogClosed(f"the decision log {self.location} was opened read-only")
-        return self.writer.submit(op)
 
     # --- writes ---------------------------------------------------------------------------------------
     def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[InsertOutcome]:

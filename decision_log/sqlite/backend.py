@@ -14,9 +14,9 @@ from decision_log.sqlite.connection import connect
 from decision_log.sqlite.learner_lock import FileLock, learner_lock
 from decision_log.sqlite.queries import LogReader
 from decision_log.sqlite.schema import migrate
-from decision_log.sqlite.write_ops import WriteOp, insert_decisions, insert_shadow_scores
+from decision_log.sqlite.write_ops import insert_decisions, insert_shadow_scores
 from decision_log.sqlite.writer import LogWriter
-from offerbandit.errors import InvalidInput, LogClosed, LogNotFound
+from offerbandit.errors import InvalidInput, LogNotFound
 
 LOG_FILE = "decisions.db"
 
@@ -49,15 +49,6 @@ class SqliteBackend(SharedOperations, LogReader):
     @property
     def location(self) -> str:
         return f"sqlite:///{self.path.resolve()}"
-
-    @property
-    def queue_depth(self) -> int:
-        return self.writer.queue_depth if self.writer is not None else 0
-
-    def _submit(self, op: WriteOp) -> Future:
-        if self.writer is None:
-            raise LogClosed(f"the decision log {self.path} was opened read-only")
-        return self.writer.submit(op)
 
     # --- writes ---------------------------------------------------------------------------------
     def insert_decisions(self, rows: Sequence[DecisionRow]) -> Future[InsertOutcome]:

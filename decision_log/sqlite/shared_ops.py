@@ -1,8 +1,8 @@
 """The write operations and learn-order reads both backends run alike (PostgreSQL runs the SQLite package's SQL through its dialect).
 
 Their SQL lives once, in `decision_log.sqlite` (reward_ops, learn_ops, quarantine_ops; `dialect` says
-what differs on PostgreSQL); a backend mixes `SharedOperations` in and supplies ``_submit`` (its writer:
-the future resolves after the commit) and ``_conn`` (its reader connection).
+what differs on PostgreSQL); a backend mixes `SharedOperations` in and supplies its ``writer`` (futures
+resolve after the commit) and ``_conn`` (its reader connection).
 """
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from decision_log.group_writer import GroupCommitWriter
 from decision_log.records import ActivationOutcome, RewardOutcome, unit_range
 from decision_log.sqlite import learn_ops, quarantine_ops, reward_ops
+from offerbandit.errors import LogClosed
 
 __all__ = ["SharedOperations"]
 
@@ -19,10 +21,22 @@ __all__ = ["SharedOperations"]
 class SharedOperations:
     """Rewards, activation, claims, quarantine and the order of learning, for any backend."""
 
-    # Supplied by the backend (not defined here, so the backend's own take precedence in the MRO):
-    # ``_submit(op) -> Future`` (its writer) and ``_conn() -> connection`` (its reader).
-    _submit: Callable[[Callable[[Any], Any]], Future]
+    # Supplied by the backend: ``writer`` (its GroupCommitWriter, None when opened read-only),
+    # ``location`` and ``_conn() -> connection`` (its reader; not defined here, so the backend's own
+    # takes precedence in the MRO).
+    writer: GroupCommitWriter | None
+    location: str
     _conn: Callable[[], Any]
+
+    @property
+    def queue_depth(self) -> int:
+        """Writes accepted but not yet committed."""
+        return self.writer.queue_depth if self.writer is not None else 0
+
+    def _submit(self, op: Callable[[Any], Any]) -> Future:
+        if self.writer is None:
+            raise LogClosed(f"the decision log {self.location} was opened read-only")
+        return self.writer.submit(op)
 
     def record_reward(self, event_id: str, value: float, reward_id: str, received_at: float,
                       aggregation_of: Callable[[str], str],
