@@ -25,11 +25,10 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from offers.v1 import decision_pb2 as pb
-from offers.v1 import decision_pb2_grpc as pb_grpc
 from offerbandit.errors import InvalidInput
 from decision_log import DecisionLog, open_log
 from policy_registry.registry import RegistryConfig
-from service.campaigns import build_runtimes
+from service.campaigns import build_runtimes, serving_buffer
 from service.config import ServiceConfig
 from service.datadir import prepare_data_dir
 from service.engine import DecisionEngine
@@ -40,7 +39,7 @@ from service.metrics import Metrics
 from service.model_guard import ModelGuard
 from service.roles import ServeRole, check_learner, is_shared, log_url, serve_role, sqlite_file
 from service.security import BearerTokenInterceptor, TlsFiles, TokenTable
-from service.servicer import DecisionServicer
+from service.servicer import DecisionServicer, add_to_server
 from service.wire_guard import MalformedRequestInterceptor
 from service.shadow import ShadowQueue, ShadowScorer
 
@@ -90,7 +89,8 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
     learnable = LearnQueue() if role.learns else None
     shadow_items = ShadowQueue(SHADOW_QUEUE_ITEMS)
     engine = DecisionEngine(config, data_dir, log_url=url, on_queue_depth=metrics.set_queue_depth,
-                            learnable=learnable, shadow=shadow_items)
+                            learnable=learnable, shadow=shadow_items,
+                            double_buffer=serving_buffer(config) if role.learns else None)
     learned = LearnedCounter(config.learning.checkpoint_every_events)
     learner = None
     if learnable is not None:
@@ -99,7 +99,7 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
     health_servicer = health.HealthServicer(experimental_non_blocking=True,
                                             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1))
     grpc_server = _grpc_server(config, endpoint)
-    pb_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(engine, metrics), grpc_server)
+    add_to_server(DecisionServicer(engine, metrics), grpc_server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server)
     port = _bind(grpc_server, endpoint)

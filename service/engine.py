@@ -30,6 +30,7 @@ from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
 from policies.novelty import mix_for_history
 from policies.rules import apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
+from policies.vw.double_buffer import DoubleBuffer
 from decision_log import (ActivationOutcome, DecisionRow, InsertOutcome, RewardOutcome, indices_to_blob, open_log,
                           pmf_to_blob)
 from service.campaigns import CampaignRuntime, build_runtimes
@@ -39,7 +40,7 @@ from service.fingerprint import request_fingerprint
 from service.keys import ServerKeys, load_keys
 from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
 from service.log_records import capped_record, caps_on, log_options, main_reason, record_of, write_failure
-from service.outcomes import DecisionOutcome, RepeatRecord, ranking_of
+from service.outcomes import NO_RANKING, DecisionOutcome, RepeatRecord, ranking_of
 from service.validation import DecideInput, RewardInput
 
 __all__ = ["DecisionEngine", "DecisionOutcome", "LearnableSink", "ShadowItem", "ShadowSink", "ranking_of"]
@@ -87,7 +88,8 @@ class DecisionEngine:
 
     def __init__(self, config: ServiceConfig, data_dir: Path, *, log_url: str | None = None,
                  keys: ServerKeys | None = None, on_queue_depth: Callable[[int], None] | None = None,
-                 learnable: LearnableSink | None = None, shadow: ShadowSink | None = None) -> None:
+                 learnable: LearnableSink | None = None, shadow: ShadowSink | None = None,
+                 double_buffer: DoubleBuffer | None = None) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +101,7 @@ class DecisionEngine:
                       *(c.rules.longest_cap_window_s for c in config.campaigns.values()))
         history_config = HistoryConfig(max_users=config.learning.history_max_users, horizon_s=horizon)
         self.history = UserHistoryStore(history_config, loader=self._load_user)
-        self.campaigns: dict[str, CampaignRuntime] = build_runtimes(config)
+        self.campaigns: dict[str, CampaignRuntime] = build_runtimes(config, double_buffer)
         self.claims = EventClaims(config.server.idempotency_cache_bytes)
         self._learnable: LearnableSink = learnable or DISCARD
         self._shadow: ShadowSink = shadow or DISCARD
@@ -267,7 +269,8 @@ class DecisionEngine:
             raise InvalidInput(f"offers x formats x time_slots gives {n_arms} joint arms, more than the limit of "
                                f"{self.config.limits.max_joint_arms}", field="offers")
         candidates = (runtime.catalog_arms if not (inp.offers or inp.formats or inp.time_slots)
-                      else runtime.candidates(tuple(offer_list), tuple(formats), tuple(time_slots)))
+                      else runtime.candidates(tuple(offer_list), tuple(formats), tuple(time_slots),
+                                              inp.offers_key if inp.offers else b""))
         user_key = self.keys.user_key(inp.user_id)
         context = DecisionContext(user_key=user_key, context=dict(inp.context), numeric=dict(inp.numeric),
                                   campaign=runtime.config.name)
@@ -284,7 +287,7 @@ class DecisionEngine:
             policy, version = runtime.live.current()
             if eligibility.is_empty:
                 reason = main_reason(eligibility.removed)
-                outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, (), version, sampler.NO_CONTACT,
+                outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, NO_RANKING, version, sampler.NO_CONTACT,
                                           reason)
                 row = self._row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
                                 eligibility.removed)
@@ -299,7 +302,8 @@ class DecisionEngine:
             user.record_contact(event_id=item.event_id, when=now, arm=arm, category=arm_set.offer_of(arm).category,
                                 counts=not inp.deferred, committed=False)
         outcome = DecisionOutcome(item.event_id, cfg.name, arm, draw.probability,
-                                  ranking_of(arm_set, mixture.p, inp.ranking_limit), version, label)
+                                  ranking_of(item.candidates, mixture.p, inp.ranking_limit, eligibility.kept,
+                                             chosen=draw.index, probability=draw.probability), version, label)
         row = self._row(item, now, eligibility.kept, mixture.p, p_policy, draw.index, outcome, mixture.beta,
                         eligibility.removed)
         record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, mixture.p, draw.index)
@@ -311,7 +315,8 @@ class DecisionEngine:
     def _row(self, item: _Prepared, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,
              chosen: int | None, outcome: DecisionOutcome, beta: float, removed: object) -> DecisionRow:
         inp = item.input
-        offer_set_id, offer_set_json = item.campaign.offer_set_code(item.offer_list)
+        offer_set_id, offer_set_json = item.campaign.offer_set_code(item.offer_list,
+                                                                    inp.offers_key if inp.offers else b"")
         learn_due = None
         if chosen is not None and not inp.deferred:
             learn_due = now + item.campaign.config.reward_window(outcome.arm.format)

@@ -21,14 +21,14 @@ from policies import sampler
 from policies.types import JointArm
 from service.campaigns import CampaignRuntime
 from service.config import ServiceConfig
-from service.outcomes import DecisionOutcome, RepeatRecord
+from service.outcomes import NO_RANKING, DecisionOutcome, RepeatRecord
 
 __all__ = ["capped_record", "caps_on", "log_options", "main_reason", "record_of", "write_failure"]
 
 
 def record_of(logged: LoggedDecision) -> RepeatRecord:
     """The repeat record of a decision read back from the log (its fingerprint as stored)."""
-    outcome = DecisionOutcome(logged.event_id, logged.campaign, logged.chosen_arm, logged.probability, (),
+    outcome = DecisionOutcome(logged.event_id, logged.campaign, logged.chosen_arm, logged.probability, NO_RANKING,
                               logged.policy_version, logged.exploration, logged.no_contact_reason)
     return RepeatRecord.of(outcome, logged.fingerprint, logged.arm_set, np.arange(len(logged.arm_set.arms)),
                            logged.pmf, logged.chosen)
@@ -53,7 +53,7 @@ def caps_on(campaign: CampaignRuntime, arm: JointArm | None) -> tuple[CapLimit, 
 
 def capped_record(decided: RepeatRecord) -> RepeatRecord:
     """What the log wrote instead of a decision over a cap: a ``no_contact`` (reason ``cap``), no arms."""
-    outcome = DecisionOutcome(decided.event_id, decided.campaign, None, 1.0, (), decided.policy_version,
+    outcome = DecisionOutcome(decided.event_id, decided.campaign, None, 1.0, NO_RANKING, decided.policy_version,
                               sampler.NO_CONTACT, "cap")
     return RepeatRecord.of(outcome, decided.fingerprint, decided.arms, np.zeros(0, dtype=np.uint32), np.zeros(0), None)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,49 @@ from offerbandit.checks import check_scalar
 from policies.bounded import text_bytes
 from policies.types import ArmSet, JointArm
 
-__all__ = ["DecisionOutcome", "RepeatCache", "RepeatRecord", "arm_set_bytes", "ranking_of"]
+__all__ = ["NO_RANKING", "DecisionOutcome", "Ranking", "RepeatCache", "RepeatRecord", "arm_set_bytes", "ranking_of"]
+
+
+class Ranking(Sequence):
+    """The arms of an answer with non-zero probability, highest first, as ``(JointArm, probability)`` pairs.
+
+    Held as two arrays into ``arms`` (the campaign's candidate set, shared): ``positions`` (int64) and
+    ``probabilities`` (float64 holding float32 values, what the compact log stores; the chosen arm's entry
+    is its exact probability). Pairs are built only when someone iterates; the wire encoder reads the arrays.
+    """
+
+    __slots__ = ("arms", "positions", "probabilities")
+
+    def __init__(self, arms: ArmSet | None, positions: np.ndarray, probabilities: np.ndarray) -> None:
+        self.arms = arms
+        self.positions = positions
+        self.probabilities = probabilities
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, index):  # noqa: ANN001 - int or slice, as Sequence
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        return self.arms.arms[int(self.positions[index])], float(self.probabilities[index])
+
+    def __iter__(self):  # noqa: ANN204
+        if not len(self.positions):
+            return iter(())
+        return zip(map(self.arms.arms.__getitem__, self.positions.tolist()), self.probabilities.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Ranking({tuple(self)!r})"
+
+
+NO_RANKING = Ranking(None, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,24 +73,29 @@ class DecisionOutcome:
     campaign: str
     arm: JointArm | None
     probability: float
-    ranking: tuple[tuple[JointArm, float], ...]
+    ranking: Ranking
     policy_version: str
     exploration: str
     no_contact_reason: str = ""
 
 
-def ranking_of(arm_set: ArmSet, pmf: np.ndarray, limit: int = 0,
-               index: np.ndarray | None = None) -> tuple[tuple[JointArm, float], ...]:
+def ranking_of(arm_set: ArmSet, pmf: np.ndarray, limit: int = 0, index: np.ndarray | None = None, *,
+               chosen: int | None = None, probability: float | None = None) -> Ranking:
     """Arms with non-zero probability, highest first (ties in arm order); the top ``limit`` if set.
 
-    ``index`` maps pmf positions to positions in ``arm_set`` (eligible arms of a larger candidate set)."""
-    order = np.argsort(-pmf, kind="stable")
-    order = order[pmf[order] > 0]
+    ``index`` maps pmf positions to positions in ``arm_set`` (eligible arms of a larger candidate set).
+    Entries carry the pmf rounded to float32 — what the compact log stores, so a repeat answered from the
+    log equals the first answer — and the chosen pmf position (``chosen``) its exact ``probability``."""
+    values = np.asarray(pmf, dtype=np.float32).astype(np.float64)
+    if chosen is not None and probability is not None:
+        values[chosen] = probability
+    order = np.argsort(-values, kind="stable")
+    order = order[values[order] > 0]
     if limit:
         order = order[:limit]
-    positions = order if index is None else index[order]
-    arms = arm_set.arms
-    return tuple(zip(map(arms.__getitem__, positions.tolist()), pmf[order].tolist()))
+    probabilities = values[order]
+    positions = order if index is None else np.asarray(index, dtype=np.int64)[order]
+    return Ranking(arm_set, positions, probabilities)
 
 
 def arm_set_bytes(arm_set: ArmSet) -> int:
@@ -85,7 +133,8 @@ class RepeatRecord:
     def outcome(self, ranking_limit: int = 0) -> DecisionOutcome:
         """The original answer, cut to this caller's ``ranking_limit``."""
         arm = None if self.chosen < 0 else self.arms.arms[int(self.eligible[self.chosen])]
-        ranking = ranking_of(self.arms, self.pmf, ranking_limit, self.eligible.astype(np.int64)) if len(self.pmf) else ()
+        ranking = (ranking_of(self.arms, self.pmf, ranking_limit, self.eligible.astype(np.int64), chosen=self.chosen,
+                              probability=self.probability) if len(self.pmf) else NO_RANKING)
         return DecisionOutcome(self.event_id, self.campaign, arm, self.probability, ranking, self.policy_version,
                                self.exploration, self.no_contact_reason)
 

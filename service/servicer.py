@@ -15,12 +15,14 @@ from offers.v1 import decision_pb2 as pb
 from offers.v1 import decision_pb2_grpc as pb_grpc
 from service import validation
 from offerbandit.errors import Overloaded
+from service.answers import AnswerEncoder
 from service.engine import DecisionEngine, DecisionOutcome
 from service.status import abort_with, status_for
 from service.metrics import Metrics
 
 
 UNKNOWN = "unknown"
+SERVICE = "offers.v1.DecisionService"
 _OUTCOME_OF_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: "invalid",
     grpc.StatusCode.NOT_FOUND: "not_found",
@@ -31,6 +33,7 @@ _OUTCOME_OF_STATUS = {
 
 
 def to_proto(outcome: DecisionOutcome) -> pb.Decision:
+    """The ``Decision`` message of ``outcome`` (the servicer sends `AnswerEncoder` bytes; equal to these)."""
     arm = outcome.arm
     return pb.Decision(
         event_id=outcome.event_id,
@@ -47,6 +50,31 @@ def to_proto(outcome: DecisionOutcome) -> pb.Decision:
     )
 
 
+def _serialize(response: Message | bytes) -> bytes:
+    """Answers the servicer encoded itself (`AnswerEncoder`) go out as they are."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def add_to_server(servicer: "DecisionServicer", server: grpc.Server) -> None:
+    """Register the decision service like the generated ``add_DecisionServiceServicer_to_server``, with
+    serializers that send pre-encoded answers as they are."""
+    handlers = {
+        "Decide": grpc.unary_unary_rpc_method_handler(
+            servicer.Decide, request_deserializer=pb.DecideRequest.FromString, response_serializer=_serialize),
+        "DecideBatch": grpc.unary_unary_rpc_method_handler(
+            servicer.DecideBatch, request_deserializer=pb.DecideBatchRequest.FromString,
+            response_serializer=_serialize),
+        "Reward": grpc.unary_unary_rpc_method_handler(
+            servicer.Reward, request_deserializer=pb.RewardRequest.FromString,
+            response_serializer=pb.RewardAck.SerializeToString),
+        "Activate": grpc.unary_unary_rpc_method_handler(
+            servicer.Activate, request_deserializer=pb.ActivateRequest.FromString,
+            response_serializer=pb.ActivateAck.SerializeToString),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
+
+
 def _timeout(context: grpc.ServicerContext) -> float | None:
     remaining = context.time_remaining()
     return None if remaining is None or remaining > 3600 else max(remaining, 0.001)
@@ -55,20 +83,22 @@ def _timeout(context: grpc.ServicerContext) -> float | None:
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
     def __init__(self, engine: DecisionEngine, metrics: Metrics) -> None:
         self.engine = engine
+        self.encoder = AnswerEncoder(engine.config.server.candidate_cache_bytes)
+        self.known_offers = validation.ValidatedOffers(engine.config.server.candidate_cache_bytes)
         self.metrics = metrics
         self.limits = engine.config.limits
         self.privacy = engine.config.privacy
 
     def _decide(self, inputs: list[validation.DecideInput], context: grpc.ServicerContext, started: float,
-                build: Callable[[list[DecisionOutcome]], Message], batch: bool) -> Message:
+                build: Callable[[list[DecisionOutcome]], bytes], batch: bool) -> bytes:
         """Decide and answer; the answer is built and sized before anything is logged (too big for the
         transport limit: RESOURCE_EXHAUSTED, nothing logged)."""
-        built: list[Message] = []
+        built: list[bytes] = []
         limit = self.engine.config.server.max_message_bytes
 
         def respond(outcomes: list[DecisionOutcome]) -> None:
             message = build(outcomes)
-            size = message.ByteSize()
+            size = len(message)
             if size > limit:
                 raise Overloaded(f"the answer would be {size} bytes, over the transport limit of {limit} "
                                  "(server.max_message_bytes); nothing was logged: ask for fewer arms "
@@ -88,21 +118,21 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
                                       outcome=_OUTCOME_OF_STATUS.get(code, "error"))
         abort_with(context, exc)
 
-    def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> pb.Decision:
+    def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> bytes:
         started = time.perf_counter()
         try:
-            inputs = [validation.decide_input(request, self.limits, self.privacy)]
-            return self._decide(inputs, context, started, lambda outcomes: to_proto(outcomes[0]), batch=False)
+            inputs = [validation.decide_input(request, self.limits, self.privacy, self.known_offers)]
+            return self._decide(inputs, context, started, lambda outcomes: self.encoder.decision(outcomes[0]),
+                                batch=False)
         except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
             self._failed(context, exc, started)
 
-    def DecideBatch(self, request: pb.DecideBatchRequest, context: grpc.ServicerContext) -> pb.DecideBatchResponse:
+    def DecideBatch(self, request: pb.DecideBatchRequest, context: grpc.ServicerContext) -> bytes:
         started = time.perf_counter()
         try:
-            inputs = validation.batch_inputs(request, self.limits, self.privacy)
+            inputs = validation.batch_inputs(request, self.limits, self.privacy, self.known_offers)
             return self._decide(inputs, context, started,
-                                lambda outcomes: pb.DecideBatchResponse(decisions=[to_proto(o) for o in outcomes]),
-                                batch=True)
+                                self.encoder.batch, batch=True)
         except Exception as exc:  # noqa: BLE001
             self._failed(context, exc, started)
 

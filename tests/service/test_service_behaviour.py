@@ -79,12 +79,16 @@ def test_draw_frequencies_match_the_returned_pmf(start_server):
             requests=[make_request(user=f"user-{batch}-{i}") for i in range(100)]), timeout=30)
         for decision in response.decisions:
             arm = (decision.offer_id, decision.format, decision.time_slot)
-            assert decision.probability == pytest.approx(pmf[arm], abs=1e-12)
+            # ranking entries are float32 (what the compact log keeps); the chosen one is exact
+            assert decision.probability == pytest.approx(pmf[arm], rel=2 ** -23, abs=0)
+            own = {(a.offer_id, a.format, a.time_slot): a.probability for a in decision.ranking}
+            assert own[arm] == decision.probability
             counts[arm] += 1
             n += 1
     arms = sorted(pmf)
     observed = np.array([counts[a] for a in arms])
-    expected = np.array([pmf[a] for a in arms]) * n
+    values = np.array([pmf[a] for a in arms])
+    expected = values / values.sum() * n  # float32 ranking entries sum to 1 only within ~1e-7
     keep = expected >= 5  # chi-square validity; pool the rare arms into one cell
     observed = np.append(observed[keep], observed[~keep].sum())
     expected = np.append(expected[keep], expected[~keep].sum())
@@ -118,8 +122,9 @@ def test_narrow_history_is_explored_outside_it_at_rate_beta(start_server):
             requests=[make_request(user=u) for u in users[start:start + 100]]), timeout=30)
         for decision in response.decisions:
             outside_mass = sum(a.probability for a in decision.ranking if category[a.offer_id] != "travel")
-            assert sum(a.probability for a in decision.ranking) == pytest.approx(1.0, abs=1e-9)
-            assert outside_mass >= 0.5 - 1e-9
+            # float32 entries (what the compact log keeps): each within 2^-24 relative of the pmf
+            assert sum(a.probability for a in decision.ranking) == pytest.approx(1.0, abs=1e-6)
+            assert outside_mass >= 0.5 - 1e-6
             if decision.exploration == "explore_outside_history":
                 novelty_draws += 1
                 assert category[decision.offer_id] != "travel", decision
