@@ -38,6 +38,7 @@ import numpy as np
 from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.history import HISTORY_DIMENSIONS, UserHistory
+from policies.arm_index import arm_index
 from policies.types import ArmSet
 
 #: Tolerance on Σ p_policy = 1.
@@ -141,9 +142,16 @@ def _floor_weights(mask: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     if groups is None:
         return np.where(mask, 1.0 / n_novel, 0.0)
     novel_groups = groups[mask]
-    _, inverse, arms_per_group = np.unique(novel_groups, return_inverse=True, return_counts=True)
+    low, high = int(novel_groups.min()), int(novel_groups.max())
+    if high - low <= 4 * novel_groups.size:  # small codes (categories): counting beats sorting
+        codes = novel_groups - low
+        arms_per_group = np.bincount(codes)
+        per_arm, n_groups = arms_per_group[codes], np.count_nonzero(arms_per_group)
+    else:
+        _, inverse, counts = np.unique(novel_groups, return_inverse=True, return_counts=True)
+        per_arm, n_groups = counts[inverse], len(counts)
     weights = np.zeros(mask.shape, dtype=np.float64)
-    weights[mask] = 1.0 / (len(arms_per_group) * arms_per_group[inverse])
+    weights[mask] = 1.0 / (n_groups * per_arm)
     return weights
 
 
@@ -199,29 +207,22 @@ def outside_history_mask(arm_set: ArmSet, history: UserHistory, dimensions: tupl
     ``basis`` and ``min_shown`` say what the history holds (see `NoveltyConfig.history_basis`)."""
     _require_choice(basis, "basis", HISTORY_BASES)
     familiar = {dim: _familiar(history, dim, basis, min_shown) for dim in dimensions}  # validates names
-    arms = arm_set.arms
-    outside = np.zeros(len(arms), dtype=bool)
+    index = arm_index(arm_set)
+    outside = np.zeros(len(arm_set.arms), dtype=bool)
     for dim, seen in familiar.items():
         if not seen:  # nothing familiar in one dimension: every arm has a new value there
-            return np.ones(len(arms), dtype=bool)
-        if dim == "category":
-            new_offer = {oid: offer.category not in seen for oid, offer in arm_set.offers.items()}
-            column = (new_offer[arm.offer_id] for arm in arms)
-        elif dim == "offer":
-            column = (arm.offer_id not in seen for arm in arms)
-        elif dim == "format":
-            column = (arm.format not in seen for arm in arms)
-        else:
-            column = (arm.time_slot not in seen for arm in arms)
-        outside |= np.fromiter(column, dtype=bool, count=len(arms))
+            return np.ones(len(arm_set.arms), dtype=bool)
+        values, of_arm = {"category": (index.categories, index.category_of_arm),
+                          "offer": (index.offers, index.offer_of_arm),
+                          "format": (index.formats, index.format_of_arm)}.get(dim, (index.slots, index.slot_of_arm))
+        novel = np.fromiter((value not in seen for value in values), dtype=bool, count=len(values))
+        outside |= novel[of_arm]
     return outside
 
 
 def category_codes(arm_set: ArmSet) -> np.ndarray:
     """An integer code per arm for its offer's category (equal codes, equal categories)."""
-    codes: dict[str, int] = {}
-    by_offer = {oid: codes.setdefault(offer.category, len(codes)) for oid, offer in arm_set.offers.items()}
-    return np.fromiter((by_offer[arm.offer_id] for arm in arm_set.arms), dtype=np.int64, count=len(arm_set.arms))
+    return arm_index(arm_set).category_of_arm
 
 
 def mix_for_history(p_policy: np.ndarray, arm_set: ArmSet, history: UserHistory, config: NoveltyConfig) -> Mixture:

@@ -22,6 +22,7 @@ import numpy as np
 from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from policies.history import UserHistory
+from policies.arm_index import arm_index
 from policies.types import ArmSet, DecisionContext
 
 #: Hour of the day each named send time stands for, unless a campaign configures its own.
@@ -201,13 +202,14 @@ def apply_rules(
     """
     # Decide once per offer and per (format, slot), then look arms up: cheap for thousands of arms.
     arms = arm_set.arms
+    index = arm_index(arm_set)
     offer_reason = _offer_reasons(arm_set, context, rules, excluded_offers)
     capped_formats = _capped_formats(history, now, rules)
-    pair_reason = {pair: _pair_reason(pair, rules, consented_formats, capped_formats)
-                   for pair in {(arm.format, arm.time_slot) for arm in arms}}
-    by_offer = np.fromiter((offer_reason[arm.offer_id] for arm in arms), dtype=np.int8, count=len(arms))
-    by_pair = np.fromiter((pair_reason[(arm.format, arm.time_slot)] for arm in arms), dtype=np.int8,
-                          count=len(arms))
+    pair_reason = np.fromiter((_pair_reason(pair, rules, consented_formats, capped_formats) for pair in index.pairs),
+                              dtype=np.int8, count=len(index.pairs))
+    by_offer = np.fromiter((offer_reason[offer_id] for offer_id in index.offers), dtype=np.int8,
+                           count=len(index.offers))[index.offer_of_arm]
+    by_pair = pair_reason[index.pair_of_arm]
     # First reason in check order: exclusion, then the (format, slot) reasons, then suppression.
     reasons = np.where(by_offer == _EXCLUSION, _EXCLUSION, np.where(by_pair != _KEEP, by_pair, by_offer))
 

@@ -18,6 +18,7 @@ from policies.contract import Policy
 from policies.bounded import ByteLRU, text_bytes
 from policies.novelty import NoveltyConfig
 from policies.factory import make_policy
+from policies.vw.double_buffer import DoubleBuffer
 from policies.rules import RulesConfig
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from service.config import CampaignConfig, ServiceConfig
@@ -28,8 +29,10 @@ BOOTSTRAP_VERSION = "bootstrap"
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 
 
-def _key_bytes(key: tuple) -> int:
-    """Estimated bytes of an offers key: ((id, ((feature, value), ...)), ...)."""
+def _key_bytes(key: tuple | bytes) -> int:
+    """Estimated bytes of an offers key: a wire digest, or ((id, ((feature, value), ...)), ...)."""
+    if isinstance(key, bytes):
+        return 64 + len(key)
     return 64 + sum(120 + text_bytes(oid) + sum(80 + text_bytes(k, v) for k, v in feats) for oid, feats in key)
 
 
@@ -102,6 +105,8 @@ class CampaignRuntime:
     mode: modes.ModeConfig = field(default_factory=modes.ModeConfig)
     apprentice: modes.ApprenticeGate | None = None
     caches: CampaignCaches = field(default_factory=CampaignCaches.with_budget)
+    #: how a learning process's VW models are double-buffered (None: one workspace serves and learns)
+    double_buffer: DoubleBuffer | None = None
 
     def serving_pmf(self, policy: Policy, context: DecisionContext, arm_set: ArmSet,
                     baseline: JointArm | None) -> np.ndarray:
@@ -112,20 +117,21 @@ class CampaignRuntime:
         return modes.served_pmf(self.mode, learned, baseline_index=_index_of(arm_set, baseline),
                                 gate=self.apprentice)
 
-    def candidates(self, offers: tuple[Offer, ...], formats: tuple[str, ...],
-                   time_slots: tuple[str, ...]) -> ArmSet:
+    def candidates(self, offers: tuple[Offer, ...], formats: tuple[str, ...], time_slots: tuple[str, ...],
+                   offers_key: bytes = b"") -> ArmSet:
         """The joint arms of a candidate list, built once per distinct list and reused: callers tend
-        to send the same candidates again and again, and the VW adapter's caches key on the object."""
-        key = (self._offers_key(offers), formats, time_slots)
+        to send the same candidates again and again, and the VW adapter's caches key on the object.
+        ``offers_key`` (the validated offers' wire digest) saves building the content key."""
+        key = (offers_key or self._offers_key(offers), formats, time_slots)
         arm_set = self.caches.arm_sets.get(key)
         if arm_set is None:
             arm_set = ArmSet.product(offers, formats, time_slots)
             self.caches.arm_sets.put(key, arm_set)
         return arm_set
 
-    def offer_set_code(self, offers: tuple[Offer, ...]) -> tuple[str, str]:
+    def offer_set_code(self, offers: tuple[Offer, ...], offers_key: bytes = b"") -> tuple[str, str]:
         """Content id and JSON of an offer snapshot, cached per distinct offer list."""
-        key = self._offers_key(offers)
+        key = offers_key or self._offers_key(offers)
         code = self.caches.offer_codes.get(key)
         if code is None:
             code = encode_offers(offers)
@@ -152,11 +158,18 @@ def _index_of(arm_set: ArmSet, arm: JointArm | None) -> int | None:
         return None
 
 
-def new_policy(config: CampaignConfig) -> Policy:
-    return make_policy(config.policy, **dict(config.policy_params))
+def new_policy(config: CampaignConfig, double_buffer: DoubleBuffer | None = None) -> Policy:
+    return make_policy(config.policy, double_buffer=double_buffer, **dict(config.policy_params))
 
 
-def build_runtimes(config: ServiceConfig) -> dict[str, CampaignRuntime]:
+def serving_buffer(config: ServiceConfig) -> DoubleBuffer | None:
+    """The double buffer of a process that serves and learns (``[learning] publish_every_seconds``): the
+    model guard publishes each checked update when due; None when set to 0."""
+    every = config.learning.publish_every_seconds
+    return None if every <= 0 else DoubleBuffer(publish_every_seconds=every, publish_on_learn=False)
+
+
+def build_runtimes(config: ServiceConfig, double_buffer: DoubleBuffer | None = None) -> dict[str, CampaignRuntime]:
     cache_bytes = config.server.candidate_cache_bytes
     runtimes = {}
     for name, campaign in config.campaigns.items():
@@ -165,13 +178,14 @@ def build_runtimes(config: ServiceConfig) -> dict[str, CampaignRuntime]:
                                 margin=campaign.apprentice_margin)
         runtime = CampaignRuntime(
             config=campaign,
-            live=LivePolicy(new_policy(campaign), BOOTSTRAP_VERSION),
+            live=LivePolicy(new_policy(campaign, double_buffer), BOOTSTRAP_VERSION),
             rules=campaign.rules,
             novelty=campaign.novelty,
             catalog_arms=ArmSet.product(catalog.offers, catalog.formats, catalog.time_slots),
             mode=mode,
             apprentice=modes.ApprenticeGate(mode) if campaign.mode == "apprentice" else None,
             caches=CampaignCaches.with_budget(cache_bytes),
+            double_buffer=double_buffer,
         )
         runtime.offer_set_code(catalog.offers)
         runtimes[name] = runtime

@@ -7,6 +7,7 @@ context and offer-feature values are checked for personal contact data (service/
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from offers.v1 import decision_pb2 as pb
 
 from offerbandit.errors import InvalidInput, SensitiveFeature
+from policies.bounded import ByteLRU, text_bytes
 from policies.types import JointArm, Offer
 from service.config import LimitsConfig, PrivacyConfig
 
@@ -35,6 +37,8 @@ class DecideInput:
     baseline: JointArm | None
     excluded_offers: frozenset[str]
     consented_formats: frozenset[str] | None
+    #: a digest of the offers' wire bytes (empty: no offers sent): the engine's candidate caches key on it
+    offers_key: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +155,49 @@ def _check_offers(offers: Sequence[pb.Offer], limits: LimitsConfig, privacy: Pri
     return tuple(result)
 
 
-def decide_input(request: pb.DecideRequest, limits: LimitsConfig, privacy: PrivacyConfig) -> DecideInput:
-    """Validate one DecideRequest (joint-arm count is checked later, once candidates are resolved)."""
+def _offer_list_bytes(key: bytes, offers: tuple[Offer, ...]) -> int:
+    return 200 + len(key) + sum(300 + text_bytes(o.id) + sum(100 + text_bytes(k, v) for k, v in o.features.items())
+                                for o in offers)
+
+
+class ValidatedOffers:
+    """Offer lists that passed validation, by a digest of their wire bytes, within ``max_bytes``.
+
+    Callers send the same candidates again and again; checking 8 offers' features for length, NULs,
+    personal data and the deny-list and building `Offer` records costs ~70 µs a request, the digest a few.
+    The digest covers each offer's bytes with its length (a list's encoding, not a concatenation two
+    different lists could share), so equal digests mean equal offers and the same verdict. It only saves
+    work: equal offers sent in other bytes (another map order) are validated again.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self._lists: ByteLRU[bytes, tuple[Offer, ...]] = ByteLRU(max_bytes, _offer_list_bytes)
+
+    def check(self, offers: Sequence[pb.Offer], limits: LimitsConfig,
+              privacy: PrivacyConfig) -> tuple[tuple[Offer, ...], bytes]:
+        if not offers:
+            return (), b""
+        digest = hashlib.blake2b(digest_size=16)
+        for offer in offers:
+            data = offer.SerializeToString()
+            digest.update(len(data).to_bytes(4, "little"))
+            digest.update(data)
+        key = digest.digest()
+        found = self._lists.get(key)
+        if found is None:
+            found = _check_offers(offers, limits, privacy)
+            self._lists.put(key, found)
+        return found, key
+
+    @property
+    def nbytes(self) -> int:
+        return self._lists.nbytes
+
+
+def decide_input(request: pb.DecideRequest, limits: LimitsConfig, privacy: PrivacyConfig,
+                 known_offers: ValidatedOffers | None = None) -> DecideInput:
+    """Validate one DecideRequest (joint-arm count is checked later, once candidates are resolved);
+    ``known_offers`` remembers offer lists already validated."""
     baseline = None
     if request.HasField("baseline"):
         b = request.baseline
@@ -162,13 +207,17 @@ def decide_input(request: pb.DecideRequest, limits: LimitsConfig, privacy: Priva
                             _check_text(b.format, "baseline.format", limits),
                             _check_text(b.time_slot, "baseline.time_slot", limits))
     consented = _check_unique(list(request.consented_formats), "consented_formats", limits.max_formats, limits)
+    if known_offers is None:
+        offers, offers_key = _check_offers(request.offers, limits, privacy), b""
+    else:
+        offers, offers_key = known_offers.check(request.offers, limits, privacy)
     return DecideInput(
         event_id=_check_text(request.event_id, "event_id", limits),
         user_id=_check_text(request.user_id, "user_id", limits, required=True),
         campaign=_check_text(request.campaign, "campaign", limits) or "default",
         context=_check_context(request.context.items(), limits, privacy),
         numeric=_check_numeric(request.numeric.items(), limits, privacy),
-        offers=_check_offers(request.offers, limits, privacy),
+        offers=offers,
         formats=_check_unique(list(request.formats), "formats", limits.max_formats, limits),
         time_slots=_check_unique(list(request.time_slots), "time_slots", limits.max_time_slots, limits),
         deferred=request.deferred,
@@ -177,11 +226,12 @@ def decide_input(request: pb.DecideRequest, limits: LimitsConfig, privacy: Priva
         excluded_offers=frozenset(_check_unique(list(request.excluded_offers), "excluded_offers",
                                                 limits.max_offers, limits)),
         consented_formats=frozenset(consented) if consented else None,
+        offers_key=offers_key,
     )
 
 
-def batch_inputs(request: pb.DecideBatchRequest, limits: LimitsConfig,
-                 privacy: PrivacyConfig) -> list[DecideInput]:
+def batch_inputs(request: pb.DecideBatchRequest, limits: LimitsConfig, privacy: PrivacyConfig,
+                 known_offers: ValidatedOffers | None = None) -> list[DecideInput]:
     """Validate every item first; the first bad one fails the whole batch, naming its index."""
     if len(request.requests) == 0:
         raise InvalidInput("requests must hold at least one DecideRequest", field="requests")
@@ -192,7 +242,7 @@ def batch_inputs(request: pb.DecideBatchRequest, limits: LimitsConfig,
     seen_ids: set[str] = set()
     for i, item in enumerate(request.requests):
         try:
-            parsed = decide_input(item, limits, privacy)
+            parsed = decide_input(item, limits, privacy, known_offers)
         except InvalidInput as exc:
             raise type(exc)(f"requests[{i}]: {exc}", field=f"requests[{i}].{exc.field}") from exc
         if parsed.event_id:

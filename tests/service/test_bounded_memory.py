@@ -126,3 +126,22 @@ def test_the_servers_repeat_cache_is_bounded_and_evicted_ids_come_from_the_log(s
     assert served.engine.claims.recent.nbytes <= 20000 and len(served.engine.claims.recent) < 60
     assert served.stub.Decide(make_request(event_id="b0"), timeout=10) == first[0]  # from the log
     assert served.stub.Decide(make_request(event_id="b59"), timeout=10) == first[59]  # from the cache
+
+
+def test_validated_offer_lists_are_remembered_by_their_bytes_and_bounded():
+    from service.config import ServiceConfig
+    from service.validation import ValidatedOffers, decide_input
+
+    config = ServiceConfig()
+    known = ValidatedOffers(20_000)
+    first = decide_input(make_request(), config.limits, config.privacy, known)
+    again = decide_input(make_request(user="bob"), config.limits, config.privacy, known)
+    plain = decide_input(make_request(), config.limits, config.privacy)
+    assert again.offers is first.offers and first.offers_key == again.offers_key and first.offers_key
+    assert first.offers == plain.offers and plain.offers_key == b""
+    changed = make_request(offers=[("o1", {"category": "travel"}), ("o2", {"category": "toys"})])
+    other = decide_input(changed, config.limits, config.privacy, known)
+    assert other.offers_key != first.offers_key and other.offers[1].features["category"] == "toys"
+    for i in range(200):  # many distinct lists: the budget holds
+        decide_input(make_request(offers=[(f"x{i}", {"category": "c"})]), config.limits, config.privacy, known)
+        assert known.nbytes <= 20_000
