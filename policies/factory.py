@@ -1,5 +1,9 @@
 """Policy names -> classes: ``make_policy(name, **params)`` and ``load_policy(name, data)``.
 
+``double_buffer`` (VW only; other policies have no long model operations) has decisions score on a serving
+workspace that learning and checkpoints never lock (`policies/vw/double_buffer.py`); `reload_like` loads
+bytes as a policy of another's kind and buffering (a guard's rollback keeps the live model's shape).
+
 ``params`` are the fields of the policy's frozen config (``VWPolicyConfig``, ``BestSingleArmConfig``,
 ``PerSegmentGreedyConfig``); unknown names or fields raise :class:`~offerbandit.errors.InvalidInput`.
 """
@@ -17,16 +21,21 @@ from policies.baselines import (
 )
 from policies.contract import Policy
 from offerbandit.errors import InvalidInput
+from policies.vw.double_buffer import DoubleBuffer
 from policies.vw.policy import VWPolicy, VWPolicyConfig
+
+
+def _config_of(policy_class, config_class, params: dict[str, object]):  # noqa: ANN001, ANN202
+    known = {f.name for f in fields(config_class)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InvalidInput(f"{policy_class.name} has no parameter {unknown[0]!r}", field=unknown[0])
+    return config_class(**params)
 
 
 def _with_config(policy_class, config_class) -> Callable[..., Policy]:
     def make(**params: object) -> Policy:
-        known = {f.name for f in fields(config_class)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise InvalidInput(f"{policy_class.name} has no parameter {unknown[0]!r}", field=unknown[0])
-        return policy_class(config_class(**params))
+        return policy_class(_config_of(policy_class, config_class, params))
     return make
 
 
@@ -60,13 +69,24 @@ def _check_name(name: str) -> None:
         raise InvalidInput(f"unknown policy {name!r}; known: {', '.join(_FACTORIES)}", field="policy")
 
 
-def make_policy(name: str, **params: object) -> Policy:
+def make_policy(name: str, *, double_buffer: DoubleBuffer | None = None, **params: object) -> Policy:
     """A fresh policy called ``name`` configured by ``params``."""
     _check_name(name)
+    if double_buffer is not None and POLICY_CLASSES[name] is VWPolicy:
+        return VWPolicy(_config_of(VWPolicy, VWPolicyConfig, params), double_buffer=double_buffer)
     return _FACTORIES[name](**params)
 
 
-def load_policy(name: str, data: bytes) -> Policy:
+def load_policy(name: str, data: bytes, *, double_buffer: DoubleBuffer | None = None) -> Policy:
     """Rebuild a policy saved with ``save()`` (raises ModelError for bytes that are not one)."""
     _check_name(name)
+    if double_buffer is not None and POLICY_CLASSES[name] is VWPolicy:
+        return VWPolicy.load(data, double_buffer=double_buffer)
     return POLICY_CLASSES[name].load(data)
+
+
+def reload_like(policy: Policy, data: bytes) -> Policy:
+    """``data`` (saved by a policy of ``policy``'s kind) loaded and buffered as ``policy`` is."""
+    if isinstance(policy, VWPolicy):
+        return type(policy).load(data, double_buffer=policy.double_buffer)
+    return type(policy).load(data)

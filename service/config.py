@@ -94,9 +94,13 @@ class LearningConfig:
     registry_poll_seconds: float = 5.0
     history_horizon_seconds: float = 90 * 86400.0
     history_max_users: int = 50_000  # ~3.7 KB each held; a customer not held is read from the log
+    #: in a process that serves and learns, decisions score on a copy of the VW model refreshed after checked
+    #: updates at most this often, so learning and checkpoints never hold a decision (0: one workspace)
+    publish_every_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         check_scalar(self.batch_size, "learning.batch_size", int, low=1)
+        check_scalar(self.publish_every_seconds, "learning.publish_every_seconds", low=0.0)
         check_scalar(self.poll_seconds, "learning.poll_seconds", low=0.0, low_open=True)
         if self.checkpoint_every_seconds is not None:
             check_scalar(self.checkpoint_every_seconds, "learning.checkpoint_every_seconds", low=0.0, low_open=True)

@@ -120,6 +120,11 @@ class LearnQueue:
                 seqs.append(item)
         return seqs
 
+    def only(self, n: int) -> bool:
+        """Whether nothing but the ``n`` events in hand waits to be learned."""
+        with self._idle:
+            return self._pending <= n
+
     def wake(self) -> None:
         """Release a :meth:`take` waiting on an empty queue (at stop)."""
         self._queue.put(None)
@@ -283,6 +288,17 @@ class OnlineLearner:
                 next_poll = time.time() + self.poll_seconds
             if seqs:
                 self._learn(seqs)
+            else:  # idle: serve whatever checked updates are not served yet
+                self._publish(now=True)
+
+    def _publish(self, now: bool) -> None:
+        """Publish the campaigns' checked updates to decisions (double-buffered models; see ModelGuard)."""
+        for campaign, runtime in self.state.campaigns.items():
+            try:
+                with self.counter.learning:
+                    self.guard.publish_checked(campaign, runtime.live.current()[0], now=now)
+            except Exception:  # noqa: BLE001 - publishing must never take the server down
+                log.exception("campaign %s: publishing the learned model to decisions failed", campaign)
 
     def _claim_due(self) -> list[int]:
         """Claim the events whose reward window closed (final now); their seqs."""
@@ -307,6 +323,7 @@ class OnlineLearner:
                     found.append((decision.seq, decision.campaign, event, decision.baseline))
             if not found:
                 return
+            total = 0
             with self.counter.learning:  # the learn_seqs given and the events learned are one step
                 given = self.state.log.assign_learn_seq([seq for seq, *_ in found]).result(30)
                 by_campaign: dict[str, list[tuple[int, int, LearningEvent, JointArm | None]]] = defaultdict(list)
@@ -325,8 +342,10 @@ class OnlineLearner:
                         chunk = items[start:start + self.batch_size]
                         learned += self.guard.learn(campaign, runtime.live, [event for _, _, event, _ in chunk],
                                                     [seq for _, seq, _, _ in chunk]).learned
-                    self.learned += learned
+                    total += learned
                     self.counter.add(campaign, learned, items[-1][0])
+            self._publish(now=self._handed.only(len(seqs)))  # before `done` and `learned`: learned means served
+            self.learned += total
         except Exception:  # noqa: BLE001 - learning must never take the server down
             log.exception("online learning of %d events failed", len(seqs))
         finally:

@@ -119,7 +119,8 @@ class RegistryLink:
         if cached is None:
             return
         try:
-            policy = load_policy(cached.policy_name, cached.model)
+            policy = load_policy(cached.policy_name, cached.model,
+                                 double_buffer=self.state.campaigns[campaign].double_buffer)
         except OfferBanditError as exc:
             log.warning("campaign %s: cached version %s cannot be loaded (%s)", campaign, cached.version, exc)
             return
@@ -140,7 +141,8 @@ class RegistryLink:
         with self._moves:
             if runtime.live.version == loaded.version:
                 return  # already serving it (our own checkpoint, or its cached copy), with what it learned since
-            policy = load_policy(loaded.policy_name, loaded.model)  # ModelError: the watcher keeps the old one
+            policy = load_policy(loaded.policy_name, loaded.model,  # ModelError: the watcher keeps the old one
+                                 double_buffer=runtime.double_buffer)
             base = self._included_learn_seq(loaded)
             caught_up = self._swap_in(runtime, policy, loaded.version, base)
             self._cache_champion(CachedModel(loaded.campaign, loaded.version, base, loaded.policy_name,

@@ -32,6 +32,7 @@ import numpy as np
 
 from offerbandit.errors import ModelError
 from policies.contract import Policy
+from policies.factory import reload_like
 from policies.types import ArmSet, DecisionContext, LearningEvent
 from service.campaigns import CampaignRuntime, LivePolicy
 
@@ -63,9 +64,11 @@ class _Snapshot:
 
 
 def _probe(policy: Policy, items: Sequence[Item]) -> list[np.ndarray]:
-    """The policy's pmfs on ``items``; ModelError when the policy cannot give them."""
+    """The policy's pmfs on ``items`` from everything it learned (a double-buffered policy's learning
+    workspace: what the next publish or save would serve); ModelError when it cannot give them."""
+    score = getattr(policy, "learned_pmf_batch", policy.pmf_batch)
     try:
-        return [np.asarray(p, dtype=np.float64) for p in policy.pmf_batch(list(items))]
+        return [np.asarray(p, dtype=np.float64) for p in score(list(items))]
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to predict is an unusable model
@@ -174,6 +177,9 @@ class ModelGuard:
         self._lock = threading.Lock()
         self.snapshot_seconds = 0.0  # time spent saving snapshots (measured, for the report)
         self.snapshots_taken = 0
+        self._published: dict[str, float] = {}  # campaign -> when its double buffer last published
+        self._unpublished: set[str] = set()  # campaigns whose live model learned checked updates not served yet
+        self.publishes = 0
 
     def _snapshot(self, campaign: str, policy: Policy) -> _Snapshot:
         with self._lock:
@@ -225,6 +231,7 @@ class ModelGuard:
         problem = self._try(policy, events, items, before)
         if problem is None:
             self._keep(campaign, snapshot, policy, events)
+            self._checked(campaign)
             return GuardOutcome(len(events))
         log.error("campaign %s: an update of %d events broke the model (%s); rolling back", campaign,
                   len(events), problem)
@@ -244,6 +251,32 @@ class ModelGuard:
         except Exception as exc:  # noqa: BLE001 - a learn that raises may have left the model half-updated
             return f"{type(exc).__name__}: {exc}"
 
+    def publish_checked(self, campaign: str, policy: Policy, *, now: bool = False) -> bool:
+        """Let decisions see the checked updates of a double-buffered ``policy`` (the live one): when some
+        are unpublished and ``now`` (the learner caught up) or ``publish_every_seconds`` passed since the
+        last publish. A no-op for policies that serve what they learn. True when it published."""
+        buffer = getattr(policy, "double_buffer", None)
+        with self._lock:
+            if buffer is None or campaign not in self._unpublished:
+                return False
+            last = self._published.get(campaign, float("-inf"))
+        if not now and time.monotonic() - last < buffer.publish_every_seconds:
+            return False
+        try:
+            policy.publish()
+        except ModelError as exc:  # the serving model stays; the next publish tries again
+            log.error("campaign %s: the learned model was not published to decisions: %s", campaign, exc)
+            return False
+        with self._lock:
+            self._published[campaign] = time.monotonic()
+            self._unpublished.discard(campaign)
+        self.publishes += 1
+        return True
+
+    def _checked(self, campaign: str) -> None:
+        with self._lock:
+            self._unpublished.add(campaign)
+
     def _keep(self, campaign: str, snapshot: _Snapshot, policy: Policy, events: Sequence[LearningEvent]) -> None:
         snapshot.tail.extend(events)
         if len(snapshot.tail) >= self.snapshot_every_events:
@@ -254,11 +287,12 @@ class ModelGuard:
     def _restore(self, campaign: str, live: LivePolicy, broken: Policy, snapshot: _Snapshot) -> Policy | None:
         """The snapshot plus its replayed tail, swapped in for ``broken`` (None if another model was
         swapped in meanwhile: that one is not ours to touch)."""
-        restored = type(broken).load(snapshot.model)
+        restored = reload_like(broken, snapshot.model)
         for start in range(0, len(snapshot.tail), 256):
             restored.learn(snapshot.tail[start:start + 256])
         if not live.swap_if(broken, restored):
             return None
+        self._checked(campaign)  # the replayed tail is learned, not yet served
         fresh = _Snapshot(restored, restored.save())
         with self._lock:
             self._snapshots[campaign] = fresh

@@ -249,3 +249,20 @@ def test_a_broken_update_is_never_published_to_decisions():
     with pytest.raises(ModelError):
         policy.publish()
     np.testing.assert_array_equal(policy.pmf(context, arm_set), served)
+
+
+def test_sparse_learning_saves_a_model_that_scores_dense_exactly_like_dense_learning():
+    """The double buffer learns with sparse weights (fast saves); a model it saves must be the dense one."""
+    rng = np.random.default_rng(8)
+    options = CbAdfOptions(seed=4)
+    sparse, dense = CbAdfLearner(options, sparse=True), CbAdfLearner(options)
+    events = _events(rng, 80)
+    sparse.learn(events)
+    dense.learn(events)
+    loaded = CbAdfLearner.from_bytes(options, sparse.save())
+    assert not loaded.sparse and sparse.sparse
+    probes = [(random_context(rng), random_arm_set(rng)) for _ in range(6)]
+    for context, arm_set in probes:
+        np.testing.assert_array_equal(loaded.predict_pmf(context, arm_set), dense.predict_pmf(context, arm_set))
+        np.testing.assert_array_equal(sparse.predict_pmf(context, arm_set), dense.predict_pmf(context, arm_set))
+    assert VWPolicy(VWPolicyConfig(seed=4), double_buffer=DoubleBuffer())._buffers.learning.sparse
