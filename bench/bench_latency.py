@@ -1,0 +1,169 @@
+"""Decide latency through real gRPC: p99 with 1 and 8 calls in flight, and what learning, checkpoints and
+model swaps do to it.
+
+    python bench/bench_latency.py [--quick | --tiny] [--json PATH]
+
+(a) ``offerbandit serve --port 0`` (the defaults; 128 joint arms sent as candidates, full ranking back):
+    p50/p99/max of ``Decide`` with 1 and 8 calls in flight. Goals: p99 <= 10 ms and <= 25 ms.
+(b) the same kind of server while it learns: every decision is rewarded at once (so the learner learns all
+    the time and publishes to decisions every second), a checkpoint every 2 s (each saves the model, uploads
+    a version to MLflow and moves ``champion``) and, half-way, ``offerbandit promote 1 --force`` (the watcher
+    loads the first checkpoint, catches it up on everything learned since and swaps it in). ``Decide`` calls one at a time; each call is
+    attributed to the checkpoint or swap whose log line falls within 0.5 s of it, else to "learning only".
+    Goal: no call more than 10 ms slower than the median.
+
+Every ratio is measured in this one run.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (OFFERBANDIT, OUT_DIR, Report, ServeProcess, customers, decide_request,  # noqa: E402
+                          parse_flags, percentiles_ms, run_load)
+from offers.v1 import decision_pb2 as pb  # noqa: E402
+from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
+
+N_ARMS = 128
+SIZES = {"full": (2000, 40.0), "quick": (800, 16.0), "tiny": (60, 6.0)}  # mode -> (calls per setting, (b) seconds)
+CONFIG = '[privacy]\nuser_hash_key = "bench-latency-hash-key-00001"\n'
+STALL_CONFIG = CONFIG + "\n[learning]\ncheckpoint_every_seconds = 2\npoll_seconds = 0.2\n"
+EVENTS = {"checkpoint": re.compile(r"checkpoint published as version"),
+          "model swap": re.compile(r"now serving version")}
+
+
+def requests(count: int, seed: int) -> list[pb.DecideRequest]:
+    return [decide_request(c, N_ARMS) for c in customers(count, seed=seed)]
+
+
+def bench_in_flight(report: Report, address: str, calls: int) -> dict[int, float]:
+    channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+    stub = pb_grpc.DecisionServiceStub(channel)
+    run_load(stub.Decide, requests(max(50, calls // 10), seed=90), 8)  # warm up
+    rows, p99s = [], {}
+    for in_flight in (1, 8):
+        wall, lat, failed = run_load(stub.Decide, requests(calls, seed=in_flight), in_flight)
+        p50, p99 = percentiles_ms(lat)
+        p99s[in_flight] = p99
+        rows.append([f"Decide, {in_flight} in flight", len(lat), len(lat) / wall, p50, p99, max(lat) * 1e3, failed])
+    channel.close()
+    report.table(f"(a) Decide latency, {N_ARMS} joint arms, full ranking, durably logged (a fresh server, no learning)",
+                 ["call", "decisions", "decisions/s", "p50 ms", "p99 ms", "max ms", "failed"], rows)
+    return p99s
+
+
+class _Stamped:
+    """Timestamps of the server's log lines that mark checkpoints and model swaps (polled every 5 ms)."""
+
+    def __init__(self, server: ServeProcess) -> None:
+        self.server = server
+        self.events: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        seen = 0
+        while not self._stop.is_set():
+            lines = self.server.output[seen:]
+            seen += len(lines)
+            now = time.perf_counter()
+            for line in lines:
+                for kind, pattern in EVENTS.items():
+                    if pattern.search(line):
+                        self.events.append((now, kind))
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _promote_first(data_dir: Path, config: Path) -> None:
+    """An operator moves ``champion`` back to version 1 (the first checkpoint): the server swaps it in."""
+    subprocess.run([OFFERBANDIT, "promote", "1", "--force", "--data-dir", str(data_dir), "--config", str(config),
+                    "--why", "bench: a model swap under load"], check=False, capture_output=True, timeout=120)
+
+
+def bench_stalls(report: Report, workdir: Path, seconds: float) -> float:
+    data_dir = workdir / "stalls"
+    rows = []
+    with ServeProcess(data_dir, STALL_CONFIG, extra=("--log-level", "INFO")) as server:
+        channel = grpc.insecure_channel(server.address, options=[("grpc.max_receive_message_length", 64 << 20)])
+        stub = pb_grpc.DecisionServiceStub(channel)
+        stamped = _Stamped(server)
+        rng = np.random.default_rng(4)
+        calls: list[tuple[float, float]] = []  # (started, seconds)
+        pool = requests(4000, seed=41)
+        rollback = threading.Thread(target=lambda: (time.sleep(seconds / 2),
+                                                    _promote_first(data_dir, data_dir / "bench-config.toml")))
+        rollback.start()
+        deadline = time.perf_counter() + seconds
+        i = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            decision = stub.Decide(pool[i % len(pool)], timeout=30)
+            calls.append((started, time.perf_counter() - started))
+            stub.Reward.future(pb.RewardRequest(event_id=decision.event_id, value=float(rng.random() < 0.3)),
+                               timeout=30)
+            i += 1
+        rollback.join()
+        time.sleep(0.2)
+        stamped.stop()
+        channel.close()
+    latencies = np.array([s for _, s in calls]) * 1e3
+    median = float(np.median(latencies))
+    kinds = []
+    for started, _ in calls:
+        near = [kind for at, kind in stamped.events if abs(at - started) <= 0.5]
+        kinds.append(near[0] if near else "learning only")
+    for kind in ("learning only", "checkpoint", "model swap"):
+        chosen = latencies[[k == kind for k in kinds]]
+        count = sum(1 for _, k in stamped.events if k == kind) if kind != "learning only" else None
+        if len(chosen):
+            rows.append([kind, count if count is not None else "", len(chosen), float(np.median(chosen)),
+                         float(np.percentile(chosen, 99)), float(chosen.max()), float(chosen.max()) - median])
+        else:
+            rows.append([kind, count if count is not None else "", 0, "", "", "", ""])
+    report.table(f"(b) Decide latency (1 in flight) while the server learns every decision, checkpoints every 2 s "
+                 f"and swaps version 1 back in half-way ({seconds:.0f} s, {len(calls):,} calls; a call counts "
+                 "under a checkpoint or swap whose log line is within 0.5 s of it)",
+                 ["while", "events", "calls", "p50 ms", "p99 ms", "max ms", "max - overall median ms"], rows)
+    return float(latencies.max()) - median
+
+
+def main() -> None:
+    args = parse_flags(__doc__.splitlines()[0])
+    report = Report("bench_latency", args.mode)
+    calls, seconds = SIZES[args.mode]
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-latency-", dir=OUT_DIR))
+    try:
+        with ServeProcess(workdir / "serve", CONFIG, registry_wait_s=args.registry_wait_s) as server:
+            p99s = bench_in_flight(report, server.address, calls)
+        report.goal("decide_p99_within_10ms_1_in_flight",
+                    "10 ms / p99 of Decide with one call in flight (>= 1: p99 <= 10 ms)", 10.0 / p99s[1], 1.0)
+        report.goal("decide_p99_within_25ms_8_in_flight",
+                    "25 ms / p99 of Decide with 8 calls in flight (>= 1: p99 <= 25 ms)", 25.0 / p99s[8], 1.0)
+        worst = bench_stalls(report, workdir, seconds)
+        report.goal("stall_within_10ms",
+                    "10 ms / (slowest Decide - median Decide) while learning, checkpointing every 2 s and swapping a "
+                    "model in (>= 1: no stall longer than 10 ms)", 10.0 / max(worst, 1e-3), 1.0)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report.write(args.json)
+
+
+if __name__ == "__main__":
+    main()
