@@ -41,17 +41,21 @@ def check_scalar(value: object, name: str, kind: type = float, *, low: float | N
     if kind not in (int, float):
         raise TypeError(f"check_scalar checks int or float, not {kind!r}")
     wanted = numbers.Integral if kind is int else numbers.Real
-    noun = "an integer" if kind is int else "a finite number"
-    text = f"{name} must be {noun}{_range_text(low, high, low_open, high_open)}, got {value!r}"
+
+    def refuse() -> InvalidInput:  # the message is built only for a refusal: checks run on hot paths
+        noun = "an integer" if kind is int else "a finite number"
+        return InvalidInput(f"{name} must be {noun}{_range_text(low, high, low_open, high_open)}, got {value!r}",
+                            field=name)
+
     if isinstance(value, bool) or not isinstance(value, wanted):
-        raise InvalidInput(text, field=name)
+        raise refuse()
     number = int(value) if kind is int else float(value)
     if kind is float and not math.isfinite(number):
-        raise InvalidInput(text, field=name)
+        raise refuse()
     if low is not None and (number < low or (low_open and number == low)):
-        raise InvalidInput(text, field=name)
+        raise refuse()
     if high is not None and (number > high or (high_open and number == high)):
-        raise InvalidInput(text, field=name)
+        raise refuse()
     return number
 
 

@@ -111,7 +111,8 @@ class DecisionEngine:
 
     def _rebuild_history(self) -> None:
         since = time.time() - self.history.config.horizon_s
-        self.history.rebuild(self.log.history_since(since))
+        # the only writer of an embedded log sees every contact: a customer the store lacks has none
+        self.history.rebuild(self.log.history_since(since), complete=not self.log.shared)
 
     def _load_user(self, user_key: str) -> list[HistoryRecord]:
         """A customer's committed contacts within the horizon, from the log (the store does not hold them)."""

@@ -40,6 +40,9 @@ class UserHistoryStore:
         self._users: OrderedDict[str, UserState] = OrderedDict()
         self._lock = threading.Lock()  # guards _users only, never held while a user lock is awaited
         self.loads = 0  # users read in through the loader
+        #: the store holds every committed contact within the horizon (a `rebuild` with ``complete``, the
+        #: only writer of its log, nobody evicted since): a user it does not hold has none, so no load
+        self.complete = False
 
     def __len__(self) -> int:
         with self._lock:
@@ -57,7 +60,10 @@ class UserHistoryStore:
             with state.lock:
                 handle = UserHandle(state, self.config)
                 if not state.loaded:
-                    self._load(user_key, state, handle)
+                    if self.complete:  # not held, so nothing committed within the horizon
+                        state.loaded = True
+                    else:
+                        self._load(user_key, state, handle)
                 yield handle
         finally:
             self._unpin(state)
@@ -114,13 +120,17 @@ class UserHistoryStore:
         with self.locked(user_key) as user:
             return user.snapshot(now)
 
-    def rebuild(self, records: Iterable[HistoryRecord]) -> None:
+    def rebuild(self, records: Iterable[HistoryRecord], *, complete: bool = False) -> None:
         """Replace the contents with the history the records describe (e.g. the log at start).
 
         Records are applied in time order; the result equals recording the same decisions one by one.
+        ``complete``: the records are every committed contact within the horizon and this store's owner is
+        the only writer of them (the embedded log): customers it does not hold are then not loaded, until
+        the first eviction.
         """
         with self._lock:
             self._users.clear()
+            self.complete = complete
         for record in sorted(records, key=lambda r: r.when):
             state = self._pin(record.user_key)
             try:
@@ -155,6 +165,8 @@ class UserHistoryStore:
         victims = list(islice((k for k, s in self._users.items() if s.pins == 0 and not s.uncommitted), excess))
         for key in victims:
             del self._users[key]
+        if victims:
+            self.complete = False  # an evicted customer's contacts are in the log only now
 
 
 def _apply(user: UserHandle, record: HistoryRecord) -> None:

@@ -330,3 +330,25 @@ def test_a_failing_loader_leaves_the_user_unloaded():
     with pytest.raises(OSError):
         store.snapshot("u", 2.0)
     assert store.snapshot("u", 2.0).contacts_since("sms", 0.0) == 1
+
+
+def test_a_complete_rebuild_skips_the_loader_until_the_first_eviction():
+    committed = {"a": [HistoryRecord("a", "a1", 5.0, SMS_MORNING, "food", True)],
+                 "b": [HistoryRecord("b", "b1", 5.0, SMS_MORNING, "food", True)]}
+    calls = []
+
+    def loader(key):
+        calls.append(key)
+        return committed.get(key, [])
+
+    store = UserHistoryStore(HistoryConfig(max_users=3), loader=loader)
+    store.rebuild(committed["a"], complete=True)
+    assert store.complete
+    assert store.snapshot("new", 6.0).contacts_since("sms", 0.0) == 0 and calls == []  # none: not read
+    assert store.snapshot("a", 6.0).contacts_since("sms", 0.0) == 1 and calls == []
+    for i in range(5):  # past max_users: someone is evicted, the store no longer knows everyone
+        store.snapshot(f"flood{i}", 6.0)
+    assert not store.complete
+    assert store.snapshot("b", 6.0).contacts_since("sms", 0.0) == 1 and calls == ["b"]  # read from the log
+    store.rebuild([], complete=False)
+    assert not store.complete
