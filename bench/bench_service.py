@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -37,15 +37,14 @@ from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, 
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
 from policies.factory import make_policy  # noqa: E402
-from policies.types import ArmSet, DecisionContext  # noqa: E402
-from service import validation  # noqa: E402
-from service.config import DEFAULT_POLICY_PARAMS, ServiceConfig  # noqa: E402
+from service.config import DEFAULT_POLICY_PARAMS  # noqa: E402
 from decision_log import DecisionRow  # noqa: E402
 from decision_log.sqlite.schema import migrate  # noqa: E402
 from decision_log.sqlite.write_ops import insert_decisions  # noqa: E402
 from decision_log.sqlite.writer import LogWriter  # noqa: E402
-from service.engine import DecisionEngine, ranking_of  # noqa: E402
-from service.servicer import to_proto  # noqa: E402
+from bench.breakdown import engine_breakdown  # noqa: E402
+from policies.vw.learner import CbAdfLearner  # noqa: E402
+from policies.vw.policy import VWPolicyConfig  # noqa: E402
 
 N_ARMS = 128
 BATCH = 64
@@ -101,14 +100,18 @@ def bench_served(report: Report, address: str, n_decide: int, n_batches: int) ->
     return batch_rate
 
 
-def bench_in_process(report: Report, n_decisions: int) -> float:
-    """In-process VW pmf over the same kind of contexts and arm sets, the server's VW parameters."""
+def bench_in_process(report: Report, n_decisions: int) -> tuple[float, float]:
+    """In-process VW pmf over the same kind of contexts and arm sets, the server's VW parameters: the
+    project's cached ``pmf_batch``, and the naive loop (VW text lines built for every arm, ``predict``).
+    Returns (pmf_batch decisions/s, naive decisions/s)."""
     policy = make_policy("vw", **dict(DEFAULT_POLICY_PARAMS))
+    naive = CbAdfLearner(VWPolicyConfig(**dict(DEFAULT_POLICY_PARAMS)).options())
     arm_set = arm_set_of(N_ARMS)
     contexts = [decision_context(c) for c in customers(n_decisions, seed=3)]
     policy.pmf_batch([(c, arm_set) for c in contexts[:BATCH]])  # first sight of the arms
     batches = [[(c, arm_set) for c in contexts[i:i + BATCH]] for i in range(0, len(contexts), BATCH)]
-    best_batch = best_single = float("inf")
+    best_batch = best_single = best_naive = float("inf")
+    naive.predict_pmf_uncached(contexts[0], arm_set)
     for _ in range(3):
         start = time.perf_counter()
         for batch in batches:
@@ -118,56 +121,17 @@ def bench_in_process(report: Report, n_decisions: int) -> float:
         for context in contexts:
             policy.pmf(context, arm_set)
         best_single = min(best_single, (time.perf_counter() - start) / len(contexts))
+        start = time.perf_counter()
+        for context in contexts:
+            naive.predict_pmf_uncached(context, arm_set)
+        best_naive = min(best_naive, (time.perf_counter() - start) / len(contexts))
+    naive.close()
     report.table(f"(d) In-process VW pmf, {N_ARMS} arms, server's VW parameters (best of 3 passes)",
                  ["call", "us/decision", "decisions/s"],
                  [[f"pmf_batch ({BATCH} per call)", best_batch * 1e6, 1 / best_batch],
-                  ["pmf (one call each)", best_single * 1e6, 1 / best_single]])
-    return 1 / best_batch
-
-
-def bench_engine_breakdown(report: Report, workdir: Path, n_decisions: int) -> None:
-    """Where a served decision's time goes, in-process (no gRPC, no client): the whole engine call
-    and its main steps timed on their own over the same requests."""
-    config = ServiceConfig()
-    engine = DecisionEngine(config, workdir / "engine")
-    try:
-        requests = [decide_request(c, N_ARMS) for c in customers(n_decisions + BATCH, seed=11)]
-        inputs = [validation.decide_input(r, config.limits, config.privacy) for r in requests]
-        engine.decide(inputs[:BATCH])  # first sight of the arms
-        inputs, requests = inputs[BATCH:], requests[BATCH:]
-        arm_set = arm_set_of(N_ARMS)
-        policy = make_policy("vw", **dict(DEFAULT_POLICY_PARAMS))
-        contexts = [DecisionContext(engine.keys.user_key(i.user_id), dict(i.context), dict(i.numeric))
-                    for i in inputs]
-        policy.pmf(contexts[0], arm_set)
-        pmfs = [policy.pmf(c, arm_set) for c in contexts]
-
-        def per_decision(function: Callable[[], object], count: int) -> float:
-            start = time.perf_counter()
-            function()
-            return (time.perf_counter() - start) / count * 1e6
-
-        outcomes: list = []
-        total = per_decision(lambda: [outcomes.extend(engine.decide(inputs[i:i + BATCH]))
-                                      for i in range(0, len(inputs), BATCH)], len(inputs))
-        steps = [
-            ("validate the wire request (validation.decide_input)",
-             per_decision(lambda: [validation.decide_input(r, config.limits, config.privacy) for r in requests],
-                          len(requests))),
-            ("engine.decide, batches of 64 (all steps + group commit)", total),
-            ("  ArmSet.product of the request's candidates", per_decision(
-                lambda: [ArmSet.product(i.offers, i.formats, i.time_slots) for i in inputs], len(inputs))),
-            ("  VW pmf (VWPolicy.pmf)", per_decision(lambda: [policy.pmf(c, arm_set) for c in contexts],
-                                                     len(contexts))),
-            ("  ranking_of (all arms, sorted)", per_decision(lambda: [ranking_of(arm_set, p) for p in pmfs],
-                                                             len(pmfs))),
-            ("Decision message with full ranking (servicer.to_proto)",
-             per_decision(lambda: [to_proto(o) for o in outcomes], len(outcomes))),
-        ]
-    finally:
-        engine.close()
-    report.table(f"Where a served decision's time goes (in-process, {N_ARMS} arms, no gRPC)",
-                 ["step", "us/decision"], [[name, value] for name, value in steps])
+                  ["pmf (one call each)", best_single * 1e6, 1 / best_single],
+                  ["naive: VW text lines for every arm, predict (one call each)", best_naive * 1e6, 1 / best_naive]])
+    return 1 / best_batch, 1 / best_naive
 
 
 # --- (c): the log writer vs raw executemany ---------------------------------------------------
@@ -359,12 +323,16 @@ def main() -> None:
     try:
         with ServeProcess(workdir / "serve", registry_wait_s=args.registry_wait_s) as server:
             batch_rate = bench_served(report, server.address, n_decide, n_batches)
-        in_process = bench_in_process(report, min(2048, n_batches * BATCH))
+        in_process, naive = bench_in_process(report, min(2048, n_batches * BATCH))
+        report.goal("served_vs_naive_vw_text",
+                    f"served decisions/s through gRPC (DecideBatch of {BATCH}, best of 1 or 4 in flight, durably "
+                    f"logged; client, server and fsyncs share the cores) / an in-process loop that builds VW text "
+                    f"examples for the same {N_ARMS} arms and calls predict, one decision at a time",
+                    batch_rate / naive, 1.0)
         report.goal("served_vs_in_process_vw",
-                    f"served decisions/s through gRPC (DecideBatch of {BATCH}, best of 1 or 4 in flight; client, "
-                    f"server and fsyncs share the cores) / in-process VWPolicy.pmf_batch decisions/s on the same "
-                    f"kind of contexts and {N_ARMS}-arm sets", batch_rate / in_process, 0.5)
-        bench_engine_breakdown(report, workdir, min(1024, n_batches * BATCH))
+                    f"served decisions/s through gRPC (as above) / in-process VWPolicy.pmf_batch decisions/s (cached "
+                    f"arm examples) on the same kind of contexts and {N_ARMS}-arm sets", batch_rate / in_process, 0.5)
+        engine_breakdown(report, workdir, min(1024, n_batches * BATCH), N_ARMS, BATCH)
         bench_log(report, n_rows, workdir)
         bench_mlflow(report, workdir, n_mlflow, rounds={"tiny": 1, "quick": 2, "full": 3}[args.mode],
                      max_wait_s=args.registry_wait_s)

@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = ("bench_service", "bench_latency", "bench_learning", "bench_scaling", "bench_pg_log", "bench_shared_log")
 EXPECTED_GOALS = {
-    "bench_service": {"served_vs_in_process_vw", "log_writer_vs_raw_executemany",
+    "bench_service": {"served_vs_naive_vw_text", "served_vs_in_process_vw", "log_writer_vs_raw_executemany",
                       "log_writer_batch_ops_vs_raw_executemany", "latency_unaffected_by_mlflow_down"},
     "bench_latency": {"decide_p99_within_10ms_1_in_flight", "decide_p99_within_25ms_8_in_flight",
                       "stall_within_10ms"},
@@ -25,7 +25,7 @@ EXPECTED_GOALS = {
     "bench_pg_log": {"pg_log_vs_raw_executemany", "pg_log_batch_vs_raw_executemany"},
     "bench_shared_log": {"two_replicas_vs_one", "freshness_within_30s"},
 }
-EXPECTED_TABLES = {"bench_service": 5, "bench_latency": 2, "bench_learning": 2, "bench_scaling": 3, "bench_pg_log": 1,
+EXPECTED_TABLES = {"bench_service": 6, "bench_latency": 2, "bench_learning": 2, "bench_scaling": 3, "bench_pg_log": 1,
                    "bench_shared_log": 3}
 
 
