@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from policies.bounded import ByteLRU
 from service.validation import DecideInput
 
 __all__ = ["FINGERPRINT_VERSION", "request_fingerprint"]
@@ -20,21 +21,39 @@ __all__ = ["FINGERPRINT_VERSION", "request_fingerprint"]
 FINGERPRINT_VERSION = "f1"
 
 
+_OFFERS_TEXT_BYTES = 4 * 1024 * 1024
+#: canonical JSON of offer lists by their wire digest (`DecideInput.offers_key`): callers resend the same
+#: candidates, and their part is most of the canonical text
+_offers_text: ByteLRU[bytes, str] = ByteLRU(_OFFERS_TEXT_BYTES, lambda key, text: 100 + len(key) + len(text))
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _offers_part(inp: DecideInput) -> str:
+    text = _offers_text.get(inp.offers_key) if inp.offers_key else None
+    if text is None:
+        text = _dumps([[offer.id, sorted(offer.features.items())] for offer in inp.offers])
+        if inp.offers_key:
+            _offers_text.put(inp.offers_key, text)
+    return text
+
+
 def request_fingerprint(inp: DecideInput, user_key: str) -> str:
-    """``f1:`` + the first 32 hex digits of SHA-256 over the canonical JSON of ``inp``."""
+    """``f1:`` + the first 32 hex digits of SHA-256 over the canonical JSON of ``inp``.
+
+    The JSON of a list is ``[`` + its items' JSON joined by ``,`` + ``]``: the text is built that way so
+    the offers' part can be reused (the same text, hence the same fingerprint, as dumping the whole list)."""
     baseline = None if inp.baseline is None else [inp.baseline.offer_id, inp.baseline.format, inp.baseline.time_slot]
-    canonical = [
-        user_key,
-        inp.campaign or "default",
-        sorted(inp.context),
-        [[key, repr(float(value))] for key, value in sorted(inp.numeric)],
-        [[offer.id, sorted(offer.features.items())] for offer in inp.offers],
-        list(inp.formats),
-        list(inp.time_slots),
-        bool(inp.deferred),
-        baseline,
-        sorted(inp.excluded_offers),
-        None if inp.consented_formats is None else sorted(inp.consented_formats),
+    parts = [
+        _dumps(user_key),
+        _dumps(inp.campaign or "default"),
+        _dumps(sorted(inp.context)),
+        _dumps([[key, repr(float(value))] for key, value in sorted(inp.numeric)]),
+        _offers_part(inp),
+        _dumps([list(inp.formats), list(inp.time_slots), bool(inp.deferred), baseline, sorted(inp.excluded_offers),
+                None if inp.consented_formats is None else sorted(inp.consented_formats)])[1:-1],
     ]
-    text = json.dumps(canonical, ensure_ascii=False, separators=(",", ":"))
+    text = "[" + ",".join(parts) + "]"
     return f"{FINGERPRINT_VERSION}:{hashlib.sha256(text.encode('utf-8')).hexdigest()[:32]}"
