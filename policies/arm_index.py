@@ -9,12 +9,11 @@ cache), so the codes are cached by identity, bounded in bytes.
 from __future__ import annotations
 
 import sys
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
+from policies.bounded import IdentityLRU
 from policies.types import ArmSet
 
 __all__ = ["ArmIndex", "arm_index", "ARM_INDEX_CACHE_BYTES"]
@@ -68,36 +67,7 @@ class ArmIndex:
                 + 120 * len(self.pairs))
 
 
-class _IndexCache:
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[int, tuple[ArmSet, ArmIndex]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.nbytes = 0
-
-    def get(self, arm_set: ArmSet) -> ArmIndex:
-        key = id(arm_set)
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None and found[0] is arm_set:
-                self._entries.move_to_end(key)
-                return found[1]
-        index = ArmIndex.build(arm_set)
-        size = index.nbytes
-        if size <= self.max_bytes:
-            with self._lock:
-                old = self._entries.pop(key, None)
-                if old is not None:
-                    self.nbytes -= old[1].nbytes
-                self._entries[key] = (arm_set, index)  # the reference keeps id(arm_set) from being reused
-                self.nbytes += size
-                while self.nbytes > self.max_bytes:
-                    _, (_, dropped) = self._entries.popitem(last=False)
-                    self.nbytes -= dropped.nbytes
-        return index
-
-
-_CACHE = _IndexCache(ARM_INDEX_CACHE_BYTES)
+_CACHE: IdentityLRU[ArmSet, ArmIndex] = IdentityLRU(ARM_INDEX_CACHE_BYTES, ArmIndex.build, lambda index: index.nbytes)
 
 
 def arm_index(arm_set: ArmSet) -> ArmIndex:

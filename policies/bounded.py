@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 from offerbandit.checks import check_scalar
 
-__all__ = ["ByteLRU", "text_bytes"]
+__all__ = ["ByteLRU", "IdentityLRU", "text_bytes"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -87,3 +87,34 @@ class ByteLRU(Generic[K, V]):
         with self._lock:
             self._items.clear()
             self.nbytes = 0
+
+
+O = TypeVar("O")
+
+
+class IdentityLRU(Generic[O, V]):
+    """Values derived from immutable objects (arm sets), cached by the object's identity within ``max_bytes``.
+
+    ``build(obj)`` makes the value, ``size_of(value)`` charges it. Identity, not equality: hashing a
+    128-arm set costs more than the lookup saves, and callers share their objects (the candidate cache).
+    The cache holds a reference to every object it keys, so an ``id`` is never reused while cached.
+    """
+
+    def __init__(self, max_bytes: int, build: Callable[[O], V], size_of: Callable[[V], int]) -> None:
+        self._lru: ByteLRU[int, tuple[O, V]] = ByteLRU(max_bytes, lambda key, entry: int(size_of(entry[1])))
+        self._build = build
+
+    def get(self, obj: O) -> V:
+        found = self._lru.get(id(obj))
+        if found is not None and found[0] is obj:
+            return found[1]
+        value = self._build(obj)
+        self._lru.put(id(obj), (obj, value))
+        return value
+
+    @property
+    def nbytes(self) -> int:
+        return self._lru.nbytes
+
+    def __len__(self) -> int:
+        return len(self._lru)

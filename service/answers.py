@@ -12,13 +12,12 @@ The servicer returns these bytes and ``wire_guard`` sends them as they are.
 from __future__ import annotations
 
 import struct
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
 from offerbandit.checks import check_scalar
+from policies.bounded import IdentityLRU
 from policies.types import ArmSet, JointArm
 from service.outcomes import DecisionOutcome, Ranking
 
@@ -64,43 +63,22 @@ def _entry_heads(arm_set: ArmSet) -> list[bytes]:
 
 
 class AnswerEncoder:
-    """Encodes answers; keeps the entry templates of recently used candidate sets within ``max_bytes``.
-
-    Templates are keyed by the arm set's identity (candidate sets are shared, immutable objects); the
-    cache holds a reference to each arm set it keys, so an id is never reused while cached.
-    """
+    """Encodes answers; keeps the entry templates of recently used candidate sets (by identity: they are
+    shared, immutable objects) within ``max_bytes``."""
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = check_scalar(max_bytes, "server.candidate_cache_bytes", int, low=0)
-        self._templates: OrderedDict[int, tuple[ArmSet, list[bytes], int]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.nbytes = 0
+        check_scalar(max_bytes, "server.candidate_cache_bytes", int, low=0)
+        self._templates: IdentityLRU[ArmSet, list[bytes]] = IdentityLRU(
+            max_bytes, _entry_heads, lambda heads: sum(len(h) for h in heads) + _ENTRY_OVERHEAD * len(heads))
 
-    def _heads(self, arm_set: ArmSet) -> list[bytes]:
-        key = id(arm_set)
-        with self._lock:
-            found = self._templates.get(key)
-            if found is not None and found[0] is arm_set:
-                self._templates.move_to_end(key)
-                return found[1]
-        heads = _entry_heads(arm_set)
-        size = sum(len(h) for h in heads) + _ENTRY_OVERHEAD * len(heads)
-        if size <= self.max_bytes:
-            with self._lock:
-                old = self._templates.pop(key, None)
-                if old is not None:
-                    self.nbytes -= old[2]
-                self._templates[key] = (arm_set, heads, size)
-                self.nbytes += size
-                while self.nbytes > self.max_bytes:
-                    _, (_, _, dropped) = self._templates.popitem(last=False)
-                    self.nbytes -= dropped
-        return heads
+    @property
+    def nbytes(self) -> int:
+        return self._templates.nbytes
 
     def _ranking(self, ranking: Ranking) -> bytes:
         if not len(ranking):
             return b""
-        heads = self._heads(ranking.arms)
+        heads = self._templates.get(ranking.arms)
         values = np.ascontiguousarray(ranking.probabilities, dtype="<f8").tobytes()
         parts: list[bytes | None] = [None] * (2 * len(ranking))
         parts[0::2] = map(heads.__getitem__, ranking.positions.tolist())

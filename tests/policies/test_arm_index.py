@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.arm_index import ArmIndex, _IndexCache, arm_index
+from policies.arm_index import ArmIndex, arm_index
+from policies.bounded import IdentityLRU
 from policies.types import ArmSet, Offer
 
 OFFERS = (Offer("a", {"category": "food"}), Offer("b", {"category": "travel"}), Offer("c", {"category": "food"}),
@@ -34,11 +35,11 @@ def test_the_same_arm_set_object_is_indexed_once_and_an_equal_copy_gets_its_own(
 
 def test_the_cache_stays_within_its_byte_budget():
     budget = 3 * ArmIndex.build(ARMS).nbytes
-    cache = _IndexCache(budget)
+    cache = IdentityLRU(budget, ArmIndex.build, lambda index: index.nbytes)
     sets = [ArmSet.product((Offer(f"o{i}"), Offer(f"p{i}")), ("sms", "email"), ("morning", "evening", "night"))
             for i in range(20)]
     for arm_set in sets:
         assert cache.get(arm_set).offers == (f"o{sets.index(arm_set)}", f"p{sets.index(arm_set)}")
         assert cache.nbytes <= budget
-    assert len(cache._entries) < len(sets)
+    assert len(cache) < len(sets)
     assert cache.get(sets[-1]) is cache.get(sets[-1])  # the newest stays
