@@ -6,7 +6,9 @@ A *row* here is anything indexable by column name (a database row). The rules:
 - **shown**: contacted, and not deferred or deferred and activated; shown decisions are exposures,
   count in caps and history, and are the only ones ever learned;
 - **final**: the event was claimed for learning (``learned_at`` set): its reward will not change;
-- **learned**: shown and final; what OPE and version reports evaluate;
+- **held out**: decided for the campaign's control group (label ``holdout``): shown when an arm was
+  served (it counts in caps and history), its reward stored for lift, never learned nor evaluated;
+- **learned**: shown, final and not held out; what OPE and version reports evaluate;
 - **learnable**: learned and not quarantined (learning it once broke a model); what policies learn from.
 
 A shown decision counts from its activation time when it was deferred, else from its decision time.
@@ -16,12 +18,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from decision_log.records import Exclusions
-from policies.sampler import NO_CONTACT
+from policies.sampler import HOLDOUT, NO_CONTACT
 
 
 #: `learned` as a SQL condition over the decisions table, for aggregate queries (same rule as below: a
 #: deferred decision never activated is never claimed, so it never has ``learned_at``).
-LEARNED_SQL = "learned_at IS NOT NULL AND chosen_index IS NOT NULL"
+LEARNED_SQL = "learned_at IS NOT NULL AND chosen_index IS NOT NULL AND exploration <> 'holdout'"
 
 
 class Row(Protocol):
@@ -42,8 +44,12 @@ def final(row: Row) -> bool:
     return row["learned_at"] is not None
 
 
+def held_out(row: Row) -> bool:
+    return row["exploration"] == HOLDOUT
+
+
 def learned(row: Row) -> bool:
-    return shown(row) and final(row)
+    return shown(row) and final(row) and not held_out(row)
 
 
 def learnable(row: Row) -> bool:
@@ -77,6 +83,8 @@ def final_reward(row: Row, default: float) -> float:
 
 def exclusion(row: Row) -> Exclusions | None:
     """Why a decision does not count for evaluation (one reason, most basic first), or None if it does."""
+    if held_out(row):
+        return Exclusions(holdout=1)
     if not contacted(row):
         return Exclusions(no_contact=1)
     if not shown(row):

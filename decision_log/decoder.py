@@ -16,6 +16,7 @@ from decision_log.records import FinalDecision, LoggedDecision, ServedOutcome, S
 from offerbandit.errors import InvalidInput
 from policies.bounded import ByteLRU, text_bytes
 from policies.history import HistoryRecord
+from policies.sampler import HOLDOUT
 from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm, LearningEvent, Offer
 
 OfferLoader = Callable[[str], tuple[Offer, ...]]
@@ -106,11 +107,11 @@ def _column(row: Row, name: str) -> object:
 
 def learning_event(decision: LoggedDecision, default_reward: float,
                    reward_range: tuple[float, float] = UNIT_REWARD_RANGE) -> LearningEvent | None:
-    """The event a policy learns from, or None for decisions that are never learned (no_contact).
+    """The event a policy learns from, or None for decisions that are never learned (no_contact, holdout).
 
     The reward is clipped to ``reward_range`` (the campaign's; a stored aggregate already is) and the
     range travels with the event, so every learner maps it onto the same scale."""
-    if decision.chosen is None:
+    if decision.chosen is None or decision.exploration == HOLDOUT:
         return None
     reward = decision.reward if decision.reward is not None else default_reward
     low, high = reward_range

@@ -223,15 +223,16 @@ class Exclusions:
     no_contact: int = 0
     deferred_not_activated: int = 0
     not_final: int = 0
+    holdout: int = 0
 
     @property
     def total(self) -> int:
-        return self.no_contact + self.deferred_not_activated + self.not_final
+        return self.no_contact + self.deferred_not_activated + self.not_final + self.holdout
 
     def __add__(self, other: "Exclusions") -> "Exclusions":
         return Exclusions(self.no_contact + other.no_contact,
                           self.deferred_not_activated + other.deferred_not_activated,
-                          self.not_final + other.not_final)
+                          self.not_final + other.not_final, self.holdout + other.holdout)
 
     def reasons(self) -> tuple[str, ...]:
         """One plain sentence per non-zero reason."""
@@ -242,6 +243,8 @@ class Exclusions:
             lines.append(f"{self.deferred_not_activated} deferred decisions never activated (never shown)")
         if self.not_final:
             lines.append(f"{self.not_final} decisions whose reward window is still open (no final reward yet)")
+        if self.holdout:
+            lines.append(f"{self.holdout} holdout decisions (the control group: they measure lift, not the policy)")
         return tuple(lines)
 
 

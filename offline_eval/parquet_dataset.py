@@ -26,7 +26,7 @@ from offerbandit.errors import InvalidInput
 from offline_eval.feedback import LoggedFeedback
 from offline_eval.log_dataset import DEFAULT_CHUNK, LoggedDataset, check_present
 from offline_eval.ragged import RaggedMatrix
-from policies.sampler import NO_CONTACT
+from policies.sampler import HOLDOUT, NO_CONTACT
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 
 __all__ = ["FEEDBACK_COLUMNS", "ParquetDecisions", "campaigns_in_export", "is_parquet_export", "load_parquet_dataset"]
@@ -75,16 +75,18 @@ def _counted(batch) -> tuple[object, Exclusions]:  # noqa: ANN001
     """The rows that count for evaluation and why the others do not (`decision_log.counting`'s rule)."""
     import pyarrow.compute as pc
 
+    held = pc.equal(batch["exploration"], HOLDOUT)
     contacted = pc.and_(pc.is_valid(batch["chosen_index"]), pc.not_equal(batch["exploration"], NO_CONTACT))
+    contacted = pc.and_(contacted, pc.invert(held))
     shown = pc.and_(contacted, pc.or_(pc.invert(batch["deferred"]), batch["activated"]))
     keep = pc.and_(shown, batch["final"])
 
     def count(mask) -> int:  # noqa: ANN001
         return int(pc.sum(pc.cast(mask, "int64")).as_py() or 0)
 
-    left_out = Exclusions(no_contact=count(pc.invert(contacted)),
+    left_out = Exclusions(no_contact=count(pc.and_(pc.invert(contacted), pc.invert(held))),
                           deferred_not_activated=count(pc.and_(contacted, pc.invert(shown))),
-                          not_final=count(pc.and_(shown, pc.invert(batch["final"]))))
+                          not_final=count(pc.and_(shown, pc.invert(batch["final"]))), holdout=count(held))
     return batch.filter(keep), left_out
 
 

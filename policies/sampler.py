@@ -23,6 +23,7 @@ EXPLOIT = "exploit"
 EXPLORE = "explore"
 EXPLORE_OUTSIDE_HISTORY = "explore_outside_history"
 NO_CONTACT = "no_contact"
+HOLDOUT = "holdout"  # the campaign's control group (service/holdout.py): never learned nor evaluated
 
 Component = Literal["policy", "novelty"]
 

@@ -21,6 +21,7 @@ from policies.types import UNIT_REWARD_RANGE, Offer
 from service.config_edge import DEFAULT_SENSITIVE_KEYS, MIN_KEY_LENGTH, LimitsConfig, PrivacyConfig  # noqa: F401 - re-exported
 
 AGGREGATIONS = ("first", "sum")
+HOLDOUT_TREATMENTS = ("no_contact", "baseline")  # service/holdout.py
 
 
 def _require(condition: bool, message: str, field_name: str) -> None:
@@ -152,9 +153,16 @@ class CampaignConfig:
     rules: Any = None
     novelty: Any = None
     shadow_challenger: bool = True
+    #: share of customers kept as a randomised control group (service/holdout.py), and what they get
+    holdout: float = 0.0
+    holdout_treatment: str = "no_contact"
 
     def __post_init__(self) -> None:
         where = f"campaigns.{self.name}"
+        check_scalar(self.holdout, f"{where}.holdout", low=0.0, high=1.0, high_open=True)
+        _require(self.holdout_treatment in HOLDOUT_TREATMENTS,
+                 f"{where}.holdout_treatment must be one of {', '.join(HOLDOUT_TREATMENTS)}",
+                 f"{where}.holdout_treatment")
         _require(self.mode in MODES, f"{where}.mode must be one of {', '.join(MODES)}", f"{where}.mode")
         _require(self.aggregation in AGGREGATIONS, f"{where}.aggregation must be first or sum",
                  f"{where}.aggregation")

@@ -38,6 +38,7 @@ from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
 from service.fingerprint import request_fingerprint
 from service.keys import ServerKeys, load_keys
+from service.holdout import HOLDOUT, held_out_arm, in_holdout, one_hot
 from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
 from service.log_records import capped_record, caps_on, log_options, main_reason, record_of, write_failure
 from service.outcomes import NO_RANKING, DecisionOutcome, RepeatRecord, ranking_of
@@ -286,31 +287,37 @@ class DecisionEngine:
             eligibility = apply_rules(item.candidates, context, history, now, runtime.rules,
                                       excluded_offers=inp.excluded_offers, consented_formats=inp.consented_formats)
             policy, version = runtime.live.current()
-            if eligibility.is_empty:
-                reason = main_reason(eligibility.removed)
-                outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, NO_RANKING, version, sampler.NO_CONTACT,
-                                          reason)
+            held = in_holdout(self.keys.seed_key, cfg.name, context.user_key, cfg.holdout)
+            served = held_out_arm(eligibility.arm_set, cfg.holdout_treatment, inp.baseline) if held else None
+            if eligibility.is_empty or (held and served is None):
+                reason = main_reason(eligibility.removed) if eligibility.is_empty else HOLDOUT
+                outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, NO_RANKING, version,
+                                          HOLDOUT if held else sampler.NO_CONTACT, reason)
                 row = self._row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
                                 eligibility.removed)
                 record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, np.zeros(0), None)
                 return _Decided(outcome, row, record, None, contact=False, index=index)
             arm_set = eligibility.arm_set
-            p_policy = runtime.serving_pmf(policy, context, arm_set, inp.baseline)
-            mixture = mix_for_history(p_policy, arm_set, history, runtime.novelty)
-            draw = sampler.two_stage_draw(mixture, sampler.event_seed(self.keys.seed_key, cfg.name, item.event_id))
-            label = sampler.exploration_label(draw, p_policy)
-            arm = arm_set.arms[draw.index]
+            if held:  # the control group: what was served, with probability 1, never personalised
+                p_policy = pmf = one_hot(len(arm_set), served)
+                beta, chosen, probability, label = 0.0, served, 1.0, HOLDOUT
+            else:
+                p_policy = runtime.serving_pmf(policy, context, arm_set, inp.baseline)
+                mixture = mix_for_history(p_policy, arm_set, history, runtime.novelty)
+                draw = sampler.two_stage_draw(mixture, sampler.event_seed(self.keys.seed_key, cfg.name, item.event_id))
+                pmf, beta, chosen, probability = mixture.p, mixture.beta, draw.index, draw.probability
+                label = sampler.exploration_label(draw, p_policy)
+            arm = arm_set.arms[chosen]
             user.record_contact(event_id=item.event_id, when=now, arm=arm, category=arm_set.offer_of(arm).category,
                                 counts=not inp.deferred, committed=False)
-        outcome = DecisionOutcome(item.event_id, cfg.name, arm, draw.probability,
-                                  ranking_of(item.candidates, mixture.p, inp.ranking_limit, eligibility.kept,
-                                             chosen=draw.index, probability=draw.probability), version, label)
-        row = self._row(item, now, eligibility.kept, mixture.p, p_policy, draw.index, outcome, mixture.beta,
-                        eligibility.removed)
-        record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, mixture.p, draw.index)
+        outcome = DecisionOutcome(item.event_id, cfg.name, arm, probability,
+                                  ranking_of(item.candidates, pmf, inp.ranking_limit, eligibility.kept,
+                                             chosen=chosen, probability=probability), version, label)
+        row = self._row(item, now, eligibility.kept, pmf, p_policy, chosen, outcome, beta, eligibility.removed)
+        record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, pmf, chosen)
         shadow = None
-        if runtime.challenger is not None:
-            shadow = ShadowItem(item.event_id, cfg.name, context, arm_set, draw.index)
+        if runtime.challenger is not None and not held:
+            shadow = ShadowItem(item.event_id, cfg.name, context, arm_set, chosen)
         return _Decided(outcome, row, record, shadow, contact=True, index=index)
 
     def _row(self, item: _Prepared, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,

@@ -26,7 +26,7 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 DECISION_OUTCOMES = frozenset(
     {"ok", "no_contact", "invalid", "not_found", "unauthenticated", "overloaded", "unavailable", "error"}
 )
-EXPLORATION_KINDS = frozenset({"exploit", "explore", "explore_outside_history", "no_contact", "none"})
+EXPLORATION_KINDS = frozenset({"exploit", "explore", "explore_outside_history", "no_contact", "holdout", "none"})
 REWARD_OUTCOMES = frozenset({"accepted", "duplicate", "late", "unknown", "invalid", "error"})
 
 

@@ -89,9 +89,10 @@ def record_reward(event_id: str, value: float, reward_id: str, received_at: floa
         if status == "duplicate":
             return outcome(False, True, False)
         new_reward = value if aggregation == "first" else _clipped_sum(conn, event_id, reward_range)
-        learn_now = aggregation == "first" and row["learned_at"] is None and counting.shown(row)
+        final_now = aggregation == "first" and row["learned_at"] is None and counting.shown(row)
         conn.execute("UPDATE decisions SET reward = ?, reward_count = reward_count + 1, learned_at = ? "
-                     "WHERE seq = ?", (new_reward, received_at if learn_now else row["learned_at"], row["seq"]))
+                     "WHERE seq = ?", (new_reward, received_at if final_now else row["learned_at"], row["seq"]))
+        learn_now = final_now and not counting.held_out(row)  # the control group is final, never learned
         return outcome(True, False, False, row["seq"] if learn_now else None)
 
     return op
@@ -122,9 +123,10 @@ def activate(event_id: str, now: float, window_of: Callable[[str, str | None], f
         if not row["deferred"] or row["activated_at"] is not None:
             return outcome(False, True)
         due = None if not counting.contacted(row) else now + window_of(row["campaign"], row["format"])
-        learn_now = (due is not None and aggregation_of(row["campaign"]) == "first" and row["reward_count"] > 0)
+        final_now = (due is not None and aggregation_of(row["campaign"]) == "first" and row["reward_count"] > 0)
         conn.execute("UPDATE decisions SET activated_at = ?, learn_due_at = ?, learned_at = ? WHERE seq = ?",
-                     (now, due, now if learn_now else None, row["seq"]))
+                     (now, due, now if final_now else None, row["seq"]))
+        learn_now = final_now and not counting.held_out(row)
         return outcome(True, False, row["seq"] if learn_now else None)
 
     return op
