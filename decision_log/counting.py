@@ -92,3 +92,27 @@ def exclusion(row: Row) -> Exclusions | None:
     if not final(row):
         return Exclusions(not_final=1)
     return None
+
+
+def lift_reward(row: Row, default: float, window_s: float, now: float, aggregation: str = "first") -> float | None:
+    """A decision's reward as lift counts it, or None while it may still change.
+
+    Settled: final (claimed, or learned at its first reward), or, under aggregation ``first``, any reward
+    received (a held-out ``no_contact`` is never claimed); else once its window closed: a shown decision's
+    ends at ``learn_due_at``, a ``no_contact``'s ``window_s`` after it was decided (it has no format), a
+    deferred decision never activated has not opened one. A closed window without a reward counts
+    ``default``."""
+    if final(row):
+        return default if row["reward"] is None else float(row["reward"])
+    received = bool(row["reward_count"]) and row["reward"] is not None
+    if received and aggregation == "first":
+        return float(row["reward"])
+    if row["chosen_index"] is not None:
+        if row["deferred"] and row["activated_at"] is None:
+            return None
+        end = row["learn_due_at"]
+    else:
+        end = float(row["decided_at"]) + window_s
+    if end is None or now < float(end):
+        return None
+    return float(row["reward"]) if received else default

@@ -18,7 +18,7 @@ from decision_log.backend import LearnerLock, LogBackend
 from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
                                   shown_decision)
 from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk,
-                                  FinalDecision, InsertOutcome, LearnedEvent, LiveStats, LogFilter, LogOptions,
+                                  FinalDecision, InsertOutcome, LearnedEvent, LiftOutcome, LiveStats, LogFilter, LogOptions,
                                   LoggedDecision, RewardDefaults, RewardOutcome, ServedOutcome, ShadowScore,
                                   ShownDecision, unit_range)
 from decision_log.postgres.backend import PostgresBackend
@@ -206,6 +206,17 @@ class DecisionLog:
     def served_outcomes(self, campaign: str) -> list[ServedOutcome]:
         """The learned decisions of ``campaign`` (policy version, time, reward, format, slot), in log order."""
         return [served_outcome(row) for row in self.backend.learned_of_campaign(campaign)]
+
+    def lift_outcomes(self, campaign: str, defaults: RewardDefaults, window_s: float, now: float, *,
+                      aggregation: str = "first") -> Iterator[LiftOutcome]:
+        """Every decision of ``campaign`` whose reward is settled at ``now`` (`counting.lift_reward`;
+        ``window_s``: the campaign's reward window, for ``no_contact`` decisions), holdout or not."""
+        default = defaults.of(campaign)
+        low, high = defaults.range_of(campaign)
+        for row in self.backend.lift_rows(campaign):
+            reward = counting.lift_reward(row, default, window_s, now, aggregation)
+            if reward is not None:
+                yield LiftOutcome(row["user_key"], counting.held_out(row), min(max(reward, low), high))
 
     def live_stats(self, campaign: str, version: str) -> LiveStats:
         return self.backend.live_stats(campaign, version)

@@ -287,6 +287,15 @@ class ServedOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class LiftOutcome:
+    """One decision whose reward is settled, as lift reads it: whose, which group, what reward."""
+
+    user_key: str
+    held_out: bool
+    reward: float
+
+
+@dataclass(frozen=True, slots=True)
 class LiveStats:
     """The learned decisions of one version: how many, their mean reward, how many explored outside history."""
 

@@ -23,6 +23,9 @@ FEEDBACK_COLUMNS = ("seq, event_id, campaign, decided_at, user_key, eligible, pm
 #: The columns of an exposure (whole rows carry pmf blobs the reports do not need).
 EXPOSURE_COLUMNS = ("seq, event_id, campaign, policy_version, user_key, decided_at, offer_set, offer_id, format, "
                     "time_slot, exploration, chosen_index, deferred, activated_at, learned_at, reward, reward_count")
+#: The columns lift reads: who, which group, and whether (and with what) the reward is final.
+LIFT_COLUMNS = ("seq, user_key, exploration, chosen_index, deferred, activated_at, decided_at, learn_due_at, "
+                "learned_at, reward, reward_count")
 _NO_SEQ = 2**63 - 1
 _TABLES = ("decisions", "rewards", "shadow_scores", "offer_sets", "alias_moves", "arm_sets", "log_keys", "audit")
 
@@ -98,6 +101,10 @@ class LogReader:
     def exposure_rows(self, since: float | None, chunk: int = 5000) -> Iterator[sqlite3.Row]:
         """The columns of an exposure, for decisions at or after ``since``, in log order."""
         return self._stream(EXPOSURE_COLUMNS, LogFilter(since=since), None, chunk)
+
+    def lift_rows(self, campaign: str, chunk: int = 5000) -> Iterator[sqlite3.Row]:
+        """The columns `counting.lift_reward` reads, for every decision of ``campaign``, in log order."""
+        return self._stream(LIFT_COLUMNS, LogFilter(campaign=campaign), None, chunk)
 
     @log_faults
     def _stream(self, columns: str, log_filter: LogFilter, up_to_seq: int | None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from offerbandit.cli import demo, evaluate, exploration, export, learn, serve, versions
+from offerbandit.cli import demo, evaluate, exploration, export, learn, lift, serve, versions
 
 __all__ = ["build_app"]
 
@@ -21,6 +21,7 @@ def build_app() -> typer.Typer:
     app.command()(export.export)
     app.command("eval")(evaluate.eval_command)
     app.command()(exploration.exploration)
+    app.command()(lift.lift)
     app.command()(versions.promote)
     app.command()(versions.rollback)
     return app

@@ -63,3 +63,32 @@ def test_reward_defaults():
         RewardDefaults({"quick": float("nan")})
     with pytest.raises(InvalidInput, match="fallback"):
         RewardDefaults(fallback=True)
+
+
+LIFT = {
+    # kind: (row, aggregation, reward lift counts at now=100 with default 0.25 and a 50 s window for no_contact)
+    "final": (_row(learned_at=20.0, reward=1.0, reward_count=1), "first", 1.0),
+    "final with the default": (_row(learned_at=20.0, reward=0.25), "first", 0.25),
+    "shown, window open": (_row(learn_due_at=200.0), "first", None),
+    "shown, window closed, not claimed yet": (_row(learn_due_at=90.0), "first", 0.25),
+    "sum, rewarded, window open": (_row(learn_due_at=200.0, reward=2.0, reward_count=2), "sum", None),
+    "sum, rewarded, window closed": (_row(learn_due_at=90.0, reward=2.0, reward_count=2), "sum", 2.0),
+    "deferred, never activated": (_row(deferred=1, learn_due_at=None), "first", None),
+    "no_contact, window open": (_row(chosen_index=None, exploration="holdout", decided_at=60.0), "first", None),
+    "no_contact, window closed": (_row(chosen_index=None, exploration="holdout", decided_at=40.0), "first", 0.25),
+    "no_contact, rewarded (first)": (_row(chosen_index=None, exploration="holdout", decided_at=60.0, reward=1.0,
+                                          reward_count=1), "first", 1.0),
+}
+
+
+@pytest.mark.parametrize("kind", list(LIFT))
+def test_lift_counts_settled_rewards_only(kind):
+    row, aggregation, expected = LIFT[kind]
+    row.setdefault("learn_due_at", None)
+    assert counting.lift_reward(row, 0.25, 50.0, 100.0, aggregation) == expected
+
+
+def test_holdout_rows_are_never_learned_nor_evaluated():
+    row = _row(exploration="holdout", learned_at=20.0, reward=1.0, reward_count=1)
+    assert counting.shown(row) and counting.final(row) and counting.held_out(row)
+    assert not counting.learned(row) and counting.exclusion(row) == Exclusions(holdout=1)
