@@ -58,6 +58,11 @@ def current_code_version() -> str:
         return "unknown"
 
 
+def run_name(campaign: str, version: str, policy_name: str) -> str:
+    """The name of the run that published a version (``default v7 vw``)."""
+    return f"{campaign} v{version} {policy_name}"
+
+
 def publish(store: RegistryStore, artifact: PolicyArtifact, aliases: Sequence[str]) -> str:
     """Store a new version and move ``aliases`` to it without a gate; returns the version number."""
     if not isinstance(artifact, PolicyArtifact):
@@ -98,6 +103,9 @@ def publish(store: RegistryStore, artifact: PolicyArtifact, aliases: Sequence[st
         )
         version = str(model_version.version)
         store.call("set_tag", lambda: client.set_tag(run_id, "registered_version", version))
+        # named by what product owners look for in the runs list: the campaign and the version
+        store.call("update_run", lambda: client.update_run(run_id, name=run_name(artifact.campaign, version,
+                                                                               artifact.policy_name)))
         finish_run(store, run_id)
     except BaseException:
         try:

@@ -85,6 +85,7 @@ def test_publish_sets_champion_and_load_returns_identical_bytes_and_lineage(
     run = client_for(mlflow_registry).get_run(record.run_id)
     assert run.data.metrics == {"reward.mean": 0.125, "events": 1234.0}
     assert run.data.tags["registered_version"] == version
+    assert run.info.run_name == f"default v{version} vw_cb_explore_adf"  # what the runs list shows
 
     # Everything lives under the store's directory; nothing lands in the working directory.
     assert artefact_dir(mlflow_registry, "default", version).is_relative_to(mlflow_registry.config.artifact_root)
