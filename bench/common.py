@@ -320,7 +320,7 @@ def decision_rows(count: int, n_arms: int = 128, seed: int = 0) -> list[Decision
             policy_pmf=pmf_blob, chosen_index=chosen, offer_id=f"offer-{chosen // 16}", format="sms",
             time_slot="morning", probability=float(pmf[chosen]), policy_version="bootstrap", exploration="explore",
             beta=0.0, deferred=False, learn_due_at=time.time() + 3600, baseline_json=None, no_contact_reason="",
-            removed_json='{"excluded":0}'))
+            removed='{"excluded":0}'))
     return rows
 
 

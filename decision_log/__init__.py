@@ -9,7 +9,8 @@ migrations, the group-committing writer, named queries, reward operations), `pos
 PostgreSQL backend).
 """
 from decision_log.backend import LearnerLock, LogBackend
-from decision_log.codec import encode_offers, indices_to_blob, pmf_to_blob
+from decision_log.codec import (arm_set_code, eligible_to_mask, encode_offers, indices_to_blob, pmf32_to_blob,
+                                pmf_to_blob, policy_pmf_blob, removed_text)
 from decision_log.database import DecisionLog, open_log
 from decision_log.decoder import learning_event
 from decision_log.export import export_dsjson
@@ -32,6 +33,7 @@ from decision_log.records import (
     ServedOutcome,
     ShadowScore,
     ShownDecision,
+    StoredDecision,
 )
 from decision_log.sqlite.backend import LOG_FILE, log_path
 from decision_log.sqlite.schema import SCHEMA_VERSION
@@ -60,11 +62,17 @@ __all__ = [
     "ServedOutcome",
     "ShadowScore",
     "ShownDecision",
+    "StoredDecision",
+    "arm_set_code",
+    "eligible_to_mask",
     "encode_offers",
     "export_dsjson",
     "indices_to_blob",
     "learning_event",
     "log_path",
     "open_log",
+    "pmf32_to_blob",
     "pmf_to_blob",
+    "policy_pmf_blob",
+    "removed_text",
 ]

@@ -20,7 +20,7 @@ from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, Of
 from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk,
                                   FinalDecision, InsertOutcome, LearnedEvent, LiveStats, LogFilter, LogOptions,
                                   LoggedDecision, RewardDefaults, RewardOutcome, ServedOutcome, ShadowScore,
-                                  ShownDecision, unit_range)
+                                  ShownDecision, StoredDecision, unit_range)
 from decision_log.postgres.backend import PostgresBackend
 from decision_log.postgres.connection import is_postgres_url, mask_url
 from decision_log.sqlite.backend import SqliteBackend, log_path
@@ -59,7 +59,7 @@ class DecisionLog:
                  arm_set_bytes: int = ARM_SET_CACHE_BYTES) -> None:
         self.backend = backend
         self.offer_sets = OfferSetCache(backend.offer_set, offer_set_bytes)
-        self.decoder = RowDecoder(self.offer_sets, arm_set_bytes)
+        self.decoder = RowDecoder(self.offer_sets, arm_set_bytes, backend.arm_set)
 
     @property
     def location(self) -> str:
@@ -120,6 +120,11 @@ class DecisionLog:
     def find_decision(self, event_id: str) -> LoggedDecision | None:
         row = self.backend.find_decision(event_id)
         return None if row is None else self.decoder.decision(row)
+
+    def stored_decision(self, event_id: str) -> StoredDecision | None:
+        """Every stored field of the decision of ``event_id``, decoded (None: no such decision)."""
+        row = self.backend.find_decision(event_id)
+        return None if row is None else self.decoder.stored(row)
 
     def offers(self, offer_set_id: str) -> tuple[Offer, ...]:
         """The offer snapshot logged under ``offer_set_id`` (NotFound if none)."""

@@ -78,8 +78,13 @@ class RepeatRecord:
     @classmethod
     def of(cls, outcome: DecisionOutcome, fingerprint: str | None, arms: ArmSet, eligible: np.ndarray,
            pmf: np.ndarray, chosen: int | None) -> "RepeatRecord":
+        # the pmf as the compact log stores and reads it (float32 entries, the chosen one exact), so a repeat
+        # answered from memory and one read back from the log give the same answer
+        pmf = np.asarray(pmf, dtype=np.float32).astype(np.float64)
+        if chosen is not None and 0 <= chosen < len(pmf):
+            pmf[chosen] = outcome.probability
         return cls(outcome.event_id, outcome.campaign, fingerprint, arms, np.asarray(eligible, dtype=np.uint32),
-                   np.asarray(pmf, dtype=np.float64), -1 if chosen is None else int(chosen), outcome.probability,
+                   pmf, -1 if chosen is None else int(chosen), outcome.probability,
                    outcome.policy_version, outcome.exploration, outcome.no_contact_reason)
 
     def outcome(self, ranking_limit: int = 0) -> DecisionOutcome:
