@@ -6,7 +6,7 @@ Two row formats are read (`is_compact`):
   that product (little-endian bit order; NULL: every candidate is eligible); ``pmf`` is float32 over the eligible
   arms (the chosen arm's probability stays exact in its REAL column); ``policy_pmf`` is float32 and only stored
   where it differs from the served pmf (NULL: equal); ``removed`` is the removal counts as five comma-separated
-  integers in `REMOVAL_FIELDS` order.
+  integers in `REMOVAL_FIELDS` order (NULL: none removed); ``offer_set`` is NULL (the arm set names it).
 - **old** (``arm_set_id`` NULL): ``eligible`` as u4 indices into the product of ``formats``/``time_slots`` (JSON
   per row), float64 ``pmf`` and ``policy_pmf`` blobs, ``removed`` as JSON.
 Offer sets are canonical JSON named by their content hash, in both formats.
@@ -24,7 +24,7 @@ import numpy as np
 from policies.rules import RemovalCounts
 from policies.types import Offer
 
-__all__ = ["REMOVAL_FIELDS", "arm_set_code", "blob_to_indices", "blob_to_pmf", "decode_arm_set", "decode_offers",
+__all__ = ["REMOVAL_FIELDS", "arm_set_code", "as_stored", "blob_to_indices", "blob_to_pmf", "decode_arm_set", "decode_offers",
            "eligible_to_mask", "encode_offers", "indices_to_blob", "is_compact", "mask_to_indices",
            "pmf32_to_blob", "pmf_to_blob", "policy_pmf_blob", "removed_counts", "removed_text", "served_pmf"]
 
@@ -90,7 +90,16 @@ def served_pmf(blob: bytes | None, compact: bool, chosen: int | None, probabilit
     """A row's served pmf as float64: in the compact format the float32 entries widened, with the chosen
     arm's entry its exact logged probability (so ``pmf[chosen] == probability`` holds in both formats)."""
     pmf = blob_to_pmf(blob, compact)
-    if compact and chosen is not None and 0 <= chosen < len(pmf):
+    return _with_chosen(pmf, chosen, probability) if compact else pmf
+
+
+def as_stored(pmf: np.ndarray, chosen: int | None, probability: float) -> np.ndarray:
+    """A served pmf as a compact row reads back (`served_pmf`): float32 entries, the chosen one exact."""
+    return _with_chosen(np.asarray(pmf, dtype=np.float32).astype(np.float64), chosen, probability)
+
+
+def _with_chosen(pmf: np.ndarray, chosen: int | None, probability: float) -> np.ndarray:
+    if chosen is not None and 0 <= chosen < len(pmf):
         pmf[chosen] = probability
     return pmf
 
@@ -128,7 +137,10 @@ def mask_to_indices(mask: bytes | None, n_candidates: int) -> np.ndarray:
 
 
 def removed_text(removed: RemovalCounts) -> str:
-    """The compact ``removed`` column: the five counts, comma-separated, in `REMOVAL_FIELDS` order."""
+    """The compact ``removed`` column: the five counts, comma-separated, in `REMOVAL_FIELDS` order ("" when
+    nothing was removed: stored as NULL)."""
+    if removed.total == 0:
+        return ""
     return ",".join(str(int(getattr(removed, name))) for name in REMOVAL_FIELDS)
 
 

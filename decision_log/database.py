@@ -15,8 +15,8 @@ from types import TracebackType
 
 from decision_log import counting
 from decision_log.backend import LearnerLock, LogBackend
-from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
-                                  shown_decision)
+from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision,
+                                  learning_event, served_outcome)
 from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk,
                                   FinalDecision, InsertOutcome, LearnedEvent, LiveStats, LogFilter, LogOptions,
                                   LoggedDecision, RewardDefaults, RewardOutcome, ServedOutcome, ShadowScore,
@@ -187,7 +187,7 @@ class DecisionLog:
         """Every shown decision decided at or after ``since`` (None: all), in log order."""
         for row in self.backend.exposure_rows(since):
             if counting.shown(row):
-                yield shown_decision(row)
+                yield self.decoder.shown_decision(row)
 
     def feedback(self, log_filter: LogFilter, defaults: RewardDefaults, *,
                  chunk: int = 5000) -> Iterator[FeedbackChunk]:

@@ -85,6 +85,17 @@ class RowDecoder:
             self._layouts.put(arm_set_id, layout)
         return layout
 
+    def offer_set_id(self, row: Row) -> str:
+        """The id of the offer set a row decided over (either format)."""
+        return self.layout(row)[0] if is_compact(_column(row, "arm_set_id")) else row["offer_set"]
+
+    def shown_decision(self, row: Row) -> ShownDecision:
+        return ShownDecision(when=counting.shown_at(row), seq=int(row["seq"]), event_id=row["event_id"],
+                             campaign=row["campaign"], policy_version=row["policy_version"],
+                             user_key=row["user_key"], offer_set=self.offer_set_id(row), offer_id=row["offer_id"],
+                             format=row["format"], time_slot=row["time_slot"], exploration=row["exploration"],
+                             reward=counting.known_reward(row))
+
     def candidates(self, row: Row) -> tuple[ArmSet, np.ndarray]:
         """A row's candidate product and the indices of its eligible arms in it."""
         offer_set_id, formats, time_slots = self.layout(row)
@@ -143,7 +154,7 @@ class RowDecoder:
         """What the per-user store needs from a logged decision (None for no_contact)."""
         if not counting.contacted(row):
             return None
-        category = next((o.category for o in self.offers.get(row["offer_set"]) if o.id == row["offer_id"]), "")
+        category = next((o.category for o in self.offers.get(self.offer_set_id(row)) if o.id == row["offer_id"]), "")
         return HistoryRecord(user_key=row["user_key"], event_id=row["event_id"], when=counting.shown_at(row),
                              arm=JointArm(row["offer_id"], row["format"], row["time_slot"]), category=category,
                              counted=counting.shown(row), reward=counting.received_reward(row))
@@ -172,14 +183,6 @@ def learning_event(decision: LoggedDecision, default_reward: float,
                          pmf=decision.pmf, reward_range=(float(low), float(high)))
 
 
-def shown_decision(row: Row) -> ShownDecision:
-    return ShownDecision(when=counting.shown_at(row), seq=int(row["seq"]), event_id=row["event_id"],
-                         campaign=row["campaign"], policy_version=row["policy_version"], user_key=row["user_key"],
-                         offer_set=row["offer_set"], offer_id=row["offer_id"], format=row["format"],
-                         time_slot=row["time_slot"], exploration=row["exploration"],
-                         reward=counting.known_reward(row))
-
-
 def final_decision(row: Row, default_reward: float,
                    reward_range: tuple[float, float] | None = None) -> FinalDecision:
     """The numbers of a decision that counts (the reward clipped to ``reward_range`` when given);
@@ -188,7 +191,7 @@ def final_decision(row: Row, default_reward: float,
     pmf = served_pmf(row["pmf"], compact, row["chosen_index"], row["probability"])
     if compact:  # the bitmask's set bits (NULL: every candidate, one pmf entry each)
         mask = row["eligible"]
-        n_arms = len(pmf) if mask is None else int(np.unpackbits(np.frombuffer(mask, dtype=np.uint8)).sum()) if mask else 0
+        n_arms = len(pmf) if mask is None else int(np.unpackbits(np.frombuffer(mask, dtype=np.uint8)).sum())
     else:
         n_arms = len(blob_to_indices(row["eligible"]))
     if len(pmf) != n_arms or not 0 <= row["chosen_index"] < n_arms:

@@ -18,11 +18,12 @@ from offerbandit.errors import NotFound
 from policies.types import Offer
 
 #: The columns offline evaluation keeps (whole rows carry contexts it does not need).
-FEEDBACK_COLUMNS = ("seq, event_id, campaign, decided_at, user_key, eligible, pmf, arm_set_id, chosen_index, probability, "
-                    "policy_version, exploration, deferred, activated_at, learned_at, reward")
+FEEDBACK_COLUMNS = ("seq, event_id, campaign, decided_at, user_key, eligible, pmf, arm_set_id, chosen_index, "
+                    "probability, policy_version, exploration, deferred, activated_at, learned_at, reward")
 #: The columns of an exposure (whole rows carry pmf blobs the reports do not need).
-EXPOSURE_COLUMNS = ("seq, event_id, campaign, policy_version, user_key, decided_at, offer_set, offer_id, format, "
-                    "time_slot, exploration, chosen_index, deferred, activated_at, learned_at, reward, reward_count")
+EXPOSURE_COLUMNS = ("seq, event_id, campaign, policy_version, user_key, decided_at, offer_set, arm_set_id, offer_id, "
+                    "format, time_slot, exploration, chosen_index, deferred, activated_at, learned_at, reward, "
+                    "reward_count")
 _NO_SEQ = 2**63 - 1
 _TABLES = ("decisions", "rewards", "shadow_scores", "offer_sets", "alias_moves", "arm_sets", "log_keys", "audit")
 
