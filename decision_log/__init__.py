@@ -2,8 +2,8 @@
 owns the writer, the readers, the offer-set cache and `close`; reads answer with records.
 
 Modules: `records` (what crosses the boundary), `counting` (which rows count), `codec` (column
-encodings), `decoder` (rows back into records), `backend` (the seam a storage engine implements),
-`database` (`DecisionLog`, `open_log`), `export` (DSJSON), `caps` (caps decided inside the commit),
+encodings: the compact row and the old one), `decoder` (rows of both formats back into records), `backend`
+(the seam a storage engine implements), `database` (`DecisionLog`, `open_log`), `export` (DSJSON), `caps` (caps decided inside the commit),
 `dialect` (what differs between SQLite and PostgreSQL), `sqlite/` (the SQLite backend: schema and
 migrations, the group-committing writer, named queries, reward operations), `postgres/` (the shared
 PostgreSQL backend).
