@@ -211,6 +211,12 @@ def main() -> None:
     report.note("compact row: float32 pmf over the eligible arms (the chosen probability exact in its REAL column), "
                 "policy pmf only where it differs, eligible as a bitmask over the arm set (NULL: all), the arm set "
                 "(offer set id, formats, time slots) stored once in arm_sets, removal counts as 5 integers")
+    report.note("the policy pmf is 512 B of a default row: novelty exploration (beta > 0 for every customer with arms "
+                "outside their history; shrink_half_life keeps it above 0) makes it differ from the served pmf; "
+                "SQLite packs whole rows into 4 KB pages (2 default rows, 4 beta = 0 rows per page)")
+    report.note("PostgreSQL compresses rows over ~2 KB (TOAST, pglz): the old format's rows are, the compact ones are "
+                "not; these are the bootstrap policy's near-uniform pmfs, which compress well, so the old format's "
+                "PostgreSQL figure is likely below what a trained model's pmfs would give (not measured here)")
     report.goal("log_bytes_per_decision", f"1024 B / bytes on disk per logged {N_ARMS}-arm decision, compact SQLite "
                 "log, tables + indexes (>= 1 means at most 1 KB)", 1024.0 / sizes["sqlite compact"], 1.0)
     report.write(args.json)
