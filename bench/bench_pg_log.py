@@ -4,7 +4,7 @@
 
 Starts a throwaway PostgreSQL cluster (tests/postgres.py: initdb + pg_ctl on 127.0.0.1, fsync on, as the
 ``postgres`` user when root) and, each on a fresh database with the log's schema, inserts the same
-128-arm rows (~2.6 KB: two float64 pmf blobs) with ``synchronous_commit = on``:
+128-arm compact rows (~1.4 KB: float32 pmf and policy pmf) with ``synchronous_commit = on``:
   - raw psycopg ``executemany`` (pipelined) of the log's INSERT, one connection, 512 rows per transaction;
   - raw binary ``COPY decisions FROM STDIN``, one connection, 512 rows per transaction;
   - ``DecisionLog.insert_decisions`` with 8 threads submitting one-row calls (as Decide does) and with 4

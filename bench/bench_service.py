@@ -229,8 +229,8 @@ def bench_log(report: Report, n_rows: int, workdir: Path) -> None:
     closed = writer_closed_loop(workdir / "closed.db", decision_rows(n_closed, seed=7), 64)
     raw_single = raw_executemany(workdir / "raw_single.db", decision_rows(n_single, seed=8), 1)
     raw = best["raw"][0]
-    report.table(f"(c) Decision-log rows/s, {N_ARMS}-arm rows (~2.6 KB: two float64 pmf blobs), WAL, synchronous=FULL, "
-                 "best of 2 alternated runs",
+    report.table(f"(c) Decision-log rows/s, {N_ARMS}-arm compact rows (~1.4 KB: float32 pmf and policy pmf), WAL, "
+                 "synchronous=FULL, best of 2 alternated runs",
                  ["writer", "rows", "rows/s", "rows per commit", "x raw"],
                  [["raw executemany, one connection, 512 rows per transaction", n_rows, raw, per_commit, 1.0],
                   ["LogWriter, 8 threads submitting 1-row ops (as Decide does)", n_rows, *best["one_row_ops"],

@@ -41,7 +41,7 @@ if str(REPO) not in sys.path:
 
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from policies.types import ArmSet, DecisionContext, Offer  # noqa: E402
-from decision_log import DecisionRow, indices_to_blob, pmf_to_blob  # noqa: E402
+from decision_log import DecisionRow, arm_set_code, pmf32_to_blob  # noqa: E402
 
 FORMATS = ("sms", "email", "push", "in_app")
 TIME_SLOTS = ("morning", "lunch", "evening", "night")
@@ -304,10 +304,13 @@ def run_load(call: Callable, requests: Sequence, in_flight: int) -> tuple[float,
 # --- decision-log rows -------------------------------------------------------------------------
 
 def decision_rows(count: int, n_arms: int = 128, seed: int = 0) -> list[DecisionRow]:
-    """``count`` realistic log rows (fresh event ids) of ``n_arms``-arm decisions."""
+    """``count`` realistic compact log rows (fresh event ids) of ``n_arms``-arm decisions, all arms eligible,
+    the policy pmf differing from the served one (novelty exploration on, as for a new customer)."""
     rng = np.random.default_rng(seed)
     pmf = rng.dirichlet(np.ones(n_arms))
-    eligible, pmf_blob = indices_to_blob(range(n_arms)), pmf_to_blob(pmf)
+    policy = rng.dirichlet(np.ones(n_arms))
+    arm_set_id, arm_set_text = arm_set_code("bench-offers", FORMATS, TIME_SLOTS)
+    pmf_blob, policy_blob = pmf32_to_blob(pmf), pmf32_to_blob(policy)
     rows = []
     for i in range(count):
         chosen = int(rng.integers(n_arms))
@@ -315,12 +318,11 @@ def decision_rows(count: int, n_arms: int = 128, seed: int = 0) -> list[Decision
             event_id=uuid.uuid4().hex, campaign="default", decided_at=time.time(), user_key=f"{i % 5000:032x}",
             context_json='{"segment":"family","device":"ios","weekday":"d3"}',
             numeric_json='{"tenure_months":12.0,"spend":40.5}', offer_set_id="bench-offers",
-            offer_set_json='[["offer-0",{"category":"cat-0"}]]', formats_json='["sms","email","push","in_app"]',
-            time_slots_json='["morning","lunch","evening","night"]', eligible=eligible, pmf=pmf_blob,
-            policy_pmf=pmf_blob, chosen_index=chosen, offer_id=f"offer-{chosen // 16}", format="sms",
-            time_slot="morning", probability=float(pmf[chosen]), policy_version="bootstrap", exploration="explore",
-            beta=0.0, deferred=False, learn_due_at=time.time() + 3600, baseline_json=None, no_contact_reason="",
-            removed_json='{"excluded":0}'))
+            offer_set_json='[["offer-0",{"category":"cat-0"}]]', arm_set_id=arm_set_id, arm_set_text=arm_set_text,
+            eligible=None, pmf=pmf_blob, policy_pmf=policy_blob, chosen_index=chosen,
+            offer_id=f"offer-{chosen // 16}", format="sms", time_slot="morning", probability=float(pmf[chosen]),
+            policy_version="bootstrap", exploration="explore", beta=0.1, deferred=False,
+            learn_due_at=time.time() + 3600, baseline_json=None, no_contact_reason="", removed=""))
     return rows
 
 

@@ -2,14 +2,15 @@
 owns the writer, the readers, the offer-set cache and `close`; reads answer with records.
 
 Modules: `records` (what crosses the boundary), `counting` (which rows count), `codec` (column
-encodings), `decoder` (rows back into records), `backend` (the seam a storage engine implements),
-`database` (`DecisionLog`, `open_log`), `export` (DSJSON), `caps` (caps decided inside the commit),
+encodings: the compact row and the old one), `decoder` (rows of both formats back into records), `backend`
+(the seam a storage engine implements), `database` (`DecisionLog`, `open_log`), `export` (DSJSON), `caps` (caps decided inside the commit),
 `dialect` (what differs between SQLite and PostgreSQL), `sqlite/` (the SQLite backend: schema and
 migrations, the group-committing writer, named queries, reward operations), `postgres/` (the shared
 PostgreSQL backend).
 """
 from decision_log.backend import LearnerLock, LogBackend
-from decision_log.codec import encode_offers, indices_to_blob, pmf_to_blob
+from decision_log.codec import (arm_set_code, as_stored, eligible_to_mask, encode_offers, indices_to_blob,
+                                pmf32_to_blob, pmf_to_blob, policy_pmf_blob, removed_text)
 from decision_log.database import DecisionLog, open_log
 from decision_log.decoder import learning_event
 from decision_log.export import export_dsjson
@@ -33,6 +34,7 @@ from decision_log.records import (
     ServedOutcome,
     ShadowScore,
     ShownDecision,
+    StoredDecision,
 )
 from decision_log.sqlite.backend import LOG_FILE, log_path
 from decision_log.sqlite.schema import SCHEMA_VERSION
@@ -62,11 +64,18 @@ __all__ = [
     "ServedOutcome",
     "ShadowScore",
     "ShownDecision",
+    "StoredDecision",
+    "arm_set_code",
+    "as_stored",
+    "eligible_to_mask",
     "encode_offers",
     "export_dsjson",
     "indices_to_blob",
     "learning_event",
     "log_path",
     "open_log",
+    "pmf32_to_blob",
     "pmf_to_blob",
+    "policy_pmf_blob",
+    "removed_text",
 ]

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from decision_log.codec import blob_to_indices
+from decision_log.codec import blob_to_indices, removed_counts, removed_text
 from decision_log.records import DecisionRow
 from policies.sampler import NO_CONTACT
 
@@ -40,15 +40,18 @@ def users_with_caps(rows: Sequence[DecisionRow]) -> list[str]:
     return sorted({row.user_key for row in rows if row.caps and is_contact(row)})
 
 
-def _removed_by_cap(removed_json: str, eligible: bytes) -> str:
+def _removed_by_cap(row: DecisionRow) -> str:
     """The removal counts with the arms that were still eligible counted under ``cap``."""
+    if row.compact:  # one float32 pmf entry per eligible arm
+        counts = removed_counts(row.removed)
+        return removed_text(dataclasses.replace(counts, cap=counts.cap + len(row.pmf) // 4))
     try:
-        counts = json.loads(removed_json)
+        counts = json.loads(row.removed)
     except ValueError:
-        return removed_json
+        return row.removed
     if not isinstance(counts, dict):
-        return removed_json
-    counts["cap"] = int(counts.get("cap", 0)) + len(blob_to_indices(eligible))
+        return row.removed
+    counts["cap"] = int(counts.get("cap", 0)) + len(blob_to_indices(row.eligible))
     return json.dumps(counts)
 
 
@@ -57,7 +60,7 @@ def as_capped(row: DecisionRow) -> DecisionRow:
     every arm that was eligible counted as removed by the cap."""
     return dataclasses.replace(row, chosen_index=None, offer_id="", format="", time_slot="", probability=1.0,
                                pmf=b"", eligible=b"", exploration=NO_CONTACT, no_contact_reason=CAP_REASON,
-                               learn_due_at=None, removed_json=_removed_by_cap(row.removed_json, row.eligible))
+                               learn_due_at=None, removed=_removed_by_cap(row))
 
 
 def _reached(conn: Any, row: DecisionRow, ahead: list[DecisionRow]) -> bool:

@@ -1,16 +1,35 @@
-"""How values are stored in the log's columns: pmfs and arm indices as little-endian blobs, offer sets as
-canonical JSON named by their content hash. Backend-neutral: every backend stores these bytes as they are."""
+"""How values are stored in the log's columns. Backend-neutral: every backend stores these bytes as they are.
+
+Two row formats are read (`is_compact`):
+- **compact** (``arm_set_id`` set; written since issue 15): the candidate product is stored once in ``arm_sets``
+  (offer-set id, formats, time slots; keyed by their content hash) and referenced; ``eligible`` is a bitmask over
+  that product (little-endian bit order; NULL: every candidate is eligible); ``pmf`` is float32 over the eligible
+  arms (the chosen arm's probability stays exact in its REAL column); ``policy_pmf`` is float32 and only stored
+  where it differs from the served pmf (NULL: equal); ``removed`` is the removal counts as five comma-separated
+  integers in `REMOVAL_FIELDS` order (NULL: none removed); ``offer_set`` is NULL (the arm set names it).
+- **old** (``arm_set_id`` NULL): ``eligible`` as u4 indices into the product of ``formats``/``time_slots`` (JSON
+  per row), float64 ``pmf`` and ``policy_pmf`` blobs, ``removed`` as JSON.
+Offer sets are canonical JSON named by their content hash, in both formats.
+"""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
 
 import numpy as np
 
+from policies.rules import RemovalCounts
 from policies.types import Offer
 
-__all__ = ["blob_to_indices", "blob_to_pmf", "decode_offers", "encode_offers", "indices_to_blob", "pmf_to_blob"]
+__all__ = ["REMOVAL_FIELDS", "arm_set_code", "as_stored", "blob_to_indices", "blob_to_pmf", "decode_arm_set", "decode_offers",
+           "eligible_to_mask", "encode_offers", "indices_to_blob", "is_compact", "mask_to_indices",
+           "pmf32_to_blob", "pmf_to_blob", "policy_pmf_blob", "removed_counts", "removed_text", "served_pmf"]
+
+#: The order of the removal counts in a compact row's ``removed`` column.
+REMOVAL_FIELDS = tuple(f.name for f in dataclasses.fields(RemovalCounts))
 
 
 def encode_offers(offers: Sequence[Offer]) -> tuple[str, str]:
@@ -24,14 +43,65 @@ def decode_offers(text: str) -> tuple[Offer, ...]:
     return tuple(Offer(oid, feats) for oid, feats in json.loads(text))
 
 
+@functools.lru_cache(maxsize=4096)
+def arm_set_code(offer_set_id: str, formats: tuple[str, ...], time_slots: tuple[str, ...]) -> tuple[str, str]:
+    """The content id and stored text of a candidate product (offer set × formats × time slots)."""
+    text = json.dumps([offer_set_id, list(formats), list(time_slots)], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32], text
+
+
+def decode_arm_set(text: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """The offer-set id, formats and time slots of a stored arm set."""
+    offer_set_id, formats, time_slots = json.loads(text)
+    return str(offer_set_id), tuple(formats), tuple(time_slots)
+
+
+def is_compact(arm_set_id: object) -> bool:
+    """Whether a row with this ``arm_set_id`` column is in the compact format."""
+    return arm_set_id is not None
+
+
 def pmf_to_blob(pmf: np.ndarray) -> bytes:
+    """An old-format (float64) pmf blob; also the shadow scores' format."""
     return np.asarray(pmf, dtype="<f8").tobytes()
 
 
-def blob_to_pmf(blob: bytes | None) -> np.ndarray:
+def pmf32_to_blob(pmf: np.ndarray) -> bytes:
+    """A compact-format pmf blob: float32 (relative error at most 2^-24 per entry)."""
+    return np.asarray(pmf, dtype="<f4").tobytes()
+
+
+def policy_pmf_blob(policy: np.ndarray, served: np.ndarray) -> bytes | None:
+    """The compact policy pmf: None where it equals the served pmf (e.g. β = 0), else float32."""
+    policy = np.asarray(policy, dtype=np.float64)
+    if policy.shape == np.shape(served) and np.array_equal(policy, served):
+        return None
+    return pmf32_to_blob(policy)
+
+
+def blob_to_pmf(blob: bytes | None, compact: bool = False) -> np.ndarray:
+    """A stored pmf as float64 (float32 entries widened exactly in the compact format)."""
     if not blob:
         return np.zeros(0, dtype=np.float64)
-    return np.frombuffer(blob, dtype="<f8").copy()
+    return np.frombuffer(blob, dtype="<f4" if compact else "<f8").astype(np.float64)
+
+
+def served_pmf(blob: bytes | None, compact: bool, chosen: int | None, probability: float) -> np.ndarray:
+    """A row's served pmf as float64: in the compact format the float32 entries widened, with the chosen
+    arm's entry its exact logged probability (so ``pmf[chosen] == probability`` holds in both formats)."""
+    pmf = blob_to_pmf(blob, compact)
+    return _with_chosen(pmf, chosen, probability) if compact else pmf
+
+
+def as_stored(pmf: np.ndarray, chosen: int | None, probability: float) -> np.ndarray:
+    """A served pmf as a compact row reads back (`served_pmf`): float32 entries, the chosen one exact."""
+    return _with_chosen(np.asarray(pmf, dtype=np.float32).astype(np.float64), chosen, probability)
+
+
+def _with_chosen(pmf: np.ndarray, chosen: int | None, probability: float) -> np.ndarray:
+    if chosen is not None and 0 <= chosen < len(pmf):
+        pmf[chosen] = probability
+    return pmf
 
 
 def indices_to_blob(indices: Sequence[int]) -> bytes:
@@ -42,3 +112,43 @@ def blob_to_indices(blob: bytes | None) -> np.ndarray:
     if not blob:
         return np.zeros(0, dtype=np.int64)
     return np.frombuffer(blob, dtype="<u4").astype(np.int64)
+
+
+def eligible_to_mask(kept: np.ndarray, n_candidates: int) -> bytes | None:
+    """The compact ``eligible``: None when all ``n_candidates`` are kept, else a bitmask of ceil(n / 8) bytes."""
+    kept = np.asarray(kept, dtype=np.int64)
+    if len(kept) == n_candidates and (n_candidates == 0 or (kept[0] == 0 and kept[-1] == n_candidates - 1)):
+        return None  # kept is strictly increasing, so these ends mean every candidate
+    if len(kept) == 0:
+        return b""  # no set bit: no eligible arm
+    bits = np.zeros(n_candidates, dtype=np.uint8)
+    bits[kept] = 1
+    return np.packbits(bits, bitorder="little").tobytes()
+
+
+def mask_to_indices(mask: bytes | None, n_candidates: int) -> np.ndarray:
+    """The eligible candidates' indices (ascending) of a compact ``eligible``."""
+    if mask is None:
+        return np.arange(n_candidates, dtype=np.int64)
+    if not mask:  # (numpy's unpackbits of an empty buffer with a count returns garbage)
+        return np.zeros(0, dtype=np.int64)
+    bits = np.unpackbits(np.frombuffer(mask, dtype=np.uint8), count=n_candidates, bitorder="little")
+    return np.flatnonzero(bits).astype(np.int64)
+
+
+def removed_text(removed: RemovalCounts) -> str:
+    """The compact ``removed`` column: the five counts, comma-separated, in `REMOVAL_FIELDS` order ("" when
+    nothing was removed: stored as NULL)."""
+    if removed.total == 0:
+        return ""
+    return ",".join(str(int(getattr(removed, name))) for name in REMOVAL_FIELDS)
+
+
+def removed_counts(text: str | None) -> RemovalCounts:
+    """The removal counts of either format (JSON in old rows; unknown JSON keys are ignored)."""
+    if not text:
+        return RemovalCounts()
+    if text.lstrip().startswith("{"):
+        counts = json.loads(text)
+        return RemovalCounts(**{name: int(counts[name]) for name in REMOVAL_FIELDS if name in counts})
+    return RemovalCounts(*(int(part) for part in text.split(",")))

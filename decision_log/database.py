@@ -15,12 +15,12 @@ from types import TracebackType
 
 from decision_log import counting
 from decision_log.backend import LearnerLock, LogBackend
-from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision, learning_event, served_outcome,
-                                  shown_decision)
+from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision,
+                                  learning_event, served_outcome)
 from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk,
                                   FinalDecision, InsertOutcome, LearnedEvent, LiftOutcome, LiveStats, LogFilter, LogOptions,
                                   LoggedDecision, RewardDefaults, RewardOutcome, ServedOutcome, ShadowScore,
-                                  ShownDecision, unit_range)
+                                  ShownDecision, StoredDecision, unit_range)
 from decision_log.postgres.backend import PostgresBackend
 from decision_log.postgres.connection import is_postgres_url, mask_url
 from decision_log.sqlite.backend import SqliteBackend, log_path
@@ -59,7 +59,7 @@ class DecisionLog:
                  arm_set_bytes: int = ARM_SET_CACHE_BYTES) -> None:
         self.backend = backend
         self.offer_sets = OfferSetCache(backend.offer_set, offer_set_bytes)
-        self.decoder = RowDecoder(self.offer_sets, arm_set_bytes)
+        self.decoder = RowDecoder(self.offer_sets, arm_set_bytes, backend.arm_set)
 
     @property
     def location(self) -> str:
@@ -120,6 +120,11 @@ class DecisionLog:
     def find_decision(self, event_id: str) -> LoggedDecision | None:
         row = self.backend.find_decision(event_id)
         return None if row is None else self.decoder.decision(row)
+
+    def stored_decision(self, event_id: str) -> StoredDecision | None:
+        """Every stored field of the decision of ``event_id``, decoded (None: no such decision)."""
+        row = self.backend.find_decision(event_id)
+        return None if row is None else self.decoder.stored(row)
 
     def offers(self, offer_set_id: str) -> tuple[Offer, ...]:
         """The offer snapshot logged under ``offer_set_id`` (NotFound if none)."""
@@ -182,7 +187,7 @@ class DecisionLog:
         """Every shown decision decided at or after ``since`` (None: all), in log order."""
         for row in self.backend.exposure_rows(since):
             if counting.shown(row):
-                yield shown_decision(row)
+                yield self.decoder.shown_decision(row)
 
     def feedback(self, log_filter: LogFilter, defaults: RewardDefaults, *,
                  chunk: int = 5000) -> Iterator[FeedbackChunk]:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import numpy as np
+
 from decision_log import counting
-from decision_log.codec import blob_to_indices, blob_to_pmf
+from decision_log.codec import (blob_to_indices, blob_to_pmf, decode_arm_set, is_compact, mask_to_indices,
+                                removed_counts, served_pmf)
 from decision_log.counting import Row
-from decision_log.records import FinalDecision, LoggedDecision, ServedOutcome, ShownDecision
+from decision_log.records import FinalDecision, LoggedDecision, ServedOutcome, ShownDecision, StoredDecision
 from offerbandit.errors import InvalidInput
 from policies.bounded import ByteLRU, text_bytes
 from policies.history import HistoryRecord
@@ -54,23 +57,68 @@ class OfferSetCache:
         return offers
 
 
-class RowDecoder:
-    """Decodes decision rows; thread-safe. ``arm_set_bytes``: the budget of decoded arm sets (0: none)."""
+ArmSetLoader = Callable[[str], str]
 
-    def __init__(self, offers: OfferSetCache, arm_set_bytes: int = ARM_SET_CACHE_BYTES) -> None:
+
+class RowDecoder:
+    """Decodes decision rows of both formats (`decision_log.codec`); thread-safe. ``arm_set_texts``: loads a
+    stored arm set's text by id (compact rows); ``arm_set_bytes``: the budget of decoded arm sets (0: none)."""
+
+    def __init__(self, offers: OfferSetCache, arm_set_bytes: int = ARM_SET_CACHE_BYTES,
+                 arm_set_texts: ArmSetLoader | None = None) -> None:
         self.offers = offers
         self._arm_sets: ByteLRU[tuple, ArmSet] = ByteLRU(arm_set_bytes, lambda k, v: _arm_set_bytes(v) + len(k[3]))
+        self._load_arm_set = arm_set_texts
+        self._layouts: ByteLRU[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = ByteLRU(
+            1024 * 1024, lambda k, v: 200 + text_bytes(k, *v[1], *v[2]))
+
+    def layout(self, row: Row) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """The offer-set id, formats and time slots of a row's candidate product (either format)."""
+        arm_set_id = _column(row, "arm_set_id")
+        if not is_compact(arm_set_id):
+            return row["offer_set"], tuple(json.loads(row["formats"])), tuple(json.loads(row["time_slots"]))
+        layout = self._layouts.get(arm_set_id)
+        if layout is None:
+            if self._load_arm_set is None:
+                raise InvalidInput(f"log row {row['seq']} is compact but this decoder cannot load arm sets",
+                                   field="data-dir")
+            layout = decode_arm_set(self._load_arm_set(arm_set_id))
+            self._layouts.put(arm_set_id, layout)
+        return layout
+
+    def offer_set_id(self, row: Row) -> str:
+        """The id of the offer set a row decided over (either format)."""
+        return self.layout(row)[0] if is_compact(_column(row, "arm_set_id")) else row["offer_set"]
+
+    def shown_decision(self, row: Row) -> ShownDecision:
+        return ShownDecision(when=counting.shown_at(row), seq=int(row["seq"]), event_id=row["event_id"],
+                             campaign=row["campaign"], policy_version=row["policy_version"],
+                             user_key=row["user_key"], offer_set=self.offer_set_id(row), offer_id=row["offer_id"],
+                             format=row["format"], time_slot=row["time_slot"], exploration=row["exploration"],
+                             reward=counting.known_reward(row))
+
+    def candidates(self, row: Row) -> tuple[ArmSet, np.ndarray]:
+        """A row's candidate product and the indices of its eligible arms in it."""
+        offer_set_id, formats, time_slots = self.layout(row)
+        product = ArmSet.product(self.offers.get(offer_set_id), formats, time_slots)
+        if is_compact(_column(row, "arm_set_id")):
+            return product, mask_to_indices(row["eligible"], len(product.arms))
+        return product, blob_to_indices(row["eligible"])
 
     def _arm_set(self, row: Row) -> ArmSet:
-        key = (row["offer_set"], row["formats"], row["time_slots"], bytes(row["eligible"] or b""))
+        arm_set_id = _column(row, "arm_set_id")
+        eligible = row["eligible"]
+        if is_compact(arm_set_id):
+            key = ("", arm_set_id, eligible is None, bytes(eligible or b""))
+        else:
+            key = (row["offer_set"], row["formats"], row["time_slots"], bytes(eligible or b""))
         arm_set = self._arm_sets.get(key)
         if arm_set is not None:
             return arm_set
-        offer_list = self.offers.get(row["offer_set"])
-        product = ArmSet.product(offer_list, json.loads(row["formats"]), json.loads(row["time_slots"]))
-        arms = tuple(product.arms[i] for i in blob_to_indices(row["eligible"]))
+        product, indices = self.candidates(row)
+        arms = tuple(product.arms[i] for i in indices)
         used = {a.offer_id for a in arms}
-        arm_set = ArmSet(arms=arms, offers={o.id: o for o in offer_list if o.id in used})
+        arm_set = ArmSet(arms=arms, offers={oid: o for oid, o in product.offers.items() if oid in used})
         self._arm_sets.put(key, arm_set)
         return arm_set
 
@@ -78,20 +126,36 @@ class RowDecoder:
         context = DecisionContext(user_key=row["user_key"], context=json.loads(row["context"]),
                                   numeric=json.loads(row["numeric"]), campaign=row["campaign"])
         baseline = JointArm(*json.loads(row["baseline"])) if row["baseline"] else None
+        pmf = served_pmf(row["pmf"], is_compact(_column(row, "arm_set_id")), row["chosen_index"], row["probability"])
         return LoggedDecision(
             seq=row["seq"], event_id=row["event_id"], campaign=row["campaign"], decided_at=row["decided_at"],
-            context=context, arm_set=self._arm_set(row), pmf=blob_to_pmf(row["pmf"]), chosen=row["chosen_index"],
+            context=context, arm_set=self._arm_set(row), pmf=pmf, chosen=row["chosen_index"],
             probability=row["probability"], policy_version=row["policy_version"],
             exploration=row["exploration"], deferred=bool(row["deferred"]), activated_at=row["activated_at"],
             learned_at=row["learned_at"], reward=row["reward"], baseline=baseline,
             no_contact_reason=row["no_contact_reason"] or "", fingerprint=_column(row, "fingerprint"),
             quarantined=_column(row, "quarantined_at") is not None, rewarded=bool(_column(row, "reward_count") or 0))
 
+    def stored(self, row: Row) -> StoredDecision:
+        """Every stored field of a decision row, decoded (what a compact row keeps, or an old one)."""
+        decision = self.decision(row)
+        compact = is_compact(_column(row, "arm_set_id"))
+        offer_set_id, formats, time_slots = self.layout(row)
+        _, eligible = self.candidates(row)
+        policy = row["policy_pmf"]
+        policy_pmf = decision.pmf if compact and policy is None else blob_to_pmf(policy, compact)
+        return StoredDecision(decision=decision, compact=compact, arm_set_id=_column(row, "arm_set_id"),
+                              offer_set_id=offer_set_id, formats=formats, time_slots=time_slots, eligible=eligible,
+                              policy_pmf=policy_pmf, policy_pmf_stored=policy is not None,
+                              removed=removed_counts(row["removed"]), beta=float(row["beta"]),
+                              learn_due_at=row["learn_due_at"], key_id=_column(row, "key_id"),
+                              features_json=_column(row, "features"))
+
     def history_record(self, row: Row) -> HistoryRecord | None:
         """What the per-user store needs from a logged decision (None for no_contact)."""
         if not counting.contacted(row):
             return None
-        category = next((o.category for o in self.offers.get(row["offer_set"]) if o.id == row["offer_id"]), "")
+        category = next((o.category for o in self.offers.get(self.offer_set_id(row)) if o.id == row["offer_id"]), "")
         return HistoryRecord(user_key=row["user_key"], event_id=row["event_id"], when=counting.shown_at(row),
                              arm=JointArm(row["offer_id"], row["format"], row["time_slot"]), category=category,
                              counted=counting.shown(row), reward=counting.received_reward(row))
@@ -120,20 +184,17 @@ def learning_event(decision: LoggedDecision, default_reward: float,
                          pmf=decision.pmf, reward_range=(float(low), float(high)))
 
 
-def shown_decision(row: Row) -> ShownDecision:
-    return ShownDecision(when=counting.shown_at(row), seq=int(row["seq"]), event_id=row["event_id"],
-                         campaign=row["campaign"], policy_version=row["policy_version"], user_key=row["user_key"],
-                         offer_set=row["offer_set"], offer_id=row["offer_id"], format=row["format"],
-                         time_slot=row["time_slot"], exploration=row["exploration"],
-                         reward=counting.known_reward(row))
-
-
 def final_decision(row: Row, default_reward: float,
                    reward_range: tuple[float, float] | None = None) -> FinalDecision:
     """The numbers of a decision that counts (the reward clipped to ``reward_range`` when given);
     refuses a row whose pmf, arms and choice disagree."""
-    pmf = blob_to_pmf(row["pmf"])
-    n_arms = len(blob_to_indices(row["eligible"]))
+    compact = is_compact(_column(row, "arm_set_id"))
+    pmf = served_pmf(row["pmf"], compact, row["chosen_index"], row["probability"])
+    if compact:  # the bitmask's set bits (NULL: every candidate, one pmf entry each)
+        mask = row["eligible"]
+        n_arms = len(pmf) if mask is None else int(np.unpackbits(np.frombuffer(mask, dtype=np.uint8)).sum())
+    else:
+        n_arms = len(blob_to_indices(row["eligible"]))
     if len(pmf) != n_arms or not 0 <= row["chosen_index"] < n_arms:
         raise InvalidInput(f"log row {row['seq']} is inconsistent: {n_arms} eligible arms, "
                            f"pmf of {len(pmf)}, chosen {row['chosen_index']}", field="data-dir")

@@ -12,6 +12,7 @@ import numpy as np
 
 from offerbandit.checks import check_range, check_scalar
 from offerbandit.errors import InvalidInput
+from policies.rules import RemovalCounts
 from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm, LearningEvent
 
 
@@ -30,7 +31,13 @@ class CapLimit:
 
 @dataclass(frozen=True, slots=True)
 class DecisionRow:
-    """One decision exactly as it was made; the unit the request path hands to the writer."""
+    """One decision exactly as it was made; the unit the request path hands to the writer.
+
+    Compact rows (``arm_set_id`` set, see `decision_log.codec`): ``arm_set_id``/``arm_set_text`` name and hold
+    the candidate product (stored once), ``eligible`` is a bitmask over it (None: all eligible), ``pmf`` float32,
+    ``policy_pmf`` float32 or None (equal to ``pmf``), ``removed`` the five counts. Old rows (``arm_set_id``
+    None; tests write them to check they still read): ``formats_json``/``time_slots_json``, u4 indices,
+    float64 blobs, ``removed`` as JSON."""
 
     event_id: str
     campaign: str
@@ -40,11 +47,9 @@ class DecisionRow:
     numeric_json: str
     offer_set_id: str
     offer_set_json: str
-    formats_json: str
-    time_slots_json: str
-    eligible: bytes
+    eligible: bytes | None
     pmf: bytes
-    policy_pmf: bytes
+    policy_pmf: bytes | None
     chosen_index: int | None
     offer_id: str
     format: str
@@ -57,14 +62,21 @@ class DecisionRow:
     learn_due_at: float | None
     baseline_json: str | None
     no_contact_reason: str
-    removed_json: str
+    removed: str
     fingerprint: str | None = None  # hash of the canonical request (a repeat must match it)
     #: the campaign's caps that apply to the chosen arm's format: the log checks them against committed
     #: contacts inside the commit (exact across replicas) and writes a capped row as no_contact 'cap'
     caps: tuple[CapLimit, ...] = ()
     key_id: str | None = None  # which user-hash key made user_key (schema 3; filled by a later issue)
     features_json: str | None = None  # per-customer features as used (schema 3; filled by a later issue)
-    arm_set_id: str | None = None  # the compact log's arm-set reference (schema 3; filled by a later issue)
+    arm_set_id: str | None = None  # the compact row's arm set (content hash of `arm_set_text`)
+    arm_set_text: str | None = None  # the arm set as stored once in ``arm_sets`` (`codec.arm_set_code`)
+    formats_json: str | None = None  # old rows only
+    time_slots_json: str | None = None  # old rows only
+
+    @property
+    def compact(self) -> bool:
+        return self.arm_set_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +211,29 @@ class LoggedDecision:
     @property
     def chosen_arm(self) -> JointArm | None:
         return None if self.chosen is None else self.arm_set.arms[self.chosen]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """Every stored field of one decision row, decoded (`DecisionLog.stored_decision`): the decision as the
+    readers get it, plus what only audits and tests need. ``eligible`` indexes the candidate product
+    ``ArmSet.product(offers of offer_set_id, formats, time_slots)``; ``policy_pmf`` is the served pmf where the
+    compact row stored none (``policy_pmf_stored`` False: it was equal)."""
+
+    decision: LoggedDecision
+    compact: bool
+    arm_set_id: str | None
+    offer_set_id: str
+    formats: tuple[str, ...]
+    time_slots: tuple[str, ...]
+    eligible: np.ndarray
+    policy_pmf: np.ndarray
+    policy_pmf_stored: bool
+    removed: RemovalCounts
+    beta: float
+    learn_due_at: float | None
+    key_id: str | None
+    features_json: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,11 +28,11 @@ from policies import sampler
 from offerbandit.errors import AlreadyExists, InvalidInput, LogUnavailable, NotFound
 from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
 from policies.novelty import mix_for_history
-from policies.rules import apply_rules
+from policies.rules import RemovalCounts, apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from policies.vw.double_buffer import DoubleBuffer
-from decision_log import (ActivationOutcome, DecisionRow, InsertOutcome, RewardOutcome, indices_to_blob, open_log,
-                          pmf_to_blob)
+from decision_log import (ActivationOutcome, DecisionRow, InsertOutcome, RewardOutcome, arm_set_code,
+                          eligible_to_mask, open_log, pmf32_to_blob, policy_pmf_blob, removed_text)
 from service.campaigns import CampaignRuntime, build_runtimes
 from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
@@ -321,10 +321,11 @@ class DecisionEngine:
         return _Decided(outcome, row, record, shadow, contact=True, index=index)
 
     def _row(self, item: _Prepared, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,
-             chosen: int | None, outcome: DecisionOutcome, beta: float, removed: object) -> DecisionRow:
+             chosen: int | None, outcome: DecisionOutcome, beta: float, removed: RemovalCounts) -> DecisionRow:
         inp = item.input
         offer_set_id, offer_set_json = item.campaign.offer_set_code(item.offer_list,
                                                                     inp.offers_key if inp.offers else b"")
+        arm_set_id, arm_set_text = arm_set_code(offer_set_id, item.formats, item.time_slots)
         learn_due = None
         if chosen is not None and not inp.deferred:
             learn_due = now + item.campaign.config.reward_window(outcome.arm.format)
@@ -333,16 +334,15 @@ class DecisionEngine:
             event_id=item.event_id, campaign=item.campaign.config.name, decided_at=now,
             user_key=item.context.user_key, context_json=json.dumps(dict(inp.context), separators=(",", ":")),
             numeric_json=json.dumps(dict(inp.numeric), separators=(",", ":")), offer_set_id=offer_set_id,
-            offer_set_json=offer_set_json, formats_json=json.dumps(item.formats),
-            time_slots_json=json.dumps(item.time_slots), eligible=indices_to_blob(kept), pmf=pmf_to_blob(pmf),
-            policy_pmf=pmf_to_blob(p_policy), chosen_index=chosen, offer_id=arm.offer_id if arm else "",
+            offer_set_json=offer_set_json, arm_set_id=arm_set_id, arm_set_text=arm_set_text,
+            eligible=eligible_to_mask(kept, len(item.candidates.arms)), pmf=pmf32_to_blob(pmf),
+            policy_pmf=policy_pmf_blob(p_policy, pmf), chosen_index=chosen, offer_id=arm.offer_id if arm else "",
             format=arm.format if arm else "", time_slot=arm.time_slot if arm else "",
             probability=outcome.probability, policy_version=outcome.policy_version,
             exploration=outcome.exploration, beta=float(beta), deferred=inp.deferred, learn_due_at=learn_due,
             baseline_json=json.dumps([inp.baseline.offer_id, inp.baseline.format, inp.baseline.time_slot])
             if inp.baseline else None,
-            no_contact_reason=outcome.no_contact_reason,
-            removed_json=json.dumps({k: getattr(removed, k) for k in removed.__dataclass_fields__}),
+            no_contact_reason=outcome.no_contact_reason, removed=removed_text(removed),
             fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm))
 
     # --- Reward / Activate --------------------------------------------------------------------

@@ -4,9 +4,9 @@
 cache does not keep outcomes (a 96-arm ranking is ~15 KB of Python objects; a 16 x 24-slot request
 ~370 KB): it keeps a :class:`RepeatRecord` — the chosen index, its exact probability, version, label,
 the request fingerprint, the eligible arms as ``uint32`` indices into the campaign's shared candidate
-:class:`ArmSet` and the served pmf as one float64 array (the log's own precision, so an answer from the
-cache equals the answer from the log bit for bit) — and :class:`RepeatCache` bounds them in bytes,
-charging each shared arm set once while any record refers to it.
+:class:`ArmSet` and the served pmf as one float64 array rounded as the compact log stores it (float32
+entries, the chosen one exact: an answer from the cache equals the answer from the log bit for bit) — and
+:class:`RepeatCache` bounds them in bytes, charging each shared arm set once while any record refers to it.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from decision_log import as_stored
 from offerbandit.checks import check_scalar
 from policies.bounded import text_bytes
 from policies.types import ArmSet, JointArm
@@ -126,8 +127,11 @@ class RepeatRecord:
     @classmethod
     def of(cls, outcome: DecisionOutcome, fingerprint: str | None, arms: ArmSet, eligible: np.ndarray,
            pmf: np.ndarray, chosen: int | None) -> "RepeatRecord":
+        # the pmf as the compact log stores and reads it, so a repeat answered from memory and one read back
+        # from the log give the same answer
+        pmf = as_stored(pmf, chosen, outcome.probability)
         return cls(outcome.event_id, outcome.campaign, fingerprint, arms, np.asarray(eligible, dtype=np.uint32),
-                   np.asarray(pmf, dtype=np.float64), -1 if chosen is None else int(chosen), outcome.probability,
+                   pmf, -1 if chosen is None else int(chosen), outcome.probability,
                    outcome.policy_version, outcome.exploration, outcome.no_contact_reason)
 
     def outcome(self, ranking_limit: int = 0) -> DecisionOutcome:

@@ -14,7 +14,7 @@ from decision_log.caps import apply_caps
 from decision_log.dialect import CAP_LOCK_CLASS
 from decision_log.postgres.connection import PgConn
 from decision_log.records import DecisionRow, InsertOutcome, ShadowScore
-from decision_log.sqlite.write_ops import DECISION_COLUMNS, WriteOp, decision_values
+from decision_log.sqlite.write_ops import DECISION_COLUMNS, WriteOp, arm_sets_of, decision_values
 
 __all__ = ["COLUMN_TYPES", "InsertDecisions", "insert_decisions", "insert_rows", "insert_shadow_scores",
            "lock_customers", "outcomes_of"]
@@ -29,6 +29,7 @@ _INSERT_DECISIONS = (f"INSERT INTO decisions ({DECISION_COLUMNS}) SELECT * FROM 
                      + ") ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
 _MAX_ROWS_PER_STATEMENT = 2000
 _INSERT_OFFER_SET = "INSERT INTO offer_sets (id, offers) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
+_INSERT_ARM_SET = "INSERT INTO arm_sets (id, arms) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
 #: One statement takes every lock, in the order of the lock keys (the hashes: two groups whose customers'
 #: hashes collide still take them in one global order, so they never deadlock on them).
 _LOCK_CUSTOMERS = ("SELECT count(pg_advisory_xact_lock(?, h)) FROM (SELECT DISTINCT hashtext(k) AS h "
@@ -61,6 +62,7 @@ def insert_rows(conn: PgConn, rows: Sequence[DecisionRow]) -> tuple[list[bool], 
     event ids written as capped no_contacts."""
     written, capped = apply_caps(conn, rows)
     conn.executemany(_INSERT_OFFER_SET, sorted({(r.offer_set_id, r.offer_set_json) for r in written}))
+    conn.executemany(_INSERT_ARM_SET, arm_sets_of(written))
     inserted: list[bool] = []
     for start in range(0, len(written), _MAX_ROWS_PER_STATEMENT):
         part = written[start:start + _MAX_ROWS_PER_STATEMENT]

@@ -18,11 +18,12 @@ from offerbandit.errors import NotFound
 from policies.types import Offer
 
 #: The columns offline evaluation keeps (whole rows carry contexts it does not need).
-FEEDBACK_COLUMNS = ("seq, event_id, campaign, decided_at, user_key, eligible, pmf, chosen_index, probability, "
-                    "policy_version, exploration, deferred, activated_at, learned_at, reward")
+FEEDBACK_COLUMNS = ("seq, event_id, campaign, decided_at, user_key, eligible, pmf, arm_set_id, chosen_index, "
+                    "probability, policy_version, exploration, deferred, activated_at, learned_at, reward")
 #: The columns of an exposure (whole rows carry pmf blobs the reports do not need).
-EXPOSURE_COLUMNS = ("seq, event_id, campaign, policy_version, user_key, decided_at, offer_set, offer_id, format, "
-                    "time_slot, exploration, chosen_index, deferred, activated_at, learned_at, reward, reward_count")
+EXPOSURE_COLUMNS = ("seq, event_id, campaign, policy_version, user_key, decided_at, offer_set, arm_set_id, offer_id, "
+                    "format, time_slot, exploration, chosen_index, deferred, activated_at, learned_at, reward, "
+                    "reward_count")
 #: The columns lift reads: who, which group, and whether (and with what) the reward is final.
 LIFT_COLUMNS = ("seq, user_key, exploration, chosen_index, deferred, activated_at, decided_at, learn_due_at, "
                 "learned_at, reward, reward_count")
@@ -70,6 +71,14 @@ class LogReader:
         if row is None:
             raise NotFound(f"unknown offer set {offer_set_id!r}")
         return decode_offers(row["offers"])
+
+    @log_faults
+    def arm_set(self, arm_set_id: str) -> str:
+        """The stored text of an arm set (`decision_log.codec.decode_arm_set`)."""
+        row = self._conn().execute("SELECT arms FROM arm_sets WHERE id = ?", (arm_set_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown arm set {arm_set_id!r}")
+        return row["arms"]
 
     @log_faults
     def user_decisions(self, user_key: str, since: float, limit: int) -> list[sqlite3.Row]:

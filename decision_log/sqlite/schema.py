@@ -8,8 +8,10 @@ migration 1 creates only what is missing, so they upgrade in place.
 Tables (version 1):
 - ``decisions``: one row per decision, as it was decided (candidates, eligible arms, full pmf,
   the chosen arm and its exact probability as REAL, policy version, exploration kind,
-  deferred/activation state, reward-window deadline, the joined reward). The pmf is a float64 blob
-  so a repeated event_id returns the original decision bit for bit.
+  deferred/activation state, reward-window deadline, the joined reward). Rows written before issue 15
+  keep float64 pmf blobs; since then rows are compact (`decision_log.codec`: float32 pmf, the chosen
+  probability exact, the arm set by reference in ``arm_sets``), with no new migration: version 3 had the
+  columns.
 - ``rewards``: every reward call that named a known event, with its status (counted, duplicate, late).
 - ``offer_sets``: content-addressed snapshots of the candidate offers with their features.
 - ``shadow_scores``: the challenger's pmf on the same requests (off the request path).
@@ -29,7 +31,8 @@ Version 3 (the wave-2 schema, designed once, the same on SQLite and PostgreSQL â
 nullable and unused until the issues that fill them:
 - ``decisions.key_id``: which registered user-hash key made ``user_key`` (key rotation);
 - ``decisions.features``: the per-customer features as the decision used them (JSON);
-- ``decisions.arm_set_id`` and ``arm_sets(id, arms)``: the compact log stores each arm set once;
+- ``decisions.arm_set_id`` and ``arm_sets(id, arms)``: the compact log stores each arm set once (filled since
+  issue 15: ``arms`` is ``[offer_set_id, formats, time_slots]`` as JSON, ``id`` its content hash);
 - ``log_keys(key_id, key_check, registered_at)``: ``HMAC(key, "offerbandit/key-check")`` of each registered
   user-hash key; a process starts only if its key is registered;
 - ``audit(id, at, who, action, detail)``: operator actions (erase, promote, rollback, key registration).

@@ -20,11 +20,13 @@ _INSERT_DECISION = f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES ({','.joi
 
 
 def decision_values(r: DecisionRow) -> tuple:
-    return (r.event_id, r.campaign, r.decided_at, r.user_key, r.context_json, r.numeric_json, r.offer_set_id,
+    # a compact row reaches its offer set through its arm set (NULL here); an old row names it
+    return (r.event_id, r.campaign, r.decided_at, r.user_key, r.context_json, r.numeric_json,
+            None if r.compact else r.offer_set_id,
             r.formats_json, r.time_slots_json, r.eligible, r.pmf, r.policy_pmf, r.chosen_index,
             r.offer_id or None, r.format or None, r.time_slot or None, r.probability, r.policy_version,
             r.exploration, r.beta, int(r.deferred), r.learn_due_at, r.baseline_json, r.no_contact_reason or None,
-            r.removed_json, r.fingerprint, r.key_id, r.features_json, r.arm_set_id)
+            r.removed or None, r.fingerprint, r.key_id, r.features_json, r.arm_set_id)
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,14 @@ def insert_rows(conn: sqlite3.Connection, rows: Sequence[DecisionRow]) -> tuple[
     written, capped = apply_caps(conn, rows)
     conn.executemany("INSERT OR IGNORE INTO offer_sets (id, offers) VALUES (?, ?)",
                      {(r.offer_set_id, r.offer_set_json) for r in written})
+    conn.executemany("INSERT OR IGNORE INTO arm_sets (id, arms) VALUES (?, ?)", arm_sets_of(written))
     conn.executemany(_INSERT_DECISION, [decision_values(r) for r in written])
     return capped
+
+
+def arm_sets_of(rows: Sequence[DecisionRow]) -> list[tuple[str, str]]:
+    """The distinct arm sets the compact rows reference (stored once, by content id), sorted."""
+    return sorted({(r.arm_set_id, r.arm_set_text or "") for r in rows if r.arm_set_id is not None})
 
 
 def insert_shadow_scores(scores: Sequence[ShadowScore]) -> WriteOp:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = ("bench_service", "bench_latency", "bench_learning", "bench_scaling", "bench_pg_log", "bench_shared_log")
+SCRIPTS = ("bench_service", "bench_latency", "bench_learning", "bench_scaling", "bench_pg_log", "bench_shared_log",
+           "bench_log_size")
 EXPECTED_GOALS = {
     "bench_service": {"served_vs_naive_vw_text", "served_vs_in_process_vw", "log_writer_vs_raw_executemany",
                       "log_writer_batch_ops_vs_raw_executemany", "latency_unaffected_by_mlflow_down"},
@@ -24,9 +25,10 @@ EXPECTED_GOALS = {
     "bench_scaling": set(),
     "bench_pg_log": {"pg_log_vs_raw_executemany", "pg_log_batch_vs_raw_executemany"},
     "bench_shared_log": {"two_replicas_vs_one", "freshness_within_30s"},
+    "bench_log_size": {"log_bytes_per_decision"},
 }
 EXPECTED_TABLES = {"bench_service": 6, "bench_latency": 2, "bench_learning": 2, "bench_scaling": 3, "bench_pg_log": 1,
-                   "bench_shared_log": 3}
+                   "bench_shared_log": 3, "bench_log_size": 3}
 
 
 def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -98,6 +100,13 @@ def test_scaling_covers_every_arm_count_and_log_size(reports):
     assert growth["rows"][0][1:] == [1.0, 1.0]
     sizes = [row[0] for row in log["rows"]]
     assert sizes == sorted(sizes) and len(sizes) >= 2
+
+
+def test_log_size_compares_the_compact_log_with_the_old_format(reports):
+    sizes, parts, big = reports[1]["bench_log_size"]["tables"]
+    assert [row[0].split(",")[0] for row in sizes["rows"]] == ["sqlite"] * 3 + ["postgres"]
+    assert all(row[2] < row[3] for row in sizes["rows"][:3])  # SQLite: compact below the old format
+    assert big["rows"][1][1] < big["rows"][2][1]
 
 
 def test_run_all_renders_a_readme_from_the_json(reports, tmp_path):

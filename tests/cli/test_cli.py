@@ -62,7 +62,8 @@ def test_export_dsjson_has_the_vw_fields(start_server, tmp_path):
     assert first["_label_cost"] == -1.0 and "_skipLearn" not in first
     assert first["_label_probability"] == decided[0].probability
     assert first["a"][0] == first["_label_Action"] == first["_labelIndex"] + 1
-    assert abs(sum(first["p"]) - 1) < 1e-9 and len(first["c"]["_multi"]) == len(first["p"])
+    # float32 entries as logged: each within 2^-24 of its own size, so the sum within 2^-24 of 1
+    assert abs(sum(first["p"]) - 1) <= 2.0 ** -24 and len(first["c"]["_multi"]) == len(first["p"])
     assert records[3].get("_skipLearn") is True  # deferred, never activated
     assert records[1].get("_skipLearn") is True  # reward window still open
 

@@ -8,6 +8,7 @@ import pytest
 
 from offerbandit import AsyncClient, RpcInvalidArgument, RpcNotFound, RpcUnimplemented
 from offerbandit.client import ActivateAck, Decision, RewardAck
+from tests.repeats import assert_repeat_of
 
 OFFERS = [("o1", {"category": "travel"}), ("o2", {"category": "food"})]
 
@@ -27,8 +28,8 @@ def test_every_method_as_a_coroutine(start_server):
         async with AsyncClient(served.address, max_batch=2) as client:
             decision = await client.decide("alice", context={"segment": "young"}, offers=OFFERS, deferred=True)
             assert isinstance(decision, Decision) and decision.event_id
-            assert await client.decide("alice", context={"segment": "young"}, offers=OFFERS, deferred=True,
-                                       event_id=decision.event_id) == decision
+            assert_repeat_of(await client.decide("alice", context={"segment": "young"}, offers=OFFERS,
+                                                 deferred=True, event_id=decision.event_id), decision)
             assert await client.activate(decision.event_id) == ActivateAck(True, False)
             assert await client.reward(decision.event_id, 1.0) == RewardAck(True, False, False)
             batch = await client.decide_batch([{"user_id": f"u{i}", "offers": OFFERS} for i in range(5)])

@@ -9,6 +9,7 @@ import pytest
 
 from offerbandit import Client, RpcInvalidArgument, RpcNotFound, RpcUnimplemented
 from offerbandit.client import ActivateAck, Arm, Decision, RewardAck, new_id
+from tests.repeats import assert_repeat_of
 
 OFFERS = [("o1", {"category": "travel"}), {"id": "o2", "features": {"category": "food"}}, "o3"]
 
@@ -50,7 +51,8 @@ def test_decide_sends_the_callers_event_id_and_a_repeat_logs_nothing(client, ser
     kwargs = dict(context={"segment": "young"}, offers=OFFERS, formats=["sms"], time_slots=["morning", "evening"])
     first = client.decide("bob", event_id="evt-bob-1", **kwargs)
     again = client.decide("bob", event_id="evt-bob-1", **kwargs)
-    assert first.event_id == "evt-bob-1" and again == first
+    assert first.event_id == "evt-bob-1"
+    assert_repeat_of(again, first)
     assert _rows(served.data_dir, "SELECT COUNT(*) FROM decisions") == [(1,)]
 
 

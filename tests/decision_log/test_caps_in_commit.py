@@ -19,7 +19,7 @@ def test_contacts_ahead_in_one_call_and_one_group_count(log_where):
     cap = (CapLimit("*", WEEK, 2),)
     with open_log(log_where, writable=True) as log:
         batch = log.insert_decisions([_row(f"b{i}", user_key="ana", decided_at=100.0 + i, caps=cap, eligible=ELIGIBLE,
-                                           removed_json='{"exclusion": 1, "cap": 0}') for i in range(4)])
+                                           removed='{"exclusion": 1, "cap": 0}') for i in range(4)])
         assert batch.result(10) == InsertOutcome(4, capped=("b2", "b3"))
         release = _paused(log.backend.writer)  # the next calls share one commit group
         grouped = [log.insert_decisions([_row(f"g{i}", user_key="bo", decided_at=100.0 + i, caps=cap)])

@@ -18,7 +18,7 @@ def _row(event_id: str, user_key: str = "u", decided_at: float = 1.0, **changes)
                   time_slots_json="[]", eligible=b"", pmf=b"", policy_pmf=b"", chosen_index=0,
                   offer_id="o", format="sms", time_slot="m", probability=0.5, policy_version="bootstrap",
                   exploration="exploit", beta=0.0, deferred=False, learn_due_at=None, baseline_json=None,
-                  no_contact_reason="", removed_json="{}")
+                  no_contact_reason="", removed="{}")
     fields.update(changes)
     return DecisionRow(**fields)
 

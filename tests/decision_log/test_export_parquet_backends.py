@@ -51,7 +51,7 @@ def _row(i: int, rng: np.random.Generator, *, chosen: bool = True, deferred: boo
         time_slot="m" if chosen else "", probability=float(pmf[pick]) if chosen else 1.0,
         policy_version=str(1 + i // 20), exploration="exploit" if chosen else "no_contact", beta=0.0,
         deferred=deferred, learn_due_at=1000.0 + i * 0.37 + 5 if chosen and not deferred else None,
-        baseline_json=None, no_contact_reason="" if chosen else "excluded", removed_json="{}")
+        baseline_json=None, no_contact_reason="" if chosen else "excluded", removed="{}")
 
 
 def _fill(where) -> None:

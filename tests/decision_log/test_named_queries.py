@@ -24,7 +24,7 @@ def _row(event_id: str, decided_at: float, *, chosen: int | None = 0, deferred: 
         time_slot="m" if contact else "", probability=0.75 if chosen == 0 else (0.25 if contact else 1.0),
         policy_version="bootstrap", exploration="exploit" if contact else "no_contact", beta=0.0,
         deferred=deferred, learn_due_at=decided_at + 1 if contact and not deferred else None, baseline_json=None,
-        no_contact_reason="" if contact else "excluded", removed_json="{}")
+        no_contact_reason="" if contact else "excluded", removed="{}")
 
 
 def test_named_queries_over_a_small_log(log_where):

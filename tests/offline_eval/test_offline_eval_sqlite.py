@@ -252,7 +252,8 @@ def test_cached_decoder_matches_the_uncached_decoder_on_every_row(logged):
     reader = LogReader(data_dir / "decisions.db")
     try:
         offers = OfferSetCache(reader.offer_set)
-        cached, fresh = RowDecoder(offers, arm_set_bytes=3000), RowDecoder(offers, arm_set_bytes=0)  # ~2 sets: evictions
+        cached = RowDecoder(offers, arm_set_bytes=3000, arm_set_texts=reader.arm_set)  # ~2 sets: evictions
+        fresh = RowDecoder(offers, arm_set_bytes=0, arm_set_texts=reader.arm_set)
         rows = list(reader.decisions())
         assert len(rows) == 40
         for row in rows:

@@ -16,6 +16,7 @@ from service.config import ServiceConfig, default_campaign
 from service.metrics import Metrics
 from service.outcomes import DecisionOutcome, RepeatCache, RepeatRecord, arm_set_bytes
 from tests.conftest import make_request
+from tests.repeats import assert_repeat_of
 
 
 def _offers(n: int, tag: str) -> tuple[Offer, ...]:

@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from offers.v1 import decision_pb2 as pb
 from tests.conftest import FORMATS, OFFERS, SLOTS, make_request
+from tests.repeats import assert_repeat_of
 
 
 def log_rows(data_dir, sql, params=()):
@@ -40,9 +41,9 @@ def test_decide_then_reward_joins_on_disk(served):
                                                                    decision.time_slot)
     assert row["reward"] == 1.0 and row["reward_count"] == 1
     assert row["learned_at"] is not None  # aggregation 'first': learned at once
-    pmf = np.frombuffer(row["pmf"], dtype="<f8")
-    assert pmf.sum() == pytest.approx(1.0, abs=1e-9)
-    assert pmf[row["chosen_index"]] == decision.probability
+    pmf = np.frombuffer(row["pmf"], dtype="<f4")  # the compact log: float32, the probability exact in its column
+    assert pmf.sum() == pytest.approx(1.0, abs=1e-6)
+    assert pmf[row["chosen_index"]] == np.float32(decision.probability)
     (reward,) = log_rows(served.data_dir, "SELECT * FROM rewards WHERE event_id = 'ev-1'")
     assert (reward["value"], reward["status"]) == (1.0, "counted")
 
@@ -56,13 +57,13 @@ def test_ranking_is_sorted_sums_to_one_and_honours_limit(served):
     limited = served.stub.Decide(make_request(ranking_limit=3), timeout=10)
     assert len(limited.ranking) == 3
     (row,) = log_rows(served.data_dir, "SELECT pmf FROM decisions WHERE event_id = ?", (limited.event_id,))
-    assert len(np.frombuffer(row["pmf"], dtype="<f8")) == 12  # the log keeps the full pmf
+    assert len(np.frombuffer(row["pmf"], dtype="<f4")) == 12  # the log keeps the full pmf
 
 
 def test_repeated_event_id_returns_the_original_and_logs_once(served):
     first = served.stub.Decide(make_request(event_id="same"), timeout=10)
     again = served.stub.Decide(make_request(event_id="same"), timeout=10)
-    assert again == first
+    assert_repeat_of(again, first)
     # issue 14 changed this: another user reusing the id is refused, not handed the original decision
     with pytest.raises(grpc.RpcError) as err:
         served.stub.Decide(make_request(user="someone-else", event_id="same"), timeout=10)
@@ -76,7 +77,7 @@ def test_repeated_event_id_after_restart_comes_from_the_log(start_server, tmp_pa
     first = running.stub.Decide(make_request(event_id="durable"), timeout=10)
     running.server.stop(grace=1)
     again = start_server(data_dir=data).stub.Decide(make_request(event_id="durable"), timeout=10)
-    assert again == first
+    assert_repeat_of(again, first)
 
 
 def test_duplicate_reward_and_unknown_event(served):

@@ -1,0 +1,176 @@
+"""The compact decision log (issue 15), on both backends: a row decided by a real server decodes, field by field,
+back to what the engine decided; arm sets are stored once; rows written the old way still read."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from decision_log import DecisionRow, LogFilter, RewardDefaults, encode_offers, indices_to_blob, open_log, pmf_to_blob
+from policies.rules import RemovalCounts
+from policies.types import ArmSet, DecisionContext, JointArm, Offer
+from service.log_records import record_of
+from tests.conftest import FORMATS, OFFERS, SLOTS, make_request
+
+F32 = 2.0 ** -24  # float32's unit roundoff: a stored entry is within F32 * p (+ 2^-150 below the normal range)
+CANDIDATES = ArmSet.product([Offer(oid, feats) for oid, feats in OFFERS], FORMATS, SLOTS)
+
+
+@pytest.fixture
+def serve_on(start_server, log_place, request, monkeypatch):
+    """A real server logging to ``log_place`` (on PostgreSQL a replica: it needs the registry's address)."""
+    if log_place.kind == "postgres":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", request.getfixturevalue("mlflow_store").tracking_uri)
+    return lambda: start_server(f'[log]\nurl = "{log_place.url}"\n')
+
+
+def _request(event_id: str, user: str, **fields):
+    return make_request(user=user, event_id=event_id, context={"segment": "young", "device": "ios"},
+                        numeric={"tenure": 7.5}, **fields)
+
+
+def _expected_eligible(excluded: tuple[str, ...], consented: tuple[str, ...]) -> tuple[np.ndarray, RemovalCounts]:
+    kept, exclusion, consent = [], 0, 0
+    for i, arm in enumerate(CANDIDATES.arms):
+        if arm.offer_id in excluded:
+            exclusion += 1
+        elif consented and arm.format not in consented:
+            consent += 1
+        else:
+            kept.append(i)
+    return np.array(kept), RemovalCounts(exclusion=exclusion, consent=consent)
+
+
+CASES = [  # event id, user, excluded offers, consented formats, baseline
+    ("all", "ana", (), (), None),
+    ("some", "ana", ("o2",), ("sms",), None),
+    ("baseline", "bo", ("o3",), (), ("o1", "email", "evening")),
+    ("again", "bo", (), (), None),
+]
+
+
+def test_every_stored_field_decodes_to_what_the_engine_decided(serve_on, log_place):
+    served = serve_on()
+    runtime = served.engine.runtime("default")
+    answers = {}
+    for event_id, user, excluded, consented, baseline in CASES:
+        request = _request(event_id, user, excluded_offers=list(excluded), consented_formats=list(consented))
+        if baseline:
+            request.baseline.offer_id, request.baseline.format, request.baseline.time_slot = baseline
+        answers[event_id] = served.stub.Decide(request, timeout=10)
+    policy, _ = runtime.live.current()
+    stored_policy = set()
+    with open_log(log_place.url) as log:
+        for event_id, user, excluded, consented, baseline in CASES:
+            answer, stored = answers[event_id], log.stored_decision(event_id)
+            decision = stored.decision
+            eligible, removed = _expected_eligible(excluded, consented)
+            # the candidate product, by reference: the offer set as sent, the formats and slots
+            assert stored.compact and stored.arm_set_id
+            assert stored.offer_set_id == encode_offers(CANDIDATES.offers.values())[0]
+            assert log.offers(stored.offer_set_id) == tuple(CANDIDATES.offers.values())
+            assert (stored.formats, stored.time_slots) == (tuple(FORMATS), tuple(SLOTS))
+            np.testing.assert_array_equal(stored.eligible, eligible)
+            assert decision.arm_set.arms == tuple(CANDIDATES.arms[i] for i in eligible)
+            assert stored.removed == removed
+            # the served pmf: float32 entries, within float32 rounding of the fresh answer's ranking
+            served_p = dict(((a.offer_id, a.format, a.time_slot), a.probability) for a in answer.ranking)
+            fresh = np.array([served_p.get((a.offer_id, a.format, a.time_slot), 0.0) for a in decision.arm_set.arms])
+            assert len(decision.pmf) == len(eligible) and decision.pmf.dtype == np.float64
+            assert np.all(np.abs(decision.pmf - fresh) <= F32 * fresh + 2.0 ** -150)
+            others = np.delete(decision.pmf, decision.chosen)
+            assert np.all(others.astype(np.float32).astype(np.float64) == others)  # float32 values but the chosen
+            # the chosen arm and its probability: exact
+            assert decision.chosen_arm == JointArm(answer.offer_id, answer.format, answer.time_slot)
+            assert decision.probability == answer.probability and decision.pmf[decision.chosen] == answer.probability
+            assert (decision.policy_version, decision.exploration) == (answer.policy_version, answer.exploration)
+            # the policy's own pmf: stored only where it differs from the served one
+            context = DecisionContext(decision.context.user_key, {"segment": "young", "device": "ios"},
+                                      {"tenure": 7.5}, "default")
+            base = JointArm(*baseline) if baseline else None
+            p_policy = np.asarray(runtime.serving_pmf(policy, context, decision.arm_set, base), dtype=np.float64)
+            assert stored.policy_pmf_stored == (not np.array_equal(p_policy, fresh))
+            if stored.policy_pmf_stored:
+                stored_policy.add(event_id)
+                assert np.all(np.abs(stored.policy_pmf - p_policy) <= F32 * p_policy + 2.0 ** -150)
+            else:
+                assert stored.policy_pmf is decision.pmf
+            # the rest of the row
+            assert decision.context.context == {"segment": "young", "device": "ios"}
+            assert decision.context.numeric == {"tenure": 7.5} and decision.context.campaign == "default"
+            assert decision.baseline == base and decision.deferred is False and decision.no_contact_reason == ""
+            record = served.engine.claims.recent.get(event_id)
+            assert decision.fingerprint == record.fingerprint and decision.fingerprint
+            assert stored.learn_due_at == pytest.approx(
+                decision.decided_at + runtime.config.reward_window(answer.format), abs=1e-6)
+            assert 0.0 <= stored.beta <= 1.0 and stored.key_id is None
+            # a repeat answered from memory and one read back from the log are the same answer
+            for limit in (0, 2):
+                assert record.outcome(limit) == record_of(decision).outcome(limit)
+    assert stored_policy and stored_policy < {event_id for event_id, *_ in CASES}  # both kinds were decided
+    # what is on disk: one arm set for the four decisions, no JSON per row for formats and slots
+    assert log_place.sql("SELECT count(*) FROM arm_sets") == [(1,)]
+    raw = {r[0]: r[1:] for r in log_place.sql(
+        "SELECT event_id, formats, time_slots, eligible, length(pmf), removed, arm_set_id, offer_set FROM decisions")}
+    assert all(formats is None and slots is None and offer_set is None  # all three through the arm set
+               for formats, slots, *_, offer_set in raw.values())
+    assert raw["all"][2] is None  # every candidate eligible: no bitmask
+    assert bytes(raw["some"][2]) == bytes([0b11, 0b11])  # {o1, o3} x sms x {morning, evening}: arms 0, 1, 8, 9
+    assert raw["some"][3] == 4 * 4 and raw["all"][3] == 4 * len(CANDIDATES.arms)
+    assert raw["some"][4] == "4,4,0,0,0" and raw["all"][4] is None  # exclusion, consent, cap, quiet hours, ...
+    assert len({r[5] for r in raw.values()}) == 1
+
+
+def test_no_contact_rows_decode(serve_on, log_place):
+    served = serve_on()
+    answer = served.stub.Decide(_request("none", "cy", excluded_offers=["o1", "o2", "o3"]), timeout=10)
+    assert answer.offer_id == "" and answer.probability == 1.0
+    with open_log(log_place.url) as log:
+        stored = log.stored_decision("none")
+        assert stored.compact and len(stored.eligible) == 0 and len(stored.decision.pmf) == 0
+        assert stored.decision.chosen is None and stored.removed == RemovalCounts(exclusion=12)
+        assert stored.decision.no_contact_reason == "exclusion" and not stored.policy_pmf_stored
+        assert record_of(stored.decision).outcome() == served.engine.claims.recent.get("none").outcome()
+    assert log_place.sql("SELECT length(eligible), length(pmf) FROM decisions") == [(0, 0)]
+
+
+def _old_row(event_id: str, pmf: np.ndarray, eligible: list[int], chosen: int) -> DecisionRow:
+    offer_set_id, offer_set_json = encode_offers(CANDIDATES.offers.values())
+    arm = CANDIDATES.arms[eligible[chosen]]
+    return DecisionRow(
+        event_id=event_id, campaign="default", decided_at=1000.0, user_key="u" * 32, context_json='{"segment":"old"}',
+        numeric_json='{"x":1.0}', offer_set_id=offer_set_id, offer_set_json=offer_set_json,
+        formats_json=json.dumps(FORMATS), time_slots_json=json.dumps(SLOTS), eligible=indices_to_blob(eligible),
+        pmf=pmf_to_blob(pmf), policy_pmf=pmf_to_blob(pmf[::-1]), chosen_index=chosen, offer_id=arm.offer_id,
+        format=arm.format, time_slot=arm.time_slot, probability=float(pmf[chosen]), policy_version="bootstrap",
+        exploration="explore", beta=0.25, deferred=False, learn_due_at=1010.0, baseline_json=None,
+        no_contact_reason="", removed='{"exclusion": 2, "consent": 0, "cap": 1}', fingerprint="f1:old")
+
+
+def test_rows_written_the_old_way_still_read(log_where):
+    pmf = np.array([0.1, 0.2, 0.3, 0.4]) / 1.0000001  # not float32 values: an old row keeps float64 exactly
+    with open_log(log_where, writable=True) as log:
+        log.insert_decisions([_old_row("old", pmf, [1, 4, 6, 11], chosen=2)]).result(10)
+        log.record_reward("old", 0.7, "r1", 1000.5, lambda campaign: "first").result(10)
+        log.claim_due(log.due_for_learning(2000.0), 2000.0, RewardDefaults()).result(10)
+        stored = log.stored_decision("old")
+        decision = stored.decision
+        assert not stored.compact and stored.arm_set_id is None
+        np.testing.assert_array_equal(decision.pmf, pmf)  # bit for bit
+        np.testing.assert_array_equal(stored.policy_pmf, pmf[::-1])
+        np.testing.assert_array_equal(stored.eligible, [1, 4, 6, 11])
+        assert decision.arm_set.arms == tuple(CANDIDATES.arms[i] for i in (1, 4, 6, 11))
+        assert decision.chosen_arm == CANDIDATES.arms[6] and decision.probability == pmf[2]
+        assert stored.removed == RemovalCounts(exclusion=2, cap=1) and stored.beta == 0.25
+        assert (stored.formats, stored.time_slots) == (tuple(FORMATS), tuple(SLOTS))
+        assert decision.context.context == {"segment": "old"} and decision.fingerprint == "f1:old"
+        [listed] = list(log.decisions())
+        assert listed.event_id == "old" and np.array_equal(listed.pmf, pmf)
+        [chunk] = list(log.feedback(LogFilter(),
+                                    RewardDefaults()))
+        [final] = chunk.decisions
+        assert (final.chosen, final.probability, final.reward) == (2, pmf[2], 0.7)
+        np.testing.assert_array_equal(final.pmf, pmf)
+        [event] = list(log.learning_events(RewardDefaults()))
+        assert event.arm_set.arms == decision.arm_set.arms and event.chosen == 2
