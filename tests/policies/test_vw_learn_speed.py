@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from vowpalwabbit import pyvw
 
+from offerbandit.errors import InvalidInput
 from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
 from policies.vw import EXPLORATIONS, CbAdfLearner, CbAdfOptions, arm_line, shared_line
+from policies.vw.features import context_features
 from policies.vw.learner import LEARN_ARGS, PAD_ARMS
 from policies.vw.workspace import learn_multi, save_workspace
 
@@ -116,3 +118,24 @@ def test_an_arm_set_longer_than_the_stand_ins_learns_the_same_from_its_full_exam
     learn_text(reference, events)
     assert len(learner._pads) == len(short_set)  # the short set padded, the long one did not
     assert_same_model(learner, reference, [(random_context(rng), long_set), (random_context(rng), short_set)])
+
+
+def test_the_shared_line_is_what_context_features_say():
+    """shared_line remembers escaped tokens; its text stays the one built from context_features."""
+    def built(context):
+        categorical, numeric = context_features(context)
+        parts = ["shared"]
+        if categorical:
+            parts.append("|u " + " ".join(categorical))
+        if numeric:
+            parts.append("|n " + " ".join(f"{name}:{value!r}" for name, value in numeric))
+        return " ".join(parts if len(parts) > 1 else [*parts, "|u"])
+
+    rng = np.random.default_rng(3)
+    contexts = [random_context(rng) for _ in range(50)] + [
+        DecisionContext("u", {}, {}), DecisionContext("u", {"a b": "c|d:e=f", "%": "\t"}, {}),
+        DecisionContext("u", {}, {"z:1": 3.0, "n": 1e-300, "i": 7}), DecisionContext("u", {"k": "v"}, {"x": -0.0})]
+    for context in contexts * 2:  # the second time from the remembered tokens
+        assert shared_line(context) == built(context)
+    with pytest.raises(InvalidInput):
+        shared_line(DecisionContext("u", {}, {"bad": float("nan")}))
