@@ -178,14 +178,15 @@ def main() -> None:
     floor.learn(events[:50])
     mediator = floor._learner
     with mediator._lock:  # the examples built beforehand: what VW's learn_multi alone costs
-        built = [mediator._examples(e.context, arm_set, e.chosen, f"0:{-e.reward!r}:{e.probability!r}")
+        built = [mediator._learn_examples(e.context, arm_set, e.chosen, f"0:{-e.reward!r}:{e.probability!r}")
                  for e in events[:1000]]
         start = time.perf_counter()
         for examples in built:
             learn_multi(mediator._vw, examples)
         vw_only = len(built) / (time.perf_counter() - start)
     del built
-    print(f"VW's learn_multi alone (examples built beforehand), 128 arms: {vw_only:,.0f} events/s (the ceiling)")
+    print(f"VW's learn_multi alone (the learner's examples built beforehand), 128 arms: {vw_only:,.0f} events/s "
+          "(the ceiling)")
     learner_policy = VWPolicy(VWPolicyConfig(seed=2))
     learner_policy.learn(events[:50])
     print(f"online learning, 128 arms, a new ArmSet object per event (as decoded from a log): "

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import OUT_DIR, REPO, format_cell, machine_info  # noqa: E402
 
-JSON_SCRIPTS = ("bench_service", "bench_latency", "bench_learning", "bench_scaling", "bench_pg_log", "bench_shared_log",
-                "bench_log_size")
+JSON_SCRIPTS = ("bench_service", "bench_latency", "bench_learning", "bench_learner", "bench_scaling", "bench_pg_log",
+                "bench_shared_log", "bench_log_size")
 TEXT_SCRIPTS = ("bench_policies", "bench_ope", "bench_exploration")
 TITLES = {
     "bench_service": "Service: throughput, latency, log writer, in-process ratio, MLflow down",
@@ -34,6 +34,7 @@ TITLES = {
     "bench_pg_log": "The PostgreSQL log against raw psycopg (bench_pg_log.py)",
     "bench_shared_log": "Replicas, the learner and freshness on a shared PostgreSQL log (bench_shared_log.py)",
     "bench_log_size": "Bytes per logged decision: the compact log against the old format (bench_log_size.py)",
+    "bench_learner": "Learning speed at 128 joint arms (bench_learner.py)",
     "bench_policies": "Policies in-process (bench_policies.py)",
     "bench_ope": "Offline evaluation vs OBP (bench_ope.py)",
     "bench_exploration": "Exploration outside history (bench_exploration.py)",

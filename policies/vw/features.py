@@ -19,6 +19,7 @@ text only and does not import ``vowpalwabbit``.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from math import isfinite as _isfinite
 from collections.abc import Sequence
 from typing import Any
@@ -119,17 +120,33 @@ def context_features(context: DecisionContext) -> tuple[list[str], list[tuple[st
     return categorical, numeric
 
 
+@lru_cache(maxsize=1 << 16)
+def _categorical_token(key: str, value: str) -> str:
+    """``key=value`` escaped (remembered: a campaign's contexts repeat a few thousand pairs)."""
+    return f"{escape_token(key)}={escape_token(value)}"
+
+
+@lru_cache(maxsize=1 << 12)
+def _numeric_prefix(key: str) -> str:
+    return f"{escape_token(key)}:"
+
+
 def shared_line(context: DecisionContext) -> str:
-    categorical, numeric = context_features(context)
-    parts = ["shared"]
+    """The shared (context) line: what :func:`context_features` gives, with escaped tokens remembered."""
+    categorical, numeric = context.context, context.numeric
+    line = "shared"
     if categorical:
-        parts.append(f"|{CONTEXT_NAMESPACE} " + " ".join(categorical))
+        line += f" |{CONTEXT_NAMESPACE} " + " ".join([_categorical_token(key, value)
+                                                     for key, value in sorted(categorical.items())])
     if numeric:
-        parts.append(f"|{NUMERIC_NAMESPACE} " + " ".join(f"{name}:{value!r}" for name, value in numeric))
-    if len(parts) == 1:
+        line += f" |{NUMERIC_NAMESPACE} " + " ".join([
+            _numeric_prefix(key) + repr(value if type(value) is float and _isfinite(value)
+                                        else check_scalar(value, f"numeric.{key}"))
+            for key, value in sorted(numeric.items())])
+    if not categorical and not numeric:
         # A bare "shared" line would be parsed as one more action: give it an empty namespace.
-        parts.append(f"|{CONTEXT_NAMESPACE}")
-    return " ".join(parts)
+        line += f" |{CONTEXT_NAMESPACE}"
+    return line
 
 
 def offer_part(offer: Offer) -> str:

@@ -4,13 +4,29 @@
 arm-example cache and the lock around every VW call (a workspace is not thread-safe). Only the chosen
 arm of a learned event is labelled, ``cost:probability`` with the cost of `features.cost_from_reward`
 (the reward scaled by the event's ``reward_range`` into [-1, 0]).
+
+Every workspace is built with :data:`LEARN_ARGS` (``--no_predict``): with ``--cb_type mtr``, cb_adf's
+learn otherwise predicts over every action before its one-action update, only to hand that prediction
+back -- and ``workspace.learn`` already predicted once before it (the exploration reductions do not
+return predictions from learn). The update never reads it (VW 9.11 ``cb_adf::learn_mtr<false>`` skips
+just that pass; cover predicts for itself when its base does not), so the learned weights are the same:
+``tests/policies/test_vw_learn_speed.py`` checks the saved bytes and held-out pmfs are identical with
+and without it, for every exploration and cb_type. The option is not stored in a model file (VW keeps
+only ``.keep()`` options), so models load the same either way.
+
+Where the update reads nothing but the chosen arm (``mtr`` with any exploration but ``cover``, which
+learns from every arm's score; ``ips``/``dr`` label every arm), the other arms of a learned event are
+stood in for by featureless examples (:data:`PAD_LINE`, parsed once per workspace, up to
+:data:`PAD_ARMS` of them): the number of actions and the chosen one's position stay (mtr weighs its update
+by events/actions), the prediction pass ``workspace.learn`` makes first touches no weight. Same bytes,
+same pmfs (``tests/policies/test_vw_learn_speed.py``).
 """
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,10 +44,19 @@ from policies.vw.features import (
     shared_line,
 )
 from policies.vw.workspace import (DEFAULT_ARM_CACHE_BYTES, ArmExampleCache, learn_multi, load_workspace,
-                                   new_workspace, parse_example, predict_multi, save_workspace,
+                                   new_workspace, parse_native_example, predict_multi, save_workspace,
                                    save_workspace_in_child)
 
-__all__ = ["CbAdfLearner", "CbAdfOptions", "EXPLORATIONS", "KNOWN_ARM_SETS", "RetiredLearner", "check_event"]
+__all__ = ["CbAdfLearner", "CbAdfOptions", "EXPLORATIONS", "KNOWN_ARM_SETS", "LEARN_ARGS", "PAD_ARMS",
+           "PAD_LINE", "RetiredLearner", "check_event"]
+
+#: VW options of a learner's workspace that change how fast it learns, never what (see the module docstring).
+LEARN_ARGS: tuple[str, ...] = ("--no_predict",)
+#: The stand-in for an unchosen arm while learning: one namespace, no features.
+PAD_LINE = "|f"
+#: Arm sets up to this size learn through stand-ins (~33 KB of VW memory each, parsed once); longer
+#: ones learn from their full arm examples (the same update, slower).
+PAD_ARMS = 512
 
 EXPLORATIONS: tuple[str, ...] = ("epsilon", "softmax", "squarecb", "bag", "cover")
 
@@ -161,10 +186,14 @@ class _KnownArmSet:
     examples: list[Any]
     parts: dict[str, str]
     epoch: int
+    lines: dict[int, str] = field(default_factory=dict)
 
     def line(self, index: int) -> str:
-        arm = self.arm_set.arms[index]
-        return self.parts[arm.offer_id] + arm_suffix(arm)
+        line = self.lines.get(index)
+        if line is None:
+            arm = self.arm_set.arms[index]
+            line = self.lines[index] = self.parts[arm.offer_id] + arm_suffix(arm)
+        return line
 
 
 #: How many distinct ArmSet objects a learner remembers (most recently used kept).
@@ -187,10 +216,12 @@ class CbAdfLearner:
         self.sparse = bool(sparse)
         self._lock = threading.Lock()
         if model is None:
-            self._vw = new_workspace([*options.args(), *self._storage(), "--save_resume"])
+            self._vw = new_workspace([*options.args(), *LEARN_ARGS, *self._storage(), "--save_resume"])
         else:
-            self._vw = load_workspace([*options.args(with_seed=False), *self._storage()], model)
-        self._label_type = self._vw.get_label_type()
+            self._vw = load_workspace([*options.args(with_seed=False), *LEARN_ARGS, *self._storage()], model)
+        self._label_type = self._vw.get_label_type().value
+        self._pad = options.cb_type == "mtr" and options.exploration != "cover"
+        self._pads: list[Any] = []  # stand-ins for unchosen arms (parsed by this workspace)
         self._cache = ArmExampleCache(self._parse_one, arm_cache_bytes)
         self._known: OrderedDict[int, _KnownArmSet] = OrderedDict()
         self._closed = False
@@ -199,7 +230,7 @@ class CbAdfLearner:
         return ["--sparse_weights"] if self.sparse else []
 
     def _parse_one(self, line: str) -> Any:  # call with the lock held
-        return parse_example(self._vw, line, self._label_type)
+        return parse_native_example(self._vw, line, self._label_type)
 
     def _known_arm_set(self, arm_set: ArmSet) -> _KnownArmSet:  # call with the lock held
         """The parsed arms of ``arm_set``: one dict lookup when this very object was seen before (records
@@ -233,6 +264,19 @@ class CbAdfLearner:
         examples = [shared, *known.examples]
         examples[chosen + 1] = self._parse_one(f"{label} {known.line(chosen)}")
         return examples
+
+    def _learn_examples(self, context: DecisionContext, arm_set: ArmSet, chosen: int, label: str) -> list[Any]:
+        """What one event is learned from: :meth:`_examples`, or with stand-ins for the unchosen arms."""
+        n_arms = len(arm_set.arms)
+        if not self._pad or n_arms > PAD_ARMS:
+            return self._examples(context, arm_set, chosen, label)
+        check_context(context)
+        line = self._known_arm_set(arm_set).line(chosen)  # validated (and duplicate arms refused) as ever
+        pads = self._pads
+        while len(pads) < n_arms:
+            pads.append(self._parse_one(PAD_LINE))
+        return [self._parse_one(shared_line(context)), *pads[:chosen], self._parse_one(f"{label} {line}"),
+                *pads[chosen + 1:n_arms]]
 
     def _pmf_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
         self._check_open()
@@ -282,7 +326,7 @@ class CbAdfLearner:
             vw = self._vw
             for event in events:
                 label = f"0:{cost_from_reward(event.reward, event.reward_range)!r}:{float(event.probability)!r}"
-                learn_multi(vw, self._examples(event.context, event.arm_set, event.chosen, label))
+                learn_multi(vw, self._learn_examples(event.context, event.arm_set, event.chosen, label))
 
     def save(self) -> bytes:
         """The model with its learning state (``--save_resume``): online learning continues identically."""
@@ -301,11 +345,12 @@ class CbAdfLearner:
 
     def load(self, data: bytes) -> None:
         """Replace this workspace's model by ``data`` (from :meth:`save` or a VW model file)."""
-        workspace = load_workspace([*self.options.args(with_seed=False), *self._storage()], data)
+        workspace = load_workspace([*self.options.args(with_seed=False), *LEARN_ARGS, *self._storage()], data)
         with self._lock:
             self._check_open()
             old, self._vw = self._vw, workspace
-            self._label_type = workspace.get_label_type()
+            self._label_type = workspace.get_label_type().value
+            self._pads = []
             self._cache = ArmExampleCache(self._parse_one, self._cache.max_bytes)
             self._known.clear()
         old.finish()
@@ -345,4 +390,5 @@ class CbAdfLearner:
             self._closed = True
             self._known.clear()
             self._cache.clear()
+            self._pads = []
             self._vw.finish()

@@ -11,6 +11,7 @@ from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
 from policies.vw import EXPLORATIONS, CbAdfLearner, CbAdfOptions, DoubleBuffer, VWPolicy, VWPolicyConfig, arm_line, \
     shared_line
 from policies.vw.learner import RetiredLearner
+from policies.vw.workspace import learn_multi
 
 OFFERS = [Offer(f"offer-{i}", {"category": f"cat-{i % 3}", "discount": f"{i % 4}0%"}) for i in range(8)]
 CATALOGUE = ArmSet.product(OFFERS, ["sms", "email", "push"], ["morning", "evening"])  # 48 arms
@@ -243,7 +244,7 @@ def test_a_broken_update_is_never_published_to_decisions():
     served = policy.pmf(context, arm_set)
     learner = policy._learner
     with learner._lock:
-        learner._vw.learn(learner._examples(context, arm_set, 0, "0:-1e300:0.5"))
+        learn_multi(learner._vw, learner._examples(context, arm_set, 0, "0:-1e300:0.5"))
     with pytest.raises(ModelError):
         policy.learned_pmf_batch([(context, arm_set)])
     with pytest.raises(ModelError):

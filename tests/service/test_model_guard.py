@@ -10,6 +10,7 @@ import pytest
 
 from policies.factory import make_policy
 from policies.vw.policy import VWPolicy, VWPolicyConfig
+from policies.vw.workspace import learn_multi
 from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
 from service.campaigns import LivePolicy
 from service.config import DEFAULT_POLICY_PARAMS
@@ -97,7 +98,7 @@ class PoisonableVW(VWPolicy):
             learner = self._learner
             with learner._lock:
                 examples = learner._examples(event.context, event.arm_set, event.chosen, "0:-1e300:0.5")
-                learner._vw.learn(examples)
+                learn_multi(learner._vw, examples)
 
 
 def _poisoned(seed: int) -> LearningEvent:

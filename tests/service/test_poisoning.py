@@ -15,6 +15,7 @@ import pytest
 from offers.v1 import decision_pb2 as pb
 from policies import factory
 from policies.vw.policy import VWPolicy, VWPolicyConfig
+from policies.vw.workspace import learn_multi
 from tests.conftest import make_request
 from tests.fixtures_mlflow import copy_store
 from tests.waiting import wait_for
@@ -45,7 +46,7 @@ class PoisonVW(VWPolicy):
             type(self).poisoned_learns += 1
             learner = self._learner
             with learner._lock:
-                learner._vw.learn(learner._examples(event.context, event.arm_set, event.chosen, "0:-1e300:0.5"))
+                learn_multi(learner._vw, learner._examples(event.context, event.arm_set, event.chosen, "0:-1e300:0.5"))
 
 
 @pytest.fixture
