@@ -45,7 +45,7 @@ N_ARMS = 128
 BIG_OFFERS = 2000
 VARIANTS = {"compact": "default settings (novelty beta = 0.1: the policy pmf differs, so it is stored)",
             "no novelty": "novelty beta = 0 (the policy pmf equals the served one: NULL)",
-            "16 KB pages": "default settings, the log file created with PRAGMA page_size = 16384",
+            "4 KB pages": "default settings, the log file created with SQLite's default 4 KB pages",
             "old": "old format"}
 PG_TABLES = ("decisions", "arm_sets", "offer_sets")
 
@@ -162,8 +162,8 @@ def main() -> None:
     try:
         sizes: dict[str, float] = {}
         splits: dict[str, list[float]] = {}
-        for name, page_size, config in (("compact", 4096, ""), ("no novelty", 4096, NO_NOVELTY),
-                                        ("16 KB pages", 16384, "")):
+        for name, page_size, config in (("compact", 16384, ""), ("no novelty", 16384, NO_NOVELTY),
+                                        ("4 KB pages", 4096, "")):
             empty_total, empty_split = empty_sqlite(root / f"empty-{page_size}.db", page_size)
             path = root / f"{name.replace(' ', '_')}.db"
             empty_sqlite(path, page_size)
@@ -188,7 +188,7 @@ def main() -> None:
         cluster.close()
         shutil.rmtree(root, ignore_errors=True)
     rows = []
-    for backend, variants in (("sqlite", ("compact", "no novelty", "16 KB pages")), ("postgres", ("compact",))):
+    for backend, variants in (("sqlite", ("compact", "no novelty", "4 KB pages")), ("postgres", ("compact",))):
         old = sizes[f"{backend} old"]
         for variant in variants:
             compact = sizes[f"{backend} {variant}"]
@@ -211,9 +211,11 @@ def main() -> None:
     report.note("compact row: float32 pmf over the eligible arms (the chosen probability exact in its REAL column), "
                 "policy pmf only where it differs, eligible as a bitmask over the arm set (NULL: all), the arm set "
                 "(offer set id, formats, time slots) stored once in arm_sets, removal counts as 5 integers")
-    report.note("the policy pmf is 512 B of a default row: novelty exploration (beta > 0 for every customer with arms "
-                "outside their history; shrink_half_life keeps it above 0) makes it differ from the served pmf; "
-                "SQLite packs whole rows into 4 KB pages (2 default rows, 4 beta = 0 rows per page)")
+    report.note("the policy pmf differs from the served one wherever novelty exploration has beta > 0; it is stored as "
+                "the mixture's parameters (11 B, plus a 16 B bitmask unless every arm is outside the history), which "
+                "give it back from the stored served pmf within 1e-6 (checked when the row is written; else float32); "
+                "SQLite packs whole rows into pages: a new log has 16 KB pages (17 rows of ~900 B each), SQLite's "
+                "default 4 KB page holds 4")
     report.note("PostgreSQL compresses rows over ~2 KB (TOAST, pglz): the old format's rows are, the compact ones are "
                 "not; these are the bootstrap policy's near-uniform pmfs, which compress well, so the old format's "
                 "PostgreSQL figure is likely below what a trained model's pmfs would give (not measured here)")

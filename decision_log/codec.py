@@ -4,8 +4,10 @@ Two row formats are read (`is_compact`):
 - **compact** (``arm_set_id`` set; written since issue 15): the candidate product is stored once in ``arm_sets``
   (offer-set id, formats, time slots; keyed by their content hash) and referenced; ``eligible`` is a bitmask over
   that product (little-endian bit order; NULL: every candidate is eligible); ``pmf`` is float32 over the eligible
-  arms (the chosen arm's probability stays exact in its REAL column); ``policy_pmf`` is float32 and only stored
-  where it differs from the served pmf (NULL: equal); ``removed`` is the removal counts as five comma-separated
+  arms (the chosen arm's probability stays exact in its REAL column); ``policy_pmf`` is only stored where it
+  differs from the served pmf (NULL: equal), as the novelty mixture's parameters when they give it back
+  within `MIXTURE_TOLERANCE` from the stored served pmf (``NV``, floor, spread, the outside-history
+  bitmask unless every arm is outside; β is the row's), else float32; ``removed`` is the removal counts as five comma-separated
   integers in `REMOVAL_FIELDS` order (NULL: none removed); ``offer_set`` is NULL (the arm set names it).
 - **old** (``arm_set_id`` NULL): ``eligible`` as u4 indices into the product of ``formats``/``time_slots`` (JSON
   per row), float64 ``pmf`` and ``policy_pmf`` blobs, ``removed`` as JSON.
@@ -17,16 +19,18 @@ import dataclasses
 import functools
 import hashlib
 import json
-from collections.abc import Sequence
+import struct
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from policies.novelty import Mixture, policy_of_mixture
 from policies.rules import RemovalCounts
 from policies.types import Offer
 
-__all__ = ["REMOVAL_FIELDS", "arm_set_code", "as_stored", "blob_to_indices", "blob_to_pmf", "decode_arm_set", "decode_offers",
+__all__ = ["MIXTURE_MAGIC", "MIXTURE_TOLERANCE", "REMOVAL_FIELDS", "arm_set_code", "as_stored", "blob_to_indices", "blob_to_pmf", "decode_arm_set", "decode_offers",
            "eligible_to_mask", "encode_offers", "indices_to_blob", "is_compact", "mask_to_indices",
-           "pmf32_to_blob", "pmf_to_blob", "policy_pmf_blob", "removed_counts", "removed_text", "served_pmf"]
+           "pmf32_to_blob", "pmf_to_blob", "policy_pmf_blob", "policy_pmf_of", "removed_counts", "removed_text", "served_pmf"]
 
 #: The order of the removal counts in a compact row's ``removed`` column.
 REMOVAL_FIELDS = tuple(f.name for f in dataclasses.fields(RemovalCounts))
@@ -71,12 +75,57 @@ def pmf32_to_blob(pmf: np.ndarray) -> bytes:
     return np.asarray(pmf, dtype="<f4").tobytes()
 
 
-def policy_pmf_blob(policy: np.ndarray, served: np.ndarray) -> bytes | None:
-    """The compact policy pmf: None where it equals the served pmf (e.g. β = 0), else float32."""
+#: a policy pmf stored as the novelty mixture that turned it into the served pmf (`policy_pmf_blob`)
+MIXTURE_MAGIC = b"NV"
+#: magic, floor, flags (1: spread per group, 2: every arm outside the history, no bitmask); then the bitmask
+_MIXTURE_HEAD = struct.Struct("<2sdB")
+_GROUPED, _ALL_OUTSIDE = 1, 2
+#: a mixture is stored only if it gives the policy pmf back within this (absolute, per entry)
+MIXTURE_TOLERANCE = 1e-6
+
+
+def policy_pmf_blob(policy: np.ndarray, served: np.ndarray, mixture: Mixture | None = None,
+                    stored_served: np.ndarray | None = None,
+                    groups: np.ndarray | None = None) -> bytes | None:
+    """The compact policy pmf: None where it equals the served pmf (e.g. β = 0); else, when the novelty
+    ``mixture`` that made ``served`` gives it back from the served pmf *as stored* (``stored_served``,
+    float32 with the chosen entry exact) within `MIXTURE_TOLERANCE`, the mixture's parameters (β is the
+    row's ``beta``; 11 bytes, plus a bitmask of the arms outside the history unless all are); otherwise
+    float32 (4 bytes an arm)."""
     policy = np.asarray(policy, dtype=np.float64)
     if policy.shape == np.shape(served) and np.array_equal(policy, served):
         return None
+    if mixture is not None and mixture.outside is not None and stored_served is not None:
+        back = policy_of_mixture(stored_served, mixture.outside, mixture.beta, mixture.floor,
+                                 groups if mixture.grouped else None)
+        if back is not None and back.shape == policy.shape and float(np.max(np.abs(back - policy))) <= MIXTURE_TOLERANCE:
+            outside = np.asarray(mixture.outside, dtype=bool)
+            flags = (_GROUPED if mixture.grouped else 0) | (_ALL_OUTSIDE if outside.all() else 0)
+            head = _MIXTURE_HEAD.pack(MIXTURE_MAGIC, float(mixture.floor), flags)
+            return head if outside.all() else head + np.packbits(outside, bitorder="little").tobytes()
     return pmf32_to_blob(policy)
+
+
+def policy_pmf_of(blob: bytes | None, served: np.ndarray, compact: bool, beta: float,
+                  groups_of: Callable[[], np.ndarray]) -> np.ndarray:
+    """A row's policy pmf: the served one where none was stored (compact rows), the mixture's inverse where
+    its parameters were (``beta``: the row's; ``groups_of()``: the eligible arms' category codes), else the
+    stored vector."""
+    if compact and blob is None:
+        return served
+    n = len(served)
+    if compact and blob[:2] == MIXTURE_MAGIC and len(blob) in (_MIXTURE_HEAD.size, _MIXTURE_HEAD.size + (n + 7) // 8) \
+            and len(blob) != 4 * n:
+        _, floor, flags = _MIXTURE_HEAD.unpack_from(blob)
+        if flags & _ALL_OUTSIDE:
+            outside = np.ones(n, dtype=bool)
+        else:
+            outside = np.unpackbits(np.frombuffer(blob, dtype=np.uint8, offset=_MIXTURE_HEAD.size), count=n,
+                                    bitorder="little").astype(bool)
+        back = policy_of_mixture(served, outside, beta, floor, groups_of() if flags & _GROUPED else None)
+        if back is not None:
+            return back
+    return blob_to_pmf(blob, compact)
 
 
 def blob_to_pmf(blob: bytes | None, compact: bool = False) -> np.ndarray:

@@ -12,13 +12,14 @@ from collections.abc import Callable
 import numpy as np
 
 from decision_log import counting
-from decision_log.codec import (blob_to_indices, blob_to_pmf, decode_arm_set, is_compact, mask_to_indices,
-                                removed_counts, served_pmf)
+from decision_log.codec import (blob_to_indices, decode_arm_set, is_compact, mask_to_indices,
+                                policy_pmf_of, removed_counts, served_pmf)
 from decision_log.counting import Row
 from decision_log.records import FinalDecision, LoggedDecision, ServedOutcome, ShownDecision, StoredDecision
 from offerbandit.errors import InvalidInput
 from policies.bounded import ByteLRU, text_bytes
 from policies.history import HistoryRecord
+from policies.novelty import category_codes
 from policies.sampler import HOLDOUT
 from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm, LearningEvent, Offer
 
@@ -143,7 +144,8 @@ class RowDecoder:
         offer_set_id, formats, time_slots = self.layout(row)
         _, eligible = self.candidates(row)
         policy = row["policy_pmf"]
-        policy_pmf = decision.pmf if compact and policy is None else blob_to_pmf(policy, compact)
+        policy_pmf = policy_pmf_of(policy, decision.pmf, compact, float(row["beta"] or 0.0),
+                                   lambda: category_codes(decision.arm_set))
         return StoredDecision(decision=decision, compact=compact, arm_set_id=_column(row, "arm_set_id"),
                               offer_set_id=offer_set_id, formats=formats, time_slots=time_slots, eligible=eligible,
                               policy_pmf=policy_pmf, policy_pmf_stored=policy is not None,

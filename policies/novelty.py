@@ -128,6 +128,11 @@ class Mixture:
     p_policy: np.ndarray
     q_novel: np.ndarray
     beta: float
+    #: what `policy_of_mixture` needs to get ``p_policy`` back from ``p``: the arms outside the history
+    #: (None when ``beta`` is 0), the floor and whether it was spread per group
+    outside: np.ndarray | None = None
+    floor: float = 0.0
+    grouped: bool = False
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -186,7 +191,33 @@ def novelty_mixture(p_policy: np.ndarray, outside: np.ndarray, beta_eff: float, 
     mass = restricted.sum()
     q_novel = uniform if mass <= 0.0 else (1.0 - phi) * (restricted / mass) + phi * uniform
     p = (1.0 - beta) * policy + beta * q_novel
-    return Mixture(p=_frozen(p), p_policy=_frozen(policy), q_novel=_frozen(q_novel), beta=beta)
+    return Mixture(p=_frozen(p), p_policy=_frozen(policy), q_novel=_frozen(q_novel), beta=beta,
+                   outside=_frozen(mask.copy()), floor=phi, grouped=groups is not None)
+
+
+def policy_of_mixture(p: np.ndarray, outside: np.ndarray, beta: float, floor: float,
+                      groups: np.ndarray | None = None) -> np.ndarray | None:
+    """``p_policy`` recovered from the served ``p`` of `novelty_mixture` (None when ``beta`` is 1: then ``p``
+    says nothing of the policy inside the history).
+
+    Inside the history ``p = (1 - β)·π``; outside it ``p = (1 - β)·π + β·((1 - φ)·π/M + φ·u)`` with ``M``, the
+    policy's mass outside, ``= 1 - Σ_inside π`` and ``u`` the floor's weights (``q = u`` when ``M`` is 0).
+    A float32 ``p`` gives ``π`` within a few float32 ulps of ``p``; callers check the error they accept."""
+    p = np.asarray(p, dtype=np.float64)
+    mask = np.asarray(outside, dtype=bool)
+    if beta >= 1.0:
+        return None
+    if beta <= 0.0 or not mask.any():
+        return p.copy()
+    policy = np.where(mask, 0.0, p / (1.0 - beta))
+    mass = 1.0 - float(policy.sum())
+    uniform = _floor_weights(mask, groups)
+    if mass <= 0.0:
+        policy[mask] = np.maximum((p[mask] - beta * uniform[mask]) / (1.0 - beta), 0.0)
+    else:
+        scale = (1.0 - beta) + beta * (1.0 - floor) / mass
+        policy[mask] = np.maximum((p[mask] - beta * floor * uniform[mask]) / scale, 0.0)
+    return policy
 
 
 def _familiar(history: UserHistory, dimension: str, basis: str, min_shown: int) -> frozenset[str]:

@@ -27,12 +27,12 @@ import numpy as np
 from policies import sampler
 from offerbandit.errors import AlreadyExists, InvalidInput, LogUnavailable, NotFound
 from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
-from policies.novelty import mix_for_history
+from policies.novelty import Mixture, category_codes, mix_for_history
 from policies.rules import RemovalCounts, apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from policies.vw.double_buffer import DoubleBuffer
 from decision_log import (ActivationOutcome, DecisionRow, InsertOutcome, RewardOutcome, arm_set_code,
-                          eligible_to_mask, open_log, pmf32_to_blob, policy_pmf_blob, removed_text)
+                          as_stored, eligible_to_mask, open_log, pmf32_to_blob, policy_pmf_blob, removed_text)
 from service.campaigns import CampaignRuntime, build_runtimes
 from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
@@ -298,6 +298,7 @@ class DecisionEngine:
                 record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, np.zeros(0), None)
                 return _Decided(outcome, row, record, None, contact=False, index=index)
             arm_set = eligibility.arm_set
+            mixture = None
             if held:  # the control group: what was served, with probability 1, never personalised
                 p_policy = pmf = one_hot(len(arm_set), served)
                 beta, chosen, probability, label = 0.0, served, 1.0, HOLDOUT
@@ -313,7 +314,8 @@ class DecisionEngine:
         outcome = DecisionOutcome(item.event_id, cfg.name, arm, probability,
                                   ranking_of(item.candidates, pmf, inp.ranking_limit, eligibility.kept,
                                              chosen=chosen, probability=probability), version, label)
-        row = self._row(item, now, eligibility.kept, pmf, p_policy, chosen, outcome, beta, eligibility.removed)
+        row = self._row(item, now, eligibility.kept, pmf, p_policy, chosen, outcome, beta, eligibility.removed,
+                        mixture, arm_set)
         record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, pmf, chosen)
         shadow = None
         if runtime.challenger is not None and not held:
@@ -321,8 +323,12 @@ class DecisionEngine:
         return _Decided(outcome, row, record, shadow, contact=True, index=index)
 
     def _row(self, item: _Prepared, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,
-             chosen: int | None, outcome: DecisionOutcome, beta: float, removed: RemovalCounts) -> DecisionRow:
+             chosen: int | None, outcome: DecisionOutcome, beta: float, removed: RemovalCounts,
+             mixture: Mixture | None = None, arm_set: ArmSet | None = None) -> DecisionRow:
         inp = item.input
+        policy_blob = policy_pmf_blob(
+            p_policy, pmf, mixture, as_stored(pmf, chosen, outcome.probability) if mixture is not None else None,
+            category_codes(arm_set) if mixture is not None and mixture.grouped else None)
         offer_set_id, offer_set_json = item.campaign.offer_set_code(item.offer_list,
                                                                     inp.offers_key if inp.offers else b"")
         arm_set_id, arm_set_text = arm_set_code(offer_set_id, item.formats, item.time_slots)
@@ -336,7 +342,7 @@ class DecisionEngine:
             numeric_json=json.dumps(dict(inp.numeric), separators=(",", ":")), offer_set_id=offer_set_id,
             offer_set_json=offer_set_json, arm_set_id=arm_set_id, arm_set_text=arm_set_text,
             eligible=eligible_to_mask(kept, len(item.candidates.arms)), pmf=pmf32_to_blob(pmf),
-            policy_pmf=policy_pmf_blob(p_policy, pmf), chosen_index=chosen, offer_id=arm.offer_id if arm else "",
+            policy_pmf=policy_blob, chosen_index=chosen, offer_id=arm.offer_id if arm else "",
             format=arm.format if arm else "", time_slot=arm.time_slot if arm else "",
             probability=outcome.probability, policy_version=outcome.policy_version,
             exploration=outcome.exploration, beta=float(beta), deferred=inp.deferred, learn_due_at=learn_due,
