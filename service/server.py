@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from pathlib import Path
@@ -13,9 +14,19 @@ from service.bootstrap import SERVICE_NAME, Endpoint, build_server
 from service.config import ServiceConfig
 from service.security import TlsFiles, TokenTable, read_tokens
 
-__all__ = ["DecisionServer", "TlsFiles", "TokenTable", "read_tokens"]
+__all__ = ["DecisionServer", "TlsFiles", "TokenTable", "freeze_startup_heap", "read_tokens"]
 
 log = logging.getLogger("offerbandit.server")
+
+
+def freeze_startup_heap() -> None:
+    """Move everything allocated so far (MLflow, SQLAlchemy, VW, grpc: ~1M objects) out of the garbage
+    collector's reach. A full collection otherwise walks all of them, stopping every thread for 100-400 ms
+    (measured: the slowest Decide of 1,500 went from ~350 ms to ~120 ms); they live as long as the process.
+    For a process that is the server (``offerbandit serve`` / ``learn``), called once it started: frozen
+    objects that later become garbage are never freed, which a long test session must not do to itself."""
+    gc.collect()
+    gc.freeze()
 
 
 class DecisionServer:

@@ -28,6 +28,7 @@ def learn(
     from service.config import load_config
     from service.datadir import PRIVATE_UMASK
     from service.learn_process import LearnerProcess
+    from service.server import freeze_startup_heap
     from service.roles import masked, with_log_url
 
     os.umask(PRIVATE_UMASK)  # the model cache and MLflow's local store are private
@@ -44,6 +45,7 @@ def learn(
             process.stop()
         message = str(exc) if isinstance(exc, OfferBanditError) else f"{exc.strerror or exc}"
         fail(masked(message))
+    freeze_startup_heap()  # this process is the learner: its start-up heap lives as long as it does
     done = threading.Event()
 
     def on_signal(signum, frame):  # noqa: ANN001

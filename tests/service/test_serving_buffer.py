@@ -102,3 +102,4 @@ def test_the_guard_publishes_only_checked_updates_and_a_rollback_keeps_the_buffe
     assert np.isfinite(served_pmf).all() and abs(served_pmf.sum() - 1.0) < 1e-6
     assert guard.publish_checked("c", restored, now=True)  # the replayed and the 20 good events
     np.testing.assert_allclose(restored.pmf(PROBE, ARMS), restored.learned_pmf_batch([(PROBE, ARMS)])[0])
+
