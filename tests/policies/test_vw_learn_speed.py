@@ -14,6 +14,7 @@ from policies.vw import EXPLORATIONS, CbAdfLearner, CbAdfOptions, arm_line, shar
 from policies.vw.features import context_features
 from policies.vw.learner import LEARN_ARGS, PAD_ARMS
 from policies.vw.workspace import learn_multi, save_workspace
+from tests.policies.test_vw_fast_path import random_context
 
 OFFERS = [Offer(f"offer-{i}", {"category": f"cat-{i % 3}", "discount": f"{i % 4}0%"}) for i in range(10)]
 CATALOGUE = ArmSet.product(OFFERS, ["sms", "email", "push"], ["morning", "lunch", "evening", "night"])  # 120 arms
@@ -26,9 +27,6 @@ def random_arm_set(rng) -> ArmSet:
     return ArmSet(tuple(CATALOGUE.arms[i] for i in order if keep[i]), CATALOGUE.offers)
 
 
-def random_context(rng) -> DecisionContext:
-    return DecisionContext(f"u{rng.integers(100)}", {"segment": f"s{rng.integers(4)}", "device": ("ios", "web")[rng.integers(2)]},
-                           {"tenure": float(rng.integers(50)), "spend": float(rng.random() * 10)})
 
 
 def text_lines(context, arm_set, chosen=None, label=""):
