@@ -13,7 +13,6 @@ The engine never opens a transaction and never touches MLflow.
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,12 +26,11 @@ import numpy as np
 from policies import sampler
 from offerbandit.errors import AlreadyExists, InvalidInput, LogUnavailable, NotFound
 from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
-from policies.novelty import Mixture, category_codes, mix_for_history
-from policies.rules import RemovalCounts, apply_rules
+from policies.novelty import mix_for_history
+from policies.rules import apply_rules
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from policies.vw.double_buffer import DoubleBuffer
-from decision_log import (ActivationOutcome, DecisionRow, InsertOutcome, RewardOutcome, arm_set_code,
-                          as_stored, eligible_to_mask, open_log, pmf32_to_blob, policy_pmf_blob, removed_text)
+from decision_log import ActivationOutcome, DecisionRow, InsertOutcome, RewardOutcome, open_log
 from service.campaigns import CampaignRuntime, build_runtimes
 from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
@@ -40,7 +38,7 @@ from service.fingerprint import request_fingerprint
 from service.keys import ServerKeys, load_keys
 from service.holdout import HOLDOUT, held_out_arm, in_holdout, one_hot
 from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
-from service.log_records import capped_record, caps_on, log_options, main_reason, record_of, write_failure
+from service.log_records import capped_record, decision_row, log_options, main_reason, record_of, write_failure
 from service.outcomes import NO_RANKING, DecisionOutcome, RepeatRecord, ranking_of
 from service.validation import DecideInput, RewardInput
 
@@ -293,7 +291,7 @@ class DecisionEngine:
                 reason = main_reason(eligibility.removed) if eligibility.is_empty else HOLDOUT
                 outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, NO_RANKING, version,
                                           HOLDOUT if held else sampler.NO_CONTACT, reason)
-                row = self._row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
+                row = decision_row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
                                 eligibility.removed)
                 record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, np.zeros(0), None)
                 return _Decided(outcome, row, record, None, contact=False, index=index)
@@ -314,42 +312,13 @@ class DecisionEngine:
         outcome = DecisionOutcome(item.event_id, cfg.name, arm, probability,
                                   ranking_of(item.candidates, pmf, inp.ranking_limit, eligibility.kept,
                                              chosen=chosen, probability=probability), version, label)
-        row = self._row(item, now, eligibility.kept, pmf, p_policy, chosen, outcome, beta, eligibility.removed,
+        row = decision_row(item, now, eligibility.kept, pmf, p_policy, chosen, outcome, beta, eligibility.removed,
                         mixture, arm_set)
         record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, pmf, chosen)
         shadow = None
         if runtime.challenger is not None and not held:
             shadow = ShadowItem(item.event_id, cfg.name, context, arm_set, chosen)
         return _Decided(outcome, row, record, shadow, contact=True, index=index)
-
-    def _row(self, item: _Prepared, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,
-             chosen: int | None, outcome: DecisionOutcome, beta: float, removed: RemovalCounts,
-             mixture: Mixture | None = None, arm_set: ArmSet | None = None) -> DecisionRow:
-        inp = item.input
-        policy_blob = policy_pmf_blob(
-            p_policy, pmf, mixture, as_stored(pmf, chosen, outcome.probability) if mixture is not None else None,
-            category_codes(arm_set) if mixture is not None and mixture.grouped else None)
-        offer_set_id, offer_set_json = item.campaign.offer_set_code(item.offer_list,
-                                                                    inp.offers_key if inp.offers else b"")
-        arm_set_id, arm_set_text = arm_set_code(offer_set_id, item.formats, item.time_slots)
-        learn_due = None
-        if chosen is not None and not inp.deferred:
-            learn_due = now + item.campaign.config.reward_window(outcome.arm.format)
-        arm = outcome.arm
-        return DecisionRow(
-            event_id=item.event_id, campaign=item.campaign.config.name, decided_at=now,
-            user_key=item.context.user_key, context_json=json.dumps(dict(inp.context), separators=(",", ":")),
-            numeric_json=json.dumps(dict(inp.numeric), separators=(",", ":")), offer_set_id=offer_set_id,
-            offer_set_json=offer_set_json, arm_set_id=arm_set_id, arm_set_text=arm_set_text,
-            eligible=eligible_to_mask(kept, len(item.candidates.arms)), pmf=pmf32_to_blob(pmf),
-            policy_pmf=policy_blob, chosen_index=chosen, offer_id=arm.offer_id if arm else "",
-            format=arm.format if arm else "", time_slot=arm.time_slot if arm else "",
-            probability=outcome.probability, policy_version=outcome.policy_version,
-            exploration=outcome.exploration, beta=float(beta), deferred=inp.deferred, learn_due_at=learn_due,
-            baseline_json=json.dumps([inp.baseline.offer_id, inp.baseline.format, inp.baseline.time_slot])
-            if inp.baseline else None,
-            no_contact_reason=outcome.no_contact_reason, removed=removed_text(removed),
-            fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm))
 
     # --- Reward / Activate --------------------------------------------------------------------
 

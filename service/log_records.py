@@ -1,6 +1,7 @@
 """What the engine hands to the log with a decision, and the answers it builds from what the log stored.
 
 - :func:`log_options`: the writer's options from ``[log]``;
+- :func:`decision_row`: the compact row of a decision, as the writer stores it;
 - :func:`caps_on`: the campaign's caps on the chosen arm's format, carried in ``DecisionRow.caps`` so the log
   checks them again inside the commit, against every writer's committed contacts (exact across replicas);
 - :func:`record_of`: the repeat record of a decision read back from the log (a repeat after a restart, or
@@ -11,19 +12,40 @@
 """
 from __future__ import annotations
 
+import json
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Protocol
 
 import numpy as np
 
-from decision_log import CapLimit, LoggedDecision, LogOptions
+from decision_log import (CapLimit, DecisionRow, LoggedDecision, LogOptions, arm_set_code, as_stored, eligible_to_mask,
+                          pmf32_to_blob, policy_pmf_blob, removed_text)
 from policies import sampler
-from policies.types import JointArm
+from policies.novelty import Mixture, category_codes
+from policies.rules import RemovalCounts
+from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from service.campaigns import CampaignRuntime
 from service.config import ServiceConfig
 from service.outcomes import NO_RANKING, DecisionOutcome, RepeatRecord
+from service.validation import DecideInput
 
-__all__ = ["capped_record", "caps_on", "log_options", "main_reason", "record_of", "write_failure"]
+__all__ = ["PreparedRequest", "capped_record", "caps_on", "decision_row", "log_options", "main_reason", "record_of",
+           "write_failure"]
+
+
+class PreparedRequest(Protocol):
+    """What `decision_row` reads of a request the engine resolved against its campaign."""
+
+    input: DecideInput
+    event_id: str
+    campaign: CampaignRuntime
+    context: DecisionContext
+    candidates: ArmSet
+    offer_list: tuple[Offer, ...]
+    formats: tuple[str, ...]
+    time_slots: tuple[str, ...]
+    fingerprint: str
 
 
 def record_of(logged: LoggedDecision) -> RepeatRecord:
@@ -74,3 +96,36 @@ def write_failure(write: Future) -> BaseException | None:
         return write.exception()
     except CancelledError as exc:  # cancelled between the two calls
         return exc
+
+
+def decision_row(item: PreparedRequest, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,
+                 chosen: int | None, outcome: DecisionOutcome, beta: float, removed: RemovalCounts,
+                 mixture: Mixture | None = None, arm_set: ArmSet | None = None) -> DecisionRow:
+    """The compact log row of one decision: ``kept`` its eligible candidates, ``pmf`` the served pmf over them
+    and ``p_policy`` the policy's (kept as ``mixture``'s parameters when they give it back), ``chosen`` the
+    drawn position (None: no contact)."""
+    inp = item.input
+    policy_blob = policy_pmf_blob(
+        p_policy, pmf, mixture, as_stored(pmf, chosen, outcome.probability) if mixture is not None else None,
+        category_codes(arm_set) if mixture is not None and mixture.grouped else None)
+    offer_set_id, offer_set_json = item.campaign.offer_set_code(item.offer_list,
+                                                                inp.offers_key if inp.offers else b"")
+    arm_set_id, arm_set_text = arm_set_code(offer_set_id, item.formats, item.time_slots)
+    learn_due = None
+    if chosen is not None and not inp.deferred:
+        learn_due = now + item.campaign.config.reward_window(outcome.arm.format)
+    arm = outcome.arm
+    return DecisionRow(
+        event_id=item.event_id, campaign=item.campaign.config.name, decided_at=now,
+        user_key=item.context.user_key, context_json=json.dumps(dict(inp.context), separators=(",", ":")),
+        numeric_json=json.dumps(dict(inp.numeric), separators=(",", ":")), offer_set_id=offer_set_id,
+        offer_set_json=offer_set_json, arm_set_id=arm_set_id, arm_set_text=arm_set_text,
+        eligible=eligible_to_mask(kept, len(item.candidates.arms)), pmf=pmf32_to_blob(pmf),
+        policy_pmf=policy_blob, chosen_index=chosen, offer_id=arm.offer_id if arm else "",
+        format=arm.format if arm else "", time_slot=arm.time_slot if arm else "",
+        probability=outcome.probability, policy_version=outcome.policy_version,
+        exploration=outcome.exploration, beta=float(beta), deferred=inp.deferred, learn_due_at=learn_due,
+        baseline_json=json.dumps([inp.baseline.offer_id, inp.baseline.format, inp.baseline.time_slot])
+        if inp.baseline else None,
+        no_contact_reason=outcome.no_contact_reason, removed=removed_text(removed),
+        fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm))
