@@ -28,7 +28,7 @@ from offerbandit.errors import AlreadyExists, InvalidInput, LogUnavailable, NotF
 from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
 from policies.novelty import mix_for_history
 from policies.rules import apply_rules
-from policies.types import ArmSet, DecisionContext, JointArm, Offer
+from policies.types import DecisionContext, JointArm
 from policies.vw.double_buffer import DoubleBuffer
 from decision_log import ActivationOutcome, DecisionRow, InsertOutcome, RewardOutcome, open_log
 from service.campaigns import CampaignRuntime, build_runtimes
@@ -38,26 +38,12 @@ from service.fingerprint import request_fingerprint
 from service.keys import ServerKeys, load_keys
 from service.holdout import HOLDOUT, held_out_arm, in_holdout, one_hot
 from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
-from service.log_records import capped_record, decision_row, log_options, main_reason, record_of, write_failure
+from service.log_records import (PreparedRequest, capped_record, decision_row, log_options, main_reason, record_of,
+                                 write_failure)
 from service.outcomes import NO_RANKING, DecisionOutcome, RepeatRecord, ranking_of
 from service.validation import DecideInput, RewardInput
 
 __all__ = ["DecisionEngine", "DecisionOutcome", "LearnableSink", "ShadowItem", "ShadowSink", "ranking_of"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """One request resolved against its campaign, before any state is touched."""
-
-    input: DecideInput
-    event_id: str
-    campaign: CampaignRuntime
-    context: DecisionContext
-    candidates: ArmSet
-    offer_list: tuple[Offer, ...]
-    formats: tuple[str, ...]
-    time_slots: tuple[str, ...]
-    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +175,7 @@ class DecisionEngine:
             respond(outcomes)
         return outcomes
 
-    def _decide_fresh(self, prepared: list[_Prepared], fresh: list[int],
+    def _decide_fresh(self, prepared: list[PreparedRequest], fresh: list[int],
                       results: list[DecisionOutcome | None]) -> list[_Decided]:
         decided: list[_Decided] = []
         now = time.time()
@@ -258,7 +244,7 @@ class DecisionEngine:
             raise LogUnavailable(f"event {event_id!r} was reported as logged but cannot be read back; retry")
         return record_of(logged)
 
-    def _prepare(self, index: int, inp: DecideInput) -> _Prepared:
+    def _prepare(self, index: int, inp: DecideInput) -> PreparedRequest:
         runtime = self.runtime(inp.campaign)
         catalog = runtime.config.catalog
         offer_list = inp.offers or catalog.offers
@@ -274,10 +260,10 @@ class DecisionEngine:
         user_key = self.keys.user_key(inp.user_id)
         context = DecisionContext(user_key=user_key, context=dict(inp.context), numeric=dict(inp.numeric),
                                   campaign=runtime.config.name)
-        return _Prepared(inp, inp.event_id or uuid.uuid4().hex, runtime, context, candidates, tuple(offer_list),
+        return PreparedRequest(inp, inp.event_id or uuid.uuid4().hex, runtime, context, candidates, tuple(offer_list),
                          tuple(formats), tuple(time_slots), request_fingerprint(inp, user_key))
 
-    def _decide_one(self, item: _Prepared, now: float, index: int) -> _Decided:
+    def _decide_one(self, item: PreparedRequest, now: float, index: int) -> _Decided:
         runtime, context, inp = item.campaign, item.context, item.input
         cfg: CampaignConfig = runtime.config
         with self.history.locked(context.user_key) as user:
@@ -369,7 +355,7 @@ class DecisionEngine:
         self.log.close()
 
 
-def _check_same(index: int, item: _Prepared, fingerprint: str | None, batch: bool) -> None:
+def _check_same(index: int, item: PreparedRequest, fingerprint: str | None, batch: bool) -> None:
     """A repeated event id must carry the same request (rows without a fingerprint predate the check)."""
     if fingerprint is not None and fingerprint != item.fingerprint:
         where = f"requests[{index}]: " if batch else ""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,8 +34,10 @@ __all__ = ["PreparedRequest", "capped_record", "caps_on", "decision_row", "log_o
            "write_failure"]
 
 
-class PreparedRequest(Protocol):
-    """What `decision_row` reads of a request the engine resolved against its campaign."""
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """One request the engine resolved against its campaign, before any state is touched (what
+    `decision_row` writes from)."""
 
     input: DecideInput
     event_id: str
