@@ -74,6 +74,10 @@ def test_every_stored_field_decodes_to_what_the_engine_decided(serve_on, log_pla
             np.testing.assert_array_equal(stored.eligible, eligible)
             assert decision.arm_set.arms == tuple(CANDIDATES.arms[i] for i in eligible)
             assert stored.removed == removed
+            # every candidate not eligible, with the first rule that removed it (what GetDecision answers)
+            assert [(r.arm, r.rule) for r in stored.removed_arms] == [
+                (arm, "excluded" if arm.offer_id in excluded else "consent")
+                for i, arm in enumerate(CANDIDATES.arms) if i not in set(eligible.tolist())]
             # the served pmf: float32 entries, within float32 rounding of the fresh answer's ranking
             served_p = dict(((a.offer_id, a.format, a.time_slot), a.probability) for a in answer.ranking)
             fresh = np.array([served_p.get((a.offer_id, a.format, a.time_slot), 0.0) for a in decision.arm_set.arms])
@@ -118,7 +122,9 @@ def test_every_stored_field_decodes_to_what_the_engine_decided(serve_on, log_pla
     assert raw["all"][2] is None  # every candidate eligible: no bitmask
     assert bytes(raw["some"][2]) == bytes([0b11, 0b11])  # {o1, o3} x sms x {morning, evening}: arms 0, 1, 8, 9
     assert raw["some"][3] == 4 * 4 and raw["all"][3] == 4 * len(CANDIDATES.arms)
-    assert raw["some"][4] == "4,4,0,0,0" and raw["all"][4] is None  # exclusion, consent, cap, quiet hours, ...
+    # the counts (exclusion, consent, cap, quiet hours, suppression), then the rules' verdicts per offer (o2
+    # excluded) and per (format, slot) pair (email x {morning, evening}: no consent); nothing removed: NULL
+    assert raw["some"][4] == "4,4,0,0,0;-x;--cc" and raw["all"][4] is None
     assert len({r[5] for r in raw.values()}) == 1
 
 
@@ -130,7 +136,8 @@ def test_no_contact_rows_decode(serve_on, log_place):
         stored = log.stored_decision("none")
         assert stored.compact and len(stored.eligible) == 0 and len(stored.decision.pmf) == 0
         assert stored.decision.chosen is None and stored.removed == RemovalCounts(exclusion=12)
-        assert stored.decision.no_contact_reason == "exclusion" and not stored.policy_pmf_stored
+        assert stored.decision.no_contact_reason == "excluded" and not stored.policy_pmf_stored
+        assert [(r.arm, r.rule) for r in stored.removed_arms] == [(arm, "excluded") for arm in CANDIDATES.arms]
         assert record_of(stored.decision).outcome() == served.engine.claims.recent.get("none").outcome()
     assert log_place.sql("SELECT length(eligible), length(pmf) FROM decisions") == [(0, 0)]
 
@@ -163,6 +170,9 @@ def test_rows_written_the_old_way_still_read(log_where):
         assert decision.arm_set.arms == tuple(CANDIDATES.arms[i] for i in (1, 4, 6, 11))
         assert decision.chosen_arm == CANDIDATES.arms[6] and decision.probability == pmf[2]
         assert stored.removed == RemovalCounts(exclusion=2, cap=1) and stored.beta == 0.25
+        # an old row kept counts, not reasons: two rules removed arms, so which took which reads ""
+        assert [(r.arm, r.rule) for r in stored.removed_arms] == [
+            (arm, "") for i, arm in enumerate(CANDIDATES.arms) if i not in (1, 4, 6, 11)]
         assert (stored.formats, stored.time_slots) == (tuple(FORMATS), tuple(SLOTS))
         assert decision.context.context == {"segment": "old"} and decision.fingerprint == "f1:old"
         [listed] = list(log.decisions())
