@@ -14,6 +14,7 @@ from offers.v1 import decision_pb2 as pb
 from service.holdout import in_holdout
 from tests.conftest import OFFERBANDIT, make_request
 from tests.decision_log.conftest import log_place  # noqa: F401 - the sqlite/postgres fixture
+from tests.waiting import wait_for
 
 TOKEN = "get-decision-token"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
@@ -24,6 +25,7 @@ SLOTS = ["morning", "evening"]  # 8 h and 19 h
 CONFIG = """
 [log]
 url = "{url}"
+{log_extra}
 [privacy]
 user_hash_key = "get-decision-tests-user-hash-key"
 [campaigns.default.rules]
@@ -54,7 +56,7 @@ def serve(start_server, log_place, request, monkeypatch):  # noqa: F811
     """Real servers (with a bearer token) on ``log_place``; on PostgreSQL replicas (they need MLflow's address)."""
     if log_place.kind == "postgres":
         monkeypatch.setenv("MLFLOW_TRACKING_URI", request.getfixturevalue("mlflow_store").tracking_uri)
-    return lambda: start_server(CONFIG.format(url=log_place.url), auth_token=TOKEN)
+    return lambda log_extra="": start_server(CONFIG.format(url=log_place.url, log_extra=log_extra), auth_token=TOKEN)
 
 
 def _decide(served, user: str, **fields) -> pb.Decision:
@@ -178,6 +180,30 @@ def test_unknown_bad_and_unauthenticated_calls(serve):
         with pytest.raises(grpc.RpcError) as err:
             _get(served, decision.event_id, metadata=metadata)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("log_place", ["postgres"], indirect=True)
+def test_a_log_that_cannot_be_read_is_unavailable(serve, log_place, postgres_cluster):  # noqa: F811
+    served = serve("busy_timeout_ms = 300\nconnect_timeout_seconds = 5")
+    decision = _decide(served, "fay", formats=["sms"])
+    postgres_cluster.stop("fast")
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            _get(served, decision.event_id)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        postgres_cluster.start()
+    record = wait_for(lambda: _try_get(served, decision.event_id), 30, "GetDecision after PostgreSQL is back")
+    assert record.decision == decision
+
+
+def _try_get(served, event_id: str) -> pb.DecisionRecord | None:
+    try:
+        return _get(served, event_id)
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            raise
+        return None
 
 
 @pytest.mark.parametrize("log_place", ["postgres"], indirect=True)
