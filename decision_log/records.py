@@ -36,8 +36,8 @@ class DecisionRow:
 
     Compact rows (``arm_set_id`` set, see `decision_log.codec`): ``arm_set_id``/``arm_set_text`` name and hold
     the candidate product (stored once), ``eligible`` is a bitmask over it (None: all eligible), ``pmf`` float32,
-    ``policy_pmf`` float32 or None (equal to ``pmf``), ``removed`` the five counts. Old rows (``arm_set_id``
-    None; tests write them to check they still read): ``formats_json``/``time_slots_json``, u4 indices,
+    ``policy_pmf`` float32 or None (equal to ``pmf``), ``removed`` the five counts and the reasons (`reasons`).
+    Old rows (``arm_set_id`` None; tests write them to check they still read): ``formats_json``/``time_slots_json``, u4 indices,
     float64 blobs, ``removed`` as JSON."""
 
     event_id: str
