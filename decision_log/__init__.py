@@ -4,6 +4,7 @@ owns the writer, the readers, the offer-set cache and `close`; reads answer with
 Modules: `records` (what crosses the boundary), `counting` (which rows count), `codec` (column
 encodings: the compact row and the old one), `decoder` (rows of both formats back into records), `backend`
 (the seam a storage engine implements), `database` (`DecisionLog`, `open_log`), `export` (DSJSON), `caps` (caps decided inside the commit),
+`reasons` (which rule removed each arm, kept compactly in ``removed``), `reward_calls` (an event's stored rewards),
 `dialect` (what differs between SQLite and PostgreSQL), `sqlite/` (the SQLite backend: schema and
 migrations, the group-committing writer, named queries, reward operations), `postgres/` (the shared
 PostgreSQL backend).
@@ -14,6 +15,8 @@ from decision_log.codec import (arm_set_code, as_stored, eligible_to_mask, encod
 from decision_log.database import DecisionLog, open_log
 from decision_log.decoder import learning_event
 from decision_log.export import export_dsjson
+from decision_log.reasons import RULES, RemovedArm
+from decision_log.reward_calls import RewardCall
 from decision_log.records import (
     ActivationOutcome,
     AliasMove,
@@ -58,6 +61,9 @@ __all__ = [
     "LogFilter",
     "LogOptions",
     "LoggedDecision",
+    "RULES",
+    "RemovedArm",
+    "RewardCall",
     "RewardDefaults",
     "RewardOutcome",
     "SCHEMA_VERSION",

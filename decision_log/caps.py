@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from decision_log.codec import blob_to_indices, removed_counts, removed_text
+from decision_log.reasons import split_removed
 from decision_log.records import DecisionRow
 from policies.sampler import NO_CONTACT
 
@@ -42,9 +43,11 @@ def users_with_caps(rows: Sequence[DecisionRow]) -> list[str]:
 
 def _removed_by_cap(row: DecisionRow) -> str:
     """The removal counts with the arms that were still eligible counted under ``cap``."""
-    if row.compact:  # one float32 pmf entry per eligible arm
+    if row.compact:  # one float32 pmf entry per eligible arm; the engine's reasons per offer and pair stay
         counts = removed_counts(row.removed)
-        return removed_text(dataclasses.replace(counts, cap=counts.cap + len(row.pmf) // 4))
+        _, reasons = split_removed(row.removed)
+        text = removed_text(dataclasses.replace(counts, cap=counts.cap + len(row.pmf) // 4))
+        return text + (f";{reasons}" if reasons else "")
     try:
         counts = json.loads(row.removed)
     except ValueError:

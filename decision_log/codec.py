@@ -8,7 +8,8 @@ Two row formats are read (`is_compact`):
   differs from the served pmf (NULL: equal), as the novelty mixture's parameters when they give it back
   within `MIXTURE_TOLERANCE` from the stored served pmf (``NV``, floor, spread, the outside-history
   bitmask unless every arm is outside; β is the row's), else float32; ``removed`` is the removal counts as five comma-separated
-  integers in `REMOVAL_FIELDS` order (NULL: none removed); ``offer_set`` is NULL (the arm set names it).
+  integers in `REMOVAL_FIELDS` order, then which rule removed which offers and (format, slot) pairs
+  (`decision_log.reasons`; NULL: none removed); ``offer_set`` is NULL (the arm set names it).
 - **old** (``arm_set_id`` NULL): ``eligible`` as u4 indices into the product of ``formats``/``time_slots`` (JSON
   per row), float64 ``pmf`` and ``policy_pmf`` blobs, ``removed`` as JSON.
 Offer sets are canonical JSON named by their content hash, in both formats.
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from decision_log.reasons import reasons_text, split_removed
 from policies.novelty import Mixture, policy_of_mixture
 from policies.rules import RemovalCounts
 from policies.types import Offer
@@ -185,12 +187,15 @@ def mask_to_indices(mask: bytes | None, n_candidates: int) -> np.ndarray:
     return np.flatnonzero(bits).astype(np.int64)
 
 
-def removed_text(removed: RemovalCounts) -> str:
-    """The compact ``removed`` column: the five counts, comma-separated, in `REMOVAL_FIELDS` order ("" when
-    nothing was removed: stored as NULL)."""
+def removed_text(removed: RemovalCounts, offer_codes: np.ndarray | None = None,
+                 pair_codes: np.ndarray | None = None) -> str:
+    """The compact ``removed`` column: the five counts, comma-separated, in `REMOVAL_FIELDS` order, then the
+    rules' verdicts per offer and per (format, slot) pair when given (`decision_log.reasons`); "" when
+    nothing was removed (stored as NULL)."""
     if removed.total == 0:
         return ""
-    return ",".join(str(int(getattr(removed, name))) for name in REMOVAL_FIELDS)
+    counts = ",".join(str(int(getattr(removed, name))) for name in REMOVAL_FIELDS)
+    return counts + reasons_text(offer_codes, pair_codes)
 
 
 def removed_counts(text: str | None) -> RemovalCounts:
@@ -200,4 +205,5 @@ def removed_counts(text: str | None) -> RemovalCounts:
     if text.lstrip().startswith("{"):
         counts = json.loads(text)
         return RemovalCounts(**{name: int(counts[name]) for name in REMOVAL_FIELDS if name in counts})
-    return RemovalCounts(*(int(part) for part in text.split(",")))
+    counts_text, _ = split_removed(text)
+    return RemovalCounts(*(int(part) for part in counts_text.split(",")))

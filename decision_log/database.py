@@ -22,6 +22,7 @@ from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exc
                                   LoggedDecision, RewardDefaults, RewardOutcome, ServedOutcome, ShadowScore,
                                   ShownDecision, StoredDecision, unit_range)
 from decision_log.postgres.backend import PostgresBackend
+from decision_log.reward_calls import RewardCall, reward_call
 from decision_log.postgres.connection import is_postgres_url, mask_url
 from decision_log.sqlite.backend import SqliteBackend, log_path
 from offerbandit.errors import InvalidInput
@@ -125,6 +126,10 @@ class DecisionLog:
         """Every stored field of the decision of ``event_id``, decoded (None: no such decision)."""
         row = self.backend.find_decision(event_id)
         return None if row is None else self.decoder.stored(row)
+
+    def rewards_of(self, event_id: str) -> list[RewardCall]:
+        """The reward calls stored for ``event_id``, in arrival order (none for an unknown event)."""
+        return [reward_call(row) for row in self.backend.rewards_of(event_id)]
 
     def offers(self, offer_set_id: str) -> tuple[Offer, ...]:
         """The offer snapshot logged under ``offer_set_id`` (NotFound if none)."""

@@ -15,6 +15,7 @@ from decision_log import counting
 from decision_log.codec import (blob_to_indices, decode_arm_set, is_compact, mask_to_indices,
                                 policy_pmf_of, removed_counts, served_pmf)
 from decision_log.counting import Row
+from decision_log.reasons import removed_arms
 from decision_log.records import FinalDecision, LoggedDecision, ServedOutcome, ShownDecision, StoredDecision
 from offerbandit.errors import InvalidInput
 from policies.bounded import ByteLRU, text_bytes
@@ -142,16 +143,20 @@ class RowDecoder:
         decision = self.decision(row)
         compact = is_compact(_column(row, "arm_set_id"))
         offer_set_id, formats, time_slots = self.layout(row)
-        _, eligible = self.candidates(row)
+        product, eligible = self.candidates(row)
+        counts = removed_counts(row["removed"])
+        removed = removed_arms(product, eligible, decision.pmf, removed=row["removed"], counts=counts,
+                               exploration=decision.exploration, no_contact_reason=decision.no_contact_reason,
+                               n_formats=len(formats), n_slots=len(time_slots))
         policy = row["policy_pmf"]
         policy_pmf = policy_pmf_of(policy, decision.pmf, compact, float(row["beta"] or 0.0),
                                    lambda: category_codes(decision.arm_set))
         return StoredDecision(decision=decision, compact=compact, arm_set_id=_column(row, "arm_set_id"),
                               offer_set_id=offer_set_id, formats=formats, time_slots=time_slots, eligible=eligible,
                               policy_pmf=policy_pmf, policy_pmf_stored=policy is not None,
-                              removed=removed_counts(row["removed"]), beta=float(row["beta"]),
+                              removed=counts, beta=float(row["beta"]),
                               learn_due_at=row["learn_due_at"], key_id=_column(row, "key_id"),
-                              features_json=_column(row, "features"))
+                              features_json=_column(row, "features"), removed_arms=removed)
 
     def history_record(self, row: Row) -> HistoryRecord | None:
         """What the per-user store needs from a logged decision (None for no_contact)."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from offerbandit.checks import check_range, check_scalar
 from offerbandit.errors import InvalidInput
+from decision_log.reasons import RemovedArm
 from policies.rules import RemovalCounts
 from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm, LearningEvent
 
@@ -35,8 +36,8 @@ class DecisionRow:
 
     Compact rows (``arm_set_id`` set, see `decision_log.codec`): ``arm_set_id``/``arm_set_text`` name and hold
     the candidate product (stored once), ``eligible`` is a bitmask over it (None: all eligible), ``pmf`` float32,
-    ``policy_pmf`` float32 or None (equal to ``pmf``), ``removed`` the five counts. Old rows (``arm_set_id``
-    None; tests write them to check they still read): ``formats_json``/``time_slots_json``, u4 indices,
+    ``policy_pmf`` float32 or None (equal to ``pmf``), ``removed`` the five counts and the reasons (`reasons`).
+    Old rows (``arm_set_id`` None; tests write them to check they still read): ``formats_json``/``time_slots_json``, u4 indices,
     float64 blobs, ``removed`` as JSON."""
 
     event_id: str
@@ -218,7 +219,8 @@ class StoredDecision:
     """Every stored field of one decision row, decoded (`DecisionLog.stored_decision`): the decision as the
     readers get it, plus what only audits and tests need. ``eligible`` indexes the candidate product
     ``ArmSet.product(offers of offer_set_id, formats, time_slots)``; ``policy_pmf`` is the served pmf where the
-    compact row stored none (``policy_pmf_stored`` False: it was equal)."""
+    compact row stored none (``policy_pmf_stored`` False: it was equal); ``removed_arms`` the candidates not
+    offered, each with the first rule that removed it (`decision_log.reasons`)."""
 
     decision: LoggedDecision
     compact: bool
@@ -234,6 +236,7 @@ class StoredDecision:
     learn_due_at: float | None
     key_id: str | None
     features_json: str | None
+    removed_arms: tuple[RemovedArm, ...] = ()  # every candidate with probability 0 and its first rule
 
 
 @dataclass(frozen=True, slots=True)

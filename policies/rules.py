@@ -158,17 +158,27 @@ class RemovalCounts:
         return self.exclusion + self.consent + self.cap + self.quiet_hours + self.suppression
 
 
+#: The rule names, in the order they are checked; rule code ``i + 1`` (`Eligibility`'s reason arrays) is
+#: ``RULE_NAMES[i]``, and ``RemovalCounts``' fields count them in this order. Code 0: kept.
+RULE_NAMES = ("excluded", "consent", "cap", "quiet_hours", "suppression")
+
+
 @dataclass(frozen=True, slots=True)
 class Eligibility:
     """The arms left after the rules (original order) and where they came from.
 
     ``kept[i]`` is the index in the original arm set of ``arm_set.arms[i]``. An empty ``arm_set`` means
-    the rules left nothing: the engine makes a ``no_contact`` decision.
+    the rules left nothing: the engine makes a ``no_contact`` decision. The rules decide at two grains, and
+    ``offer_reasons`` / ``pair_reasons`` keep their verdicts as rule codes (0 kept, else ``RULE_NAMES[code - 1]``)
+    per offer and per (format, slot) pair of the original arm set, in `ArmIndex` order (``offers``, ``pairs``):
+    an arm's first rule is its offer's ``excluded``, else its pair's rule, else its offer's ``suppression``.
     """
 
     arm_set: ArmSet
     kept: np.ndarray
     removed: RemovalCounts
+    offer_reasons: np.ndarray | None = None
+    pair_reasons: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         kept = np.asarray(self.kept, dtype=np.int64)
@@ -207,8 +217,9 @@ def apply_rules(
     capped_formats = _capped_formats(history, now, rules)
     pair_reason = np.fromiter((_pair_reason(pair, rules, consented_formats, capped_formats) for pair in index.pairs),
                               dtype=np.int8, count=len(index.pairs))
-    by_offer = np.fromiter((offer_reason[offer_id] for offer_id in index.offers), dtype=np.int8,
-                           count=len(index.offers))[index.offer_of_arm]
+    offer_codes = np.fromiter((offer_reason[offer_id] for offer_id in index.offers), dtype=np.int8,
+                              count=len(index.offers))
+    by_offer = offer_codes[index.offer_of_arm]
     by_pair = pair_reason[index.pair_of_arm]
     # First reason in check order: exclusion, then the (format, slot) reasons, then suppression.
     reasons = np.where(by_offer == _EXCLUSION, _EXCLUSION, np.where(by_pair != _KEEP, by_pair, by_offer))
@@ -221,7 +232,8 @@ def apply_rules(
     kept = np.flatnonzero(reasons == _KEEP)
     kept_arms = tuple(arms[i] for i in kept)
     offers = {offer_id: arm_set.offers[offer_id] for offer_id in dict.fromkeys(arm.offer_id for arm in kept_arms)}
-    return Eligibility(arm_set=ArmSet(arms=kept_arms, offers=offers), kept=kept, removed=removed)
+    return Eligibility(arm_set=ArmSet(arms=kept_arms, offers=offers), kept=kept, removed=removed,
+                       offer_reasons=offer_codes, pair_reasons=pair_reason)
 
 
 def _offer_reasons(arm_set: ArmSet, context: DecisionContext, rules: RulesConfig,

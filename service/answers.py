@@ -16,12 +16,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from offers.v1 import decision_pb2 as pb
 from offerbandit.checks import check_scalar
 from policies.bounded import IdentityLRU
 from policies.types import ArmSet, JointArm
 from service.outcomes import DecisionOutcome, Ranking
 
-__all__ = ["AnswerEncoder", "encode_varint"]
+__all__ = ["AnswerEncoder", "encode_varint", "to_proto"]
 
 _PACK_DOUBLE = struct.Struct("<d").pack
 # Decision's field tags (offers/v1/decision.proto): (number << 3) | wire type
@@ -31,6 +32,24 @@ _CAMPAIGN, _NO_CONTACT_REASON = b"\x4a", b"\x52"
 _ARM_PROBABILITY = b"\x21"  # Arm.probability (field 4, fixed64)
 _BATCH_DECISIONS = b"\x0a"  # DecideBatchResponse.decisions (field 1)
 _ENTRY_OVERHEAD = 160  # Python bytes object and list slot per cached entry
+
+
+def to_proto(outcome: DecisionOutcome) -> pb.Decision:
+    """The ``Decision`` message of ``outcome`` (the servicer sends `AnswerEncoder` bytes; equal to these)."""
+    arm = outcome.arm
+    return pb.Decision(
+        event_id=outcome.event_id,
+        offer_id=arm.offer_id if arm else "",
+        format=arm.format if arm else "",
+        time_slot=arm.time_slot if arm else "",
+        probability=outcome.probability,
+        ranking=[pb.Arm(offer_id=a.offer_id, format=a.format, time_slot=a.time_slot, probability=p)
+                 for a, p in outcome.ranking],
+        policy_version=outcome.policy_version,
+        exploration=outcome.exploration,
+        campaign=outcome.campaign,
+        no_contact_reason=outcome.no_contact_reason,
+    )
 
 
 def encode_varint(value: int) -> bytes:

@@ -277,8 +277,7 @@ class DecisionEngine:
                 reason = main_reason(eligibility.removed) if eligibility.is_empty else HOLDOUT
                 outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, NO_RANKING, version,
                                           HOLDOUT if held else sampler.NO_CONTACT, reason)
-                row = decision_row(item, now, eligibility.kept, np.zeros(0), np.zeros(0), None, outcome, 0.0,
-                                eligibility.removed)
+                row = decision_row(item, now, eligibility, np.zeros(0), np.zeros(0), None, outcome, 0.0)
                 record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, np.zeros(0), None)
                 return _Decided(outcome, row, record, None, contact=False, index=index)
             arm_set = eligibility.arm_set
@@ -298,8 +297,7 @@ class DecisionEngine:
         outcome = DecisionOutcome(item.event_id, cfg.name, arm, probability,
                                   ranking_of(item.candidates, pmf, inp.ranking_limit, eligibility.kept,
                                              chosen=chosen, probability=probability), version, label)
-        row = decision_row(item, now, eligibility.kept, pmf, p_policy, chosen, outcome, beta, eligibility.removed,
-                        mixture, arm_set)
+        row = decision_row(item, now, eligibility, pmf, p_policy, chosen, outcome, beta, mixture, arm_set)
         record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, pmf, chosen)
         shadow = None
         if runtime.challenger is not None and not held:

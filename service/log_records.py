@@ -23,7 +23,7 @@ from decision_log import (CapLimit, DecisionRow, LoggedDecision, LogOptions, arm
                           pmf32_to_blob, policy_pmf_blob, removed_text)
 from policies import sampler
 from policies.novelty import Mixture, category_codes
-from policies.rules import RemovalCounts
+from policies.rules import RULE_NAMES, Eligibility, RemovalCounts
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from service.campaigns import CampaignRuntime
 from service.config import ServiceConfig
@@ -82,12 +82,13 @@ def capped_record(decided: RepeatRecord) -> RepeatRecord:
     return RepeatRecord.of(outcome, decided.fingerprint, decided.arms, np.zeros(0, dtype=np.uint32), np.zeros(0), None)
 
 
-def main_reason(removed: object) -> str:
-    """The removal rule that took the most arms (``no_candidates`` when none was removed)."""
-    counts = {k: getattr(removed, k) for k in removed.__dataclass_fields__}
-    if not any(counts.values()):
+def main_reason(removed: RemovalCounts) -> str:
+    """The removal rule that took the most arms, by its RemovedArm name (``excluded``, ``consent``, ``cap``,
+    ``quiet_hours``, ``suppression``; the first of them on a tie), ``no_candidates`` when none was removed."""
+    counts = [int(getattr(removed, name)) for name in removed.__dataclass_fields__]
+    if not any(counts):
         return "no_candidates"
-    return max(counts, key=lambda k: counts[k])
+    return RULE_NAMES[counts.index(max(counts))]
 
 
 def write_failure(write: Future) -> BaseException | None:
@@ -100,13 +101,16 @@ def write_failure(write: Future) -> BaseException | None:
         return exc
 
 
-def decision_row(item: PreparedRequest, now: float, kept: np.ndarray, pmf: np.ndarray, p_policy: np.ndarray,
-                 chosen: int | None, outcome: DecisionOutcome, beta: float, removed: RemovalCounts,
+def decision_row(item: PreparedRequest, now: float, eligibility: Eligibility, pmf: np.ndarray, p_policy: np.ndarray,
+                 chosen: int | None, outcome: DecisionOutcome, beta: float,
                  mixture: Mixture | None = None, arm_set: ArmSet | None = None) -> DecisionRow:
-    """The compact log row of one decision: ``kept`` its eligible candidates, ``pmf`` the served pmf over them
-    and ``p_policy`` the policy's (kept as ``mixture``'s parameters when they give it back), ``chosen`` the
-    drawn position (None: no contact)."""
+    """The compact log row of one decision: ``eligibility`` what the rules kept of the candidates (and which
+    rule removed the rest, per offer and per (format, slot) pair: candidates are the product of the offer list,
+    formats and slots, in that order, so `arm_index`'s order is the stored layout's), ``pmf`` the served pmf
+    over the kept arms and ``p_policy`` the policy's (kept as ``mixture``'s parameters when they give it back),
+    ``chosen`` the drawn position (None: no contact)."""
     inp = item.input
+    kept, removed = eligibility.kept, eligibility.removed
     policy_blob = policy_pmf_blob(
         p_policy, pmf, mixture, as_stored(pmf, chosen, outcome.probability) if mixture is not None else None,
         category_codes(arm_set) if mixture is not None and mixture.grouped else None)
@@ -129,5 +133,6 @@ def decision_row(item: PreparedRequest, now: float, kept: np.ndarray, pmf: np.nd
         exploration=outcome.exploration, beta=float(beta), deferred=inp.deferred, learn_due_at=learn_due,
         baseline_json=json.dumps([inp.baseline.offer_id, inp.baseline.format, inp.baseline.time_slot])
         if inp.baseline else None,
-        no_contact_reason=outcome.no_contact_reason, removed=removed_text(removed),
+        no_contact_reason=outcome.no_contact_reason,
+        removed=removed_text(removed, eligibility.offer_reasons, eligibility.pair_reasons),
         fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm))

@@ -15,11 +15,13 @@ from offers.v1 import decision_pb2 as pb
 from offers.v1 import decision_pb2_grpc as pb_grpc
 from service import validation
 from offerbandit.errors import Overloaded
-from service.answers import AnswerEncoder
+from service.answers import AnswerEncoder, to_proto
 from service.engine import DecisionEngine, DecisionOutcome
+from service.inspection import inspect_decision, record_message
 from service.status import abort_with, status_for
 from service.metrics import Metrics
 
+__all__ = ["SERVICE", "DecisionServicer", "add_to_server", "to_proto"]
 
 UNKNOWN = "unknown"
 SERVICE = "offers.v1.DecisionService"
@@ -30,24 +32,6 @@ _OUTCOME_OF_STATUS = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: "overloaded",
     grpc.StatusCode.UNAVAILABLE: "unavailable",
 }
-
-
-def to_proto(outcome: DecisionOutcome) -> pb.Decision:
-    """The ``Decision`` message of ``outcome`` (the servicer sends `AnswerEncoder` bytes; equal to these)."""
-    arm = outcome.arm
-    return pb.Decision(
-        event_id=outcome.event_id,
-        offer_id=arm.offer_id if arm else "",
-        format=arm.format if arm else "",
-        time_slot=arm.time_slot if arm else "",
-        probability=outcome.probability,
-        ranking=[pb.Arm(offer_id=a.offer_id, format=a.format, time_slot=a.time_slot, probability=p)
-                 for a, p in outcome.ranking],
-        policy_version=outcome.policy_version,
-        exploration=outcome.exploration,
-        campaign=outcome.campaign,
-        no_contact_reason=outcome.no_contact_reason,
-    )
 
 
 def _serialize(response: Message | bytes) -> bytes:
@@ -70,6 +54,9 @@ def add_to_server(servicer: "DecisionServicer", server: grpc.Server) -> None:
         "Activate": grpc.unary_unary_rpc_method_handler(
             servicer.Activate, request_deserializer=pb.ActivateRequest.FromString,
             response_serializer=pb.ActivateAck.SerializeToString),
+        "GetDecision": grpc.unary_unary_rpc_method_handler(
+            servicer.GetDecision, request_deserializer=pb.GetDecisionRequest.FromString,
+            response_serializer=pb.DecisionRecord.SerializeToString),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)
@@ -156,3 +143,12 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         except Exception as exc:  # noqa: BLE001
             abort_with(context, exc)
         return pb.ActivateAck(activated=outcome.activated, already_active=outcome.already_active)
+
+    def GetDecision(self, request: pb.GetDecisionRequest, context: grpc.ServicerContext) -> pb.DecisionRecord:
+        """The logged decision, read on this call's thread from the log's readers (`service.inspection`)."""
+        try:
+            event_id = validation.event_id_input(request.event_id, self.limits)
+            found = inspect_decision(self.engine.log, event_id)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, exc)
+        return record_message(found)

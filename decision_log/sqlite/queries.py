@@ -66,6 +66,12 @@ class LogReader:
         return self._conn().execute("SELECT * FROM decisions WHERE event_id = ?", (event_id,)).fetchone()
 
     @log_faults
+    def rewards_of(self, event_id: str) -> list[sqlite3.Row]:
+        """The reward calls stored for ``event_id``, in arrival order."""
+        return self._conn().execute("SELECT reward_id, value, received_at, status FROM rewards WHERE event_id = ? "
+                                    "ORDER BY id", (event_id,)).fetchall()
+
+    @log_faults
     def offer_set(self, offer_set_id: str) -> tuple[Offer, ...]:
         row = self._conn().execute("SELECT offers FROM offer_sets WHERE id = ?", (offer_set_id,)).fetchone()
         if row is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from offerbandit.cli import demo, evaluate, exploration, export, learn, lift, serve, versions
+from offerbandit.cli import demo, evaluate, exploration, export, learn, lift, serve, show_decision, versions
 
 __all__ = ["build_app"]
 
@@ -24,4 +24,5 @@ def build_app() -> typer.Typer:
     app.command()(lift.lift)
     app.command()(versions.promote)
     app.command()(versions.rollback)
+    app.command("show-decision")(show_decision.show_decision)
     return app

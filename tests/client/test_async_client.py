@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from offerbandit import AsyncClient, RpcInvalidArgument, RpcNotFound, RpcUnimplemented
-from offerbandit.client import ActivateAck, Decision, RewardAck
+from offerbandit import AsyncClient, RpcInvalidArgument, RpcNotFound
+from offerbandit.client import ActivateAck, Decision, DecisionRecord, RewardAck
 from tests.repeats import assert_repeat_of
 
 OFFERS = [("o1", {"category": "travel"}), ("o2", {"category": "food"})]
@@ -36,8 +36,11 @@ def test_every_method_as_a_coroutine(start_server):
             assert len(batch) == 5 and len({d.event_id for d in batch}) == 5  # three calls of <= 2
             many = await asyncio.gather(*(client.decide(f"c{i}", offers=OFFERS) for i in range(20)))
             assert len({d.event_id for d in many}) == 20
-            with pytest.raises(RpcUnimplemented):
-                await client.get_decision(decision.event_id)
+            record = await client.get_decision(decision.event_id)
+            assert isinstance(record, DecisionRecord) and record.decision == decision and record.removed == ()
+            assert (record.rewarded, record.reward) == (True, 1.0)
+            with pytest.raises(RpcNotFound):
+                await client.get_decision("no-such-event")
             with pytest.raises(RpcNotFound):
                 await client.reward("no-such-event", 1.0)
             with pytest.raises(RpcInvalidArgument, match="numeric"):

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from offerbandit import Client, RpcInvalidArgument, RpcNotFound, RpcUnimplemented
-from offerbandit.client import ActivateAck, Arm, Decision, RewardAck, new_id
+from offerbandit import Client, RpcInvalidArgument, RpcNotFound
+from offerbandit.client import ActivateAck, Arm, Decision, DecisionRecord, RemovedArm, RewardAck, new_id
 from tests.repeats import assert_repeat_of
 
 OFFERS = [("o1", {"category": "travel"}), {"id": "o2", "features": {"category": "food"}}, "o3"]
@@ -91,11 +91,22 @@ def test_decide_batch_keeps_order_and_fills_every_missing_event_id(client, serve
     assert logged == {d.event_id for d in decisions}
 
 
-def test_get_decision_against_a_server_without_the_rpc_is_unimplemented(client):
-    decision = client.decide("erin", offers=OFFERS)
-    with pytest.raises(RpcUnimplemented) as err:
-        client.get_decision(decision.event_id)
-    assert err.value.code.name == "UNIMPLEMENTED" and err.value.details
+def test_get_decision_returns_the_logged_decision_with_the_protos_field_names(client):
+    decision = client.decide("erin", offers=OFFERS, formats=["sms"], time_slots=["morning"], excluded_offers=["o2"])
+    record = client.get_decision(decision.event_id)
+    assert isinstance(record, DecisionRecord)
+    assert [f.name for f in dataclasses.fields(DecisionRecord)] == ["decision", "removed", "rewarded", "reward"]
+    assert [f.name for f in dataclasses.fields(RemovedArm)] == ["arm", "rule"]
+    assert record.decision == decision  # as it was returned: the full pmf as its ranking
+    assert record.removed == (RemovedArm(Arm("o2", "sms", "morning"), "excluded"),)
+    assert (record.rewarded, record.reward) == (False, 0.0)
+    client.reward(decision.event_id, 0.25)
+    rewarded = client.get_decision(decision.event_id)
+    assert (rewarded.rewarded, rewarded.reward) == (True, 0.25)
+    with pytest.raises(RpcNotFound):
+        client.get_decision("no-such-event")
+    with pytest.raises(RpcInvalidArgument, match="event_id"):
+        client.get_decision("")
 
 
 def test_per_call_timeout_and_closed_client(served):

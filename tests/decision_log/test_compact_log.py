@@ -74,6 +74,10 @@ def test_every_stored_field_decodes_to_what_the_engine_decided(serve_on, log_pla
             np.testing.assert_array_equal(stored.eligible, eligible)
             assert decision.arm_set.arms == tuple(CANDIDATES.arms[i] for i in eligible)
             assert stored.removed == removed
+            # every candidate not eligible, with the first rule that removed it (what GetDecision answers)
+            assert [(r.arm, r.rule) for r in stored.removed_arms] == [
+                (arm, "excluded" if arm.offer_id in excluded else "consent")
+                for i, arm in enumerate(CANDIDATES.arms) if i not in set(eligible.tolist())]
             # the served pmf: float32 entries, within float32 rounding of the fresh answer's ranking
             served_p = dict(((a.offer_id, a.format, a.time_slot), a.probability) for a in answer.ranking)
             fresh = np.array([served_p.get((a.offer_id, a.format, a.time_slot), 0.0) for a in decision.arm_set.arms])
@@ -118,7 +122,9 @@ def test_every_stored_field_decodes_to_what_the_engine_decided(serve_on, log_pla
     assert raw["all"][2] is None  # every candidate eligible: no bitmask
     assert bytes(raw["some"][2]) == bytes([0b11, 0b11])  # {o1, o3} x sms x {morning, evening}: arms 0, 1, 8, 9
     assert raw["some"][3] == 4 * 4 and raw["all"][3] == 4 * len(CANDIDATES.arms)
-    assert raw["some"][4] == "4,4,0,0,0" and raw["all"][4] is None  # exclusion, consent, cap, quiet hours, ...
+    # the counts (exclusion, consent, cap, quiet hours, suppression), then the rules' verdicts per offer (o2
+    # excluded) and per (format, slot) pair (email x {morning, evening}: no consent); nothing removed: NULL
+    assert raw["some"][4] == "4,4,0,0,0;-x;--cc" and raw["all"][4] is None
     assert len({r[5] for r in raw.values()}) == 1
 
 
@@ -130,7 +136,8 @@ def test_no_contact_rows_decode(serve_on, log_place):
         stored = log.stored_decision("none")
         assert stored.compact and len(stored.eligible) == 0 and len(stored.decision.pmf) == 0
         assert stored.decision.chosen is None and stored.removed == RemovalCounts(exclusion=12)
-        assert stored.decision.no_contact_reason == "exclusion" and not stored.policy_pmf_stored
+        assert stored.decision.no_contact_reason == "excluded" and not stored.policy_pmf_stored
+        assert [(r.arm, r.rule) for r in stored.removed_arms] == [(arm, "excluded") for arm in CANDIDATES.arms]
         assert record_of(stored.decision).outcome() == served.engine.claims.recent.get("none").outcome()
     assert log_place.sql("SELECT length(eligible), length(pmf) FROM decisions") == [(0, 0)]
 
@@ -163,6 +170,9 @@ def test_rows_written_the_old_way_still_read(log_where):
         assert decision.arm_set.arms == tuple(CANDIDATES.arms[i] for i in (1, 4, 6, 11))
         assert decision.chosen_arm == CANDIDATES.arms[6] and decision.probability == pmf[2]
         assert stored.removed == RemovalCounts(exclusion=2, cap=1) and stored.beta == 0.25
+        # an old row kept counts, not reasons: two rules removed arms, so which took which reads ""
+        assert [(r.arm, r.rule) for r in stored.removed_arms] == [
+            (arm, "") for i, arm in enumerate(CANDIDATES.arms) if i not in (1, 4, 6, 11)]
         assert (stored.formats, stored.time_slots) == (tuple(FORMATS), tuple(SLOTS))
         assert decision.context.context == {"segment": "old"} and decision.fingerprint == "f1:old"
         [listed] = list(log.decisions())
@@ -174,3 +184,142 @@ def test_rows_written_the_old_way_still_read(log_where):
         np.testing.assert_array_equal(final.pmf, pmf)
         [event] = list(log.learning_events(RewardDefaults()))
         assert event.arm_set.arms == decision.arm_set.arms and event.chosen == 2
+
+
+# --- the removal reasons (GetDecision): what the engine decided, back from the stored row -------------------
+
+def _reference_rule(arm: JointArm, offers: dict, excluded: set, consented: set | None, capped: set, quiet: set,
+                    suppressed_types: set) -> str:
+    """The first rule that removes ``arm``, checked arm by arm in the contract's order (the reference)."""
+    if arm.offer_id in excluded:
+        return "excluded"
+    if consented is not None and arm.format not in consented:
+        return "consent"
+    if arm.format in capped:
+        return "cap"
+    if (arm.format, arm.time_slot) in quiet:
+        return "quiet_hours"
+    if offers[arm.offer_id].features.get("offer_type") in suppressed_types:
+        return "suppression"
+    return ""
+
+
+def test_the_reasons_decode_to_the_engines_rules_for_random_requests():
+    """Seeded random requests through `apply_rules` (caps from a real history, quiet hours, consent, exclusions,
+    suppression), encoded as the engine writes them and decoded as GetDecision reads them, against a per-arm
+    reference; dense and sparse segments both occur."""
+    from decision_log.codec import removed_text
+    from decision_log.reasons import removed_arms, split_removed
+    from policies.history import HistoryConfig, UserHistoryStore
+    from policies.rules import FrequencyCap, QuietHours, RulesConfig, SuppressionRule, apply_rules
+
+    rng = np.random.default_rng(15)
+    formats, slots = ["sms", "email", "push"], ["morning", "lunch", "evening", "night"]
+    hours = {"morning": 8, "lunch": 12, "evening": 19, "night": 23}
+    seen_sparse = seen_dense = 0
+    for trial in range(60):
+        n_offers = int(rng.integers(1, 40))
+        offers = [Offer(f"o{i}", {"category": f"c{i % 3}", "offer_type": str(rng.choice(["cross_sell", "loyalty"]))})
+                  for i in range(n_offers)]
+        product = ArmSet.product(offers, formats, slots)
+        excluded = {o.id for o in offers if rng.random() < 0.15}
+        consented = None if rng.random() < 0.4 else {f for f in formats if rng.random() < 0.6}
+        cap_sms = rng.random() < 0.5
+        quiet = QuietHours("email", 18, 22) if rng.random() < 0.5 else None
+        problem = rng.random() < 0.5
+        rules = RulesConfig(caps=(FrequencyCap("sms", 1, 3600.0),),
+                            quiet_hours=(quiet,) if quiet else (), slot_hours=hours,
+                            suppressions=(SuppressionRule("problem", "yes", "offer_type", frozenset({"cross_sell"})),))
+        store = UserHistoryStore(HistoryConfig(horizon_s=10_000.0))
+        if cap_sms:
+            store.record_contact("u", event_id="e", when=999.0, arm=JointArm("o0", "sms", "morning"), category="c0",
+                                 counts=True)
+        context = DecisionContext("u", {"problem": "yes" if problem else "no"})
+        eligibility = apply_rules(product, context, store.snapshot("u", 1000.0), 1000.0, rules,
+                                  excluded_offers=frozenset(excluded),
+                                  consented_formats=None if consented is None else frozenset(consented))
+        text = removed_text(eligibility.removed, eligibility.offer_reasons, eligibility.pair_reasons)
+        pmf = np.full(len(eligibility.kept), 1.0 / max(len(eligibility.kept), 1))
+        decoded = removed_arms(product, eligibility.kept, pmf, removed=text or None, counts=eligibility.removed,
+                               exploration="explore", no_contact_reason="", n_formats=len(formats),
+                               n_slots=len(slots))
+        by_offer = {o.id: o for o in offers}
+        quiet_pairs = {("email", s) for s in slots if quiet and quiet.covers(hours[s])}
+        expected = [(arm, rule) for arm in product.arms
+                    if (rule := _reference_rule(arm, by_offer, excluded, consented, {"sms"} if cap_sms else set(),
+                                                quiet_pairs, {"cross_sell"} if problem else set()))]
+        assert [(r.arm, r.rule) for r in decoded] == expected, trial
+        _, reasons = split_removed(text)
+        if reasons:
+            seen_sparse += any(ch.isdigit() for ch in reasons)
+            seen_dense += any(seg and not any(ch.isdigit() for ch in seg) for seg in reasons.split(";"))
+            assert len(reasons) <= 2 + n_offers + len(formats) * len(slots)  # a character an offer and a pair at most
+    assert seen_sparse and seen_dense
+
+
+def _compact_row(event_id: str, removed: str | None, eligible: bytes | None, pmf: np.ndarray, chosen: int | None,
+                 **fields) -> DecisionRow:
+    from decision_log import arm_set_code, pmf32_to_blob
+
+    offer_set_id, offer_set_json = encode_offers(CANDIDATES.offers.values())
+    arm_set_id, arm_set_text = arm_set_code(offer_set_id, tuple(FORMATS), tuple(SLOTS))
+    arm = None if chosen is None else fields.pop("arm")
+    values = dict(
+        event_id=event_id, campaign="default", decided_at=1000.0, user_key="u" * 32, context_json="{}",
+        numeric_json="{}", offer_set_id=offer_set_id, offer_set_json=offer_set_json, arm_set_id=arm_set_id,
+        arm_set_text=arm_set_text, eligible=eligible, pmf=pmf32_to_blob(pmf), policy_pmf=None, chosen_index=chosen,
+        offer_id=arm.offer_id if arm else "", format=arm.format if arm else "", time_slot=arm.time_slot if arm else "",
+        probability=float(pmf[chosen]) if chosen is not None else 1.0, policy_version="bootstrap",
+        exploration="explore" if arm else "no_contact", beta=0.0, deferred=False,
+        learn_due_at=1010.0 if arm else None, baseline_json=None, no_contact_reason="" if arm else "cap",
+        removed=removed, fingerprint=None)
+    values.update(fields)
+    return DecisionRow(**values)
+
+
+def test_a_row_the_writer_capped_names_cap_for_the_arms_the_rules_had_left(log_where):
+    """The writer's cap inside the commit (decision_log/caps.py) turns the row into no_contact 'cap' with no
+    eligible arm: the arms the engine's rules had removed keep their rule, the others read 'cap'."""
+    from decision_log import CapLimit, eligible_to_mask
+
+    kept = [i for i, a in enumerate(CANDIDATES.arms) if a.offer_id != "o2" and a.format == "sms"]  # 4 arms
+    removed = "4,4,0,0,0;-x;--cc"  # o2 excluded, email without consent (as the engine writes it)
+    pmf = np.full(len(kept), 0.25)
+    contact = _compact_row("first", None, None, np.full(12, 1 / 12), 0, arm=CANDIDATES.arms[0], user_key="v" * 32)
+    with open_log(log_where, writable=True) as log:
+        log.insert_decisions([contact]).result(10)
+        over = _compact_row("over", removed, eligible_to_mask(np.array(kept), 12), pmf, 1, arm=CANDIDATES.arms[kept[1]],
+                            user_key="v" * 32, decided_at=1001.0, caps=(CapLimit("sms", 3600.0, 1),))
+        outcome = log.insert_decisions([over]).result(10)
+        assert outcome.capped == ("over",)
+        stored = log.stored_decision("over")
+        assert stored.decision.no_contact_reason == "cap" and stored.removed == RemovalCounts(exclusion=4, consent=4,
+                                                                                              cap=4)
+        assert [(r.arm, r.rule) for r in stored.removed_arms] == [
+            (arm, "excluded" if arm.offer_id == "o2" else "consent" if arm.format == "email" else "cap")
+            for arm in CANDIDATES.arms]
+
+
+def test_compact_rows_from_before_the_reasons_read_derived_or_blank(log_where):
+    """Rows the compact log wrote before it kept reasons (counts only): one rule removed arms -> every arm not
+    eligible was removed by it; several -> which took which was not logged: rule "". Holdout arms come from the
+    row and are named either way."""
+    from decision_log import eligible_to_mask
+
+    consent_only = [i for i, a in enumerate(CANDIDATES.arms) if a.format == "sms"]
+    two_rules = [i for i, a in enumerate(CANDIDATES.arms) if a.format == "sms" and a.offer_id != "o2"]
+    with open_log(log_where, writable=True) as log:
+        log.insert_decisions([
+            _compact_row("one", "0,6,0,0,0", eligible_to_mask(np.array(consent_only), 12), np.full(6, 1 / 6), 0,
+                         arm=CANDIDATES.arms[consent_only[0]]),
+            _compact_row("two", "2,4,0,0,0", eligible_to_mask(np.array(two_rules), 12), np.full(4, 0.25), 0,
+                         arm=CANDIDATES.arms[two_rules[0]]),
+            _compact_row("held", "0,6,0,0,0", eligible_to_mask(np.array(consent_only), 12), np.zeros(0), None,
+                         exploration="holdout", no_contact_reason="holdout"),
+        ]).result(10)
+        one, two, held = (log.stored_decision(e) for e in ("one", "two", "held"))
+    assert [(r.arm, r.rule) for r in one.removed_arms] == [(a, "consent") for a in CANDIDATES.arms if a.format == "email"]
+    assert [(r.arm, r.rule) for r in two.removed_arms] == [
+        (a, "") for i, a in enumerate(CANDIDATES.arms) if i not in two_rules]
+    assert [(r.arm, r.rule) for r in held.removed_arms] == [
+        (a, "consent" if a.format == "email" else "holdout") for a in CANDIDATES.arms]

@@ -160,7 +160,7 @@ def test_no_contact_when_rules_leave_nothing_is_logged_and_never_learned(served)
     assert decision.exploration == "no_contact"
     assert (decision.offer_id, decision.format, decision.time_slot) == ("", "", "")
     assert decision.probability == 1.0 and len(decision.ranking) == 0
-    assert decision.no_contact_reason == "exclusion"
+    assert decision.no_contact_reason == "excluded"  # the RemovedArm rule name (DESIGN-NOTES: not "exclusion")
     ack = served.stub.Reward(pb.RewardRequest(event_id=decision.event_id, value=1.0), timeout=10)
     assert ack.accepted
     (row,) = log_rows(served.data_dir, "SELECT * FROM decisions WHERE event_id = ?", (decision.event_id,))

@@ -146,3 +146,29 @@ class ActivateAck(_message.Message):
     activated: bool
     already_active: bool
     def __init__(self, activated: _Optional[bool] = ..., already_active: _Optional[bool] = ...) -> None: ...
+
+class GetDecisionRequest(_message.Message):
+    __slots__ = ("event_id",)
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    def __init__(self, event_id: _Optional[str] = ...) -> None: ...
+
+class RemovedArm(_message.Message):
+    __slots__ = ("arm", "rule")
+    ARM_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    arm: Arm
+    rule: str
+    def __init__(self, arm: _Optional[_Union[Arm, _Mapping]] = ..., rule: _Optional[str] = ...) -> None: ...
+
+class DecisionRecord(_message.Message):
+    __slots__ = ("decision", "removed", "rewarded", "reward")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    REWARDED_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    removed: _containers.RepeatedCompositeFieldContainer[RemovedArm]
+    rewarded: bool
+    reward: float
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., removed: _Optional[_Iterable[_Union[RemovedArm, _Mapping]]] = ..., rewarded: _Optional[bool] = ..., reward: _Optional[float] = ...) -> None: ...

@@ -54,6 +54,11 @@ class DecisionServiceStub:
                 request_serializer=offers_dot_v1_dot_decision__pb2.ActivateRequest.SerializeToString,
                 response_deserializer=offers_dot_v1_dot_decision__pb2.ActivateAck.FromString,
                 _registered_method=True)
+        self.GetDecision = channel.unary_unary(
+                '/offers.v1.DecisionService/GetDecision',
+                request_serializer=offers_dot_v1_dot_decision__pb2.GetDecisionRequest.SerializeToString,
+                response_deserializer=offers_dot_v1_dot_decision__pb2.DecisionRecord.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -88,6 +93,15 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDecision(self, request, context):
+        """The logged decision of an event as it was returned, with the full logged pmf, every candidate arm
+        the contact rules (or the holdout) removed and the rule that removed it, and its reward.
+        Unknown event_id: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +124,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.Activate,
                     request_deserializer=offers_dot_v1_dot_decision__pb2.ActivateRequest.FromString,
                     response_serializer=offers_dot_v1_dot_decision__pb2.ActivateAck.SerializeToString,
+            ),
+            'GetDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDecision,
+                    request_deserializer=offers_dot_v1_dot_decision__pb2.GetDecisionRequest.FromString,
+                    response_serializer=offers_dot_v1_dot_decision__pb2.DecisionRecord.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +239,33 @@ class DecisionService:
             '/offers.v1.DecisionService/Activate',
             offers_dot_v1_dot_decision__pb2.ActivateRequest.SerializeToString,
             offers_dot_v1_dot_decision__pb2.ActivateAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/offers.v1.DecisionService/GetDecision',
+            offers_dot_v1_dot_decision__pb2.GetDecisionRequest.SerializeToString,
+            offers_dot_v1_dot_decision__pb2.DecisionRecord.FromString,
             options,
             channel_credentials,
             insecure,
