@@ -204,7 +204,8 @@ class GuardrailWatch:
                 continue
             arm = decision.chosen
             previous = runtime.serving_pmf(judgement.previous, decision.context, decision.arm_set, decision.baseline)
-            judgement.pending[decision.seq] = _Pending(float(stored.learn_due_at), float(stored.policy_pmf[arm]),
+            policy = stored.policy_pmf if len(stored.policy_pmf) else decision.pmf  # rows from before policy_pmf
+            judgement.pending[decision.seq] = _Pending(float(stored.learn_due_at), float(policy[arm]),
                                                        float(previous[arm]), float(decision.probability))
         horizon = judgement.cursor - OVERLAP_SECONDS
         judgement.seen = {seq: at for seq, at in judgement.seen.items() if at >= horizon}
