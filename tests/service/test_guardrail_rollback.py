@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from offers.v1 import decision_pb2 as pb
 from policies.factory import make_policy
@@ -13,6 +14,7 @@ from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
 from policy_registry import CHAMPION, Lineage, PolicyArtifact, PolicyRegistry
 from service.config import parse_config
 from service.config_toml import campaign_policy_toml
+from service.guardrail_watch import GuardrailWatch
 from tests.conftest import make_request
 from tests.fixtures_mlflow import copy_store
 from tests.waiting import wait_for
@@ -161,3 +163,10 @@ def test_an_equally_good_champion_is_left_alone_over_a_long_run_across_its_check
     assert set(versions) <= lineage and registry.resolve("default", CHAMPION) in lineage
     assert status.verdict.upper_bound > -0.05
     assert not served.engine.log.alias_moves("default", CHAMPION, ("rollback",))
+
+    # a restarted process rebuilds the same judgement from the log and the registry alone
+    rebuilt = GuardrailWatch(served.engine, served.server.registry.registry, guardrail.config)
+    rebuilt.check_once()
+    again = rebuilt.status("default").verdict
+    assert again.rewards >= status.verdict.rewards
+    assert again.estimate == pytest.approx(status.verdict.estimate, abs=0.02)
