@@ -135,6 +135,10 @@ class LogBackend(Protocol):
 
     def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]: ...
 
+    def newest_alias_move_id(self) -> int:
+        """The id of the newest row of ``alias_moves`` (0 when none)."""
+        ...
+
     def learner_lock(self) -> AbstractContextManager[LearnerLock]:
         """The log's one-learner lock for a ``with`` block; refuses (InvalidInput) when another holds it."""
         ...

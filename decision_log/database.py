@@ -308,3 +308,8 @@ class DecisionLog:
                     kinds: Sequence[str] = ("checkpoint", "promote", "rollback")) -> list[AliasMove]:
         """The recorded moves of ``alias`` of ``campaign`` of these kinds, newest first."""
         return self.backend.alias_moves(campaign, alias, kinds)
+
+    def alias_move_mark(self) -> int:
+        """A mark that changes whenever any alias move is recorded in this log (by any process sharing it):
+        a registry follower asks MLflow only when it changed (one indexed read on a reader connection)."""
+        return self.backend.newest_alias_move_id()

@@ -22,8 +22,8 @@ from policy_registry.runs import record_run
 from policy_registry.store import RegistryStore
 from policy_registry.validation import check_audit, check_version, validate_alias
 
-__all__ = ["aliases_of", "compare_and_set", "lineage_head", "lineage_versions", "move_alias", "move_stamp", "promote",
-           "resolve", "rollback", "rollback_target", "set_alias"]
+__all__ = ["aliases_of", "compare_and_set", "lineage_head", "lineage_versions", "move_alias", "move_alias_recorded",
+           "move_stamp", "promote", "resolve", "rollback", "rollback_target", "set_alias"]
 
 _PROMOTE_ATTEMPTS = 3
 
@@ -68,14 +68,29 @@ def _audit_run(store: RegistryStore, campaign: str, run_name: str, tags: Mapping
     return record_run(store, run_name, all_tags, metrics)
 
 
-def set_alias(store: RegistryStore, campaign: str, alias: str, version: str, *, who: str, why: str) -> str:
-    """Point ``alias`` at ``version`` without a gate; recorded as tags and an audit run (its id)."""
+def move_alias_recorded(store: RegistryStore, ledger: AliasLedger, campaign: str, alias: str, version: str, *,
+                        who: str, why: str, action: str) -> str | None:
+    """:func:`move_alias` under the ledger's lock, recorded there (kind ``set_alias``): followers that watch
+    the log's alias moves see it at their next poll. Returns the version the alias pointed at before."""
+    before: list[str | None] = [None]
+
+    def move() -> tuple[str | None, str]:
+        before[0] = resolve(store, campaign, alias)
+        move_alias(store, campaign, alias, version, who=who, why=why, action=action)
+        return before[0], version
+
+    ledger.alias_move(campaign, alias, "set_alias", who=who, why=why, move=move)
+    return before[0]
+
+
+def set_alias(store: RegistryStore, ledger: AliasLedger, campaign: str, alias: str, version: str, *, who: str,
+              why: str) -> str:
+    """Point ``alias`` at ``version`` without a gate; recorded as tags, a ledger move and an audit run (its id)."""
     validate_alias(alias)
     version = check_version(version)
     check_audit(who, why)
-    before = resolve(store, campaign, alias)
     store.version_record(campaign, version)  # NotFound for an unknown version
-    move_alias(store, campaign, alias, version, who=who, why=why, action="set_alias")
+    before = move_alias_recorded(store, ledger, campaign, alias, version, who=who, why=why, action="set_alias")
     return _audit_run(
         store, campaign, f"set_alias {alias} -> v{version}",
         {"offerbandit.kind": "set_alias", "alias": alias, "version": version,

@@ -67,7 +67,7 @@ class PolicyRegistry:
         Publishing moves aliases without the promotion gate (checkpoints of the live model are the
         same lineage) and leaves ``previous_champion`` alone; returns the new version number.
         """
-        return versions.publish(self._store, artifact, aliases)
+        return versions.publish(self._store, self._ledger, artifact, aliases)
 
     def move_champion(self, campaign: str, version: str, *, expected: str | None, kind: str = "checkpoint",
                       who: str = "checkpoint", why: str = "published checkpoint") -> bool:
@@ -119,7 +119,7 @@ class PolicyRegistry:
 
     def set_alias(self, campaign: str, alias: str, version: str, *, who: str, why: str) -> str:
         """Point ``alias`` at ``version`` without a gate; recorded as tags and an audit run (its id)."""
-        return alias_moves.set_alias(self._store, campaign, alias, version, who=who, why=why)
+        return alias_moves.set_alias(self._store, self._ledger, campaign, alias, version, who=who, why=why)
 
     def promote(self, campaign: str, version: str, *, gate: Gate | None, force: bool = False, who: str,
                 why: str) -> PromotionResult:

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from offerbandit.errors import InvalidInput, ModelError
-from policy_registry.aliases import move_alias
+from policy_registry.aliases import move_alias_recorded
+from policy_registry.ledger import AliasLedger
 from policy_registry.records import ARTIFACT_FORMAT, Lineage, LoadedPolicy, PolicyArtifact
 from policy_registry.runs import finish_run, log_values, open_run
 from policy_registry.store import RegistryStore
@@ -63,8 +64,9 @@ def run_name(campaign: str, version: str, policy_name: str) -> str:
     return f"{campaign} v{version} {policy_name}"
 
 
-def publish(store: RegistryStore, artifact: PolicyArtifact, aliases: Sequence[str]) -> str:
-    """Store a new version and move ``aliases`` to it without a gate; returns the version number."""
+def publish(store: RegistryStore, ledger: AliasLedger, artifact: PolicyArtifact, aliases: Sequence[str]) -> str:
+    """Store a new version and move ``aliases`` to it without a gate (each move recorded in ``ledger``);
+    returns the version number."""
     if not isinstance(artifact, PolicyArtifact):
         raise InvalidInput("artifact must be a PolicyArtifact", field="artifact")
     if isinstance(aliases, str):
@@ -114,8 +116,8 @@ def publish(store: RegistryStore, artifact: PolicyArtifact, aliases: Sequence[st
             pass
         raise
     for alias in aliases:
-        move_alias(store, artifact.campaign, alias, version, who="publish", why="published checkpoint",
-                   action="publish")
+        move_alias_recorded(store, ledger, artifact.campaign, alias, version, who="publish",
+                            why="published checkpoint", action="publish")
     return version
 
 

@@ -4,6 +4,12 @@ A daemon thread resolves ``champion`` (and ``challenger``) for every campaign, l
 changed, verifies it and calls ``on_change`` with it. Nothing here runs on the request path, and the
 first MLflow import happens in this thread (the registry is built there by ``registry_factory``).
 
+With ``changes`` (a cheap mark of the alias moves recorded in the decision log, which every offerbandit
+writer of aliases records under the log's lock), a poll asks MLflow only when the mark moved, after a
+``forget``/``request_poll``, after a failed poll, or every ``full_poll_s`` (moves made outside offerbandit,
+e.g. in the MLflow UI): MLflow's client holds the GIL for tens of milliseconds per lookup, which is what a
+decision waiting behind it sees as tail latency.
+
 When something fails — the store cannot be reached, an artefact is corrupt, ``on_change`` refuses
 the version (e.g. an incompatible model) — the last good version stays in service, the problem is
 recorded in ``status()`` and the poll is retried with exponential backoff. A version only counts as
@@ -95,6 +101,8 @@ class RegistryWatcher:
         *,
         aliases: Sequence[str] = (CHAMPION, CHALLENGER),
         poll_s: float = 15.0,
+        changes: Callable[[], object] | None = None,
+        full_poll_s: float = 60.0,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 300.0,
         clock: Callable[[], float] = time.time,
@@ -112,6 +120,10 @@ class RegistryWatcher:
         for alias in aliases:
             validate_alias(alias)
         self._poll_s = _check_positive(poll_s, "poll_s")
+        self._full_poll_s = _check_positive(full_poll_s, "full_poll_s")
+        if changes is not None and not callable(changes):
+            raise InvalidInput("changes must be callable", field="changes")
+        self._changes = changes
         self._backoff_initial_s = _check_positive(backoff_initial_s, "backoff_initial_s")
         self._backoff_max_s = _check_positive(backoff_max_s, "backoff_max_s")
         if self._backoff_max_s < self._backoff_initial_s:
@@ -132,6 +144,9 @@ class RegistryWatcher:
         self._last_error_time: float | None = None
         self._failures = 0
         self._next_delay_s = 0.0
+        self._seen_mark: object = None
+        self._last_full_poll: float | None = None  # clock time of the last poll that asked MLflow
+        self._must_ask = True  # set by forget / request_poll and after a failed poll
 
         self._state_lock = threading.Lock()
         self._poll_lock = threading.Lock()
@@ -161,7 +176,8 @@ class RegistryWatcher:
         return self._first_poll.wait(timeout_s)
 
     def request_poll(self) -> None:
-        """Poll now instead of after the current delay (or backoff)."""
+        """Poll now instead of after the current delay (or backoff), asking MLflow whatever the log says."""
+        self._must_ask = True
         self._wake.set()
 
     def forget(self, campaign: str, alias: str = CHAMPION) -> None:
@@ -169,6 +185,7 @@ class RegistryWatcher:
         even if it is the one loaded last (the server's live model may have moved away from it)."""
         with self._state_lock:
             self._current.pop((campaign, alias), None)
+            self._must_ask = True
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -183,10 +200,36 @@ class RegistryWatcher:
     def poll_once(self) -> bool:
         """Bring every (campaign, alias) up to date once; True when nothing failed. Never raises."""
         with self._poll_lock:
+            mark = self._mark()
+            if self._nothing_moved(mark):
+                self._record([])
+                return True
+            self._must_ask = False
+            self._last_full_poll = self._clock()
             problems = self._poll_targets()
+            if problems:
+                self._must_ask = True
+            else:
+                self._seen_mark = mark
             self._record(problems)
             self._first_poll.set()
             return not problems
+
+    def _mark(self) -> object:
+        if self._changes is None:
+            return None
+        try:
+            return self._changes()
+        except Exception as exc:  # noqa: BLE001 - the log unreadable: ask MLflow, as without a mark
+            _log.debug("registry watcher: alias-move mark unavailable (%s)", _describe(exc))
+            return None
+
+    def _nothing_moved(self, mark: object) -> bool:
+        """True when MLflow need not be asked: the log's mark is the one seen at the last good poll, nothing
+        forced a lookup, and the last lookup is younger than ``full_poll_s``."""
+        if mark is None or self._must_ask or mark != self._seen_mark or self._last_full_poll is None:
+            return False
+        return self._clock() - self._last_full_poll < self._full_poll_s
 
     def _poll_targets(self) -> list[WatchProblem]:
         if self._registry is None:

@@ -168,6 +168,7 @@ def _registry_link(config: ServiceConfig, data_dir: Path, state: LearningState, 
         registry_config=RegistryConfig.for_data_dir(data_dir, experiment_name=config.mlflow.experiment_name,
                                                     model_name_template=config.mlflow.model_name_template),
         poll_seconds=config.learning.registry_poll_seconds,
+        full_poll_seconds=config.learning.registry_full_poll_seconds,
         checkpoint_every_seconds=config.learning.checkpoint_seconds(shared), data_dir=data_dir, publish=publish,
         may_publish=may_publish, guardrail=config.guardrail)
 

@@ -94,6 +94,9 @@ class LearningConfig:
     checkpoint_every_seconds: float | None = None  # None: CHECKPOINT_SECONDS_EMBEDDED / _SHARED
     role: str = "auto"
     registry_poll_seconds: float = 5.0
+    #: between these, MLflow is asked only when the log records an alias move (offerbandit's own movers all
+    #: record theirs); this often whatever the log says, for moves made elsewhere (the MLflow UI)
+    registry_full_poll_seconds: float = 60.0
     history_horizon_seconds: float = 90 * 86400.0
     history_max_users: int = 50_000  # ~3.7 KB each held; a customer not held is read from the log
     #: in a process that serves and learns, decisions score on a copy of the VW model refreshed after checked
@@ -104,6 +107,8 @@ class LearningConfig:
         check_scalar(self.batch_size, "learning.batch_size", int, low=1)
         check_scalar(self.publish_every_seconds, "learning.publish_every_seconds", low=0.0)
         check_scalar(self.poll_seconds, "learning.poll_seconds", low=0.0, low_open=True)
+        check_scalar(self.registry_poll_seconds, "learning.registry_poll_seconds", low=0.0, low_open=True)
+        check_scalar(self.registry_full_poll_seconds, "learning.registry_full_poll_seconds", low=0.0, low_open=True)
         if self.checkpoint_every_seconds is not None:
             check_scalar(self.checkpoint_every_seconds, "learning.checkpoint_every_seconds", low=0.0, low_open=True)
         _require(self.role in ROLES, f"learning.role must be one of {', '.join(ROLES)}", "learning.role")

@@ -60,7 +60,7 @@ class RegistryLink:
 
     def __init__(self, state: LearningState, learned: LearnedCounter, *, metrics: Metrics,
                  health_servicer: health.HealthServicer, registry_config: RegistryConfig, poll_seconds: float,
-                 checkpoint_every_seconds: float, data_dir: Path, publish: bool = True,
+                 full_poll_seconds: float, checkpoint_every_seconds: float, data_dir: Path, publish: bool = True,
                  may_publish: Callable[[], bool] | None = None, guardrail: GuardrailConfig | None = None) -> None:
         self.state = state
         self.publishes = publish
@@ -78,7 +78,8 @@ class RegistryLink:
         self.store_was_missing = False  # at start: a local store that did not exist holds no champion
         self._moves = threading.Lock()  # one change of a live model's version at a time: swap in or checkpoint
         self.watcher = RegistryWatcher(self.registry, list(self.state.campaigns), self._on_change,
-                                       poll_s=poll_seconds)
+                                       poll_s=poll_seconds, changes=self.state.log.alias_move_mark,
+                                       full_poll_s=full_poll_seconds)
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="registry-checkpoints", daemon=True)
         #: the rollback guardrail (`service.guardrail_watch`): only in the process that publishes
         self.guardrail = (GuardrailWatch(state, self.registry, guardrail, may_act=self._may_publish,

@@ -106,5 +106,8 @@ class PostgresBackend(SharedOperations, LogReader):
     def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]:
         return alias_ops.alias_moves(self._conn(), campaign, alias, kinds)
 
+    def newest_alias_move_id(self) -> int:
+        return alias_ops.newest_alias_move_id(self._conn())
+
     def learner_lock(self) -> AbstractContextManager[SessionLock]:
         return learner_lock(self.url, self._connect_timeout_s)

@@ -17,9 +17,10 @@ from decision_log.records import AliasMove
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.write_ops import WriteOp
 
-__all__ = ["ALIAS_MOVE_KINDS", "alias_move", "alias_moves", "alias_move_in_own_transaction"]
+__all__ = ["ALIAS_MOVE_KINDS", "alias_move", "alias_moves", "alias_move_in_own_transaction", "newest_alias_move_id"]
 
-ALIAS_MOVE_KINDS = ("checkpoint", "promote", "rollback")
+#: ``set_alias``: an alias pointed somewhere without a compare (a publish with aliases, ``set_alias``).
+ALIAS_MOVE_KINDS = ("checkpoint", "promote", "rollback", "set_alias")
 
 #: ``move()`` runs under the lock and returns ``(from_version, to_version)`` when it moved the alias, else None.
 Mover = Callable[[], "tuple[str | None, str] | None"]
@@ -74,3 +75,9 @@ def alias_moves(conn: sqlite3.Connection, campaign: str, alias: str,
     ).fetchall()
     return [AliasMove(r["campaign"], r["alias"], r["from_version"], r["to_version"], r["kind"], r["who"] or "",
                       r["why"] or "", float(r["moved_at"])) for r in rows]
+
+
+def newest_alias_move_id(conn: sqlite3.Connection) -> int:
+    """The id of the newest recorded move of any alias (0 when none): changes whenever a move is recorded."""
+    row = conn.execute("SELECT COALESCE(MAX(id), 0) AS newest FROM alias_moves").fetchone()
+    return int(row["newest"])

@@ -73,6 +73,9 @@ class SqliteBackend(SharedOperations, LogReader):
     def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]:
         return alias_ops.alias_moves(self._conn(), campaign, alias, kinds)
 
+    def newest_alias_move_id(self) -> int:
+        return alias_ops.newest_alias_move_id(self._conn())
+
     def learner_lock(self) -> AbstractContextManager[FileLock]:
         return learner_lock(self.path)
 

@@ -213,6 +213,8 @@ print(importers, watcher.status().last_error)
         ({"registry_factory": "registry"}, "registry_factory"),
         ({"poll_s": 0}, "poll_s"),
         ({"poll_s": float("nan")}, "poll_s"),
+        ({"full_poll_s": 0}, "full_poll_s"),
+        ({"changes": 3}, "changes"),
         ({"backoff_initial_s": -1}, "backoff_initial_s"),
         ({"backoff_max_s": 0.5, "backoff_initial_s": 1}, "backoff_max_s"),
     ],
@@ -222,3 +224,63 @@ def test_invalid_watcher_arguments(changes: dict, field: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         RegistryWatcher(**arguments)
     assert caught.value.field == field
+
+
+def test_with_a_log_mark_mlflow_is_asked_only_when_the_log_records_a_move(mlflow_store, tmp_path: Path) -> None:
+    """The watcher follows the log's alias-move mark: a version aliased behind offerbandit's back (no ledger,
+    as in the MLflow UI) waits for the full poll, a move recorded in the log is followed at the next poll,
+    and forget / request_poll / an unreadable mark always ask MLflow."""
+    from decision_log import open_log
+
+    log = open_log(tmp_path / "log", writable=True)
+    try:
+        recorded = PolicyRegistry(mlflow_store.config, alias_ledger=log)  # offerbandit's movers record the move
+        behind_the_back = PolicyRegistry(mlflow_store.config)
+        recorder = Recorder()
+        marks: list[object] = []
+
+        def mark() -> object:
+            marks.append(None)
+            return log.alias_move_mark()
+
+        watcher = RegistryWatcher(lambda: PolicyRegistry(mlflow_store.config), ["default"], recorder, poll_s=60,
+                                  changes=mark, full_poll_s=3600, aliases=("champion",))
+        assert watcher.poll_once() and recorder.summary() == []  # the first poll always asks MLflow
+        first = recorded.publish(artifact(b"d1"))
+        assert watcher.poll_once() and recorder.summary() == [("default", "champion", first, b"d1")]
+
+        hidden = behind_the_back.publish(artifact(b"d2"))
+        assert watcher.poll_once() and len(recorder.seen) == 1  # the log records no move: MLflow not asked
+        assert watcher.status().healthy and watcher.status().version_of("default") == first
+        watcher.request_poll()  # an explicit request asks MLflow whatever the log says
+        assert watcher.poll_once() and recorder.summary()[-1] == ("default", "champion", hidden, b"d2")
+
+        watcher.forget("default")
+        assert watcher.poll_once() and len(recorder.seen) == 3  # forgotten: handed over again
+
+        back = recorded.publish(artifact(b"d3"))
+        assert watcher.poll_once() and recorder.summary()[-1] == ("default", "champion", back, b"d3")
+        assert len(marks) == 6  # the mark is read at every poll
+
+        now = [1000.0]
+        quick = RegistryWatcher(lambda: PolicyRegistry(mlflow_store.config), ["default"], Recorder(), poll_s=60,
+                                changes=log.alias_move_mark, full_poll_s=30, aliases=("champion",),
+                                clock=lambda: now[0])
+        assert quick.poll_once()
+        later = behind_the_back.publish(artifact(b"d4"))
+        now[0] += 29.0
+        assert quick.poll_once() and quick.status().version_of("default") == back  # within full_poll_s
+        now[0] += 1.0
+        assert quick.poll_once() and quick.status().version_of("default") == later  # the full poll sees it
+    finally:
+        log.close()
+
+    unreadable = Recorder()
+
+    def broken_mark() -> object:
+        raise OSError("log gone")
+
+    watcher = RegistryWatcher(lambda: PolicyRegistry(mlflow_store.config), ["default"], unreadable, poll_s=60,
+                              changes=broken_mark, full_poll_s=3600, aliases=("champion",))
+    assert watcher.poll_once() and watcher.poll_once()
+    assert unreadable.summary()[-1][2] == later  # without a mark every poll asks MLflow

@@ -17,6 +17,7 @@ from offers.v1 import decision_pb2 as pb
 from policies.factory import make_policy
 from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
 from service.config import default_campaign
+from decision_log import open_log
 from policy_registry import CHALLENGER, CHAMPION, Lineage, PolicyArtifact, PolicyRegistry
 from service.config_toml import campaign_policy_toml
 from tests.conftest import OFFERS, make_request
@@ -52,6 +53,13 @@ def _publish(registry: PolicyRegistry, *, favour: str, aliases=(CHAMPION,), pare
 
 def _registry_for(data_dir: Path, template: Path) -> PolicyRegistry:
     return PolicyRegistry(copy_store(template, data_dir))
+
+
+def _operator(registry: PolicyRegistry, data_dir: Path):
+    """The registry as an operator's CLI opens it: the server's log as its alias ledger, so its moves are
+    recorded there and the server follows them within ``registry_poll_seconds`` (without a ledger a move
+    is like one made in the MLflow UI: followed within ``registry_full_poll_seconds``, 60 s here)."""
+    return PolicyRegistry(registry.config, alias_ledger=open_log(data_dir))
 
 
 def _version(stub) -> str:
@@ -96,7 +104,8 @@ def test_alias_change_mid_traffic_swaps_without_failed_calls(start_server, tmp_p
     thread.start()
     time.sleep(0.3)
     new = _publish(registry, favour="o3", aliases=())
-    result = registry.promote("default", new, gate=None, force=True, who="test", why="new lineage")
+    operator = _operator(registry, data_dir)
+    result = operator.promote("default", new, gate=None, force=True, who="test", why="new lineage")
     assert result.promoted
     wait_for(lambda: seen and seen[-1] == new, what="new champion in traffic")
     time.sleep(0.2)
@@ -111,7 +120,7 @@ def test_alias_change_mid_traffic_swaps_without_failed_calls(start_server, tmp_p
         probabilities[arm.offer_id] = probabilities.get(arm.offer_id, 0.0) + arm.probability
     assert max(probabilities, key=probabilities.get) == "o3"  # the new lineage's preference serves
 
-    registry.rollback("default", who="test", why="bad new version")
+    operator.rollback("default", who="test", why="bad new version")
     wait_for(lambda: _version(served.stub) == old, what="rollback to the old champion")
 
 
@@ -125,13 +134,30 @@ def test_corrupt_artifact_keeps_the_last_good_version(start_server, tmp_path, ml
     for model_file in (data_dir / "mlflow-artifacts").rglob("model.bin"):
         if registry.load("default", good).model != model_file.read_bytes():
             model_file.write_bytes(b"not a model")
-    registry.set_alias("default", CHAMPION, bad, who="test", why="corrupt on purpose")
+    _operator(registry, data_dir).set_alias("default", CHAMPION, bad, who="test", why="corrupt on purpose")
     health = health_pb2_grpc.HealthStub(served.channel)
     wait_for(lambda: health.Check(health_pb2.HealthCheckRequest(service="offerbandit.registry"), timeout=5).status
               == health_pb2.HealthCheckResponse.NOT_SERVING, what="registry health to report the problem")
     assert _version(served.stub) == good
     overall = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
     assert overall.status == health_pb2.HealthCheckResponse.SERVING  # still serving decisions
+
+
+def test_the_server_asks_mlflow_only_when_the_log_records_a_move(start_server, tmp_path, mlflow_template_store):
+    """Between full polls (60 s by default) the server's watcher reads the log's alias-move mark, not
+    MLflow: a move made behind the log's back is not followed within a dozen registry polls, a move
+    recorded by an operator's registry is followed at the next one."""
+    data_dir = tmp_path / "data"
+    registry = _registry_for(data_dir, mlflow_template_store)
+    first = _publish(registry, favour="o1")
+    served = start_server(FAST, data_dir=data_dir, start_registry=True)
+    wait_for(lambda: _version(served.stub) == first, what="first champion")
+    hidden = _publish(registry, favour="o2")  # champion moved in MLflow only, as in the MLflow UI
+    time.sleep(2.5)  # a dozen polls of 0.2 s
+    assert _version(served.stub) == first
+    assert served.server.registry.watcher.status().healthy
+    _operator(registry, data_dir).set_alias("default", CHAMPION, hidden, who="test", why="recorded move")
+    wait_for(lambda: _version(served.stub) == hidden, timeout=10, what="the recorded move to be followed")
 
 
 def test_challenger_is_shadow_scored_on_live_traffic(start_server, tmp_path, mlflow_template_store):
