@@ -170,3 +170,25 @@ def test_an_equally_good_champion_is_left_alone_over_a_long_run_across_its_check
     again = rebuilt.status("default").verdict
     assert again.rewards >= status.verdict.rewards
     assert again.estimate == pytest.approx(status.verdict.estimate, abs=0.02)
+
+
+def test_only_the_process_that_publishes_runs_the_guardrail(start_server, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from decision_log import open_log
+    from service.bootstrap import build_learner
+
+    enabled = parse_config("[guardrail]\nenabled = true\n")
+    url = f"sqlite:///{tmp_path / 'shared' / 'decisions.db'}"
+    (tmp_path / "shared").mkdir()
+    open_log(url, writable=True).close()
+    learner = build_learner(replace(enabled, log=replace(enabled.log, url=url)), tmp_path / "learner",
+                            may_publish=lambda: True)
+    try:
+        assert learner.registry.guardrail is not None  # `offerbandit learn` judges
+    finally:
+        learner.log.close()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    replica = start_server('[guardrail]\nenabled = true\n[learning]\nrole = "decider"\n', start_registry=True)
+    assert replica.server.registry is not None and replica.server.registry.guardrail is None  # never a replica
+    assert start_server(start_registry=True).server.registry.guardrail is None  # off by default
