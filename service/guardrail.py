@@ -48,6 +48,8 @@ __all__ = ["BETS", "GuardrailConfig", "PairedTest", "Verdict", "difference"]
 #: The grid of bets the e-value averages over (small ones win on small, long effects; large on big ones).
 BETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7)
 _BETS = np.asarray(BETS)
+#: How far above ``U`` a difference may come from float32 storage of the policy's probability (then taken as ``U``).
+_ROUNDING = 1e-6
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,9 @@ class PairedTest:
         values = np.asarray(ds, dtype=np.float64).reshape(-1)
         if values.size == 0:
             return False
-        if not np.all(np.isfinite(values)) or values.max() > self.upper * (1 + 1e-9):
+        if not np.all(np.isfinite(values)) or values.max() > self.upper * (1 + _ROUNDING):
             raise ValueError(f"paired differences must be finite and at most {self.upper}")
+        values = np.minimum(values, self.upper)  # the log keeps non-chosen probabilities in float32
         x = np.minimum((values + self.margin) / (self.upper + self.margin), 1.0)
         paths = self._log_wealth + np.cumsum(np.log1p(-np.outer(x, _BETS)), axis=0)
         log_e = _log_mean_exp(paths)

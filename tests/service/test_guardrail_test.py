@@ -121,6 +121,8 @@ def test_verdict_numbers_and_refusals():
     assert test.e_value() == 1.0 and test.upper_bound() == UPPER and not test.verdict().tripped
     with pytest.raises(ValueError):
         test.add(UPPER * 2)
+    assert not test.add(UPPER * (1 + 1e-7)) and test.verdict_values() == (UPPER,)  # float32 rounding: taken as U
+    test = PairedTest(margin=0.02, alpha=ALPHA, upper=UPPER)
     with pytest.raises(ValueError):
         test.add(float("nan"))
     for value in (-1.0, -2.0, -0.5):
