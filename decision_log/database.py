@@ -131,6 +131,25 @@ class DecisionLog:
         """The reward calls stored for ``event_id``, in arrival order (none for an unknown event)."""
         return [reward_call(row) for row in self.backend.rewards_of(event_id)]
 
+    def stored_decisions(self, log_filter: LogFilter = LogFilter(), *, chunk: int = 5000) -> Iterator[StoredDecision]:
+        """Every stored field of the decisions matching ``log_filter``, decoded, in log order, streamed
+        (the guardrail reads the policy component and the window's end beside the decision)."""
+        for row in self.backend.decisions(log_filter, chunk=chunk):
+            yield self.decoder.stored(row)
+
+    def settled_rewards(self, seqs: Sequence[int], defaults: RewardDefaults, now: float) -> dict[int, float]:
+        """``{seq: reward}`` of these decisions whose reward is settled at ``now`` (`counting.lift_reward`;
+        the default once a window closed without one), clipped to the campaign's range. Call it only for
+        decisions whose window closed: under ``first`` a received reward settles earlier, and selecting
+        decisions by whether their reward came would bias whatever reads them."""
+        settled = {}
+        for row in self.backend.decisions_by_seq(seqs):
+            campaign = row["campaign"]
+            reward = counting.lift_reward(row, defaults.of(campaign), 0.0, now)
+            if reward is not None:
+                settled[int(row["seq"])] = defaults.clip(campaign, reward)
+        return settled
+
     def offers(self, offer_set_id: str) -> tuple[Offer, ...]:
         """The offer snapshot logged under ``offer_set_id`` (NotFound if none)."""
         return self.offer_sets.get(offer_set_id)

@@ -22,8 +22,8 @@ from policy_registry.runs import record_run
 from policy_registry.store import RegistryStore
 from policy_registry.validation import check_audit, check_version, validate_alias
 
-__all__ = ["aliases_of", "compare_and_set", "lineage_head", "move_alias", "move_alias_recorded", "move_stamp",
-           "promote", "resolve", "rollback", "rollback_target", "set_alias"]
+__all__ = ["aliases_of", "compare_and_set", "lineage_head", "lineage_versions", "move_alias", "move_alias_recorded",
+           "move_stamp", "promote", "resolve", "rollback", "rollback_target", "set_alias"]
 
 _PROMOTE_ATTEMPTS = 3
 
@@ -136,8 +136,8 @@ def move_stamp(store: RegistryStore, campaign: str, version: str, *, who: str, w
     _stamp(store, campaign, CHAMPION, version, who=who, why=why, action=action)
 
 
-def lineage_head(store: RegistryStore, campaign: str, version: str) -> str:
-    """The newest version descending from ``version`` (through ``parent_version`` tags), or itself."""
+def lineage_versions(store: RegistryStore, campaign: str, version: str) -> frozenset[str]:
+    """``version`` and every version descending from it (through ``parent_version`` tags)."""
     name = store.model_name(campaign)
     client = store.client()
     found = store.call("search_model_versions", lambda: client.search_model_versions(f"name = '{name}'"))
@@ -146,12 +146,18 @@ def lineage_head(store: RegistryStore, campaign: str, version: str) -> str:
         parent = dict(record.tags).get("parent_version")
         if parent:
             children.setdefault(parent, []).append(str(record.version))
-    newest, todo = int(version), [version]
+    lineage, todo = {str(version)}, [str(version)]
     while todo:
         for child in children.get(todo.pop(), ()):
-            newest = max(newest, int(child))
-            todo.append(child)
-    return str(newest)
+            if child not in lineage:
+                lineage.add(child)
+                todo.append(child)
+    return frozenset(lineage)
+
+
+def lineage_head(store: RegistryStore, campaign: str, version: str) -> str:
+    """The newest version descending from ``version`` (through ``parent_version`` tags), or itself."""
+    return str(max(int(v) for v in lineage_versions(store, campaign, version)))
 
 
 def promote(store: RegistryStore, ledger: AliasLedger, campaign: str, version: str, *, gate: Gate | None,

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from offerbandit.errors import InvalidInput
 from policy_registry import aliases as alias_moves
-from policy_registry import evaluations, versions
+from policy_registry import evaluations, guardrail_moves, versions
 from policy_registry.ledger import AliasLedger, InProcessLedger
 from policy_registry.records import (
     CHAMPION,
@@ -82,6 +82,17 @@ class PolicyRegistry:
     def lineage_head(self, campaign: str, version: str) -> str:
         """The newest version descending from ``version`` (itself when it has no descendants)."""
         return alias_moves.lineage_head(self._store, campaign, version)
+
+    def lineage_versions(self, campaign: str, version: str) -> frozenset[str]:
+        """``version`` and every version descending from it."""
+        return alias_moves.lineage_versions(self._store, campaign, version)
+
+    def guardrail_rollback(self, campaign: str, *, judged: str, target: str, why: str,
+                           metrics: Mapping[str, float]) -> PromotionResult | None:
+        """The guardrail's rollback of the ``judged`` promote's lineage to ``target`` (None: an operator
+        moved meanwhile, nothing done); see :mod:`policy_registry.guardrail_moves`."""
+        return guardrail_moves.guardrail_rollback(self._store, self._ledger, campaign, judged=judged, target=target,
+                                                  why=why, metrics=metrics)
 
     def rollback_target(self, campaign: str) -> str | None:
         """Where ``rollback`` would return ``champion`` to (None: nowhere)."""

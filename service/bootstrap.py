@@ -170,7 +170,7 @@ def _registry_link(config: ServiceConfig, data_dir: Path, state: LearningState, 
         poll_seconds=config.learning.registry_poll_seconds,
         full_poll_seconds=config.learning.registry_full_poll_seconds,
         checkpoint_every_seconds=config.learning.checkpoint_seconds(shared), data_dir=data_dir, publish=publish,
-        may_publish=may_publish)
+        may_publish=may_publish, guardrail=config.guardrail)
 
 
 def _grpc_server(config: ServiceConfig, endpoint: Endpoint) -> grpc.Server:

@@ -18,6 +18,7 @@ from offerbandit.checks import check_range, check_scalar
 from offerbandit.errors import InvalidInput
 from policies.modes import MODES
 from policies.types import UNIT_REWARD_RANGE, Offer
+from service.guardrail import GuardrailConfig
 from service.config_edge import DEFAULT_SENSITIVE_KEYS, MIN_KEY_LENGTH, LimitsConfig, PrivacyConfig  # noqa: F401 - re-exported
 
 AGGREGATIONS = ("first", "sum")
@@ -206,6 +207,7 @@ class ServiceConfig:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     campaigns: Mapping[str, CampaignConfig] = field(default_factory=dict)
     source_text: str = ""
+    guardrail: GuardrailConfig = field(default_factory=GuardrailConfig)
 
     def __post_init__(self) -> None:
         if not self.campaigns:
@@ -354,7 +356,7 @@ def parse_config(text: str) -> ServiceConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"config is not valid TOML: {exc}", field="config") from exc
-    known = {"server", "limits", "privacy", "log", "learning", "mlflow", "campaigns"}
+    known = {"server", "limits", "privacy", "log", "learning", "mlflow", "campaigns", "guardrail"}
     unknown = sorted(set(raw) - known)
     _require(not unknown, f"unknown section(s): {', '.join(unknown)}", "config")
     campaigns_raw = _section(raw, "campaigns")
@@ -368,6 +370,7 @@ def parse_config(text: str) -> ServiceConfig:
         mlflow=_build(MlflowConfig, _section(raw, "mlflow"), "mlflow"),
         campaigns=campaigns,
         source_text=text,
+        guardrail=_build(GuardrailConfig, _section(raw, "guardrail"), "guardrail"),
     )
 
 

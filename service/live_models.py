@@ -38,6 +38,8 @@ from policy_registry import (CHALLENGER, CHAMPION, Lineage, LoadedPolicy, Policy
                                     RegistryConfig, current_code_version)
 from policy_registry.watcher import RegistryWatcher
 from service.config_toml import campaign_policy_toml
+from service.guardrail import GuardrailConfig
+from service.guardrail_watch import GuardrailWatch
 from service.learner import LearnedCounter, LearningState
 from service.metrics import Metrics
 from service.model_cache import CachedModel, ModelCache
@@ -59,7 +61,7 @@ class RegistryLink:
     def __init__(self, state: LearningState, learned: LearnedCounter, *, metrics: Metrics,
                  health_servicer: health.HealthServicer, registry_config: RegistryConfig, poll_seconds: float,
                  full_poll_seconds: float, checkpoint_every_seconds: float, data_dir: Path, publish: bool = True,
-                 may_publish: Callable[[], bool] | None = None) -> None:
+                 may_publish: Callable[[], bool] | None = None, guardrail: GuardrailConfig | None = None) -> None:
         self.state = state
         self.publishes = publish
         self._may_publish = may_publish or (lambda: True)
@@ -79,6 +81,10 @@ class RegistryLink:
                                        poll_s=poll_seconds, changes=self.state.log.alias_move_mark,
                                        full_poll_s=full_poll_seconds)
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="registry-checkpoints", daemon=True)
+        #: the rollback guardrail (`service.guardrail_watch`): only in the process that publishes
+        self.guardrail = (GuardrailWatch(state, self.registry, guardrail, may_act=self._may_publish,
+                                         on_rollback=lambda campaign: self.watcher.request_poll())
+                          if publish and guardrail is not None and guardrail.enabled else None)
 
     def registry(self) -> PolicyRegistry:
         with self._registry_lock:
@@ -96,6 +102,8 @@ class RegistryLink:
         self.watcher.start()
         if self.publishes:
             self._checkpointer.start()
+        if self.guardrail is not None:
+            self.guardrail.start()
 
     def wait_for_first_poll(self, timeout: float) -> bool:
         """True once the watcher looked the aliases up (successfully or not) within ``timeout``."""
@@ -108,6 +116,8 @@ class RegistryLink:
     def stop(self) -> None:
         self._stop.set()
         self._learned.wake()
+        if self.guardrail is not None:
+            self.guardrail.stop()
         self.watcher.stop()
         if self._checkpointer.is_alive():
             self._checkpointer.join(10)

@@ -63,3 +63,23 @@ def test_named_queries_over_a_small_log(log_where):
         assert [o.reward for o in log.served_outcomes("default")] == [0.5] * 5
         assert log.find_decision("nc").no_contact_reason == "excluded"
         assert log.offers(encode_offers(OFFERS)[0]) == OFFERS
+
+
+def test_stored_decisions_and_settled_rewards_for_the_guardrail(log_where):
+    """What the guardrail reads: every stored field in log order, and each decision's reward once its window
+    closed -- the received one, else the default -- clipped to the range; nothing while a window is open
+    and no reward came."""
+    defaults = RewardDefaults({"default": 0.25}, ranges={"default": (0.0, 2.0)})
+    with open_log(log_where, writable=True) as log:
+        log.insert_decisions([_row(f"e{i}", float(i), chosen=i % 2) for i in range(4)]
+                             + [_row("idle", 4.0, deferred=True)]).result(10)
+        assert log.record_reward("e1", 2.0, "r1", 1.5, lambda campaign: "sum", defaults.range_of).result(10).accepted
+        assert log.record_reward("e1", 1.5, "r2", 1.6, lambda campaign: "sum", defaults.range_of).result(10).accepted
+        assert log.record_reward("e2", 1.0, "r3", 2.5, lambda campaign: "first", defaults.range_of).result(10).accepted
+        stored = list(log.stored_decisions(LogFilter(campaign="default", since=1.0), chunk=2))
+        assert [s.decision.event_id for s in stored] == ["e1", "e2", "e3", "idle"]
+        assert [s.learn_due_at for s in stored] == [2.0, 3.0, 4.0, None]
+        assert stored[0].decision.pmf.tolist() == [0.75, 0.25] and stored[0].decision.probability == 0.25
+        settled = log.settled_rewards([1, 2, 3, 4, 5], defaults, now=3.5)
+        assert settled == {1: 0.25, 2: 2.0, 3: 1.0}  # e0 default, e1's sum clipped; e3's window open; idle never opened
+        assert log.settled_rewards([4], defaults, now=4.0) == {4: 0.25}

@@ -51,3 +51,33 @@ def test_rollback_to_the_champion_itself_is_refused(mlflow_registry: PolicyRegis
     assert mlflow_registry.promote("default", v1, gate=None, who="x", why="first").promoted  # replaced nothing
     with pytest.raises(NotFound, match="previous champion"):
         mlflow_registry.rollback("default", who="x", why="nothing to return to")
+
+
+def test_the_guardrail_rolls_the_judged_lineage_back_and_never_an_operators_later_move(
+        mlflow_registry: PolicyRegistry) -> None:
+    old = _publish(mlflow_registry)
+    mlflow_registry.move_champion("default", old, expected=None)
+    judged = _publish(mlflow_registry)
+    assert mlflow_registry.promote("default", judged, gate=None, force=True, who="ops", why="new").promoted
+    checkpoint = _publish(mlflow_registry, parent=judged)
+    mlflow_registry.move_champion("default", checkpoint, expected=judged)
+    assert mlflow_registry.lineage_versions("default", judged) == {judged, checkpoint}
+
+    result = mlflow_registry.guardrail_rollback("default", judged=judged, target=old, why="worse: -0.3",
+                                                metrics={"guardrail_estimate": -0.3})
+    assert (result.champion_before, result.champion_after) == (checkpoint, old)
+    client = mlflow_registry._store.client()
+    for version in (judged, checkpoint):  # the metric on the promoted version's run and the rolled-back one's
+        record = client.get_model_version("offerbandit-default", version)
+        assert record.tags["guardrail.verdict"] == "rolled_back"
+        metrics = client.get_run(record.run_id).data.metrics
+        assert (metrics["guardrail_rollback"], metrics["guardrail_estimate"]) == (1.0, -0.3)
+    assert client.get_model_version("offerbandit-default", old).tags["champion.set_by"] == "guardrail"
+    assert mlflow_registry.rollback_target("default") == checkpoint  # it is the last operator move: undoable
+    # judged again later (its promote no longer the last operator move): nothing moves
+    assert mlflow_registry.guardrail_rollback("default", judged=judged, target=old, why="again", metrics={}) is None
+
+    other = _publish(mlflow_registry)
+    assert mlflow_registry.promote("default", other, gate=None, force=True, who="ops", why="newer").promoted
+    assert mlflow_registry.guardrail_rollback("default", judged=judged, target=old, why="stale", metrics={}) is None
+    assert mlflow_registry.resolve("default", CHAMPION) == other  # an operator's move is never undone

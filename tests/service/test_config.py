@@ -23,6 +23,7 @@ def test_readme_configuration_reference_parses():
     assert campaign.novelty.floor == 0.1 and campaign.novelty.shrink_half_life == 20
     assert campaign.reward_window("email") == 259200 and campaign.reward_window("web") == 86400
     assert config.server.max_concurrent_rpcs == 256 and config.log.synchronous == "FULL"
+    assert not config.guardrail.enabled and config.guardrail.alpha == 0.05 and config.guardrail.min_rewards == 200
 
 
 def test_defaults_serve_without_a_file():
@@ -50,6 +51,10 @@ def test_defaults_serve_without_a_file():
      "campaigns.default.rules.caps[0]"),
     ("[mlflow]\nmodel_name_template = \"fixed\"\n", "mlflow.model_name_template"),
     ("not toml at all [", "config"),
+    ("[guardrail]\nalpha = 0\n", "guardrail.alpha"),
+    ("[guardrail]\nmin_rewards = 0\n", "guardrail.min_rewards"),
+    ("[guardrail]\nenabled = \"yes\"\n", "guardrail.enabled"),
+    ("[guardrail]\nbogus = 1\n", "guardrail"),
 ])
 def test_bad_config_names_the_field(toml, field):
     with pytest.raises(InvalidInput) as err:
