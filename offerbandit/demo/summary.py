@@ -42,6 +42,7 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
     warned = sorted({w for check in summary.ope for w in check.warnings})
     for warning in warned:
         console.print(f"[yellow]diagnostic:[/yellow] {warning}")
+    print_lift(summary, console)
     console.print(f"\nPolicy versions that served: {', '.join(summary.versions)}; champion now "
                   f"[bold]{summary.champion}[/bold], challenger [bold]{summary.challenger or '-'}[/bold] "
                   f"(shadow-scored on {summary.shadow_scored} live decisions).")
@@ -53,3 +54,34 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
                       "  then open http://127.0.0.1:5000 -> Models -> offerbandit-default, or Experiments -> "
                       "offerbandit")
     console.print(f"Everything the demo wrote is under {summary.data_dir}")
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    return "-" if value is None else (f"{value:+.4f}" if signed else f"{value:.4f}")
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"[{low:+.4f}, {high:+.4f}]"
+
+
+def print_lift(summary: DemoSummary, console: Console) -> None:
+    """The randomised proof: the treated against the control group, over the run and per version."""
+    lift = summary.lift
+    table = Table(title=f"Lift over the holdout ({lift.holdout_share:.0%} of customers, served "
+                        f"{'the mass-marketing arm' if lift.holdout_treatment == 'baseline' else 'nothing'}; "
+                        "measured reward per decision, 95% interval over customers)")
+    for column in ("version", "treated decisions", "treated mean", "holdout decisions", "holdout mean", "lift",
+                   "95% interval"):
+        table.add_column(column, justify="left" if column == "version" else "right")
+    for v in lift.by_version:
+        table.add_row(v.policy_version, str(v.treated_decisions), _num(v.treated_mean_reward),
+                      str(v.holdout_decisions), _num(v.holdout_mean_reward), _num(v.lift, True),
+                      _interval(v.ci_low, v.ci_high))
+    table.add_row("[bold]all[/bold]", str(lift.treated_decisions), _num(lift.treated_mean_reward),
+                  str(lift.holdout_decisions), _num(lift.holdout_mean_reward), f"[bold]{_num(lift.lift, True)}[/bold]",
+                  _interval(lift.ci_low, lift.ci_high))
+    console.print(table)
+    console.print(f"offerbandit's lift over what the control group got: [bold]{_num(lift.lift, True)}[/bold] "
+                  f"{_interval(lift.ci_low, lift.ci_high)} reward per decision (each version's MLflow run carries "
+                  "its own).\n")
+
