@@ -44,20 +44,24 @@ def lift(
     by_version: Annotated[bool, typer.Option(
         "--by-version", help="Also per serving policy_version (the holdout of the same version's period).")] = False,
     every: Annotated[Optional[str], typer.Option(
-        help="Also per period of decision time (UTC): Nd days or Nh hours, e.g. 1d, 6h.")] = None,
+        help="Also per period of decision time (aligned on UTC): e.g. 1d, 6h (also s, m, w).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object (the fields of the table).")] = False,
     config: ConfigFile = None,
 ) -> None:
     """Treated vs holdout mean reward per decision, their difference (lift) and its 95% interval
     (the customer, not the decision, is the unit). The configuration gives default rewards and reward windows.
     A decision counts once its reward window closed, whether or not a reward came earlier."""
-    from offerbandit.reports.lift import campaign_lifts, lift_json, parse_every
+    from offerbandit.reports.exploration import parse_period
+    from offerbandit.reports.lift import campaign_lifts, lift_json
     from service.config import load_config
     from service.lift_runs import lift_settings
 
     where = log_location(data_dir, log_url)
     try:
-        every_s = parse_every(every) if every is not None else None
+        every_s = parse_period(every) if every is not None else None
+    except OfferBanditError as exc:
+        fail(f"--every: {exc}")
+    try:
         lifts = campaign_lifts(where, lift_settings(load_config(config)), campaign=campaign,
                                by_version=by_version, every_s=every_s)
     except OfferBanditError as exc:

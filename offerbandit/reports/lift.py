@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,7 +35,7 @@ from decision_log import DecisionLog, LiftOutcome, RewardDefaults, open_log
 from offerbandit.errors import InvalidInput
 
 __all__ = ["Z_95", "CampaignLift", "GroupMean", "LiftGroup", "LiftReport", "LiftSettings", "campaign_lifts",
-           "group_mean", "grouped_lift", "lift_json", "lift_of", "lift_reports", "log_lifts", "parse_every"]
+           "group_mean", "grouped_lift", "lift_json", "lift_of", "lift_reports", "log_lifts"]
 
 Z_95 = 1.959963984540054
 #: the fields of ``offerbandit lift --json`` (CONTRACT.md §4), in order
@@ -135,18 +134,6 @@ class CampaignLift:
 
     report: LiftReport
     groups: tuple[LiftGroup, ...] = ()
-
-
-_EVERY = re.compile(r"^([1-9][0-9]*)([dh])$")
-
-
-def parse_every(text: str) -> float:
-    """``Nd`` (days) or ``Nh`` (hours) as seconds; anything else is InvalidInput naming ``every``."""
-    found = _EVERY.match(text.strip()) if isinstance(text, str) else None
-    if found is None:
-        raise InvalidInput(f"--every {text!r}: give a period as Nd (days) or Nh (hours), e.g. 1d or 6h",
-                           field="every")
-    return int(found.group(1)) * (86400.0 if found.group(2) == "d" else 3600.0)
 
 
 def _version_order(version: str) -> tuple[int, int, str]:
