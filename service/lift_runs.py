@@ -11,6 +11,7 @@ whole log, one pass over its decisions.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +44,7 @@ class LiftRecorder:
         self.min_interval_s = min_interval_s
         self._recorded: dict[tuple[str, str], LiftReport] = {}
         self._last: dict[str, float] = {}
+        self._lock = threading.Lock()  # the checkpoint thread and an explicit call (the demo's) take turns
 
     def due(self, campaign: str, now: float) -> bool:
         return now - self._last.get(campaign, float("-inf")) >= self.min_interval_s
@@ -50,7 +52,10 @@ class LiftRecorder:
     def record(self, log_: DecisionLog, registry: PolicyRegistry, campaign: str, *,
                now: float | None = None) -> dict[str, str]:
         """Log the lift of every registered version of ``campaign`` whose numbers changed; version -> run id."""
-        now = time.time() if now is None else now
+        with self._lock:
+            return self._record(log_, registry, campaign, time.time() if now is None else now)
+
+    def _record(self, log_: DecisionLog, registry: PolicyRegistry, campaign: str, now: float) -> dict[str, str]:
         self._last[campaign] = now
         (lift,) = log_lifts(log_, self.settings, [campaign], now=now, by_version=True)
         changed = [g for g in lift.groups if g.policy_version is not None and g.policy_version.isdigit()
@@ -71,6 +76,5 @@ class LiftRecorder:
             except NotFound:
                 log.info("campaign %s: version %s is not in this registry; its lift is not recorded", campaign,
                          version)
-                continue
             self._recorded[(campaign, version)] = group.report
         return runs

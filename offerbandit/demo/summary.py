@@ -73,15 +73,13 @@ def print_lift(summary: DemoSummary, console: Console) -> None:
     for column in ("version", "treated decisions", "treated mean", "holdout decisions", "holdout mean", "lift",
                    "95% interval"):
         table.add_column(column, justify="left" if column == "version" else "right")
-    for v in lift.by_version:
-        table.add_row(v.policy_version, str(v.treated_decisions), _num(v.treated_mean_reward),
-                      str(v.holdout_decisions), _num(v.holdout_mean_reward), _num(v.lift, True),
-                      _interval(v.ci_low, v.ci_high))
-    table.add_row("[bold]all[/bold]", str(lift.treated_decisions), _num(lift.treated_mean_reward),
-                  str(lift.holdout_decisions), _num(lift.holdout_mean_reward), f"[bold]{_num(lift.lift, True)}[/bold]",
-                  _interval(lift.ci_low, lift.ci_high))
+    for label, r in [(g.policy_version or "", g.report) for g in lift.by_version] + [("[bold]all[/bold]",
+                                                                                      lift.overall)]:
+        table.add_row(label, str(r.treated_decisions), _num(r.treated_mean_reward), str(r.holdout_decisions),
+                      _num(r.holdout_mean_reward), _num(r.lift, True), _interval(r.ci_low, r.ci_high))
     console.print(table)
-    console.print(f"offerbandit's lift over what the control group got: [bold]{_num(lift.lift, True)}[/bold] "
-                  f"{_interval(lift.ci_low, lift.ci_high)} reward per decision (each version's MLflow run carries "
+    r = lift.overall
+    console.print(f"offerbandit's lift over what the control group got: [bold]{_num(r.lift, True)}[/bold] "
+                  f"{_interval(r.ci_low, r.ci_high)} reward per decision (each version's MLflow run carries "
                   "its own).\n")
 

@@ -1,11 +1,11 @@
 """The product owner's view of lift in MLflow: per version, the metrics, the run description and a chart.
 
 Metric names sort so that MLflow's compare view (keys in alphabetical order) leads with them: ``lift``,
-``lift_high``, ``lift_low`` (the 95% interval), then the counts behind it (``lift_holdout_decisions``,
-``lift_holdout_customers``, ``lift_holdout_reward``, ``lift_treated_decisions``, ``lift_treated_customers``),
-then ``live_reward`` with ``live_reward_high``/``live_reward_low``: the treated decisions' mean reward per
-decision once their windows closed, with its cluster-robust interval (customer as unit). A value that is
-undefined (no holdout yet, one customer) is left out rather than logged as a number.
+``lift_high``, ``lift_low`` (the 95% interval), then ``live_reward``, ``live_reward_high``, ``live_reward_low``
+(the treated decisions' mean reward per decision once their windows closed, with its cluster-robust
+interval, customer as unit), then the counts behind them (``n_holdout_customers``, ``n_holdout_decisions``,
+``n_treated_customers``, ``n_treated_decisions``) and the holdout's mean reward (``reward_holdout_mean``).
+A value that is undefined (no holdout yet, one customer) is left out rather than logged as a number.
 """
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ def lift_metrics(report: LiftReport) -> dict[str, float]:
     live_interval = live_reward_interval(report)
     values: dict[str, float | None] = {
         "lift": report.lift, "lift_low": report.ci_low, "lift_high": report.ci_high,
-        "lift_treated_decisions": float(report.treated_decisions),
-        "lift_treated_customers": float(report.treated_customers),
-        "lift_holdout_decisions": float(report.holdout_decisions),
-        "lift_holdout_customers": float(report.holdout_customers),
-        "lift_holdout_reward": report.holdout_mean_reward,
+        "n_treated_decisions": float(report.treated_decisions),
+        "n_treated_customers": float(report.treated_customers),
+        "n_holdout_decisions": float(report.holdout_decisions),
+        "n_holdout_customers": float(report.holdout_customers),
+        "reward_holdout_mean": report.holdout_mean_reward,
         "live_reward": report.treated_mean_reward,
         "live_reward_low": None if live_interval is None else live_interval[0],
         "live_reward_high": None if live_interval is None else live_interval[1],

@@ -127,8 +127,8 @@ def test_lift_by_version_and_period_through_a_real_server_and_on_each_versions_r
 
         def recorded(run_id=run_id, cells=cells):
             metrics = client.get_run(run_id).data.metrics
-            return metrics if metrics.get("lift_treated_decisions") == len(cells[False]) \
-                and metrics.get("lift_holdout_decisions") == len(cells[True]) else None
+            return metrics if metrics.get("n_treated_decisions") == len(cells[False]) \
+                and metrics.get("n_holdout_decisions") == len(cells[True]) else None
 
         metrics = wait_for(recorded, timeout=30, what=f"version {version}'s lift on its run")
         group = groups[version]
@@ -136,7 +136,7 @@ def test_lift_by_version_and_period_through_a_real_server_and_on_each_versions_r
         assert (metrics["lift_low"], metrics["lift_high"]) == pytest.approx((group["ci_low"], group["ci_high"]))
         assert metrics["live_reward"] == pytest.approx(group["treated_mean_reward"])
         assert metrics["live_reward_low"] < metrics["live_reward"] < metrics["live_reward_high"]
-        assert metrics["lift_holdout_reward"] == pytest.approx(group["holdout_mean_reward"])
+        assert metrics["reward_holdout_mean"] == pytest.approx(group["holdout_mean_reward"])
         run = client.get_run(run_id)
         assert run.info.run_name == f"default v{version} vw"
         assert run.data.tags["mlflow.note.content"].startswith("**Live reward**")
