@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/mlflow_compare.png"))
     parser.add_argument("--model", default="offerbandit-default")
     parser.add_argument("--browser", default=shutil.which("chromium") or shutil.which("chromium-browser") or "")
-    parser.add_argument("--size", default="1500,2000", help="window width,height in pixels")
+    parser.add_argument("--size", default="1900,2000", help="window width,height in pixels")
     args = parser.parse_args()
     if not args.browser:
         sys.exit("no Chromium found: apt-get install -y chromium (or give --browser)")

@@ -1,6 +1,7 @@
 """The demo's printed summary (rich tables), kept apart from the demo's logic."""
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -61,17 +62,16 @@ def _num(value: float | None, signed: bool = False) -> str:
 
 
 def _interval(low: float | None, high: float | None) -> str:
-    return "-" if low is None or high is None else f"[{low:+.4f}, {high:+.4f}]"
+    return "-" if low is None or high is None else f"[{low:+.3f}, {high:+.3f}]"
 
 
 def print_lift(summary: DemoSummary, console: Console) -> None:
     """The randomised proof: the treated against the control group, over the run and per version."""
     lift = summary.lift
-    table = Table(title=f"Lift over the holdout ({lift.holdout_share:.0%} of customers, served "
+    table = Table(box=box.SIMPLE_HEAD, title=f"Lift over the holdout ({lift.holdout_share:.0%} of customers, served "
                         f"{'the mass-marketing arm' if lift.holdout_treatment == 'baseline' else 'nothing'}; "
-                        "measured reward per decision, 95% interval over customers)")
-    for column in ("version", "treated decisions", "treated mean", "holdout decisions", "holdout mean", "lift",
-                   "95% interval"):
+                        "decisions, mean reward per decision, 95% interval over customers)")
+    for column in ("version", "treated", "mean", "holdout", "mean", "lift", "95% interval"):
         table.add_column(column, justify="left" if column == "version" else "right")
     for label, r in [(g.policy_version or "", g.report) for g in lift.by_version] + [("[bold]all[/bold]",
                                                                                       lift.overall)]:
