@@ -71,12 +71,12 @@ def drive(stub: pb_grpc.DecisionServiceStub, world: CustomerWorld, n_decisions: 
     arm_set: ArmSet = world.arm_set
     best = world.best_single_arm()
     best_index = arm_set.arms.index(best)
+    baseline = best if mass_marketing_baseline else None
     arm_index = {arm: i for i, arm in enumerate(arm_set.arms)}
     done = 0
     steps: list[Step] = []
     while done < n_decisions:
         requests = [world.next_request() for _ in range(min(batch_size, n_decisions - done))]
-        baseline = best if mass_marketing_baseline else None
         response = stub.DecideBatch(pb.DecideBatchRequest(requests=[catalog_request(world, r, campaign, baseline)
                                                                     for r in requests]),
                                     timeout=timeout, metadata=metadata)

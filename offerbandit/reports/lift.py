@@ -35,7 +35,7 @@ from decision_log import DecisionLog, LiftOutcome, RewardDefaults, open_log
 from offerbandit.errors import InvalidInput
 
 __all__ = ["Z_95", "CampaignLift", "GroupMean", "LiftGroup", "LiftReport", "LiftSettings", "campaign_lifts",
-           "group_mean", "grouped_lift", "lift_json", "lift_of", "lift_reports", "log_lifts"]
+           "group_mean", "grouped_lift", "lift_json", "lift_of", "log_lifts"]
 
 Z_95 = 1.959963984540054
 #: the fields of ``offerbandit lift --json`` (CONTRACT.md §4), in order
@@ -181,12 +181,6 @@ def campaign_lifts(where: Path | str, settings: LiftSettings, *, campaign: str |
         return log_lifts(log, settings, chosen, now=now, by_version=by_version, every_s=every_s)
 
 
-def lift_reports(where: Path | str, settings: LiftSettings, *, campaign: str | None = None,
-                 now: float | None = None) -> list[LiftReport]:
-    """One report per campaign of the log at ``where`` (or only ``campaign``), over all its decisions."""
-    return [lift.report for lift in campaign_lifts(where, settings, campaign=campaign, now=now)]
-
-
 def _utc(when: float | None) -> str | None:
     return None if when is None else datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -196,13 +190,12 @@ def _fields(report: LiftReport) -> dict[str, object]:
     return {name: values[name] for name in JSON_FIELDS}
 
 
-def lift_json(lifts: Iterable[CampaignLift | LiftReport]) -> str:
+def lift_json(lifts: Iterable[CampaignLift]) -> str:
     """``{"campaigns": [...]}`` with exactly the contract's fields (null where undefined); a campaign that was
     grouped also has ``groups``: one object per group with ``policy_version`` (null unless by version),
     ``period_start`` and ``period_end`` (UTC ISO 8601, null unless by period) and the contract's fields."""
     rows = []
     for lift in lifts:
-        lift = lift if isinstance(lift, CampaignLift) else CampaignLift(lift)
         row = _fields(lift.report)
         if lift.groups:
             row["groups"] = [{"policy_version": g.policy_version, "period_start": _utc(g.period_start),

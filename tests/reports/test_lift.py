@@ -67,7 +67,7 @@ def test_no_holdout_means_no_lift():
     assert report.lift is None and report.ci_low is None and report.treated_mean_reward == 0.5
 
 
-WINDOW_S = 10.0  # long enough for the rewards and the first `lift` to come before any window closes
+WINDOW_S = 20.0  # long enough (on 2 busy cores) for the rewards and the first `lift` to come before any window closes
 SHORT_WINDOWS = (f"reward_window_seconds = {WINDOW_S:g}\n"
                  f"reward_windows = {{ sms = {WINDOW_S:g}, email = {WINDOW_S:g} }}\n")
 
