@@ -15,6 +15,7 @@ A shown decision counts from its activation time when it was deferred, else from
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from decision_log.records import Exclusions
@@ -94,25 +95,34 @@ def exclusion(row: Row) -> Exclusions | None:
     return None
 
 
-def lift_reward(row: Row, default: float, window_s: float, now: float, aggregation: str = "first") -> float | None:
-    """A decision's reward as lift counts it, or None while it may still change.
+def lift_window_end(row: Row, window_s: float, format_windows: Mapping[str, float]) -> float | None:
+    """When a decision's reward window closes, as lift reads it (None: not known yet).
 
-    Settled: final (claimed, or learned at its first reward), or, under aggregation ``first``, any reward
-    received (a held-out ``no_contact`` is never claimed); else once its window closed: a shown decision's
-    ends at ``learn_due_at``, a ``no_contact``'s ``window_s`` after it was decided (it has no format), a
-    deferred decision never activated has not opened one. A closed window without a reward counts
-    ``default``."""
-    if final(row):
-        return default if row["reward"] is None else float(row["reward"])
-    received = bool(row["reward_count"]) and row["reward"] is not None
-    if received and aggregation == "first":
-        return float(row["reward"])
-    if row["chosen_index"] is not None:
-        if row["deferred"] and row["activated_at"] is None:
-            return None
-        end = row["learn_due_at"]
-    else:
-        end = float(row["decided_at"]) + window_s
-    if end is None or now < float(end):
+    A decision with an arm closes at ``learn_due_at`` (its format's window from its decision, or from its
+    activation when deferred); a deferred decision never activated counts by intention to treat, from its
+    decision with its format's window (``format_windows``, else ``window_s``); a decision without an arm
+    (``no_contact``, or a held-out ``no_contact``) ``window_s`` after it was decided: it has no format."""
+    if row["chosen_index"] is None:
+        return float(row["decided_at"]) + window_s
+    if row["learn_due_at"] is not None:
+        return float(row["learn_due_at"])
+    if row["deferred"] and row["activated_at"] is None:
+        return float(row["decided_at"]) + format_windows.get(row["format"], window_s)
+    return None
+
+
+def lift_reward(row: Row, default: float, window_s: float, now: float,
+                format_windows: Mapping[str, float] | None = None) -> float | None:
+    """A decision's reward as lift counts it, or None while its window is open (`lift_window_end`).
+
+    Only the closed window admits a decision, whether or not a reward came earlier: a decision rewarded
+    early (under ``first`` it is final at once) waits like one that is not, or lift would count the
+    responders of the recent past and not yet their non-responders (a bias towards the group whose
+    rewards come sooner). Once closed: the stored reward (the first, or the clipped sum), else ``default``."""
+    end = lift_window_end(row, window_s, format_windows or {})
+    if end is None or now < end:
         return None
-    return float(row["reward"]) if received else default
+    received = bool(row["reward_count"]) and row["reward"] is not None
+    if received or (final(row) and row["reward"] is not None):
+        return float(row["reward"])
+    return default

@@ -7,7 +7,7 @@ with records, never rows or connections.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -237,15 +237,17 @@ class DecisionLog:
         return [served_outcome(row) for row in self.backend.learned_of_campaign(campaign)]
 
     def lift_outcomes(self, campaign: str, defaults: RewardDefaults, window_s: float, now: float, *,
-                      aggregation: str = "first") -> Iterator[LiftOutcome]:
-        """Every decision of ``campaign`` whose reward is settled at ``now`` (`counting.lift_reward`;
-        ``window_s``: the campaign's reward window, for ``no_contact`` decisions), holdout or not."""
+                      format_windows: Mapping[str, float] | None = None) -> Iterator[LiftOutcome]:
+        """Every decision of ``campaign`` whose reward window closed by ``now`` (`counting.lift_reward`;
+        ``window_s``: the campaign's reward window, for decisions without a format; ``format_windows``: each
+        format's, for deferred decisions never activated), holdout or not, its reward clipped to the range."""
         default = defaults.of(campaign)
         low, high = defaults.range_of(campaign)
         for row in self.backend.lift_rows(campaign):
-            reward = counting.lift_reward(row, default, window_s, now, aggregation)
+            reward = counting.lift_reward(row, default, window_s, now, format_windows)
             if reward is not None:
-                yield LiftOutcome(row["user_key"], counting.held_out(row), min(max(reward, low), high))
+                yield LiftOutcome(row["user_key"], counting.held_out(row), min(max(reward, low), high),
+                                  row["policy_version"] or "", float(row["decided_at"]))
 
     def live_stats(self, campaign: str, version: str) -> LiveStats:
         return self.backend.live_stats(campaign, version)

@@ -326,11 +326,14 @@ class ServedOutcome:
 
 @dataclass(frozen=True, slots=True)
 class LiftOutcome:
-    """One decision whose reward is settled, as lift reads it: whose, which group, what reward."""
+    """One decision whose reward window closed, as lift reads it: whose, which group, what reward, and the
+    version that served it when it was decided (holdout decisions carry the serving version too)."""
 
     user_key: str
     held_out: bool
     reward: float
+    policy_version: str = ""
+    decided_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from offerbandit.errors import InvalidInput
 from policy_registry import aliases as alias_moves
-from policy_registry import evaluations, guardrail_moves, versions
+from policy_registry import evaluations, guardrail_moves, live_results, versions
 from policy_registry.ledger import AliasLedger, InProcessLedger
 from policy_registry.records import (
     CHAMPION,
@@ -153,3 +153,9 @@ class PolicyRegistry:
         """An evaluation run of a policy that is no registry version (a baseline, a counterfactual)."""
         return evaluations.log_unversioned_evaluation(self._store, campaign, policy, policy_kind, metrics,
                                                       figures)
+
+    def record_live_results(self, campaign: str, version: str, metrics: Mapping[str, float], description: str,
+                            figures: Mapping[str, str | os.PathLike[str]]) -> str:
+        """Metrics, figures and the description on the run that published ``version``; see
+        :func:`policy_registry.live_results.record_live_results`."""
+        return live_results.record_live_results(self._store, campaign, version, metrics, description, figures)

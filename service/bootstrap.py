@@ -34,6 +34,7 @@ from service.datadir import prepare_data_dir
 from service.engine import DecisionEngine
 from service.log_records import log_options
 from service.learner import LearnedCounter, LearnerState, LearningState, LearnLag, LearnQueue, OnlineLearner
+from service.lift_runs import LiftRecorder, lift_settings
 from service.live_models import RegistryLink
 from service.metrics import Metrics
 from service.model_guard import ModelGuard
@@ -170,7 +171,9 @@ def _registry_link(config: ServiceConfig, data_dir: Path, state: LearningState, 
         poll_seconds=config.learning.registry_poll_seconds,
         full_poll_seconds=config.learning.registry_full_poll_seconds,
         checkpoint_every_seconds=config.learning.checkpoint_seconds(shared), data_dir=data_dir, publish=publish,
-        may_publish=may_publish, guardrail=config.guardrail)
+        may_publish=may_publish, guardrail=config.guardrail,
+        lift=LiftRecorder(lift_settings(config), data_dir / "reports",
+                          min_interval_s=config.learning.checkpoint_seconds(shared)))
 
 
 def _grpc_server(config: ServiceConfig, endpoint: Endpoint) -> grpc.Server:

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grpc_health.v1 import health, health_pb2
 
@@ -45,6 +46,9 @@ from service.metrics import Metrics
 from service.model_cache import CachedModel, ModelCache
 from service.model_guard import probe_usable
 
+if TYPE_CHECKING:
+    from service.lift_runs import LiftRecorder
+
 log = logging.getLogger("offerbandit.registry")
 REGISTRY_HEALTH = "offerbandit.registry"
 _CATCH_UP_BATCH = 256
@@ -61,7 +65,8 @@ class RegistryLink:
     def __init__(self, state: LearningState, learned: LearnedCounter, *, metrics: Metrics,
                  health_servicer: health.HealthServicer, registry_config: RegistryConfig, poll_seconds: float,
                  full_poll_seconds: float, checkpoint_every_seconds: float, data_dir: Path, publish: bool = True,
-                 may_publish: Callable[[], bool] | None = None, guardrail: GuardrailConfig | None = None) -> None:
+                 may_publish: Callable[[], bool] | None = None, guardrail: GuardrailConfig | None = None,
+                 lift: LiftRecorder | None = None) -> None:
         self.state = state
         self.publishes = publish
         self._may_publish = may_publish or (lambda: True)
@@ -70,6 +75,7 @@ class RegistryLink:
         self._metrics = metrics
         self._health = health_servicer
         self._checkpoint_every_seconds = checkpoint_every_seconds
+        self._lift = lift  # each version's lift on its run, after checkpoint ticks (service.lift_runs)
         self._cache = ModelCache(data_dir)
         self._registry: PolicyRegistry | None = None
         self._registry_lock = threading.Lock()
@@ -228,6 +234,24 @@ class RegistryLink:
                 except Exception:  # noqa: BLE001 - retried at the next tick; serving is unaffected
                     log.exception("checkpoint of campaign %s failed", campaign)
                     self._set_health(False)
+                self._record_lift(campaign)
+
+    def record_lift(self, campaign: str) -> dict[str, str]:
+        """Record the campaign's lift per version on the versions' runs now (version -> run id of those whose
+        numbers changed); only the publishing process records."""
+        if self._lift is None or not self.publishes or not self._may_publish():
+            return {}
+        return self._lift.record(self.state.log, self.registry(), campaign)
+
+    def _record_lift(self, campaign: str) -> None:
+        """`record_lift` on the checkpoint thread when due; a failure is logged and retried at a later tick,
+        checkpoints and serving go on."""
+        if self._lift is None or not self._lift.due(campaign, time.time()):
+            return
+        try:
+            self.record_lift(campaign)
+        except Exception:  # noqa: BLE001 - a report, never a reason to stop checkpointing
+            log.exception("recording the lift of campaign %s failed", campaign)
 
     def _checkpoint_due(self, campaign: str, every_seconds: float) -> bool:
         pending = self._learned.since_checkpoint(campaign)

@@ -26,7 +26,7 @@ EXPOSURE_COLUMNS = ("seq, event_id, campaign, policy_version, user_key, decided_
                     "reward_count")
 #: The columns lift reads: who, which group, and whether (and with what) the reward is final.
 LIFT_COLUMNS = ("seq, user_key, exploration, chosen_index, deferred, activated_at, decided_at, learn_due_at, "
-                "learned_at, reward, reward_count")
+                "learned_at, reward, reward_count, format, policy_version")
 _NO_SEQ = 2**63 - 1
 _TABLES = ("decisions", "rewards", "shadow_scores", "offer_sets", "alias_moves", "arm_sets", "log_keys", "audit")
 

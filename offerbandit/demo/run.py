@@ -34,6 +34,7 @@ from service.config import ServiceConfig, parse_config
 from service.config_toml import campaign_policy_toml
 from service.server import DecisionServer
 from offerbandit.reports.versions import log_version_reports
+from offerbandit.demo.lift import DemoLift, demo_lift
 from offerbandit.demo.traffic import Step, channel_for, drive, world_catalog_toml
 from simulator import CustomerWorld, WorldConfig
 
@@ -98,6 +99,7 @@ class DemoSummary:
     challenger: str
     shadow_scored: int
     ope: tuple[OpeCheck, ...]
+    lift: DemoLift
     seconds: float
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -105,8 +107,18 @@ class DemoSummary:
         return json.dumps(asdict(self), indent=2, default=float)
 
 
+#: the demo's reward windows (every simulated reward arrives within a second of its decision, so a short window
+#: loses none and lets lift count every decision by the end of the run)
+REWARD_WINDOW_S = 10.0
+#: the share of customers in the demo's control group; they get the mass-marketing arm (the request's
+#: ``baseline``: what the company did before), so the lift is offerbandit's over it
+HOLDOUT_SHARE = 0.2
+
+
 def demo_config(world: CustomerWorld, options: DemoOptions) -> ServiceConfig:
-    extra = "reward_window_seconds = 3600\n"
+    windows = ", ".join(f"{fmt} = {REWARD_WINDOW_S:g}" for fmt in world.catalog.formats)
+    extra = (f"reward_window_seconds = {REWARD_WINDOW_S:g}\nreward_windows = {{ {windows} }}\n"
+             f"holdout = {HOLDOUT_SHARE}\nholdout_treatment = \"baseline\"\n")
     every = max(100, min(options.checkpoint_every, options.decisions // 3))
     text = (f"[learning]\nregistry_poll_seconds = 1.0\ncheckpoint_every_events = {every}\n"
             f"checkpoint_every_seconds = 3600\n[privacy]\nuser_hash_key = \"offerbandit-demo-seed-{options.seed}\"\n"
@@ -119,7 +131,9 @@ def _mean_se(values: np.ndarray) -> tuple[float, float]:
 
 
 def _live_values(steps: list[Step]) -> tuple[PolicyValue, ...]:
-    """True expected response per decision of the served policy and references, on the same requests."""
+    """True expected response per decision of the served policy and references, on the same requests (the
+    treated ones: a holdout customer is served the baseline, not the policy)."""
+    steps = [s for s in steps if s.exploration != "holdout"]
     served = np.array([s.expected_reward for s in steps])
     matrix = np.stack([s.expected for s in steps])
     segments = np.array([s.segment for s in steps])
@@ -148,7 +162,7 @@ def _ope_checks(steps: list[Step], contexts: dict[str, DecisionContext], world: 
                 targets: dict[str, Policy], seed: int) -> tuple[OpeCheck, ...]:
     """Off-policy estimates of each target on the evaluation window vs the simulator's true value."""
     arm_set = world.arm_set
-    rewarded = [s for s in steps if s.arm is not None]
+    rewarded = [s for s in steps if s.arm is not None and s.exploration != "holdout"]  # the policy's draws
     feedback = LoggedFeedback(action=np.array([s.chosen_index for s in rewarded]),
                               reward=np.array([s.reward for s in rewarded]),
                               pscore=np.array([s.probability for s in rewarded]))
@@ -180,7 +194,7 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
         steps: list[Step] = []
         total = options.decisions + options.eval_decisions
 
-        for step in drive(stub, world, options.decisions, batch_size=options.batch_size,
+        for step in drive(stub, world, options.decisions, batch_size=options.batch_size, mass_marketing_baseline=True,
                           on_batch=lambda n: progress("learning online", len(steps), total)):
             steps.append(step)
         server.learner.wait_idle(60)
@@ -208,8 +222,10 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
             notes.append("MLflow registry disabled: no versions registered")
         eval_steps: list[Step] = []
         for step in drive(stub, world, options.eval_decisions, batch_size=options.batch_size,
+                          mass_marketing_baseline=True,
                           on_batch=lambda n: progress("evaluation window", len(steps) + len(eval_steps), total)):
             eval_steps.append(step)
+        last_decided = time.time()
         server.learner.wait_idle(60)
         server.shadow.wait_idle(60)
         if server.registry is not None:
@@ -229,6 +245,9 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
             progress("product-owner reports to MLflow", total, total)
             log_version_reports(options.data_dir, registry)
         ope = _ope_for_window(server, world, eval_steps, challenger_policy, options.seed)
+        progress("lift over the holdout", total, total)
+        time.sleep(max(0.0, last_decided + REWARD_WINDOW_S + 0.5 - time.time()))  # every window closed
+        lift = demo_lift(server, config)
         tracking_uri = server.registry.registry_config.tracking_uri if server.registry else ""
         return DemoSummary(
             data_dir=str(options.data_dir), tracking_uri=tracking_uri, decisions=len(summary_steps),
@@ -236,7 +255,7 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
             fraction_of_oracle=live[0].value / oracle if oracle else 0.0, exploration_share=shares,
             latent_discoveries=sum(s.latent_discovery for s in summary_steps), versions=versions,
             champion=champion_version, challenger=challenger_version, shadow_scored=int(shadow), ope=ope,
-            seconds=time.time() - started, notes=tuple(notes))
+            lift=lift, seconds=time.time() - started, notes=tuple(notes))
     finally:
         server.stop(grace=2)
 

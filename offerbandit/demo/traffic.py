@@ -40,13 +40,18 @@ class Step:
     chosen_index: int = -1              # the chosen arm's index in the catalogue arm set
 
 
-def catalog_request(world: CustomerWorld, request: SimRequest, campaign: str = "") -> pb.DecideRequest:
-    """A DecideRequest carrying the simulated context; candidates come from the server's catalogue.
+def catalog_request(world: CustomerWorld, request: SimRequest, campaign: str = "",
+                    baseline: JointArm | None = None) -> pb.DecideRequest:
+    """A DecideRequest carrying the simulated context; candidates come from the server's catalogue;
+    ``baseline``: the caller's own choice (what a holdout customer gets under ``holdout_treatment = "baseline"``).
 
     The event id is derived from the world's seed and the request's index, so a rerun draws with the
     same seeds (only the background learner's timing still varies between runs)."""
     message = pb.DecideRequest(user_id=request.user_id, campaign=campaign,
                                event_id=f"sim{world.config.seed}-{campaign or 'default'}-{request.index}")
+    if baseline is not None:
+        message.baseline.CopyFrom(pb.Arm(offer_id=baseline.offer_id, format=baseline.format,
+                                         time_slot=baseline.time_slot))
     message.context.update(dict(request.context))
     message.numeric.update(dict(request.numeric))
     return message
@@ -60,17 +65,19 @@ def world_catalog_toml(world: CustomerWorld, campaign: str = "default", extra: s
 
 def drive(stub: pb_grpc.DecisionServiceStub, world: CustomerWorld, n_decisions: int, *, batch_size: int = 32,
           campaign: str = "", metadata: tuple | None = None, timeout: float = 30.0,
-          on_batch: Callable[[int], None] | None = None) -> Iterator[Step]:
-    """Run ``n_decisions`` simulated decisions through ``stub`` in DecideBatch calls; yield each step."""
+          on_batch: Callable[[int], None] | None = None, mass_marketing_baseline: bool = False) -> Iterator[Step]:
+    """Run ``n_decisions`` simulated decisions through ``stub`` in DecideBatch calls; yield each step.
+    ``mass_marketing_baseline``: every request names the best single arm as its ``baseline``."""
     arm_set: ArmSet = world.arm_set
     best = world.best_single_arm()
     best_index = arm_set.arms.index(best)
+    baseline = best if mass_marketing_baseline else None
     arm_index = {arm: i for i, arm in enumerate(arm_set.arms)}
     done = 0
     steps: list[Step] = []
     while done < n_decisions:
         requests = [world.next_request() for _ in range(min(batch_size, n_decisions - done))]
-        response = stub.DecideBatch(pb.DecideBatchRequest(requests=[catalog_request(world, r, campaign)
+        response = stub.DecideBatch(pb.DecideBatchRequest(requests=[catalog_request(world, r, campaign, baseline)
                                                                     for r in requests]),
                                     timeout=timeout, metadata=metadata)
         pending = []

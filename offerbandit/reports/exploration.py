@@ -33,6 +33,7 @@ from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
 from offerbandit.reports.exposures import ExplorationReport, ExposureRecord, exploration_report
 from policies.history import HistoryConfig
+from policies.sampler import HOLDOUT
 
 #: The default horizon of "shown before": the per-user history's default horizon.
 DEFAULT_HORIZON_S = HistoryConfig().horizon_s
@@ -60,7 +61,8 @@ def _check_options(since: float | None, last_n: int, horizon_s: float) -> None:
 
 def exposures_from_log(data_dir: Path | str, *, since: float | None = None,
                        horizon_s: float = DEFAULT_HORIZON_S) -> list[LoggedExposure]:
-    """Every exposure shown at or after ``since`` (all of them when None), in time order."""
+    """Every exposure the policy made at or after ``since`` (all of them when None), in time order; holdout
+    contacts (the baseline served to the control group) only count in the customers' history."""
     _check_options(since, 1, horizon_s)
     # Deferred decisions are shown when activated, which may be after ``since`` although they were
     # decided earlier; their decisions are at most one reward window old, well inside the horizon.
@@ -80,8 +82,8 @@ def exposures_from_log(data_dir: Path | str, *, since: float | None = None,
             key = (item.user_key, category)
             previous = last_shown.get(key)
             last_shown[key] = item.when
-            if since is not None and item.when < since:
-                continue
+            if since is not None and item.when < since or item.exploration == HOLDOUT:
+                continue  # a holdout contact counts in the customer's history, not as the policy's exposure
             exposures.append(LoggedExposure(
                 event_id=item.event_id, campaign=item.campaign, policy_version=item.policy_version,
                 candidates=candidates[item.offer_set],

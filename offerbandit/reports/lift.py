@@ -1,9 +1,16 @@
 """Incremental lift of the served policy over the campaign's holdout: the randomised proof of what it adds.
 
 ``lift`` = mean reward per decision of the *treated* (every decision that is not ``holdout``, ``no_contact``
-included) minus the holdout's, each over the decisions whose reward is settled
-(`decision_log.counting.lift_reward`: a closed window without a reward counts the default reward, an open
-one is left out).
+included) minus the holdout's, each over the decisions whose reward window closed
+(`decision_log.counting.lift_reward`: whether or not a reward came earlier; a closed window without a reward
+counts the default reward, an open one is left out; intention to treat: deferred decisions count whether
+activated or not).
+
+Groups (``--by-version``, ``--every``): a decision belongs to the version that served it when it was decided
+(its logged ``policy_version``; holdout decisions carry the serving version too) and to the period of its
+decision time (UTC, periods aligned on multiples of their length since the epoch). The holdout of a group is
+the holdout decisions of the same version and period: the control group of the traffic that version served,
+decided over the same days by the same assignment, so seasonality and drift between versions cancel.
 
 The 95% interval resamples customers, not decisions: one customer's decisions are not independent (one
 inbox, one set of habits), and a customer is in exactly one group (the holdout assignment is per
@@ -19,14 +26,16 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-from decision_log import LiftOutcome, RewardDefaults, open_log
+from decision_log import DecisionLog, LiftOutcome, RewardDefaults, open_log
 from offerbandit.errors import InvalidInput
 
-__all__ = ["Z_95", "GroupMean", "LiftReport", "group_mean", "lift_json", "lift_of", "lift_reports"]
+__all__ = ["Z_95", "CampaignLift", "GroupMean", "LiftGroup", "LiftReport", "LiftSettings", "campaign_lifts",
+           "group_mean", "grouped_lift", "lift_json", "lift_of", "log_lifts"]
 
 Z_95 = 1.959963984540054
 #: the fields of ``offerbandit lift --json`` (CONTRACT.md §4), in order
@@ -56,6 +65,8 @@ class LiftReport:
     ci_high: float | None
     treated_customers: int
     holdout_customers: int
+    treated_variance: float | None = None
+    holdout_variance: float | None = None
 
 
 def group_mean(by_customer: Mapping[str, tuple[float, int]]) -> GroupMean:
@@ -89,29 +100,105 @@ def lift_of(campaign: str, outcomes: Iterable[LiftOutcome]) -> LiftReport:
             half = Z_95 * math.sqrt(treated.variance + holdout.variance)
             low, high = lift - half, lift + half
     return LiftReport(campaign, treated.decisions, treated.mean, holdout.decisions, holdout.mean, lift, low, high,
-                      treated.customers, holdout.customers)
+                      treated.customers, holdout.customers, treated.variance, holdout.variance)
 
 
-def lift_reports(where: Path | str, defaults: RewardDefaults, windows: Mapping[str, float], *,
-                 aggregations: Mapping[str, str] | None = None, campaign: str | None = None,
-                 now: float | None = None, default_window_s: float = 86400.0) -> list[LiftReport]:
-    """One report per campaign of the log at ``where`` (or only ``campaign``). ``windows``: each campaign's
-    reward window in seconds (for ``no_contact`` decisions, which have no format); ``aggregations``: each
-    campaign's ``first`` or ``sum`` (default ``first``)."""
-    aggregations = aggregations or {}
+@dataclass(frozen=True)
+class LiftSettings:
+    """What lift needs of the configuration: default rewards and ranges, each campaign's reward window (for
+    decisions without a format) and its per-format windows (for deferred decisions never activated)."""
+
+    defaults: RewardDefaults = field(default_factory=RewardDefaults)
+    windows: Mapping[str, float] = field(default_factory=dict)
+    format_windows: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    default_window_s: float = 86400.0
+
+    def window_of(self, campaign: str) -> float:
+        return float(self.windows.get(campaign, self.default_window_s))
+
+
+@dataclass(frozen=True)
+class LiftGroup:
+    """The lift of one group of a campaign's decisions: one serving version (None: every version) and one
+    period ``[period_start, period_end)`` of decision time (None: all time)."""
+
+    policy_version: str | None
+    period_start: float | None
+    period_end: float | None
+    report: LiftReport
+
+
+@dataclass(frozen=True)
+class CampaignLift:
+    """A campaign's lift over all its decisions, and per group when grouping was asked for."""
+
+    report: LiftReport
+    groups: tuple[LiftGroup, ...] = ()
+
+
+def _version_order(version: str) -> tuple[int, int, str]:
+    return (1, int(version), "") if version.isdigit() else (0, 0, version)
+
+
+def grouped_lift(campaign: str, outcomes: Sequence[LiftOutcome], *, by_version: bool = False,
+                 every_s: float | None = None) -> tuple[LiftGroup, ...]:
+    """Lift per serving version and/or per period of decision time, treated against the holdout of the
+    same group; groups ordered by version (numbers numerically), then period."""
+    if not by_version and every_s is None:
+        return ()
+    cells: dict[tuple[str | None, float | None], list[LiftOutcome]] = defaultdict(list)
+    for outcome in outcomes:
+        start = math.floor(outcome.decided_at / every_s) * every_s if every_s is not None else None
+        cells[(outcome.policy_version if by_version else None, start)].append(outcome)
+    ordered = sorted(cells, key=lambda key: (_version_order(key[0] or ""), key[1] or 0.0))
+    return tuple(LiftGroup(version, start, None if start is None else start + every_s,
+                           lift_of(campaign, cells[(version, start)])) for version, start in ordered)
+
+
+def log_lifts(log: DecisionLog, settings: LiftSettings, campaigns: Sequence[str], *, now: float | None = None,
+              by_version: bool = False, every_s: float | None = None) -> list[CampaignLift]:
+    """Each campaign's lift over an open log (one pass over its decisions), grouped as asked."""
     now = time.time() if now is None else now
+    lifts = []
+    for name in campaigns:
+        outcomes = list(log.lift_outcomes(name, settings.defaults, settings.window_of(name), now,
+                                          format_windows=settings.format_windows.get(name, {})))
+        lifts.append(CampaignLift(lift_of(name, outcomes),
+                                  grouped_lift(name, outcomes, by_version=by_version, every_s=every_s)))
+    return lifts
+
+
+def campaign_lifts(where: Path | str, settings: LiftSettings, *, campaign: str | None = None,
+                   now: float | None = None, by_version: bool = False,
+                   every_s: float | None = None) -> list[CampaignLift]:
+    """One `CampaignLift` per campaign of the log at ``where`` (or only ``campaign``)."""
     with open_log(where) as log:
         present = log.campaigns()
         if campaign is not None and campaign not in present:
             raise InvalidInput(f"the log has no decision of campaign {campaign!r} (it has: "
                                f"{', '.join(present) or 'none'})", field="campaign")
         chosen = [campaign] if campaign is not None else list(present)
-        return [lift_of(name, log.lift_outcomes(name, defaults, windows.get(name, default_window_s), now,
-                                                aggregation=aggregations.get(name, "first")))
-                for name in chosen]
+        return log_lifts(log, settings, chosen, now=now, by_version=by_version, every_s=every_s)
 
 
-def lift_json(reports: Iterable[LiftReport]) -> str:
-    """``{"campaigns": [...]}`` with exactly the contract's fields (null where undefined)."""
-    rows = [{name: asdict(report)[name] for name in JSON_FIELDS} for report in reports]
+def _utc(when: float | None) -> str | None:
+    return None if when is None else datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fields(report: LiftReport) -> dict[str, object]:
+    values = asdict(report)
+    return {name: values[name] for name in JSON_FIELDS}
+
+
+def lift_json(lifts: Iterable[CampaignLift]) -> str:
+    """``{"campaigns": [...]}`` with exactly the contract's fields (null where undefined); a campaign that was
+    grouped also has ``groups``: one object per group with ``policy_version`` (null unless by version),
+    ``period_start`` and ``period_end`` (UTC ISO 8601, null unless by period) and the contract's fields."""
+    rows = []
+    for lift in lifts:
+        row = _fields(lift.report)
+        if lift.groups:
+            row["groups"] = [{"policy_version": g.policy_version, "period_start": _utc(g.period_start),
+                              "period_end": _utc(g.period_end), **_fields(g.report)} for g in lift.groups]
+        rows.append(row)
     return json.dumps({"campaigns": rows})

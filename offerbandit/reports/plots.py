@@ -291,6 +291,8 @@ def plot_estimates(
     reference: float | None = None,
     reference_label: str = "logged policy (on-policy mean)",
     title: str = "Offline estimates with confidence intervals",
+    xlabel: str = "estimator",
+    ylabel: str = "estimated policy value",
 ) -> Path:
     """Estimators on the x axis, one marker with an interval bar per policy, optional reference line."""
     target = _png_path(path)
@@ -319,8 +321,8 @@ def plot_estimates(
         axes.axhline(reference, color="grey", linestyle="--", linewidth=1, label=reference_label)
     axes.set_xticks(range(len(estimators)), labels=estimators)
     axes.set_xlim(-0.6, len(estimators) - 0.4)
-    axes.set_xlabel("estimator")
-    axes.set_ylabel("estimated policy value")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(axis="y", alpha=0.3)
     axes.legend(loc="best", fontsize="small")

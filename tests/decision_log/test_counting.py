@@ -66,26 +66,36 @@ def test_reward_defaults():
 
 
 LIFT = {
-    # kind: (row, aggregation, reward lift counts at now=100 with default 0.25 and a 50 s window for no_contact)
-    "final": (_row(learned_at=20.0, reward=1.0, reward_count=1), "first", 1.0),
-    "final with the default": (_row(learned_at=20.0, reward=0.25), "first", 0.25),
-    "shown, window open": (_row(learn_due_at=200.0), "first", None),
-    "shown, window closed, not claimed yet": (_row(learn_due_at=90.0), "first", 0.25),
-    "sum, rewarded, window open": (_row(learn_due_at=200.0, reward=2.0, reward_count=2), "sum", None),
-    "sum, rewarded, window closed": (_row(learn_due_at=90.0, reward=2.0, reward_count=2), "sum", 2.0),
-    "deferred, never activated": (_row(deferred=1, learn_due_at=None), "first", None),
-    "no_contact, window open": (_row(chosen_index=None, exploration="holdout", decided_at=60.0), "first", None),
-    "no_contact, window closed": (_row(chosen_index=None, exploration="holdout", decided_at=40.0), "first", 0.25),
-    "no_contact, rewarded (first)": (_row(chosen_index=None, exploration="holdout", decided_at=60.0, reward=1.0,
-                                          reward_count=1), "first", 1.0),
+    # kind: (row, reward lift counts at now=100 with default 0.25, a 50 s window for decisions without a format
+    # and 30 s for sms)
+    "final, window closed": (_row(learned_at=20.0, learn_due_at=90.0, reward=1.0, reward_count=1), 1.0),
+    "final with the default": (_row(learned_at=90.0, learn_due_at=90.0, reward=0.25), 0.25),
+    "final at its first reward, window open": (_row(learned_at=20.0, learn_due_at=200.0, reward=1.0,
+                                                    reward_count=1), None),
+    "shown, window open": (_row(learn_due_at=200.0), None),
+    "shown, window closed, not claimed yet": (_row(learn_due_at=90.0), 0.25),
+    "sum, rewarded, window open": (_row(learn_due_at=200.0, reward=2.0, reward_count=2), None),
+    "sum, rewarded, window closed": (_row(learn_due_at=90.0, reward=2.0, reward_count=2), 2.0),
+    "deferred, never activated, window open": (_row(deferred=1, decided_at=80.0, format="sms"), None),
+    "deferred, never activated, window closed": (_row(deferred=1, decided_at=60.0, format="sms"), 0.25),
+    "deferred, activated, window open": (_row(deferred=1, decided_at=10.0, activated_at=95.0, learn_due_at=125.0,
+                                              format="sms"), None),
+    "no_contact, window open": (_row(chosen_index=None, exploration="holdout", decided_at=60.0), None),
+    "no_contact, window closed": (_row(chosen_index=None, exploration="holdout", decided_at=40.0), 0.25),
+    "no_contact, rewarded, window open": (_row(chosen_index=None, exploration="holdout", decided_at=60.0,
+                                               reward=1.0, reward_count=1), None),
+    "no_contact, rewarded, window closed": (_row(chosen_index=None, exploration="holdout", decided_at=40.0,
+                                                 reward=1.0, reward_count=1), 1.0),
 }
 
 
 @pytest.mark.parametrize("kind", list(LIFT))
-def test_lift_counts_settled_rewards_only(kind):
-    row, aggregation, expected = LIFT[kind]
+def test_lift_counts_a_decision_once_its_window_closed(kind):
+    """Only the closed window admits a decision: an early (first) reward does not (it would bias lift)."""
+    row, expected = LIFT[kind]
     row.setdefault("learn_due_at", None)
-    assert counting.lift_reward(row, 0.25, 50.0, 100.0, aggregation) == expected
+    row.setdefault("format", "")
+    assert counting.lift_reward(row, 0.25, 50.0, 100.0, {"sms": 30.0}) == expected
 
 
 def test_holdout_rows_are_never_learned_nor_evaluated():

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 
 from policy_registry import PolicyRegistry, RegistryConfig
 from tests.cli.test_cli import run
+from tests.conftest import OFFERBANDIT
 
 
 def test_small_demo_summary_matches_its_log_and_registry(tmp_path):
@@ -52,3 +54,20 @@ def test_small_demo_summary_matches_its_log_and_registry(tmp_path):
     assert 0 < summary["fraction_of_oracle"] < 1
     for check in summary["ope"]:
         assert check["ci_low"] <= check["estimate"] <= check["ci_high"]
+    # The control group: a fifth of the customers, served the mass-marketing arm, labelled holdout; the lift in
+    # the summary is what `offerbandit lift` reads from the log (every window closed by the end of the run).
+    lift = summary["lift"]
+    overall = lift["overall"]
+    assert (lift["holdout_share"], lift["holdout_treatment"]) == (0.2, "baseline")
+    assert overall["holdout_decisions"] == counts["holdout"] and overall["treated_decisions"] == n - counts["holdout"]
+    assert 0.1 < counts["holdout"] / n < 0.3
+    assert overall["ci_low"] < overall["lift"] < overall["ci_high"]
+    assert overall["lift"] == overall["treated_mean_reward"] - overall["holdout_mean_reward"]
+    done = subprocess.run([OFFERBANDIT, "lift", "--data-dir", str(data_dir), "--json"], capture_output=True,
+                          text=True, timeout=120)
+    (from_cli,) = json.loads(done.stdout)["campaigns"]
+    assert from_cli == {k: overall[k] for k in from_cli}
+    assert sum(g["report"]["treated_decisions"] for g in lift["by_version"]) == overall["treated_decisions"]
+    for version in (g["policy_version"] for g in lift["by_version"] if g["policy_version"].isdigit()):
+        version_run = client.get_run(client.get_model_version(registry.model_name("default"), version).run_id)
+        assert {"n_treated_decisions", "live_reward"} <= set(version_run.data.metrics)

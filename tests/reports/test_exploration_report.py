@@ -392,3 +392,17 @@ def test_missing_log_is_not_found(tmp_path):
         exploration_report_from_log(tmp_path / "empty")
     with pytest.raises(InvalidInput):
         render_table({"v": "not a report"})
+
+
+def test_holdout_contacts_are_not_the_policys_exposures(start_server):
+    """The baseline served to the control group is history (it makes a category known), not an exposure the
+    policy chose: the exploration report leaves it out instead of refusing its label."""
+    served = start_server('[privacy]\nuser_hash_key = "holdout-exposures-key-0001"\n'
+                          '[campaigns.default]\nholdout = 0.5\nholdout_treatment = "baseline"\n')
+    baseline = pb.Arm(offer_id="o1", format="sms", time_slot="morning")
+    decisions = [served.stub.Decide(make_request(user=f"h{i}", baseline=baseline), timeout=10) for i in range(40)]
+    held = [d for d in decisions if d.exploration == "holdout"]
+    assert held and all(d.offer_id == "o1" for d in held)
+    exposures = exposures_from_log(served.data_dir)
+    assert sorted(e.event_id for e in exposures) == sorted(d.event_id for d in decisions if d.exploration != "holdout")
+    assert report_dict(exploration_report_from_log(served.data_dir))["n_decisions"] == len(exposures)

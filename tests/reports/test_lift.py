@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -66,35 +67,61 @@ def test_no_holdout_means_no_lift():
     assert report.lift is None and report.ci_low is None and report.treated_mean_reward == 0.5
 
 
-def test_lift_json_through_a_real_server(start_server):
-    served = start_server('[privacy]\nuser_hash_key = "lift-e2e-test-key-000001"\n'
-                          '[campaigns.default]\nholdout = 0.3\n')
+WINDOW_S = 20.0  # long enough (on 2 busy cores) for the rewards and the first `lift` to come before any window closes
+SHORT_WINDOWS = (f"reward_window_seconds = {WINDOW_S:g}\n"
+                 f"reward_windows = {{ sms = {WINDOW_S:g}, email = {WINDOW_S:g} }}\n")
+
+
+def _lift_json(data_dir, *extra: str) -> dict:
+    done = subprocess.run([OFFERBANDIT, "lift", "--data-dir", str(data_dir), "--json", *extra], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_lift_json_through_a_real_server(start_server, tmp_path):
+    """A decision enters lift once its window closed, rewarded early or not: right after the rewards nothing
+    counts (counting the early rewards alone, as lift once did, would report only responders); once the
+    windows closed every decision counts, the unrewarded ones with the default reward."""
+    config = tmp_path / "lift.toml"
+    config.write_text('[privacy]\nuser_hash_key = "lift-e2e-test-key-000001"\n'
+                      f'[campaigns.default]\nholdout = 0.3\n{SHORT_WINDOWS}')
+    served = start_server(config.read_text())
     rng = np.random.default_rng(5)
     decisions = []
+    started = time.time()
     for start in range(0, 900, 100):
         response = served.stub.DecideBatch(pb.DecideBatchRequest(requests=[
             make_request(user=f"lift-{i % 300}") for i in range(start, start + 100)]), timeout=30)
         decisions.extend(response.decisions)
-    open_windows = 0
+    last_decided = time.time()
+    rewards, pending = {False: 0.0, True: 0.0}, []
     for decision in decisions:
+        if len(pending) == 100:  # in flight at once: below the server's concurrent-RPC limit
+            assert all(f.result().accepted for f in pending)
+            pending.clear()
         if decision.exploration != "holdout" and rng.random() < 0.1:
-            open_windows += 1  # never rewarded, window (1 h for sms, 3 days for email) still open: left out
-            continue
+            continue  # never rewarded: counts the default reward (0) once its window closed
         rate = 0.05 if decision.exploration == "holdout" else 0.25
-        served.stub.Reward(pb.RewardRequest(event_id=decision.event_id, value=float(rng.random() < rate)),
-                           timeout=10)
-    done = subprocess.run([OFFERBANDIT, "lift", "--data-dir", str(served.data_dir), "--json"], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    (report,) = json.loads(done.stdout)["campaigns"]
+        value = float(rng.random() < rate)
+        rewards[decision.exploration == "holdout"] += value
+        pending.append(served.stub.Reward.future(pb.RewardRequest(event_id=decision.event_id, value=value),
+                                                 timeout=10))
+    assert all(f.result().accepted for f in pending)
+    (early,) = _lift_json(served.data_dir, "--config", str(config))["campaigns"]
+    assert time.time() - started < WINDOW_S, "too slow: windows closed before the first lift"
+    assert early["treated_decisions"] == early["holdout_decisions"] == 0, early  # every window is still open
+    time.sleep(max(0.0, last_decided + WINDOW_S + 0.5 - time.time()))
+    (report,) = _lift_json(served.data_dir, "--config", str(config))["campaigns"]
     assert tuple(report) == JSON_FIELDS and report["campaign"] == "default"
     held = sum(d.exploration == "holdout" for d in decisions)
-    # holdout no_contact decisions have a 1-day window: rewarded ones are final, all of them were rewarded
-    assert report["holdout_decisions"] == held
-    assert report["treated_decisions"] == len(decisions) - held - open_windows
+    assert report["holdout_decisions"] == held and report["treated_decisions"] == len(decisions) - held
+    assert report["treated_mean_reward"] == pytest.approx(rewards[False] / (len(decisions) - held))
+    assert report["holdout_mean_reward"] == pytest.approx(rewards[True] / held)
     assert report["holdout_mean_reward"] < report["treated_mean_reward"]
-    assert report["ci_low"] < 0.2 < report["ci_high"] and report["ci_high"] - report["ci_low"] < 0.25
+    true_lift = 0.9 * 0.25 - 0.05  # a tenth of the treated never answered: the default reward 0
+    assert report["ci_low"] < true_lift < report["ci_high"] and report["ci_high"] - report["ci_low"] < 0.25
     assert report["lift"] == pytest.approx(report["treated_mean_reward"] - report["holdout_mean_reward"])
-    table = subprocess.run([OFFERBANDIT, "lift", "--data-dir", str(served.data_dir)], capture_output=True, text=True,
-                           timeout=120)
+    table = subprocess.run([OFFERBANDIT, "lift", "--data-dir", str(served.data_dir), "--config", str(config)],
+                           capture_output=True, text=True, timeout=120)
     assert table.returncode == 0 and "default" in table.stdout and "lift" in table.stdout
