@@ -7,6 +7,7 @@ with records, never rows or connections.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
@@ -21,6 +22,8 @@ from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exc
                                   FinalDecision, InsertOutcome, LearnedEvent, LiftOutcome, LiveStats, LogFilter, LogOptions,
                                   LoggedDecision, RewardDefaults, RewardOutcome, ServedOutcome, ShadowScore,
                                   ShownDecision, StoredDecision, unit_range)
+from decision_log.privacy_records import (AuditEntry, ErasureCounts, HeldDecision, HeldReward, HeldShadowScore,
+                                          RetentionPass, UserData)
 from decision_log.postgres.backend import PostgresBackend
 from decision_log.postgres.connection import is_postgres_url, mask_url
 from decision_log.sqlite.backend import SqliteBackend, log_path
@@ -289,3 +292,58 @@ class DecisionLog:
                     kinds: Sequence[str] = ("checkpoint", "promote", "rollback")) -> list[AliasMove]:
         """The recorded moves of ``alias`` of ``campaign`` of these kinds, newest first."""
         return self.backend.alias_moves(campaign, alias, kinds)
+
+    # --- privacy: erasure, access requests, the audit trail, keys, retention ------------------------
+    def erase_users(self, user_keys: Sequence[str], *, who: str = "", at: float | None = None) -> ErasureCounts:
+        """Delete every decision, reward and shadow score of the customer hashed to ``user_keys`` (one hash
+        per listed user-hash key) in one transaction, with an ``audit`` row (time, who, the hashes, the counts;
+        never the id). A customer with nothing logged gets zero counts (and an audit row all the same)."""
+        return self.backend.erase_users(user_keys, who, time.time() if at is None else at)
+
+    def user_data(self, user_keys: Sequence[str]) -> UserData:
+        """Everything held about the customer hashed to ``user_keys``: what `erase_users` would delete."""
+        decisions, rewards, shadows = self.backend.held_rows(user_keys)
+        contacts = tuple(record for record in (self.decoder.history_record(row) for row in decisions)
+                         if record is not None)
+        return UserData(tuple(sorted(set(user_keys))), tuple(HeldDecision.of_row(row) for row in decisions),
+                        tuple(HeldReward(r["event_id"], r["reward_id"], float(r["value"]), float(r["received_at"]),
+                                         r["status"]) for r in rewards),
+                        tuple(HeldShadowScore(r["event_id"], r["policy_version"], r["chosen_probability"],
+                                              r["scored_at"]) for r in shadows),
+                        contacts)
+
+    def audit_after(self, after_id: int, limit: int = 1000) -> list[AuditEntry]:
+        """The audit rows after ``after_id``, oldest first (servers follow erasures through this)."""
+        return self.backend.audit_after(after_id, limit)
+
+    def last_audit_id(self) -> int:
+        return self.backend.last_audit_id()
+
+    def registered_keys(self) -> list[tuple[str, str]]:
+        """``(key_id, key_check)`` of the user-hash keys registered with this log, oldest first."""
+        return self.backend.registered_keys()
+
+    def register_keys(self, checks: Sequence[tuple[str, str]], *, who: str = "") -> list[tuple[str, str]]:
+        """Check (and register) a process's user-hash keys, current first (see `privacy_ops.register_keys`):
+        InvalidInput when none of them is this log's."""
+        if not checks:
+            raise InvalidInput("no user-hash key to register", field="privacy.user_hash_key")
+        return self.backend.register_keys(checks, who, time.time())
+
+    def delete_older_than(self, cutoff: float, *, batch: int = 1000, pause_s: float = 0.0,
+                          max_batches: int | None = None) -> RetentionPass:
+        """Retention: delete decisions decided before ``cutoff`` (with their rewards and shadow scores) in
+        transactions of at most ``batch`` decisions, pausing ``pause_s`` between them (the writer is never held
+        long). Returns the totals."""
+        total = RetentionPass(cutoff, 0, 0, 0, 0)
+        while max_batches is None or total.batches < max_batches:
+            done = self.backend.retention_batch(cutoff, batch)
+            if not done.batches:
+                break
+            total = RetentionPass(cutoff, total.decisions + done.decisions, total.rewards + done.rewards,
+                                  total.shadow_scores + done.shadow_scores, total.batches + 1)
+            if done.decisions < batch:
+                break
+            if pause_s > 0:
+                time.sleep(pause_s)
+        return total

@@ -32,6 +32,7 @@ from service.campaigns import build_runtimes, serving_buffer
 from service.config import ServiceConfig
 from service.datadir import prepare_data_dir
 from service.engine import DecisionEngine
+from service.erasure import ErasureFollower
 from service.log_records import log_options
 from service.learner import LearnedCounter, LearnerState, LearningState, LearnLag, LearnQueue, OnlineLearner
 from service.live_models import RegistryLink
@@ -74,6 +75,7 @@ class ServerComponents:
     health: health.HealthServicer
     grpc_server: grpc.Server
     port: int
+    erasures: ErasureFollower  # forgets customers erased from the log (every registry poll interval)
 
 
 def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
@@ -107,9 +109,10 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
     if config.mlflow.enabled if with_registry is None else with_registry:
         registry = _registry_link(config, data_dir, engine, learned, metrics, health_servicer, publish=role.learns,
                                   shared=role.shared)
+    erasures = ErasureFollower(engine.log, engine.history, engine.claims, config.learning.registry_poll_seconds)
     return ServerComponents(config=config, role=role, metrics=metrics, engine=engine, learner=learner,
                             shadow=shadow, registry=registry, health=health_servicer, grpc_server=grpc_server,
-                            port=port)
+                            port=port, erasures=erasures)
 
 
 @dataclass(frozen=True)

@@ -78,9 +78,15 @@ class DecisionEngine:
         self.config = config
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.keys = keys or load_keys(self.data_dir, config.privacy.user_hash_key)
+        self.keys = keys or load_keys(self.data_dir, config.privacy.user_hash_key,
+                                      config.privacy.previous_user_hash_keys)
         self.log = open_log(log_url or self.data_dir, writable=True, on_queue_depth=on_queue_depth,
                             options=log_options(config))
+        try:  # a process hashing with another key than the log's is refused (a rotation lists the old key too)
+            self.log.register_keys(self.keys.key_checks(), who="serve")
+        except BaseException:
+            self.log.close()
+            raise
         self.reward_defaults = config.reward_defaults()
         horizon = max(config.learning.history_horizon_seconds,
                       *(c.rules.longest_cap_window_s for c in config.campaigns.values()))

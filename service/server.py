@@ -50,6 +50,7 @@ class DecisionServer:
         self.health = parts.health
         self.server = parts.grpc_server
         self.port = parts.port
+        self.erasures = parts.erasures
         self._metrics_port = metrics_port
         self._metrics_host = metrics_host  # loopback by default, whatever host serves gRPC
         self.metrics_http = None
@@ -66,6 +67,7 @@ class DecisionServer:
         if self.learner is not None:
             self.learner.start()
         self.shadow.start()
+        self.erasures.start()
         if self._metrics_port is not None:
             self.metrics_http = self.metrics.serve_http(self._metrics_host, self._metrics_port)
         self.server.start()
@@ -94,6 +96,7 @@ class DecisionServer:
         if self.learner is not None:
             self.learner.stop()
         self.shadow.stop()
+        self.erasures.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()
         self.engine.close()

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 #: The page size of a log this code creates (an existing file keeps its own). A compact 128-arm row is ~900
 #: bytes: SQLite stores whole rows in a page, and a 4 KB page holds four (~10% of it unused), a 16 KB one
@@ -26,3 +28,20 @@ def connect(path: Path, *, synchronous: str, busy_timeout_ms: int, autocheckpoin
         conn.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def run_in_own_transaction(path: Path, busy_timeout_ms: int, op: Callable[[sqlite3.Connection], Any]) -> Any:
+    """Run one write operation in a ``BEGIN IMMEDIATE`` transaction of its own connection (a process without
+    the log's writer, or an operation that must not wait in the writer's queue): all of it commits, or none."""
+    conn = connect(path, synchronous="FULL", busy_timeout_ms=busy_timeout_ms)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = op(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+    finally:
+        conn.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from offerbandit.cli import demo, evaluate, exploration, export, learn, lift, serve, versions
+from offerbandit.cli import demo, evaluate, exploration, export, learn, lift, privacy, serve, versions
 
 __all__ = ["build_app"]
 
@@ -24,4 +24,6 @@ def build_app() -> typer.Typer:
     app.command()(lift.lift)
     app.command()(versions.promote)
     app.command()(versions.rollback)
+    app.command()(privacy.erase)
+    app.command("user-data")(privacy.user_data)
     return app
