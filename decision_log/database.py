@@ -347,3 +347,12 @@ class DecisionLog:
             if pause_s > 0:
                 time.sleep(pause_s)
         return total
+
+    def reclaim_space(self) -> bool:
+        """After deletes: a SQLite log created with ``auto_vacuum=INCREMENTAL`` shrinks (True); PostgreSQL's
+        space is reused after its (auto)VACUUM, and an older SQLite log needs a full VACUUM (False)."""
+        return self.backend.reclaim_space()
+
+    def oldest_decided_at(self) -> float | None:
+        """When the oldest decision still held was made (None: empty): where the log's window starts."""
+        return next((d.decided_at for d in self.decisions(chunk=1)), None)

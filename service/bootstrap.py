@@ -33,6 +33,7 @@ from service.config import ServiceConfig
 from service.datadir import prepare_data_dir
 from service.engine import DecisionEngine
 from service.erasure import ErasureFollower
+from service.retention import RetentionJob, RetentionSettings
 from service.log_records import log_options
 from service.learner import LearnedCounter, LearnerState, LearningState, LearnLag, LearnQueue, OnlineLearner
 from service.live_models import RegistryLink
@@ -76,6 +77,7 @@ class ServerComponents:
     grpc_server: grpc.Server
     port: int
     erasures: ErasureFollower  # forgets customers erased from the log (every registry poll interval)
+    retention: RetentionJob  # [log] retention_days on the embedded log (on a shared log: offerbandit learn's)
 
 
 def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
@@ -112,7 +114,7 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
     erasures = ErasureFollower(engine.log, engine.history, engine.claims, config.learning.registry_poll_seconds)
     return ServerComponents(config=config, role=role, metrics=metrics, engine=engine, learner=learner,
                             shadow=shadow, registry=registry, health=health_servicer, grpc_server=grpc_server,
-                            port=port, erasures=erasures)
+                            port=port, erasures=erasures, retention=_retention(config, engine.log, not role.shared))
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,13 @@ class LearnerComponents:
     learner: OnlineLearner
     registry: RegistryLink
     health: health.HealthServicer
+    retention: RetentionJob
+
+
+def _retention(config: ServiceConfig, log: DecisionLog, runs_here: bool) -> RetentionJob:
+    """The log's retention job; it deletes only where ``runs_here`` (one process per log does)."""
+    settings = RetentionSettings.of(config) if runs_here else RetentionSettings(days=0.0)
+    return RetentionJob(log, settings, config.reward_defaults())
 
 
 def build_learner(config: ServiceConfig, data_dir: Path, *, may_publish: Callable[[], bool]) -> LearnerComponents:
@@ -150,7 +159,7 @@ def build_learner(config: ServiceConfig, data_dir: Path, *, may_publish: Callabl
     registry = _registry_link(config, data_dir, state, learned, metrics, health_servicer, publish=True,
                               shared=is_shared(url), may_publish=may_publish)
     return LearnerComponents(config=config, url=url, metrics=metrics, log=log, learner=learner, registry=registry,
-                             health=health_servicer)
+                             health=health_servicer, retention=_retention(config, log, is_shared(url)))
 
 
 def _learner(config: ServiceConfig, state: LearningState, handed: LearnQueue, learned: LearnedCounter,

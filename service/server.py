@@ -51,6 +51,7 @@ class DecisionServer:
         self.server = parts.grpc_server
         self.port = parts.port
         self.erasures = parts.erasures
+        self.retention = parts.retention
         self._metrics_port = metrics_port
         self._metrics_host = metrics_host  # loopback by default, whatever host serves gRPC
         self.metrics_http = None
@@ -68,6 +69,7 @@ class DecisionServer:
             self.learner.start()
         self.shadow.start()
         self.erasures.start()
+        self.retention.start()
         if self._metrics_port is not None:
             self.metrics_http = self.metrics.serve_http(self._metrics_host, self._metrics_port)
         self.server.start()
@@ -97,6 +99,7 @@ class DecisionServer:
             self.learner.stop()
         self.shadow.stop()
         self.erasures.stop()
+        self.retention.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()
         self.engine.close()

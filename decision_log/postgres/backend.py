@@ -108,6 +108,10 @@ class PostgresBackend(SharedOperations, LogReader):
             conn.execute("COMMIT")
             return result
 
+    def reclaim_space(self) -> bool:
+        """PostgreSQL reuses deleted rows' space after (auto)VACUUM: the operator's, not the log's."""
+        return False
+
     def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]:
         return alias_ops.alias_moves(self._conn(), campaign, alias, kinds)
 

@@ -11,7 +11,7 @@ from typing import Any
 from decision_log.sqlite.shared_ops import SharedOperations
 from decision_log.records import AliasMove, DecisionRow, InsertOutcome, LogOptions, ShadowScore
 from decision_log.sqlite import alias_ops
-from decision_log.sqlite.connection import connect, run_in_own_transaction
+from decision_log.sqlite.connection import connect, reclaim_space, run_in_own_transaction
 from decision_log.sqlite.faults import log_faults
 from decision_log.sqlite.learner_lock import FileLock, learner_lock
 from decision_log.sqlite.queries import LogReader
@@ -76,6 +76,10 @@ class SqliteBackend(SharedOperations, LogReader):
     def _own_transaction(self, op: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run one write operation in a ``BEGIN IMMEDIATE`` of its own connection (never in the writer's queue)."""
         return run_in_own_transaction(self.path, self._busy_timeout_ms, op)
+
+    @log_faults
+    def reclaim_space(self) -> bool:
+        return reclaim_space(self.path, self._busy_timeout_ms)
 
     def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]:
         return alias_ops.alias_moves(self._conn(), campaign, alias, kinds)
