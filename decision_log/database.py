@@ -179,11 +179,16 @@ class DecisionLog:
             if record is not None:
                 yield record
 
-    def user_history(self, user_key: str, since: float, limit: int = 1000) -> list[HistoryRecord]:
+    def user_history(self, user_key: str, since: float, limit: int = 1000, *,
+                     previous_keys: Sequence[str] = ()) -> list[HistoryRecord]:
         """One customer's committed contacts (with their rewards) decided at or after ``since``, the
         newest ``limit`` of them, oldest first: the per-user store loads a customer it does not hold
-        from here, so an evicted (or never loaded) customer's caps still count every committed contact."""
-        records = (self.decoder.history_record(row) for row in self.backend.user_decisions(user_key, since, limit))
+        from here, so an evicted (or never loaded) customer's caps still count every committed contact.
+        ``previous_keys``: the customer's hashes under older listed keys (a rotation), read too."""
+        rows = [row for key in (user_key, *previous_keys) for row in self.backend.user_decisions(key, since, limit)]
+        if previous_keys:  # the newest ``limit`` of all of them, oldest first
+            rows = sorted(rows, key=lambda r: (r["decided_at"], r["seq"]))[-limit:]
+        records = (self.decoder.history_record(row) for row in rows)
         return [record for record in records if record is not None]
 
     def exposures(self, since: float | None = None) -> Iterator[ShownDecision]:

@@ -48,6 +48,7 @@ class PreparedRequest:
     formats: tuple[str, ...]
     time_slots: tuple[str, ...]
     fingerprint: str
+    previous_user_keys: tuple[str, ...] = ()  # the customer under older listed user-hash keys (rotation)
 
 
 def record_of(logged: LoggedDecision) -> RepeatRecord:
@@ -130,4 +131,4 @@ def decision_row(item: PreparedRequest, now: float, kept: np.ndarray, pmf: np.nd
         baseline_json=json.dumps([inp.baseline.offer_id, inp.baseline.format, inp.baseline.time_slot])
         if inp.baseline else None,
         no_contact_reason=outcome.no_contact_reason, removed=removed_text(removed),
-        fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm))
+        fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm), previous_user_keys=item.previous_user_keys)
