@@ -13,7 +13,10 @@ from decision_log import open_log
 from offerbandit.errors import InvalidInput
 from service.keys import ServerKeys
 from tests.conftest import make_request
-from tests.service.test_erase_server import _cli, place  # noqa: F401 - the fixture
+from tests.service import test_erase_server
+from tests.service.test_erase_server import _cli
+
+place = test_erase_server.place  # the fixture: a server on SQLite or on PostgreSQL
 
 OLD, NEW = "rotation-old-key-0123456789", "rotation-new-key-0123456789"
 
