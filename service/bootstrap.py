@@ -31,6 +31,7 @@ from policy_registry.registry import RegistryConfig
 from service.campaigns import build_runtimes, serving_buffer
 from service.config import ServiceConfig
 from service.datadir import prepare_data_dir
+from service.admin import ADMIN_SERVICE, AdminServicer, add_admin_to_server
 from service.engine import DecisionEngine
 from service.erasure import ErasureFollower
 from service.retention import RetentionJob, RetentionSettings
@@ -104,14 +105,18 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
                                             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1))
     grpc_server = _grpc_server(config, endpoint)
     add_to_server(DecisionServicer(engine, metrics), grpc_server)
+    erasures = ErasureFollower(engine.log, engine.history, engine.claims, config.learning.registry_poll_seconds)
+    services = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    if endpoint.auth_token:  # the admin service exists only behind tokens (it needs the admin scope)
+        add_admin_to_server(AdminServicer(engine, erasures), grpc_server)
+        services = (SERVICE_NAME, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server)
+    reflection.enable_server_reflection(services, grpc_server)
     port = _bind(grpc_server, endpoint)
     registry = None
     if config.mlflow.enabled if with_registry is None else with_registry:
         registry = _registry_link(config, data_dir, engine, learned, metrics, health_servicer, publish=role.learns,
                                   shared=role.shared)
-    erasures = ErasureFollower(engine.log, engine.history, engine.claims, config.learning.registry_poll_seconds)
     return ServerComponents(config=config, role=role, metrics=metrics, engine=engine, learner=learner,
                             shadow=shadow, registry=registry, health=health_servicer, grpc_server=grpc_server,
                             port=port, erasures=erasures, retention=_retention(config, engine.log, not role.shared))

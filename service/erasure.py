@@ -71,6 +71,7 @@ class ErasureFollower:
         self._seen = log.last_audit_id()  # the per-user store was built from the log after these
         self._done: set[int] = set(range(max(1, self._seen - _REREAD + 1), self._seen + 1))
         self._stop = threading.Event()
+        self._poll_lock = threading.Lock()  # the thread and an admin call may poll at once
         self._thread: threading.Thread | None = None
         self.forgotten = 0  # erasures applied (for tests and metrics)
 
@@ -94,6 +95,10 @@ class ErasureFollower:
         """Apply the erasures logged since the last poll; how many. On PostgreSQL audit ids are handed out
         before commit, so a smaller id can commit after a larger one was seen: the last `_REREAD` ids are
         read again and only the ones not applied yet are applied."""
+        with self._poll_lock:
+            return self._poll_locked()
+
+    def _poll_locked(self) -> int:
         applied = 0
         while True:
             fresh = [e for e in self._log.audit_after(max(0, self._seen - _REREAD)) if e.id not in self._done]
