@@ -115,7 +115,7 @@ def register_keys(checks: Sequence[tuple[str, str]], who: str, at: float) -> Wri
                                "(every process on one log needs the same key; a rotation lists the old key "
                                "after the new one)", field="privacy.user_hash_key")
         if not known:
-            new = list(checks)
+            new = list(reversed(checks))  # oldest first: registered_at orders the log's keys
         else:
             new = [checks[0]] if checks[0][1] not in known else []
         for offset, (key_id, check) in enumerate(new):

@@ -154,3 +154,10 @@ def test_rows_of_other_customers_survive_an_erase_of_many_keys(log_place):
         counts = log.erase_users(["u0", "u3"])
     assert counts.decisions == 8
     assert sorted({r[0] for r in log_place.sql("SELECT user_key FROM decisions")}) == ["u1", "u2", "u4"]
+
+
+def test_a_fresh_log_registers_every_listed_key_oldest_first(log_place):
+    with open_log(log_place.where, writable=True) as log:
+        assert log.register_keys([("new", "check-new"), ("old", "check-old")]) == [("old", "check-old"),
+                                                                                  ("new", "check-new")]
+        assert [a.action for a in log.audit_after(0)] == ["register_key", "register_key"]
