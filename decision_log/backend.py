@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from decision_log.counting import Row
+from decision_log.privacy_records import AuditEntry, ErasureCounts, RetentionPass
 from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LiveStats, LogFilter,
                                   RewardOutcome, ShadowScore, unit_range)
 from policies.types import Offer
@@ -145,4 +146,25 @@ class LogBackend(Protocol):
 
     def learner_lock(self) -> AbstractContextManager[LearnerLock]:
         """The log's one-learner lock for a ``with`` block; refuses (InvalidInput) when another holds it."""
+        ...
+
+    # --- privacy (`decision_log.sqlite.privacy_ops`; writes commit alone, never in the writer's queue) ------
+    def erase_users(self, user_keys: Sequence[str], who: str, at: float) -> ErasureCounts: ...
+
+    def held_rows(self, user_keys: Sequence[str]) -> tuple[list[Row], list[Row], list[Row]]:
+        """The customer's decision, reward and shadow-score rows."""
+        ...
+
+    def audit_after(self, after_id: int, limit: int = 1000) -> list[AuditEntry]: ...
+
+    def last_audit_id(self) -> int: ...
+
+    def registered_keys(self) -> list[tuple[str, str]]: ...
+
+    def register_keys(self, checks: Sequence[tuple[str, str]], who: str, at: float) -> list[tuple[str, str]]: ...
+
+    def retention_batch(self, cutoff: float, batch: int) -> RetentionPass: ...
+
+    def reclaim_space(self) -> bool:
+        """Give space freed by deletes back to the file system where the backend can (SQLite); whether it did."""
         ...

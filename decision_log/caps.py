@@ -3,7 +3,7 @@
 A row carries the campaign's caps that apply to its chosen arm's format (`records.CapLimit`). Inside the
 writer's transaction, with the customer's key locked (PostgreSQL: ``pg_advisory_xact_lock`` taken by the
 writer in sorted key order for the whole group; SQLite: the one writer's ``BEGIN IMMEDIATE``), each such row
-counts the customer's committed contacts in each cap window — the rule of `decision_log.counting` and
+counts the customer's committed contacts (under every listed user-hash key) in each cap window — the rule of `decision_log.counting` and
 `policies.rules`: a chosen arm, not ``no_contact``, not deferred or activated, through the cap's format
 (``'*'``: any), counted from its shown time, strictly after ``decided_at - window_s`` — plus the contacts
 ahead of it in the same commit group (rows of earlier operations are already in the transaction; rows
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from decision_log.codec import blob_to_indices, removed_counts, removed_text
+from decision_log.dialect import dialect_of
 from decision_log.reasons import split_removed
 from decision_log.records import DecisionRow
 from policies.sampler import NO_CONTACT
@@ -26,7 +27,7 @@ __all__ = ["CAP_REASON", "apply_caps", "as_capped", "is_contact", "users_with_ca
 
 CAP_REASON = "cap"
 
-_COUNT = ("SELECT count(*) FROM decisions WHERE user_key = ? AND chosen_index IS NOT NULL "
+_COUNT = ("SELECT count(*) FROM decisions WHERE {users} AND chosen_index IS NOT NULL "
           "AND exploration <> 'no_contact' AND (deferred = 0 OR activated_at IS NOT NULL) "
           "AND (? = '*' OR format = ?) "
           "AND (CASE WHEN deferred <> 0 AND activated_at IS NOT NULL THEN activated_at ELSE decided_at END) > ?")
@@ -71,7 +72,8 @@ def _reached(conn: Any, row: DecisionRow, ahead: list[DecisionRow]) -> bool:
         if not cap.applies_to(row.format):
             continue
         since = float(row.decided_at) - float(cap.window_s)
-        committed = int(conn.execute(_COUNT, (row.user_key, cap.format, cap.format, since)).fetchone()[0])
+        users, keys = dialect_of(conn).texts_in("user_key", (row.user_key, *row.previous_user_keys))
+        committed = int(conn.execute(_COUNT.format(users=users), (keys, cap.format, cap.format, since)).fetchone()[0])
         pending = sum(1 for other in ahead if other.user_key == row.user_key and cap.applies_to(other.format)
                       and float(other.decided_at) > since)
         if committed + pending >= int(cap.max_contacts):

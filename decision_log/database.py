@@ -7,6 +7,7 @@ with records, never rows or connections.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
@@ -21,6 +22,8 @@ from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exc
                                   FinalDecision, InsertOutcome, LearnedEvent, LiftOutcome, LiveStats, LogFilter, LogOptions,
                                   LoggedDecision, RewardDefaults, RewardOutcome, ServedOutcome, ShadowScore,
                                   ShownDecision, StoredDecision, unit_range)
+from decision_log.privacy_records import (AuditEntry, ErasureCounts, HeldDecision, HeldReward, HeldShadowScore,
+                                          RetentionPass, UserData)
 from decision_log.postgres.backend import PostgresBackend
 from decision_log.reward_calls import RewardCall, reward_call
 from decision_log.postgres.connection import is_postgres_url, mask_url
@@ -200,11 +203,16 @@ class DecisionLog:
             if record is not None:
                 yield record
 
-    def user_history(self, user_key: str, since: float, limit: int = 1000) -> list[HistoryRecord]:
+    def user_history(self, user_key: str, since: float, limit: int = 1000, *,
+                     previous_keys: Sequence[str] = ()) -> list[HistoryRecord]:
         """One customer's committed contacts (with their rewards) decided at or after ``since``, the
         newest ``limit`` of them, oldest first: the per-user store loads a customer it does not hold
-        from here, so an evicted (or never loaded) customer's caps still count every committed contact."""
-        records = (self.decoder.history_record(row) for row in self.backend.user_decisions(user_key, since, limit))
+        from here, so an evicted (or never loaded) customer's caps still count every committed contact.
+        ``previous_keys``: the customer's hashes under older listed keys (a rotation), read too."""
+        rows = [row for key in (user_key, *previous_keys) for row in self.backend.user_decisions(key, since, limit)]
+        if previous_keys:  # the newest ``limit`` of all of them, oldest first
+            rows = sorted(rows, key=lambda r: (r["decided_at"], r["seq"]))[-limit:]
+        records = (self.decoder.history_record(row) for row in rows)
         return [record for record in records if record is not None]
 
     def exposures(self, since: float | None = None) -> Iterator[ShownDecision]:
@@ -320,3 +328,67 @@ class DecisionLog:
         """A mark that changes whenever any alias move is recorded in this log (by any process sharing it):
         a registry follower asks MLflow only when it changed (one indexed read on a reader connection)."""
         return self.backend.newest_alias_move_id()
+
+    # --- privacy: erasure, access requests, the audit trail, keys, retention ------------------------
+    def erase_users(self, user_keys: Sequence[str], *, who: str = "", at: float | None = None) -> ErasureCounts:
+        """Delete every decision, reward and shadow score of the customer hashed to ``user_keys`` (one hash
+        per listed user-hash key) in one transaction, with an ``audit`` row (time, who, the hashes, the counts;
+        never the id). A customer with nothing logged gets zero counts (and an audit row all the same)."""
+        return self.backend.erase_users(user_keys, who, time.time() if at is None else at)
+
+    def user_data(self, user_keys: Sequence[str]) -> UserData:
+        """Everything held about the customer hashed to ``user_keys``: what `erase_users` would delete."""
+        decisions, rewards, shadows = self.backend.held_rows(user_keys)
+        contacts = tuple(record for record in (self.decoder.history_record(row) for row in decisions)
+                         if record is not None)
+        return UserData(tuple(sorted(set(user_keys))), tuple(HeldDecision.of_row(row) for row in decisions),
+                        tuple(HeldReward(r["event_id"], r["reward_id"], float(r["value"]), float(r["received_at"]),
+                                         r["status"]) for r in rewards),
+                        tuple(HeldShadowScore(r["event_id"], r["policy_version"], r["chosen_probability"],
+                                              r["scored_at"]) for r in shadows),
+                        contacts)
+
+    def audit_after(self, after_id: int, limit: int = 1000) -> list[AuditEntry]:
+        """The audit rows after ``after_id``, oldest first (servers follow erasures through this)."""
+        return self.backend.audit_after(after_id, limit)
+
+    def last_audit_id(self) -> int:
+        return self.backend.last_audit_id()
+
+    def registered_keys(self) -> list[tuple[str, str]]:
+        """``(key_id, key_check)`` of the user-hash keys registered with this log, oldest first."""
+        return self.backend.registered_keys()
+
+    def register_keys(self, checks: Sequence[tuple[str, str]], *, who: str = "") -> list[tuple[str, str]]:
+        """Check (and register) a process's user-hash keys, current first (see `privacy_ops.register_keys`):
+        InvalidInput when none of them is this log's."""
+        if not checks:
+            raise InvalidInput("no user-hash key to register", field="privacy.user_hash_key")
+        return self.backend.register_keys(checks, who, time.time())
+
+    def delete_older_than(self, cutoff: float, *, batch: int = 1000, pause_s: float = 0.0,
+                          max_batches: int | None = None) -> RetentionPass:
+        """Retention: delete decisions decided before ``cutoff`` (with their rewards and shadow scores) in
+        transactions of at most ``batch`` decisions, pausing ``pause_s`` between them (the writer is never held
+        long). Returns the totals."""
+        total = RetentionPass(cutoff, 0, 0, 0, 0)
+        while max_batches is None or total.batches < max_batches:
+            done = self.backend.retention_batch(cutoff, batch)
+            if not done.batches:
+                break
+            total = RetentionPass(cutoff, total.decisions + done.decisions, total.rewards + done.rewards,
+                                  total.shadow_scores + done.shadow_scores, total.batches + 1)
+            if done.decisions < batch:
+                break
+            if pause_s > 0:
+                time.sleep(pause_s)
+        return total
+
+    def reclaim_space(self) -> bool:
+        """After deletes: a SQLite log created with ``auto_vacuum=INCREMENTAL`` shrinks (True); PostgreSQL's
+        space is reused after its (auto)VACUUM, and an older SQLite log needs a full VACUUM (False)."""
+        return self.backend.reclaim_space()
+
+    def oldest_decided_at(self) -> float | None:
+        """When the oldest decision still held was made (None: empty): where the log's window starts."""
+        return next((d.decided_at for d in self.decisions(chunk=1)), None)

@@ -24,6 +24,10 @@ LEARN_LOCK = 2
 ALIAS_LOCK = 3
 LEARNER_LOCK = 4  # a session lock: held by the one `offerbandit learn` of the log
 CAP_LOCK_CLASS = 0x0FFC
+#: One statement takes every customer's lock, in the order of the lock keys (the hashes: two groups whose
+#: customers' hashes collide still take them in one global order, so they never deadlock on them).
+_LOCK_USERS = ("SELECT count(pg_advisory_xact_lock(?, h)) FROM (SELECT DISTINCT hashtext(k) AS h "
+               "FROM unnest(?::text[]) AS k ORDER BY h) AS keys")
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,23 @@ class Dialect:
             return f"{column} = ANY(?::bigint[])", values
         return f"{column} IN (SELECT value FROM json_each(?))", json.dumps(values)
 
+    def texts_in(self, column: str, texts: Sequence[str]) -> tuple[str, Any]:
+        """A condition ``column`` IN these strings (user keys, event ids), and its one parameter."""
+        values = [str(t) for t in texts]
+        if self.name == "postgres":
+            return f"{column} = ANY(?::text[])", values
+        return f"{column} IN (SELECT value FROM json_each(?))", json.dumps(values)
+
     def lock(self, conn: Any, key: int) -> None:
         """Hold the log-wide lock ``key`` until the transaction ends (SQLite: its write lock already does)."""
         if self.name == "postgres":
             conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (ADVISORY_NAMESPACE, int(key)))
+
+
+    def lock_users(self, conn: Any, user_keys: Sequence[str]) -> None:
+        """Hold each customer's cap lock until the transaction ends (SQLite: its write lock already does)."""
+        if self.name == "postgres" and user_keys:
+            conn.execute(_LOCK_USERS, (CAP_LOCK_CLASS, sorted(set(user_keys))))
 
 
 SQLITE = Dialect("sqlite", "")

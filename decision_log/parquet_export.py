@@ -254,19 +254,20 @@ class _PartWriter:
 
 def export_parquet(log_location: Path | str, out_dir: Path | str, *, campaign: str | None = None,
                    defaults: RewardDefaults | None = None,
-                   rows_per_file: int = DEFAULT_ROWS_PER_FILE) -> ParquetExport:
+                   rows_per_file: int = DEFAULT_ROWS_PER_FILE, until: float | None = None) -> ParquetExport:
     """Write every decision (optionally of one campaign) under ``out_dir`` as Parquet part files.
 
     ``log_location``: a data directory or a log URL (see `open_log`). ``defaults``: each campaign's
     default reward and reward range (0.0 and [0, 1] when None). ``out_dir`` must be new or empty; it
-    is created. An empty log still writes one (empty) file, so readers see the schema."""
+    is created. An empty log still writes one (empty) file, so readers see the schema. ``until``: only
+    decisions decided before it (retention exports what it is about to delete)."""
     check_scalar(rows_per_file, "rows_per_file", int, low=1)
     out = Path(out_dir)
     with open_log(log_location) as log:
         _prepare(out)
         writer = _PartWriter(out, rows_per_file, defaults or RewardDefaults())
         try:
-            for decision in log.decisions(LogFilter(campaign=campaign), chunk=min(rows_per_file, 5000)):
+            for decision in log.decisions(LogFilter(campaign=campaign, until=until), chunk=min(rows_per_file, 5000)):
                 writer.add(decision)
             writer.close()
         except BaseException:  # leave no half export behind (a reader would take it for a whole one)

@@ -69,6 +69,7 @@ class DecisionRow:
     #: contacts inside the commit (exact across replicas) and writes a capped row as no_contact 'cap'
     caps: tuple[CapLimit, ...] = ()
     key_id: str | None = None  # which user-hash key made user_key (schema 3; filled by a later issue)
+    previous_user_keys: tuple[str, ...] = ()  # the customer under older listed keys: caps count those rows too
     features_json: str | None = None  # per-customer features as used (schema 3; filled by a later issue)
     arm_set_id: str | None = None  # the compact row's arm set (content hash of `arm_set_text`)
     arm_set_text: str | None = None  # the arm set as stored once in ``arm_sets`` (`codec.arm_set_code`)

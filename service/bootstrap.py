@@ -31,7 +31,10 @@ from policy_registry.registry import RegistryConfig
 from service.campaigns import build_runtimes, serving_buffer
 from service.config import ServiceConfig
 from service.datadir import prepare_data_dir
+from service.admin import ADMIN_SERVICE, AdminServicer, add_admin_to_server
 from service.engine import DecisionEngine
+from service.erasure import ErasureFollower
+from service.retention import RetentionJob, RetentionSettings
 from service.log_records import log_options
 from service.learner import LearnedCounter, LearnerState, LearningState, LearnLag, LearnQueue, OnlineLearner
 from service.lift_runs import LiftRecorder, lift_settings
@@ -75,6 +78,8 @@ class ServerComponents:
     health: health.HealthServicer
     grpc_server: grpc.Server
     port: int
+    erasures: ErasureFollower  # forgets customers erased from the log (every registry poll interval)
+    retention: RetentionJob  # [log] retention_days on the embedded log (on a shared log: offerbandit learn's)
 
 
 def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
@@ -101,8 +106,13 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
                                             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1))
     grpc_server = _grpc_server(config, endpoint)
     add_to_server(DecisionServicer(engine, metrics), grpc_server)
+    erasures = ErasureFollower(engine.log, engine.history, engine.claims, config.learning.registry_poll_seconds)
+    services = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    if endpoint.auth_token:  # the admin service exists only behind tokens (it needs the admin scope)
+        add_admin_to_server(AdminServicer(engine, erasures), grpc_server)
+        services = (SERVICE_NAME, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server)
+    reflection.enable_server_reflection(services, grpc_server)
     port = _bind(grpc_server, endpoint)
     registry = None
     if config.mlflow.enabled if with_registry is None else with_registry:
@@ -110,7 +120,7 @@ def build_server(config: ServiceConfig, data_dir: Path, endpoint: Endpoint, *,
                                   shared=role.shared)
     return ServerComponents(config=config, role=role, metrics=metrics, engine=engine, learner=learner,
                             shadow=shadow, registry=registry, health=health_servicer, grpc_server=grpc_server,
-                            port=port)
+                            port=port, erasures=erasures, retention=_retention(config, engine.log, not role.shared))
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,13 @@ class LearnerComponents:
     learner: OnlineLearner
     registry: RegistryLink
     health: health.HealthServicer
+    retention: RetentionJob
+
+
+def _retention(config: ServiceConfig, log: DecisionLog, runs_here: bool) -> RetentionJob:
+    """The log's retention job; it deletes only where ``runs_here`` (one process per log does)."""
+    settings = RetentionSettings.of(config) if runs_here else RetentionSettings(days=0.0)
+    return RetentionJob(log, settings, config.reward_defaults())
 
 
 def build_learner(config: ServiceConfig, data_dir: Path, *, may_publish: Callable[[], bool]) -> LearnerComponents:
@@ -148,7 +165,7 @@ def build_learner(config: ServiceConfig, data_dir: Path, *, may_publish: Callabl
     registry = _registry_link(config, data_dir, state, learned, metrics, health_servicer, publish=True,
                               shared=is_shared(url), may_publish=may_publish)
     return LearnerComponents(config=config, url=url, metrics=metrics, log=log, learner=learner, registry=registry,
-                             health=health_servicer)
+                             health=health_servicer, retention=_retention(config, log, is_shared(url)))
 
 
 def _learner(config: ServiceConfig, state: LearningState, handed: LearnQueue, learned: LearnedCounter,

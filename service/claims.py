@@ -80,3 +80,9 @@ class EventClaims:
         with self._lock:
             for event_id in event_ids:
                 self.recent.pop(event_id)
+
+    def forget_all(self) -> None:
+        """Empty the idempotency cache (an erasure: repeats are then checked against the log, which no longer
+        holds the erased customer's decisions; calls in flight are not affected)."""
+        with self._lock:
+            self.recent.clear()

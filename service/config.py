@@ -65,9 +65,18 @@ class LogConfig:
     max_queue: int = 20000
     wal_autocheckpoint_pages: int = 4000
     busy_timeout_ms: int = 5000
+    retention_days: float = 0.0  # 0: keep every decision; else a background job deletes older ones
+    retention_export_dir: str = ""  # non-empty: rows are exported there as Parquet before they are deleted
+    retention_interval_seconds: float = 3600.0
+    retention_batch: int = 1000  # decisions per delete transaction (the writer is never held longer)
 
     def __post_init__(self) -> None:
         _require(isinstance(self.url, str), "log.url must be a string", "log.url")
+        check_scalar(self.retention_days, "log.retention_days", low=0.0)
+        check_scalar(self.retention_interval_seconds, "log.retention_interval_seconds", low=0.0, low_open=True)
+        check_scalar(self.retention_batch, "log.retention_batch", int, low=1)
+        _require(isinstance(self.retention_export_dir, str), "log.retention_export_dir must be a string",
+                 "log.retention_export_dir")
         check_scalar(self.connect_timeout_seconds, "log.connect_timeout_seconds", low=0.0)
         _require(self.synchronous.upper() in ("OFF", "NORMAL", "FULL", "EXTRA"),
                  "log.synchronous must be OFF, NORMAL, FULL or EXTRA", "log.synchronous")

@@ -78,6 +78,9 @@ class PrivacyConfig:
     # Key for hashing user ids (at least 16 characters). Empty: $OFFERBANDIT_USER_HASH_KEY, else a key
     # generated once and kept in <data-dir>/secret.key.
     user_hash_key: str = ""
+    # Older user-hash keys, newest first, still looked up (caps, history, erase, user-data) after a rotation
+    # until the rows they hashed aged out; the oldest listed one also seeds draws and holdout assignment.
+    previous_user_hash_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for i, word in enumerate(self.sensitive_context_keys):

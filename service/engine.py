@@ -35,6 +35,7 @@ from service.campaigns import CampaignRuntime, build_runtimes
 from service.claims import EventClaims
 from service.config import CampaignConfig, ServiceConfig
 from service.fingerprint import request_fingerprint
+from service.key_aliases import KeyAliases
 from service.keys import ServerKeys, load_keys
 from service.holdout import HOLDOUT, held_out_arm, in_holdout, one_hot
 from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
@@ -78,14 +79,21 @@ class DecisionEngine:
         self.config = config
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.keys = keys or load_keys(self.data_dir, config.privacy.user_hash_key)
+        self.keys = keys or load_keys(self.data_dir, config.privacy.user_hash_key,
+                                      config.privacy.previous_user_hash_keys)
         self.log = open_log(log_url or self.data_dir, writable=True, on_queue_depth=on_queue_depth,
                             options=log_options(config))
+        try:  # a process hashing with another key than the log's is refused (a rotation lists the old key too)
+            self.log.register_keys(self.keys.key_checks(), who="serve")
+        except BaseException:
+            self.log.close()
+            raise
         self.reward_defaults = config.reward_defaults()
         horizon = max(config.learning.history_horizon_seconds,
                       *(c.rules.longest_cap_window_s for c in config.campaigns.values()))
         history_config = HistoryConfig(max_users=config.learning.history_max_users, horizon_s=horizon)
         self.history = UserHistoryStore(history_config, loader=self._load_user)
+        self._aliases = KeyAliases(2 * config.learning.history_max_users)
         self.campaigns: dict[str, CampaignRuntime] = build_runtimes(config, double_buffer)
         self.claims = EventClaims(config.server.idempotency_cache_bytes)
         self._learnable: LearnableSink = learnable or DISCARD
@@ -95,14 +103,18 @@ class DecisionEngine:
     # --- start-up -----------------------------------------------------------------------------
 
     def _rebuild_history(self) -> None:
+        if self.keys.previous_user_hash_keys:  # rows under older keys: every customer is loaded by all keys
+            return
         since = time.time() - self.history.config.horizon_s
         # the only writer of an embedded log sees every contact: a customer the store lacks has none
         self.history.rebuild(self.log.history_since(since), complete=not self.log.shared)
 
     def _load_user(self, user_key: str) -> list[HistoryRecord]:
-        """A customer's committed contacts within the horizon, from the log (the store does not hold them)."""
+        """A customer's committed contacts within the horizon, from the log (the store does not hold them),
+        under every listed user-hash key."""
         config = self.history.config
-        return self.log.user_history(user_key, time.time() - config.horizon_s, 2 * config.max_entries_per_user)
+        return self.log.user_history(user_key, time.time() - config.horizon_s, 2 * config.max_entries_per_user,
+                                     previous_keys=self._aliases.of(user_key))
 
     def runtime(self, campaign: str) -> CampaignRuntime:
         try:
@@ -257,11 +269,12 @@ class DecisionEngine:
         candidates = (runtime.catalog_arms if not (inp.offers or inp.formats or inp.time_slots)
                       else runtime.candidates(tuple(offer_list), tuple(formats), tuple(time_slots),
                                               inp.offers_key if inp.offers else b""))
-        user_key = self.keys.user_key(inp.user_id)
+        user_key, *previous = self.keys.user_keys(inp.user_id)
+        self._aliases.remember(user_key, tuple(previous))
         context = DecisionContext(user_key=user_key, context=dict(inp.context), numeric=dict(inp.numeric),
                                   campaign=runtime.config.name)
         return PreparedRequest(inp, inp.event_id or uuid.uuid4().hex, runtime, context, candidates, tuple(offer_list),
-                         tuple(formats), tuple(time_slots), request_fingerprint(inp, user_key))
+                         tuple(formats), tuple(time_slots), request_fingerprint(inp, user_key), tuple(previous))
 
     def _decide_one(self, item: PreparedRequest, now: float, index: int) -> _Decided:
         runtime, context, inp = item.campaign, item.context, item.input
@@ -271,7 +284,9 @@ class DecisionEngine:
             eligibility = apply_rules(item.candidates, context, history, now, runtime.rules,
                                       excluded_offers=inp.excluded_offers, consented_formats=inp.consented_formats)
             policy, version = runtime.live.current()
-            held = in_holdout(self.keys.seed_key, cfg.name, context.user_key, cfg.holdout)
+            # under the oldest listed key's hash, like the draw's seed: a key rotation moves nobody in or out
+            held = in_holdout(self.keys.seed_key, cfg.name, (context.user_key, *item.previous_user_keys)[-1],
+                              cfg.holdout)
             served = held_out_arm(eligibility.arm_set, cfg.holdout_treatment, inp.baseline) if held else None
             if eligibility.is_empty or (held and served is None):
                 reason = main_reason(eligibility.removed) if eligibility.is_empty else HOLDOUT

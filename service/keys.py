@@ -20,25 +20,60 @@ from pathlib import Path
 from offerbandit.errors import InvalidInput
 from service.config import MIN_KEY_LENGTH
 
-__all__ = ["ENV_KEY", "SECRET_FILE", "ServerKeys", "load_keys"]
+__all__ = ["ENV_KEY", "ENV_PREVIOUS_KEYS", "SECRET_FILE", "ServerKeys", "load_existing_keys", "load_keys"]
 
 ENV_KEY = "OFFERBANDIT_USER_HASH_KEY"
+ENV_PREVIOUS_KEYS = "OFFERBANDIT_PREVIOUS_USER_HASH_KEYS"  # comma-separated, newest first
 SECRET_FILE = "secret.key"
+_KEY_CHECK = b"offerbandit/key-check"
+
+
+def _derive(secret: bytes, label: bytes) -> bytes:
+    return hmac.new(secret, label, hashlib.sha256).digest()
+
+
+def _hash(key: bytes, user_id: str) -> str:
+    return hmac.new(key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
 class ServerKeys:
+    """``user_hash_key`` hashes new decisions' user ids; ``previous_user_hash_keys`` (newest first) are still
+    looked up (caps, history, erase, user-data) until the rows they hashed aged out; ``seed_key`` seeds draws
+    and holdout assignment and comes from the oldest listed key, so a rotation changes neither."""
+
     user_hash_key: bytes
     seed_key: bytes
+    previous_user_hash_keys: tuple[bytes, ...] = ()
 
     def user_key(self, user_id: str) -> str:
-        """Keyed hash of a user id; the clear id is never stored."""
-        return hmac.new(self.user_hash_key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+        """Keyed hash of a user id under the current key; the clear id is never stored."""
+        return _hash(self.user_hash_key, user_id)
+
+    def user_keys(self, user_id: str) -> tuple[str, ...]:
+        """The user id's keyed hash under every listed key, current first (what look-ups match)."""
+        return tuple(_hash(key, user_id) for key in (self.user_hash_key, *self.previous_user_hash_keys))
+
+    def key_checks(self) -> tuple[tuple[str, str], ...]:
+        """``(key_id, HMAC(key, "offerbandit/key-check"))`` of every listed key, current first: what the log
+        registers, so a process with another key is refused and the keys themselves are never stored."""
+        checks = []
+        for key in (self.user_hash_key, *self.previous_user_hash_keys):
+            check = hmac.new(key, _KEY_CHECK, hashlib.sha256).hexdigest()
+            checks.append((check[:16], check))
+        return tuple(checks)
+
+    @property
+    def key_id(self) -> str:
+        """The current key's id (``decisions.key_id``, ``log_keys.key_id``)."""
+        return self.key_checks()[0][0]
 
     @classmethod
-    def from_secret(cls, secret: bytes) -> "ServerKeys":
-        derive = lambda label: hmac.new(secret, label, hashlib.sha256).digest()  # noqa: E731
-        return cls(user_hash_key=derive(b"offerbandit/user-id/v1"), seed_key=derive(b"offerbandit/draw-seed/v1"))
+    def from_secret(cls, secret: bytes, previous: tuple[bytes, ...] = ()) -> "ServerKeys":
+        oldest = previous[-1] if previous else secret
+        return cls(user_hash_key=_derive(secret, b"offerbandit/user-id/v1"),
+                   seed_key=_derive(oldest, b"offerbandit/draw-seed/v1"),
+                   previous_user_hash_keys=tuple(_derive(p, b"offerbandit/user-id/v1") for p in previous))
 
 
 def _checked(secret: str, source: str, field: str) -> bytes:
@@ -93,13 +128,42 @@ def _read_secret(path: Path) -> str:
             raise InvalidInput(f"{path} is not UTF-8 text", field="secret.key") from exc
 
 
-def load_keys(data_dir: Path, configured: str = "") -> ServerKeys:
-    """The server's keys from the configured key, else $OFFERBANDIT_USER_HASH_KEY, else ``secret.key``."""
+def _previous(configured: tuple[str, ...], source: str, field: str) -> tuple[bytes, ...]:
+    return tuple(_checked(key, f"{source}[{i}]", f"{field}[{i}]") for i, key in enumerate(configured))
+
+
+def _env_previous() -> tuple[bytes, ...]:
+    texts = tuple(t.strip() for t in os.environ.get(ENV_PREVIOUS_KEYS, "").split(",") if t.strip())
+    return _previous(texts, f"${ENV_PREVIOUS_KEYS}", ENV_PREVIOUS_KEYS)
+
+
+def load_keys(data_dir: Path, configured: str = "", previous: tuple[str, ...] = (), *,
+              create: bool = True) -> ServerKeys:
+    """The server's keys from the configured key, else $OFFERBANDIT_USER_HASH_KEY, else ``secret.key`` (its
+    first line; further lines are previous keys). Previous keys: ``[privacy] previous_user_hash_keys``, else
+    $OFFERBANDIT_PREVIOUS_USER_HASH_KEYS. ``create`` False: a missing key is an error, never generated."""
     if configured:
-        return ServerKeys.from_secret(_checked(configured, "[privacy] user_hash_key", "privacy.user_hash_key"))
+        return ServerKeys.from_secret(_checked(configured, "[privacy] user_hash_key", "privacy.user_hash_key"),
+                                      _previous(previous, "[privacy] previous_user_hash_keys",
+                                                "privacy.previous_user_hash_keys") or _env_previous())
     if ENV_KEY in os.environ:
-        return ServerKeys.from_secret(_checked(os.environ[ENV_KEY], f"${ENV_KEY}", ENV_KEY))
+        return ServerKeys.from_secret(_checked(os.environ[ENV_KEY], f"${ENV_KEY}", ENV_KEY),
+                                      _previous(previous, "[privacy] previous_user_hash_keys",
+                                                "privacy.previous_user_hash_keys") or _env_previous())
     path = Path(data_dir) / SECRET_FILE
     if not path.exists():
+        if not create:
+            raise InvalidInput(f"no user-hash key: set [privacy] user_hash_key or ${ENV_KEY}, or give the "
+                               f"--data-dir whose {SECRET_FILE} the server made ({path} does not exist)",
+                               field="privacy.user_hash_key")
         _create_secret(path)
-    return ServerKeys.from_secret(_checked(_read_secret(path), str(path), "secret.key"))
+    lines = [line.strip() for line in _read_secret(path).splitlines() if line.strip()] or [""]
+    return ServerKeys.from_secret(_checked(lines[0], str(path), "secret.key"),
+                                  _previous(tuple(lines[1:]), str(path), "secret.key")
+                                  or _previous(previous, "[privacy] previous_user_hash_keys",
+                                               "privacy.previous_user_hash_keys") or _env_previous())
+
+
+def load_existing_keys(data_dir: Path, configured: str = "", previous: tuple[str, ...] = ()) -> ServerKeys:
+    """`load_keys` for tools (erase, user-data): never creates a ``secret.key``."""
+    return load_keys(data_dir, configured, previous, create=False)

@@ -46,6 +46,7 @@ class LearnerProcess:
         self.log = parts.log
         self.learner = parts.learner
         self.registry = parts.registry
+        self.retention = parts.retention
         self._metrics_port = metrics_port
         self._metrics_host = metrics_host
         self.metrics_http: MetricsHTTPServer | None = None
@@ -79,6 +80,7 @@ class LearnerProcess:
                 log.warning("registry not reached within %.0fs; learning into %s until it is", timeout,
                             ", ".join(f"{c}: {v}" for c, v in self.registry.serving().items()))
         self.learner.start()
+        self.retention.start()
         if self._metrics_port is not None:
             self.metrics_http = serve_metrics_and_health(self.metrics, self.health, self._metrics_host,
                                                          self._metrics_port)
@@ -110,6 +112,7 @@ class LearnerProcess:
         if self._stop.is_set():
             return
         self._stop.set()
+        self.retention.stop()
         self.registry.stop()
         self.learner.stop()
         if self.metrics_http is not None:

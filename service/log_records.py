@@ -48,6 +48,7 @@ class PreparedRequest:
     formats: tuple[str, ...]
     time_slots: tuple[str, ...]
     fingerprint: str
+    previous_user_keys: tuple[str, ...] = ()  # the customer under older listed user-hash keys (rotation)
 
 
 def record_of(logged: LoggedDecision) -> RepeatRecord:
@@ -135,4 +136,4 @@ def decision_row(item: PreparedRequest, now: float, eligibility: Eligibility, pm
         if inp.baseline else None,
         no_contact_reason=outcome.no_contact_reason,
         removed=removed_text(removed, eligibility.offer_reasons, eligibility.pair_reasons),
-        fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm))
+        fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm), previous_user_keys=item.previous_user_keys)

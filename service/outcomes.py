@@ -188,6 +188,12 @@ class RepeatCache:
         with self._lock:
             self._drop(event_id)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+            self._arm_sets.clear()
+            self.nbytes = 0
+
     def _drop(self, event_id: str) -> None:
         found = self._records.pop(event_id, None)
         if found is None:

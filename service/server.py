@@ -50,6 +50,8 @@ class DecisionServer:
         self.health = parts.health
         self.server = parts.grpc_server
         self.port = parts.port
+        self.erasures = parts.erasures
+        self.retention = parts.retention
         self._metrics_port = metrics_port
         self._metrics_host = metrics_host  # loopback by default, whatever host serves gRPC
         self.metrics_http = None
@@ -66,6 +68,8 @@ class DecisionServer:
         if self.learner is not None:
             self.learner.start()
         self.shadow.start()
+        self.erasures.start()
+        self.retention.start()
         if self._metrics_port is not None:
             self.metrics_http = self.metrics.serve_http(self._metrics_host, self._metrics_port)
         self.server.start()
@@ -94,6 +98,8 @@ class DecisionServer:
         if self.learner is not None:
             self.learner.stop()
         self.shadow.stop()
+        self.erasures.stop()
+        self.retention.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()
         self.engine.close()

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
+from typing import Any
 
 import psycopg
 
 from decision_log.postgres.learner_lock import SessionLock, learner_lock
-from decision_log.postgres.connection import PgConn, PoolReader, mask_url, open_pool
+from decision_log.postgres.connection import PgConn, PoolReader, log_faults, mask_url, open_pool
 from decision_log.postgres.schema import migrate
 from decision_log.postgres.write_ops import insert_decisions, insert_shadow_scores
 from decision_log.postgres.writer import PgLogWriter
@@ -87,7 +88,11 @@ class PostgresBackend(SharedOperations, LogReader):
                    move: alias_ops.Mover) -> AliasMove | None:
         """Always a transaction of its own (never inside the writer's group: ``move`` calls the registry and
         would hold every decision's commit meanwhile); the advisory lock serialises all movers on the log."""
-        op = alias_ops.alias_move(campaign, alias, kind, who, why, move)
+        return self._own_transaction(alias_ops.alias_move(campaign, alias, kind, who, why, move))
+
+    @log_faults
+    def _own_transaction(self, op: Callable[[PgConn], Any]) -> Any:
+        """Run one write operation in a transaction of its own on a pooled connection: all of it, or none."""
         with self._pool.connection(timeout=max(self._timeout, 30.0)) as raw:
             conn = PgConn(raw)
             conn.execute("BEGIN")
@@ -102,6 +107,10 @@ class PostgresBackend(SharedOperations, LogReader):
                 raise
             conn.execute("COMMIT")
             return result
+
+    def reclaim_space(self) -> bool:
+        """PostgreSQL reuses deleted rows' space after (auto)VACUUM: the operator's, not the log's."""
+        return False
 
     def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]:
         return alias_ops.alias_moves(self._conn(), campaign, alias, kinds)

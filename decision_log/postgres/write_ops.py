@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from decision_log.caps import apply_caps
-from decision_log.dialect import CAP_LOCK_CLASS
+from decision_log.dialect import POSTGRES
 from decision_log.postgres.connection import PgConn
 from decision_log.records import DecisionRow, InsertOutcome, ShadowScore
 from decision_log.sqlite.write_ops import DECISION_COLUMNS, WriteOp, arm_sets_of, decision_values
@@ -30,16 +30,11 @@ _INSERT_DECISIONS = (f"INSERT INTO decisions ({DECISION_COLUMNS}) SELECT * FROM 
 _MAX_ROWS_PER_STATEMENT = 2000
 _INSERT_OFFER_SET = "INSERT INTO offer_sets (id, offers) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
 _INSERT_ARM_SET = "INSERT INTO arm_sets (id, arms) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
-#: One statement takes every lock, in the order of the lock keys (the hashes: two groups whose customers'
-#: hashes collide still take them in one global order, so they never deadlock on them).
-_LOCK_CUSTOMERS = ("SELECT count(pg_advisory_xact_lock(?, h)) FROM (SELECT DISTINCT hashtext(k) AS h "
-                   "FROM unnest(?::text[]) AS k ORDER BY h) AS keys")
 
 
 def lock_customers(conn: PgConn, user_keys: Sequence[str]) -> None:
     """Hold a transaction lock on each customer (sorted) until COMMIT: caps are decided one writer at a time."""
-    if user_keys:
-        conn.execute(_LOCK_CUSTOMERS, (CAP_LOCK_CLASS, sorted(set(user_keys))))
+    POSTGRES.lock_users(conn, user_keys)
 
 
 @dataclass(frozen=True)
@@ -89,11 +84,14 @@ def outcomes_of(ops: Sequence[InsertDecisions], inserted: Sequence[bool],
 
 
 def insert_shadow_scores(scores: Sequence[ShadowScore]) -> WriteOp:
-    rows = [(s.event_id, s.policy_version, s.pmf, s.chosen_probability, s.scored_at) for s in scores]
+    rows = [(s.event_id, s.policy_version, s.pmf, s.chosen_probability, s.scored_at, s.event_id) for s in scores]
 
     def op(conn: PgConn) -> int:
+        # only for a decision still logged: a score computed while its customer was erased is dropped
         conn.executemany("INSERT INTO shadow_scores (event_id, policy_version, pmf, chosen_probability, scored_at) "
-                         "VALUES (?,?,?,?,?) ON CONFLICT (event_id, policy_version) DO UPDATE SET "
+                         "SELECT ?, ?, ?::bytea, ?::double precision, ?::double precision "
+                         "WHERE EXISTS (SELECT 1 FROM decisions WHERE event_id = ?) "
+                         "ON CONFLICT (event_id, policy_version) DO UPDATE SET "
                          "pmf = excluded.pmf, chosen_probability = excluded.chosen_probability, "
                          "scored_at = excluded.scored_at", rows)
         return len(rows)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from decision_log.dialect import ALIAS_LOCK, dialect_of
 from decision_log.records import AliasMove
-from decision_log.sqlite.connection import connect
+from decision_log.sqlite.connection import run_in_own_transaction
 from decision_log.sqlite.write_ops import WriteOp
 
 __all__ = ["ALIAS_MOVE_KINDS", "alias_move", "alias_moves", "alias_move_in_own_transaction", "newest_alias_move_id"]
@@ -48,18 +48,7 @@ def alias_move(campaign: str, alias: str, kind: str, who: str, why: str, move: M
 
 def alias_move_in_own_transaction(path: Path, busy_timeout_ms: int, op: WriteOp) -> AliasMove | None:
     """Run an :func:`alias_move` operation in a ``BEGIN IMMEDIATE`` of its own (a process without the writer)."""
-    conn = connect(path, synchronous="FULL", busy_timeout_ms=busy_timeout_ms)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = op(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-    finally:
-        conn.close()
+    return run_in_own_transaction(path, busy_timeout_ms, op)
 
 
 def alias_moves(conn: sqlite3.Connection, campaign: str, alias: str,

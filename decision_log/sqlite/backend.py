@@ -6,11 +6,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from decision_log.sqlite.shared_ops import SharedOperations
 from decision_log.records import AliasMove, DecisionRow, InsertOutcome, LogOptions, ShadowScore
 from decision_log.sqlite import alias_ops
-from decision_log.sqlite.connection import connect
+from decision_log.sqlite.connection import connect, reclaim_space, run_in_own_transaction
+from decision_log.sqlite.faults import log_faults
 from decision_log.sqlite.learner_lock import FileLock, learner_lock
 from decision_log.sqlite.queries import LogReader
 from decision_log.sqlite.schema import migrate
@@ -69,6 +71,15 @@ class SqliteBackend(SharedOperations, LogReader):
         if self.writer is not None:  # the server: one operation of its writer, inside its BEGIN IMMEDIATE
             return self.writer.write(op, timeout=300)
         return alias_ops.alias_move_in_own_transaction(self.path, self._busy_timeout_ms, op)
+
+    @log_faults
+    def _own_transaction(self, op: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run one write operation in a ``BEGIN IMMEDIATE`` of its own connection (never in the writer's queue)."""
+        return run_in_own_transaction(self.path, self._busy_timeout_ms, op)
+
+    @log_faults
+    def reclaim_space(self) -> bool:
+        return reclaim_space(self.path, self._busy_timeout_ms)
 
     def alias_moves(self, campaign: str, alias: str, kinds: Sequence[str]) -> list[AliasMove]:
         return alias_ops.alias_moves(self._conn(), campaign, alias, kinds)

@@ -12,7 +12,8 @@ from typing import Any
 
 from decision_log.group_writer import GroupCommitWriter
 from decision_log.records import ActivationOutcome, RewardOutcome, unit_range
-from decision_log.sqlite import learn_ops, quarantine_ops, reward_ops
+from decision_log.privacy_records import AuditEntry, ErasureCounts, RetentionPass
+from decision_log.sqlite import learn_ops, privacy_ops, quarantine_ops, reward_ops
 from offerbandit.errors import LogClosed
 
 __all__ = ["SharedOperations"]
@@ -27,6 +28,7 @@ class SharedOperations:
     writer: GroupCommitWriter | None
     location: str
     _conn: Callable[[], Any]
+    _own_transaction: Callable[[Callable[[Any], Any]], Any]  # one operation, committed alone (never queued)
 
     @property
     def queue_depth(self) -> int:
@@ -72,3 +74,25 @@ class SharedOperations:
 
     def learn_seq_through(self, campaign: str, learned_at: float) -> int:
         return learn_ops.learn_seq_through(self._conn(), campaign, learned_at)
+
+    # --- privacy: erasure, access requests, the audit trail, keys, retention ------------------------------
+    def erase_users(self, user_keys: Sequence[str], who: str, at: float) -> ErasureCounts:
+        return self._own_transaction(privacy_ops.erase_users(user_keys, who, at))
+
+    def held_rows(self, user_keys: Sequence[str]) -> tuple[list[Any], list[Any], list[Any]]:
+        return privacy_ops.held_rows(self._conn(), user_keys)
+
+    def audit_after(self, after_id: int, limit: int = 1000) -> list[AuditEntry]:
+        return privacy_ops.audit_after(self._conn(), after_id, limit)
+
+    def last_audit_id(self) -> int:
+        return privacy_ops.last_audit_id(self._conn())
+
+    def registered_keys(self) -> list[tuple[str, str]]:
+        return privacy_ops.registered_keys(self._conn())
+
+    def register_keys(self, checks: Sequence[tuple[str, str]], who: str, at: float) -> list[tuple[str, str]]:
+        return self._own_transaction(privacy_ops.register_keys(checks, who, at))
+
+    def retention_batch(self, cutoff: float, batch: int) -> RetentionPass:
+        return self._own_transaction(privacy_ops.retention_batch(cutoff, batch))

@@ -65,11 +65,12 @@ def arm_sets_of(rows: Sequence[DecisionRow]) -> list[tuple[str, str]]:
 
 
 def insert_shadow_scores(scores: Sequence[ShadowScore]) -> WriteOp:
-    rows = [(s.event_id, s.policy_version, s.pmf, s.chosen_probability, s.scored_at) for s in scores]
+    rows = [(s.event_id, s.policy_version, s.pmf, s.chosen_probability, s.scored_at, s.event_id) for s in scores]
 
     def op(conn: sqlite3.Connection) -> int:
+        # only for a decision still logged: a score computed while its customer was erased is dropped
         conn.executemany("INSERT OR REPLACE INTO shadow_scores (event_id, policy_version, pmf, chosen_probability, "
-                         "scored_at) VALUES (?,?,?,?,?)", rows)
+                         "scored_at) SELECT ?,?,?,?,? WHERE EXISTS (SELECT 1 FROM decisions WHERE event_id = ?)", rows)
         return len(rows)
 
     return op

@@ -91,6 +91,22 @@ class UserHistoryStore:
             with state.lock:
                 UserHandle(state, self.config).discard(event_id)
 
+    def forget(self, user_key: str) -> bool:
+        """The customer's logged rows were erased: drop what the store holds of them and read back what the
+        log still has (decisions committed since), keeping contacts whose commit is still under way (their
+        decisions come after the erasure). False when the store did not hold the customer."""
+        state = self._resident(user_key)
+        if state is None:
+            return False
+        with state.lock:
+            user = UserHandle(state, self.config)
+            user.clear_committed()
+            if self._loader is not None:
+                for record in sorted(self._loader(user_key), key=lambda r: r.when):
+                    _apply(user, record)
+            state.loaded = True
+        return True
+
     def _resident(self, user_key: str) -> UserState | None:
         with self._lock:
             return self._users.get(user_key)

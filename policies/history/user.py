@@ -156,6 +156,17 @@ class UserHandle:
             state.contacts.remove(entry)
         state.pending.pop(event_id, None)
 
+    def clear_committed(self) -> None:
+        """Forget every committed entry (an erasure); contacts whose decision is not committed yet stay."""
+        state = self._state
+        keep = [e for e in state.contacts.entries.values() if e.event_id in state.uncommitted]
+        keep_pending = [(k, e) for k, e in state.pending.items() if k in state.uncommitted]
+        state.contacts, state.contact_events = _TimedCounts(), {}
+        state.responses, state.responded_events = _TimedCounts(), set()
+        state.pending = OrderedDict(keep_pending)
+        for entry in keep:
+            self._add_contact(entry)
+
     @property
     def has_uncommitted(self) -> bool:
         return bool(self._state.uncommitted)

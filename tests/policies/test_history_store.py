@@ -353,3 +353,23 @@ def test_a_complete_rebuild_skips_the_loader_until_the_first_eviction():
     assert "new" not in calls and "a" not in calls and calls[0] == "flood1"  # flood0 came before any eviction
     store.rebuild([], complete=False)
     assert not store.complete
+
+
+def test_forget_drops_the_committed_past_rereads_the_log_and_keeps_contacts_in_flight():
+    """After an erasure: what the log still holds (a decision committed since) and the contacts whose commit
+    is under way stay; everything else of the customer goes, responses included."""
+    log = {"u": []}
+    store = UserHistoryStore(HistoryConfig(), loader=lambda key: log[key])
+    with store.locked("u") as user:
+        user.record_contact(event_id="erased", when=100.0, arm=SMS_MORNING, category="food", counts=True)
+        user.record_response(event_id="erased", when=101.0, arm=SMS_MORNING, category="food", reward=1.0)
+        user.record_contact(event_id="in-flight", when=102.0, arm=EMAIL_EVENING, category="tech", counts=True,
+                            committed=False)
+    log["u"] = [HistoryRecord(user_key="u", event_id="since", when=103.0, arm=SMS_MORNING, category="travel",
+                              counted=True, reward=None)]
+    assert store.forget("u") and not store.forget("never-seen")
+    history = store.snapshot("u", 104.0)
+    assert history.n_contacts == 2 and history.shown_categories == {"tech", "travel"}
+    assert not history.responded_offers
+    store.discard("u", "in-flight")  # its commit failed after all: it goes as if never recorded
+    assert store.snapshot("u", 104.0).n_contacts == 1
