@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from offerbandit.cli import demo, evaluate, exploration, export, learn, lift, privacy, serve, show_decision, versions
+from offerbandit.cli import demo, evaluate, exploration, export, learn, lift, privacy, retrain, serve, show_decision, versions
 
 __all__ = ["build_app"]
 
@@ -27,4 +27,5 @@ def build_app() -> typer.Typer:
     app.command("show-decision")(show_decision.show_decision)
     app.command()(privacy.erase)
     app.command("user-data")(privacy.user_data)
+    app.command()(retrain.retrain)
     return app
