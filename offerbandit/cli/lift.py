@@ -9,7 +9,7 @@ from offerbandit.cli.options import DEFAULT_DATA_DIR, ConfigFile, DataDir, LogUr
 from offerbandit.errors import OfferBanditError
 
 if TYPE_CHECKING:
-    from offerbandit.reports.lift import LiftGroup, LiftReport
+    from offerbandit.reports.lift import CampaignLift, LiftGroup, LiftReport
 
 _COLUMNS = ("treated decisions", "treated customers", "treated mean", "holdout decisions", "holdout customers",
             "holdout mean", "lift", "95% interval")
@@ -35,6 +35,18 @@ def _period(group: LiftGroup) -> str:
     short = start.hour == 0 and end.hour == 0 and start.minute == 0 and end.minute == 0
     form = "%Y-%m-%d" if short else "%Y-%m-%d %H:%M"
     return f"{start.strftime(form)} - {end.strftime(form)}"
+
+
+def _covers(item: CampaignLift) -> str:
+    """The window the counted decisions span (older rows may be gone: retention, erasure)."""
+    from datetime import datetime, timezone
+
+    if item.first_decided_at is None or item.last_decided_at is None:
+        return f"{item.report.campaign}: no decision counted yet (none whose reward window closed)"
+    first, last = (datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+                   for t in (item.first_decided_at, item.last_decided_at))
+    return (f"{item.report.campaign}: covers decisions from {first} to {last} (what the log holds: retention "
+            "and erasure remove older rows)")
 
 
 def lift(
@@ -79,6 +91,8 @@ def lift(
     for item in lifts:
         table.add_row(item.report.campaign, *_cells(item.report))
     console.print(table)
+    for item in lifts:
+        console.print(_covers(item))
     if not by_version and every_s is None:
         return
     groups = Table(title="Per group: treated of one serving version and period against the holdout of the same")

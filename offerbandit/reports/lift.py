@@ -134,6 +134,10 @@ class CampaignLift:
 
     report: LiftReport
     groups: tuple[LiftGroup, ...] = ()
+    #: the decision times the counted decisions span (None: none counted): what the report covers, since
+    #: retention (``[log] retention_days``) and erasure remove older rows
+    first_decided_at: float | None = None
+    last_decided_at: float | None = None
 
 
 def _version_order(version: str) -> tuple[int, int, str]:
@@ -163,8 +167,10 @@ def log_lifts(log: DecisionLog, settings: LiftSettings, campaigns: Sequence[str]
     for name in campaigns:
         outcomes = list(log.lift_outcomes(name, settings.defaults, settings.window_of(name), now,
                                           format_windows=settings.format_windows.get(name, {})))
+        times = [outcome.decided_at for outcome in outcomes]
         lifts.append(CampaignLift(lift_of(name, outcomes),
-                                  grouped_lift(name, outcomes, by_version=by_version, every_s=every_s)))
+                                  grouped_lift(name, outcomes, by_version=by_version, every_s=every_s),
+                                  min(times, default=None), max(times, default=None)))
     return lifts
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 
-from decision_log import LiftOutcome
+from decision_log import LiftOutcome, open_log
 from offers.v1 import decision_pb2 as pb
 from offerbandit.reports.lift import JSON_FIELDS, group_mean, lift_of
 from tests.conftest import OFFERBANDIT, make_request
@@ -125,3 +126,8 @@ def test_lift_json_through_a_real_server(start_server, tmp_path):
     table = subprocess.run([OFFERBANDIT, "lift", "--data-dir", str(served.data_dir), "--config", str(config)],
                            capture_output=True, text=True, timeout=120)
     assert table.returncode == 0 and "default" in table.stdout and "lift" in table.stdout
+    with open_log(served.data_dir) as log:
+        times = [d.decided_at for d in log.decisions()]
+    first, last = (datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+                   for t in (min(times), max(times)))
+    assert f"default: covers decisions from {first} to {last}" in " ".join(table.stdout.split())
