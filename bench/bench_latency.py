@@ -12,6 +12,10 @@ model swaps do to it.
     attributed to the checkpoint or swap whose log line falls within 0.5 s of it, else to "learning only".
     Goal: no call more than 10 ms slower than the median.
 
+(c) what one poll of the registry watcher costs in the server's process: asking MLflow (champion and
+    challenger) against reading the decision log's alias-move mark when nothing moved (what every poll
+    between full polls does since the watcher follows the log).
+
 Every ratio is measured in this one run.
 """
 from __future__ import annotations
@@ -166,6 +170,39 @@ def bench_stalls(report: Report, workdir: Path, seconds: float) -> float:
     return float(latencies.max()) - median
 
 
+def registry_poll_cost(report: Report, workdir: Path, polls: int) -> None:
+    """(c): median and slowest poll of a watcher that asks MLflow every time, and of one that reads the log's
+    alias-move mark first (nothing moved), on a real local MLflow store and a real SQLite log."""
+    import statistics
+
+    from decision_log import open_log
+    from policies.factory import policy_names
+    from policy_registry import PolicyRegistry, RegistryConfig, RegistryWatcher
+
+    place = workdir / "poll-cost"
+    log = open_log(place / "log", writable=True)
+    try:
+        registry = PolicyRegistry(RegistryConfig.for_data_dir(place), accepted_policy_names=policy_names(),
+                                  alias_ledger=log)
+        registry.resolve("default", "champion")  # creates and migrates the store
+        rows = []
+        for label, changes in (("asks MLflow (champion + challenger)", None),
+                               ("reads the log's alias-move mark (nothing moved)", log.alias_move_mark)):
+            watcher = RegistryWatcher(lambda: registry, ["default"], lambda loaded: None, poll_s=5,
+                                      changes=changes, full_poll_s=3600)
+            watcher.poll_once()
+            seconds = []
+            for _ in range(polls):
+                started = time.perf_counter()
+                watcher.poll_once()
+                seconds.append(time.perf_counter() - started)
+            rows.append([label, polls, statistics.median(seconds) * 1e3, max(seconds) * 1e3])
+    finally:
+        log.close()
+    report.table("(c) One registry-watcher poll in the server's process (every registry_poll_seconds = 5 s)",
+                 ["poll", "polls", "median ms", "max ms"], rows)
+
+
 def main() -> None:
     args = parse_flags(__doc__.splitlines()[0])
     report = Report("bench_latency", args.mode)
@@ -186,6 +223,7 @@ def main() -> None:
                     "10 ms / p99 of Decide with one call in flight (>= 1: p99 <= 10 ms)", 10.0 / p99s[1], 1.0)
         report.goal("decide_p99_within_25ms_8_in_flight",
                     "25 ms / p99 of Decide with 8 calls in flight (>= 1: p99 <= 25 ms)", 25.0 / p99s[8], 1.0)
+        registry_poll_cost(report, workdir, 10 if args.tiny else 40)
         worst = bench_stalls(report, workdir, seconds)
         report.goal("stall_within_10ms",
                     "10 ms / (slowest Decide - median Decide) while learning, checkpointing every 2 s and swapping a "
