@@ -96,3 +96,12 @@ def test_the_committed_runs_are_demo_summaries_of_the_full_default_demo():
         assert summary["lift"]["holdout_share"] == pytest.approx(0.2)
         live = _live(summary)
         assert summary["fraction_of_oracle"] == pytest.approx(live["learned"] / live["oracle"])
+
+
+def test_the_readme_says_truly_which_seeds_were_tuning_worlds():
+    from bench.bench_learning import TUNING_SEEDS, WORLD
+
+    assert MAIN_SEED in TUNING_SEEDS and OTHER_SEED not in TUNING_SEEDS
+    assert WORLD.seed not in TUNING_SEEDS
+    assert f"simulator seed {WORLD.seed}, outside the seeds {', '.join(map(str, TUNING_SEEDS[:-1]))} and " \
+           f"{TUNING_SEEDS[-1]}" in " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
