@@ -10,6 +10,12 @@ exactly as in production. The curve is the mean TRUE response probability of the
 sampling noise) per window of decisions, next to the oracle, mass-marketing (best single arm) and
 uniform reference values of ``world.reference_values()``.
 
+Tuning and reporting seeds: the VW defaults (``service/config.py``) were chosen in-process on the
+simulator (144 arms, 12k decisions) without the seeds being recorded; treat ``TUNING_SEEDS`` (0, the
+simulator's default; 7, the demo's; 11, this bench's world until issue 16) as the worlds they were tuned
+on. This bench reports on ``WORLD.seed`` = 23, which no tuning used (the defaults were not re-tuned
+when the report moved; the exploration bench uses seeds 1-8, the demo 7 and 8).
+
 Fatigue and drift are off, so the reference values (computed without contact history) are the right
 yardsticks for every decision. Writes bench/out/learning_curves.png (and docs/learning_curves.png when
 it is under 200 KB).
@@ -35,7 +41,10 @@ POLICIES = ("vw", "per_segment_greedy", "best_single_arm", "uniform")
 LABELS = {"vw": "learned (VW, served)", "per_segment_greedy": "per-segment greedy", "best_single_arm":
           "best single arm (learned)", "uniform": "uniform"}
 DECISIONS = {"full": 12000, "quick": 3000, "tiny": 128}
-WORLD = WorldConfig(seed=11, n_customers=2000, fatigue=False, drift=False)
+#: the simulator worlds the VW defaults may have been tuned on (see the module docstring)
+TUNING_SEEDS = (0, 7, 11)
+#: the world this bench reports on: a seed outside TUNING_SEEDS
+WORLD = WorldConfig(seed=23, n_customers=2000, fatigue=False, drift=False)
 DOCS_PNG_LIMIT = 200 * 1024
 
 
@@ -92,6 +101,7 @@ def main() -> None:
                         ("--plot", {"type": Path, "default": OUT_DIR / "learning_curves.png",
                                     "help": "where the PNG goes (copied to docs/ unless --tiny)"})])
     report = Report("bench_learning", args.mode)
+    assert WORLD.seed not in TUNING_SEEDS, "report on a world the defaults were not tuned on"
     n = args.decisions or DECISIONS[args.mode]
     reference = CustomerWorld(WORLD).reference_values()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -131,6 +141,8 @@ def main() -> None:
                 "learned policy's last-quarter mean true response / world.reference_values().best_single_arm",
                 late_means["vw"] / reference.best_single_arm, 1.0)
     report.note(f"learned policy reaches {fraction:.1%} of the oracle in the last quarter")
+    report.note(f"reported on simulator seed {WORLD.seed}; the VW defaults were tuned on seeds "
+                f"{', '.join(map(str, TUNING_SEEDS))} (not re-tuned for this report)")
     png = args.plot
     plot(curves, reference, png, n)
     print(f"plot: {png} ({png.stat().st_size / 1024:.0f} KB)")

@@ -6,8 +6,15 @@ checks one by one (each takes the factory), so ``tests/policies/test_policies_co
 every check for every registered policy as its own test. A new policy passes when
 ``check_policy(lambda seed: MyPolicy(seed=seed))`` returns.
 
-The data is a small seeded world; arms are drawn from the policy's own pmf with numpy's Generator,
-so learning always sees what the policy would log.
+The data is a small seeded world; arms are drawn from the policy's own pmf with the project's sampler
+(`policies.sampler.two_stage_draw`, seeds from a numpy Generator), so learning always sees what the
+server would log: the probability of an event is the one the sampler returns, never one the battery sets.
+
+Each check compares the policy against something it cannot share a bug with: the sampled arm's
+probability against a fresh load of the saved policy; ``pmf_batch`` and ``pmf`` against a fresh load per
+decision, through the policy's slow reference path (``reference_pmf``) when it has one; the sampler's
+draw frequencies against the mixture (chi-square, bounded on both sides). ``check_draws_follow_mixture``
+is the sampler's frequency test on its own, for any draw function.
 """
 from __future__ import annotations
 
@@ -19,11 +26,16 @@ import numpy as np
 from offerbandit.errors import InvalidInput, ModelError
 from policies.contract import Policy
 from policies.factory import make_policy, policy_names
+from policies.novelty import Mixture, novelty_mixture
+from policies.sampler import Draw, two_stage_draw
 from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent, Offer
 
-__all__ = ["PolicyFactory", "check_policy", "registered_factories", "yield_checks"]
+__all__ = ["DrawFunction", "PolicyFactory", "check_draws_follow_mixture", "check_policy", "registered_factories",
+           "served_mixture", "yield_checks"]
 
 PolicyFactory = Callable[[int], Policy]
+#: what draws one arm from a mixture with a seed (the project's is `two_stage_draw`)
+DrawFunction = Callable[[Mixture, int], Draw]
 
 #: how the battery builds each registered policy for a seed (small hash tables keep it fast)
 TEST_PARAMS: dict[str, Callable[[int], dict]] = {
@@ -70,15 +82,22 @@ def reward_of(context: DecisionContext, arm: JointArm, rng: np.random.Generator)
     return float(rng.random() < (0.8 if best else 0.1))
 
 
-def play(policy: Policy, rng: np.random.Generator, rounds: int) -> list[LearningEvent]:
-    """Decide ``rounds`` times with ``policy`` (drawing from its pmf) and return the logged events."""
+def served_mixture(pmf: np.ndarray) -> Mixture:
+    """The mixture the server draws from when no arm is outside the history (β = 0: p is the pmf)."""
+    return novelty_mixture(pmf, np.zeros(len(pmf), dtype=bool), 0.0, 0.0)
+
+
+def play(policy: Policy, rng: np.random.Generator, rounds: int, *,
+         draw: DrawFunction = two_stage_draw) -> list[LearningEvent]:
+    """Decide ``rounds`` times with ``policy`` and return the logged events: the arm and its probability
+    come from ``draw`` (the project's sampler) on the policy's pmf, with a seed from ``rng``."""
     events = []
     for _ in range(rounds):
         context, arm_set = sample_context(rng), sample_arm_set(rng)
         pmf = policy.pmf(context, arm_set)
-        chosen = int(rng.choice(len(pmf), p=pmf))
-        events.append(LearningEvent(context, arm_set, chosen, float(pmf[chosen]),
-                                    reward_of(context, arm_set.arms[chosen], rng), pmf.copy()))
+        drawn = draw(served_mixture(pmf), int(rng.integers(0, 2**63)))
+        events.append(LearningEvent(context, arm_set, drawn.index, drawn.probability,
+                                    reward_of(context, arm_set.arms[drawn.index], rng), pmf.copy()))
     return events
 
 
@@ -113,20 +132,91 @@ def check_single_arm_gets_probability_one(factory: PolicyFactory) -> None:
     assert pmf.shape == (1,) and abs(pmf[0] - 1.0) <= 1e-9
 
 
+def _independent_pmf(saved: bytes, policy_class: type, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+    """One decision's pmf from a fresh load of the saved policy (no cache, order or state shared with any
+    other decision), through its slow reference path (``reference_pmf``) when it has one."""
+    fresh = policy_class.load(saved)
+    reference = getattr(fresh, "reference_pmf", None)
+    return reference(context, arm_set) if reference is not None else fresh.pmf(context, arm_set)
+
+
 def check_pmf_batch_matches_pmf(factory: PolicyFactory) -> None:
+    """``pmf_batch`` (in order and reversed) and ``pmf`` both equal each decision's pmf computed on its own
+    by a fresh load (a cache or batching bug the two fast paths share cannot hide behind each other)."""
     policy = _trained(factory)
+    saved = policy.save()
     items = _probe()
+    expected = [_independent_pmf(saved, type(policy), context, arm_set) for context, arm_set in items]
     batch = policy.pmf_batch(items)
     assert len(batch) == len(items)
-    for (context, arm_set), pmf in zip(items, batch):
-        np.testing.assert_array_equal(pmf, policy.pmf(context, arm_set))
+    backwards = policy.pmf_batch(items[::-1])[::-1]
+    for index, ((context, arm_set), reference) in enumerate(zip(items, expected)):
+        for what, pmf in (("pmf_batch", batch[index]), ("pmf_batch reversed", backwards[index]),
+                          ("pmf", policy.pmf(context, arm_set))):
+            np.testing.assert_array_equal(pmf, reference, err_msg=f"{what} of decision {index}")
 
 
 def check_sampled_arm_has_positive_probability(factory: PolicyFactory) -> None:
+    """The arm the sampler drew has probability > 0 under the policy, and the logged probability is that
+    probability: checked against a fresh load of the policy as it was when it decided (play does not
+    learn), not against the pmf the decision itself returned."""
     policy = _trained(factory)
+    saved = policy.save()
     events = play(policy, np.random.default_rng(5), 40)
-    assert all(event.probability > 0 for event in events)
-    assert all(event.pmf is not None and event.pmf[event.chosen] == event.probability for event in events)
+    again = type(policy).load(saved)
+    for index, event in enumerate(events):
+        pmf = again.pmf(event.context, event.arm_set)
+        assert pmf[event.chosen] > 0, f"decision {index}: drew arm {event.chosen}, of probability 0"
+        assert event.probability == pmf[event.chosen], (
+            f"decision {index}: logged probability {event.probability!r}, the policy's is {pmf[event.chosen]!r}")
+
+
+def _pooled_chi_square(counts: np.ndarray, expected: np.ndarray) -> float:
+    """Chi-square p-value with the cells expecting fewer than 5 draws pooled into one."""
+    from scipy import stats
+
+    big = expected >= 5
+    observed_cells, expected_cells = counts[big], expected[big]
+    if (~big).any():
+        observed_cells = np.append(observed_cells, counts[~big].sum())
+        expected_cells = np.append(expected_cells, expected[~big].sum())
+        if expected_cells[-1] < 5:  # too little to pool: merge it into the largest cell
+            largest = int(np.argmax(expected_cells[:-1]))
+            observed_cells[largest] += observed_cells[-1]
+            expected_cells[largest] += expected_cells[-1]
+            observed_cells, expected_cells = observed_cells[:-1], expected_cells[:-1]
+    if len(expected_cells) < 2:
+        return 0.5  # one cell: every draw is in it by construction, nothing to test
+    return float(stats.chisquare(observed_cells, expected_cells * observed_cells.sum() / expected_cells.sum()).pvalue)
+
+
+def check_draws_follow_mixture(draw: DrawFunction, mixture: Mixture, n_draws: int = 20_000, seed: int = 0,
+                               alpha: float = 1e-6) -> None:
+    """``n_draws`` draws of ``draw`` (seeds from ``seed``) hit each arm as often as ``mixture.p`` says:
+    never an arm of probability 0, a pooled chi-square p-value above ``alpha`` (not too far) and below
+    ``1 - alpha`` (not too close: a sampler that deals out exact quotas is no random draw), and each
+    logged probability is the mixture's for that arm."""
+    seeds = np.random.default_rng(seed).integers(0, 2**63, size=n_draws)
+    counts = np.zeros(len(mixture.p), dtype=np.int64)
+    for value in seeds:
+        drawn = draw(mixture, int(value))
+        assert drawn.probability == mixture.p[drawn.index], (
+            f"draw logged {drawn.probability!r} for arm {drawn.index}, whose probability is {mixture.p[drawn.index]!r}")
+        counts[drawn.index] += 1
+    zero = mixture.p == 0
+    assert counts[zero].sum() == 0, f"{counts[zero].sum()} draws of arms with probability 0"
+    pvalue = _pooled_chi_square(counts[~zero], n_draws * mixture.p[~zero])
+    assert alpha < pvalue < 1 - alpha, f"draw frequencies vs the mixture: chi-square p = {pvalue:.3g}"
+
+
+def check_served_draws_follow_the_pmf(factory: PolicyFactory) -> None:
+    """The project's sampler on the trained policy's pmf, mixed with a novelty component over a third of
+    the arms (both stages exercised), draws each arm at its mixture probability."""
+    policy = _trained(factory)
+    context, arm_set = _probe(count=1)[0]
+    pmf = policy.pmf(context, arm_set)
+    outside = np.arange(len(pmf)) % 3 == 0
+    check_draws_follow_mixture(two_stage_draw, novelty_mixture(pmf, outside, 0.3, 0.5))
 
 
 def check_save_load_round_trip(factory: PolicyFactory) -> None:
@@ -245,6 +335,7 @@ def yield_checks(policy_factory: PolicyFactory) -> Iterator[Callable[[PolicyFact
     yield check_single_arm_gets_probability_one
     yield check_pmf_batch_matches_pmf
     yield check_sampled_arm_has_positive_probability
+    yield check_served_draws_follow_the_pmf
     yield check_save_load_round_trip
     yield check_learning_continues_identically_after_load
     yield check_same_seed_same_pmfs_and_decisions

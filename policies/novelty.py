@@ -20,7 +20,8 @@ mixture is p_policy with a floor of β·φ: the policy's own judgement (which ma
 knowledge) spreads most of the novelty mass, the floor guarantees coverage. Their novelty draws are
 labelled ``explore_outside_history`` like everyone else's, and β is at its largest there.
 
-Defaults (measured with bench/bench_exploration.py, 8 simulated worlds): φ = 0.1, because following
+Defaults (measured with bench/bench_exploration.py's in-process study, 8 simulated worlds, with its
+purpose-built learner, not the served VW policy): φ = 0.1, because following
 the policy inside the novel arms picks formats and send times the customer answers, so a first showing
 of a new category is more often answered (the floor of 0.5 found fewer hidden interests); the floor
 per category, because real catalogues have categories of very different sizes and a category with

@@ -110,6 +110,12 @@ class VWPolicy:
     def pmf_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
         return [finalise_pmf(raw) for raw in self._scorer.predict_pmf_batch(items)]
 
+    def reference_pmf(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+        """The learning workspace's pmf from freshly built VW text lines, bypassing the parsed-example
+        caches :meth:`pmf` and :meth:`pmf_batch` share (the slow path the conformance battery checks
+        them against; the same as :meth:`pmf` unless double-buffered and unpublished)."""
+        return finalise_pmf(self._learner.predict_pmf_uncached(context, arm_set))
+
     def learned_pmf_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
         """pmfs of everything learned so far, published or not (what a guard probes after an update);
         the same as :meth:`pmf_batch` unless double-buffered."""

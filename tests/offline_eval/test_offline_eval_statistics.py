@@ -9,6 +9,7 @@ from offline_eval.estimators import ESTIMATORS
 from offline_eval.intervals import bootstrap_replicates, resample_counts
 from offline_eval.synthetic import SyntheticWorld
 from offline_eval.vectors import from_dense
+from tests.offline_eval.calibration import calibration
 
 REPETITIONS = 100
 N_EVENTS = 2000
@@ -16,8 +17,17 @@ N_EVENTS = 2000
 
 def repeated(world: SyntheticWorld, estimators, n_bootstrap: int = 200):
     """Run ``estimators`` on REPETITIONS fresh logs; return {name: (values, covered)}."""
-    values = {name: [] for name in estimators}
-    covered = {name: 0 for name in estimators}
+    runs = repeated_intervals(world, estimators, n_bootstrap)
+    return {name: (values, int(np.sum((lows <= world.true_value) & (world.true_value <= highs))))
+            for name, (values, lows, highs) in runs.items()}
+
+
+def repeated_intervals(world: SyntheticWorld, estimators, n_bootstrap: int = 200):
+    """Run ``estimators`` on REPETITIONS fresh logs; return {name: (values, ci_lows, ci_highs)}, cached."""
+    key = (id(world), world.true_value, tuple(estimators), n_bootstrap)
+    if key in _RUNS:
+        return _RUNS[key]
+    rows = {name: [] for name in estimators}
     for repetition in range(REPETITIONS):
         log = world.sample(N_EVENTS, seed=10_000 + repetition)
         result = evaluate(
@@ -29,17 +39,27 @@ def repeated(world: SyntheticWorld, estimators, n_bootstrap: int = 200):
             random_state=repetition,
         )
         for name in estimators:
-            values[name].append(result[name].value)
-            covered[name] += result[name].ci_low <= log.true_value <= result[name].ci_high
-    return {name: (np.array(values[name]), covered[name]) for name in estimators}
+            rows[name].append((result[name].value, result[name].ci_low, result[name].ci_high))
+    _RUNS[key] = {name: tuple(np.array(column) for column in zip(*rows[name])) for name in estimators}
+    return _RUNS[key]
+
+
+_RUNS: dict = {}
+IPW_WORLD = SyntheticWorld(world_seed=0)  # softmax logger, stochastic target, imperfect q_hat
+
+
+def _old_coverage_check(covered: int) -> bool:
+    """The check as it was: a lower bound on coverage only."""
+    return covered >= 0.85 * REPETITIONS
 
 
 def test_ipw_and_dr_are_unbiased_and_their_intervals_cover_the_true_value():
-    world = SyntheticWorld(world_seed=0)  # softmax logger, stochastic target, imperfect q_hat
+    world = IPW_WORLD
     outcomes = repeated(world, ["ipw", "dr", "dm"])
+    intervals = repeated_intervals(world, ["ipw", "dr", "dm"])
     for name in ("ipw", "dr"):
         values, covered = outcomes[name]
-        assert covered >= 0.85 * REPETITIONS, (name, covered)
+        assert calibration(*intervals[name], world.true_value).problems() == [], (name, covered)
         standard_error_of_mean = values.std(ddof=1) / np.sqrt(REPETITIONS)
         assert abs(values.mean() - world.true_value) < 4 * standard_error_of_mean, name
     # The reward model is wrong, so DM is confidently wrong: this is what DR protects against.
@@ -62,9 +82,26 @@ def test_replay_is_unbiased_for_a_deterministic_target_on_a_uniform_logger():
     first = evaluate(log.feedback, log.target_pmf, estimators=["replay"], n_bootstrap=10)
     assert first["replay"].warnings == ()
     values, covered = repeated(world, ["replay"])["replay"]
-    assert covered >= 0.85 * REPETITIONS
+    assert calibration(*repeated_intervals(world, ["replay"])["replay"], world.true_value).problems() == []
     standard_error_of_mean = values.std(ddof=1) / np.sqrt(REPETITIONS)
     assert abs(values.mean() - world.true_value) < 4 * standard_error_of_mean
+
+
+def test_intervals_three_times_too_wide_fail_the_calibration_and_passed_the_old_check():
+    values, lows, highs = repeated_intervals(IPW_WORLD, ["ipw", "dr", "dm"])["ipw"]
+    centre, half = (lows + highs) / 2, (highs - lows) / 2
+    wide_lows, wide_highs = centre - 3 * half, centre + 3 * half
+    covered = int(np.sum((wide_lows <= IPW_WORLD.true_value) & (IPW_WORLD.true_value <= wide_highs)))
+    assert _old_coverage_check(covered)
+    assert any("too wide" in problem
+               for problem in calibration(values, wide_lows, wide_highs, IPW_WORLD.true_value).problems())
+
+
+def test_intervals_half_as_wide_fail_the_calibration():
+    values, lows, highs = repeated_intervals(IPW_WORLD, ["ipw", "dr", "dm"])["ipw"]
+    centre, half = (lows + highs) / 2, (highs - lows) / 2
+    problems = calibration(values, centre - half / 2, centre + half / 2, IPW_WORLD.true_value).problems()
+    assert any("too narrow" in problem for problem in problems), problems
 
 
 def test_replay_is_biased_and_warned_about_on_a_non_uniform_logger():

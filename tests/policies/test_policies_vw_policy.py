@@ -1,10 +1,12 @@
 """VWPolicy: config validation, exact pmf from VW, sampling statistics and learning in a synthetic world."""
 import numpy as np
 import pytest
-from scipy import stats
 
 from policies.baselines import BestSingleArmPolicy, BestSingleArmConfig, UniformPolicy
+from policies.conformance import check_draws_follow_mixture, served_mixture
 from policies.contract import Policy
+from policies.novelty import novelty_mixture
+from policies.sampler import two_stage_draw
 from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, LearningEvent, Offer
 from policies.vw.policy import VWPolicy, VWPolicyConfig, finalise_pmf
@@ -60,17 +62,11 @@ def test_draws_from_a_frozen_pmf_match_it():
     for _ in range(5):  # frozen: no hidden randomness in prediction
         np.testing.assert_array_equal(policy.pmf(context, ARMS), pmf)
     assert pmf.max() < 0.99 and (pmf > 0).sum() > 10, "want a pmf with real spread"
-    draws = 50_000
-    counts = np.bincount(np.random.default_rng(4).choice(len(pmf), size=draws, p=pmf), minlength=len(pmf))
-    expected = pmf * draws
-    big = expected >= 5  # pool the small cells so the chi-square approximation holds
-    observed_cells = np.append(counts[big], counts[~big].sum())
-    expected_cells = np.append(expected[big], expected[~big].sum())
-    if expected_cells[-1] < 5:
-        observed_cells, expected_cells = observed_cells[:-1], expected_cells[:-1]
-        expected_cells = expected_cells * observed_cells.sum() / expected_cells.sum()
-    assert stats.chisquare(observed_cells, expected_cells).pvalue > 1e-6
-    assert np.all(counts[pmf == 0] == 0)
+    # drawn by the project's sampler (seeded two-stage draw), as the server draws, not by numpy's choice;
+    # with and without a novelty component over the arms of one offer in three
+    check_draws_follow_mixture(two_stage_draw, served_mixture(pmf), n_draws=50_000, seed=4)
+    outside = np.array([ARMS.offer_of(arm).id in ("offer-0", "offer-3", "offer-6") for arm in ARMS.arms])
+    check_draws_follow_mixture(two_stage_draw, novelty_mixture(pmf, outside, 0.2, 0.1), n_draws=50_000, seed=5)
 
 
 def test_epsilon_pmf_has_vw_shape():
