@@ -23,13 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import OUT_DIR, REPO, format_cell, machine_info  # noqa: E402
 
-JSON_SCRIPTS = ("bench_service", "bench_latency", "bench_learning", "bench_learner", "bench_scaling", "bench_pg_log",
-                "bench_shared_log", "bench_log_size")
+JSON_SCRIPTS = ("bench_service", "bench_latency", "bench_learning", "bench_habits", "bench_learner", "bench_scaling",
+                "bench_pg_log", "bench_shared_log", "bench_log_size")
 TEXT_SCRIPTS = ("bench_policies", "bench_ope", "bench_exploration")
 TITLES = {
     "bench_service": "Service: throughput, latency, log writer, in-process ratio, MLflow down",
     "bench_latency": "Decide latency: p99 in flight, and stalls from learning, checkpoints and model swaps",
     "bench_learning": "Learning curves on the simulator (served through the real server)",
+    "bench_habits": "Segment of one: per-customer features on the segment and individual-habit worlds "
+                    "(bench_habits.py)",
     "bench_scaling": "Scaling with joint arms and log size",
     "bench_pg_log": "The PostgreSQL log against raw psycopg (bench_pg_log.py)",
     "bench_shared_log": "Replicas, the learner and freshness on a shared PostgreSQL log (bench_shared_log.py)",

@@ -22,7 +22,7 @@ from policies.bounded import ByteLRU, text_bytes
 from policies.history import HistoryRecord
 from policies.novelty import category_codes
 from policies.sampler import HOLDOUT
-from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm, LearningEvent, Offer
+from policies.types import UNIT_REWARD_RANGE, ArmSet, CustomerFeatures, DecisionContext, JointArm, LearningEvent, Offer
 
 OfferLoader = Callable[[str], tuple[Offer, ...]]
 
@@ -125,8 +125,10 @@ class RowDecoder:
         return arm_set
 
     def decision(self, row: Row) -> LoggedDecision:
+        features = _column(row, "features")  # per-customer features as the decision used them: read, never recomputed
         context = DecisionContext(user_key=row["user_key"], context=json.loads(row["context"]),
-                                  numeric=json.loads(row["numeric"]), campaign=row["campaign"])
+                                  numeric=json.loads(row["numeric"]), campaign=row["campaign"],
+                                  customer=CustomerFeatures.from_json(features) if features else None)
         baseline = JointArm(*json.loads(row["baseline"])) if row["baseline"] else None
         pmf = served_pmf(row["pmf"], is_compact(_column(row, "arm_set_id")), row["chosen_index"], row["probability"])
         return LoggedDecision(

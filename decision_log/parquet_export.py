@@ -68,6 +68,7 @@ def _schema():  # noqa: ANN202 - pyarrow is imported only by whoever exports or 
         ("arm_format", pa.list_(pa.string())), ("arm_time_slot", pa.list_(pa.string())),
         ("context", pa.map_(pa.string(), pa.string())), ("numeric", pa.map_(pa.string(), pa.float64())),
         ("offer_set_id", pa.string()), ("offer_set", pa.string()), ("arm_set_id", pa.string()),
+        ("customer_features", pa.string()),
     ])
 
 
@@ -162,7 +163,8 @@ class _Columns:
                 ("arm_format", [a.format for a in arms]), ("arm_time_slot", [a.time_slot for a in arms]),
                 ("context", list(d.context.context.items())), ("numeric", list(d.context.numeric.items())),
                 ("offer_set_id", snapshot_id), ("offer_set", snapshot),
-                ("arm_set_id", self._arm_set_id(d, snapshot_id))):
+                ("arm_set_id", self._arm_set_id(d, snapshot_id)),
+                ("customer_features", d.context.customer.to_json() if d.context.customer is not None else None)):
             v[name].append(value)
         self.rows += 1
         self.arms += len(arms)

@@ -27,7 +27,7 @@ from offline_eval.feedback import LoggedFeedback
 from offline_eval.log_dataset import DEFAULT_CHUNK, LoggedDataset, check_present
 from offline_eval.ragged import RaggedMatrix
 from policies.sampler import HOLDOUT, NO_CONTACT
-from policies.types import ArmSet, DecisionContext, JointArm, Offer
+from policies.types import ArmSet, CustomerFeatures, DecisionContext, JointArm, Offer
 
 __all__ = ["FEEDBACK_COLUMNS", "ParquetDecisions", "campaigns_in_export", "is_parquet_export", "load_parquet_dataset"]
 
@@ -257,8 +257,10 @@ def _time(micros: int | None) -> float | None:
 
 
 def _decision(row: dict, arm_set: ArmSet, pmf: np.ndarray) -> LoggedDecision:
+    features = row.get("customer_features")  # as the decision used them (exports before it have none)
     context = DecisionContext(user_key=row["user_key"], context=dict(row["context"] or ()),
-                              numeric=dict(row["numeric"] or ()), campaign=row["campaign"])
+                              numeric=dict(row["numeric"] or ()), campaign=row["campaign"],
+                              customer=CustomerFeatures.from_json(features) if features else None)
     return LoggedDecision(
         seq=row["seq"], event_id=row["event_id"], campaign=row["campaign"], decided_at=row["decided_at_s"],
         context=context, arm_set=arm_set, pmf=pmf, chosen=row["chosen_index"],

@@ -5,6 +5,7 @@ Everything here is immutable; mappings are read-only views so a record can be sh
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -44,18 +45,56 @@ class JointArm:
     time_slot: str
 
 
+#: The history dimensions per-customer features aggregate, with their one-letter codes (JSON, VW).
+CUSTOMER_FEATURE_DIMENSIONS: tuple[tuple[str, str], ...] = (("category", "c"), ("format", "f"), ("time_slot", "t"))
+_DIMENSION_OF_CODE = {code: name for name, code in CUSTOMER_FEATURE_DIMENSIONS}
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFeatures:
+    """Aggregates of one customer's own history as a decision used them (DESIGN-NOTES "Per-customer
+    features"): per dimension (``category``, ``format``, ``time_slot``) and value, ``(shown, responded)``:
+    how many counted contacts within the history horizon showed it and how many of those got a positive
+    response received before the decision. No user key: only counts per value of the catalogue."""
+
+    counts: Mapping[str, Mapping[str, tuple[int, int]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checked = {}
+        for dimension, values in self.counts.items():
+            if dimension not in _DIMENSION_OF_CODE.values():
+                raise ValueError(f"unknown customer-feature dimension {dimension!r}")
+            checked[dimension] = MappingProxyType({str(v): (int(s), int(r)) for v, (s, r) in values.items()})
+        object.__setattr__(self, "counts", MappingProxyType(checked))
+
+    def to_json(self) -> str:
+        """Compact JSON, e.g. ``{"c":{"travel":[3,1]},"f":{"sms":[3,1]}}`` (what the log row stores)."""
+        return json.dumps({code: {v: [s, r] for v, (s, r) in sorted(self.counts[name].items())}
+                           for name, code in CUSTOMER_FEATURE_DIMENSIONS if self.counts.get(name)},
+                          separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CustomerFeatures":
+        raw = json.loads(text)
+        return cls({_DIMENSION_OF_CODE[code]: {v: (pair[0], pair[1]) for v, pair in values.items()}
+                    for code, values in raw.items()})
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionContext:
     """What a policy may condition on for one decision.
 
     ``user_key`` is the keyed hash of the user id (never the clear id); ``context`` holds categorical
     features and ``numeric`` numeric ones, both already validated (no sensitive keys, finite numbers).
+    ``customer`` carries per-customer features (``[campaigns.<c>] personal_features``), as logged.
     """
 
     user_key: str
     context: Mapping[str, str] = field(default_factory=dict)
     numeric: Mapping[str, float] = field(default_factory=dict)
     campaign: str = "default"
+    #: the customer's own-history aggregates when the campaign uses them (None: context only)
+    customer: CustomerFeatures | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "context", _frozen_map(self.context))

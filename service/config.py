@@ -171,9 +171,13 @@ class CampaignConfig:
     #: share of customers kept as a randomised control group (service/holdout.py), and what they get
     holdout: float = 0.0
     holdout_treatment: str = "no_contact"
+    #: per-customer features (the customer's own shows/responses, DESIGN-NOTES "Per-customer features")
+    personal_features: bool = False
 
     def __post_init__(self) -> None:
         where = f"campaigns.{self.name}"
+        _require(isinstance(self.personal_features, bool), f"{where}.personal_features must be true or false",
+                 f"{where}.personal_features")
         check_scalar(self.holdout, f"{where}.holdout", low=0.0, high=1.0, high_open=True)
         _require(self.holdout_treatment in HOLDOUT_TREATMENTS,
                  f"{where}.holdout_treatment must be one of {', '.join(HOLDOUT_TREATMENTS)}",
@@ -191,7 +195,7 @@ class CampaignConfig:
         for fmt, seconds in self.reward_windows.items():
             _require(seconds > 0, f"{where}.reward_windows.{fmt} must be > 0", f"{where}.reward_windows")
         check_scalar(self.exploration_slice, f"{where}.exploration_slice", low=0.0, high=1.0)
-        object.__setattr__(self, "policy_params", MappingProxyType(dict(self.policy_params)))
+        object.__setattr__(self, "policy_params", MappingProxyType(_with_personal(self)))
         object.__setattr__(self, "reward_windows", MappingProxyType(dict(self.reward_windows)))
         if self.rules is None:
             from policies.rules import RulesConfig
@@ -204,6 +208,19 @@ class CampaignConfig:
 
     def reward_window(self, fmt: str) -> float:
         return float(self.reward_windows.get(fmt, self.reward_window_seconds))
+
+
+def _with_personal(campaign: CampaignConfig) -> dict[str, Any]:
+    """The policy params, with the per-customer namespace's interactions added (once) when the campaign's
+    VW policy uses per-customer features: every place that builds the policy from the params (serving,
+    the learner, the catch-up, retrain, OPE) then reads the same interactions."""
+    params = dict(campaign.policy_params)
+    if campaign.personal_features and campaign.policy == "vw":
+        from policies.vw.features import DEFAULT_INTERACTIONS, PERSONAL_INTERACTIONS
+
+        interactions = tuple(params.get("interactions", DEFAULT_INTERACTIONS))
+        params["interactions"] = interactions + tuple(i for i in PERSONAL_INTERACTIONS if i not in interactions)
+    return params
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ The engine never opens a transaction and never touches MLflow.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ import numpy as np
 
 from policies import sampler
 from offerbandit.errors import AlreadyExists, InvalidInput, LogUnavailable, NotFound
-from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
+from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore, customer_features
 from policies.novelty import mix_for_history
 from policies.rules import apply_rules
 from policies.types import DecisionContext, JointArm
@@ -297,6 +298,10 @@ class DecisionEngine:
                 return _Decided(outcome, row, record, None, contact=False, index=index)
             arm_set = eligibility.arm_set
             mixture = None
+            if cfg.personal_features and not held:  # as of now, from rewards received before it; logged as used
+                customer = customer_features(history)
+                if customer is not None:
+                    context = dataclasses.replace(context, customer=customer)
             if held:  # the control group: what was served, with probability 1, never personalised
                 p_policy = pmf = one_hot(len(arm_set), served)
                 beta, chosen, probability, label = 0.0, served, 1.0, HOLDOUT
@@ -312,7 +317,8 @@ class DecisionEngine:
         outcome = DecisionOutcome(item.event_id, cfg.name, arm, probability,
                                   ranking_of(item.candidates, pmf, inp.ranking_limit, eligibility.kept,
                                              chosen=chosen, probability=probability), version, label)
-        row = decision_row(item, now, eligibility, pmf, p_policy, chosen, outcome, beta, mixture, arm_set)
+        row = decision_row(item, now, eligibility, pmf, p_policy, chosen, outcome, beta, mixture, arm_set,
+                           customer=context.customer)
         record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, pmf, chosen)
         shadow = None
         if runtime.challenger is not None and not held:

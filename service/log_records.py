@@ -24,7 +24,7 @@ from decision_log import (CapLimit, DecisionRow, LoggedDecision, LogOptions, arm
 from policies import sampler
 from policies.novelty import Mixture, category_codes
 from policies.rules import RULE_NAMES, Eligibility, RemovalCounts
-from policies.types import ArmSet, DecisionContext, JointArm, Offer
+from policies.types import ArmSet, CustomerFeatures, DecisionContext, JointArm, Offer
 from service.campaigns import CampaignRuntime
 from service.config import ServiceConfig
 from service.outcomes import NO_RANKING, DecisionOutcome, RepeatRecord
@@ -104,12 +104,13 @@ def write_failure(write: Future) -> BaseException | None:
 
 def decision_row(item: PreparedRequest, now: float, eligibility: Eligibility, pmf: np.ndarray, p_policy: np.ndarray,
                  chosen: int | None, outcome: DecisionOutcome, beta: float,
-                 mixture: Mixture | None = None, arm_set: ArmSet | None = None) -> DecisionRow:
+                 mixture: Mixture | None = None, arm_set: ArmSet | None = None,
+                 customer: CustomerFeatures | None = None) -> DecisionRow:
     """The compact log row of one decision: ``eligibility`` what the rules kept of the candidates (and which
     rule removed the rest, per offer and per (format, slot) pair: candidates are the product of the offer list,
     formats and slots, in that order, so `arm_index`'s order is the stored layout's), ``pmf`` the served pmf
     over the kept arms and ``p_policy`` the policy's (kept as ``mixture``'s parameters when they give it back),
-    ``chosen`` the drawn position (None: no contact)."""
+    ``chosen`` the drawn position (None: no contact), ``customer`` the per-customer features the policy used."""
     inp = item.input
     kept, removed = eligibility.kept, eligibility.removed
     policy_blob = policy_pmf_blob(
@@ -136,4 +137,5 @@ def decision_row(item: PreparedRequest, now: float, eligibility: Eligibility, pm
         if inp.baseline else None,
         no_contact_reason=outcome.no_contact_reason,
         removed=removed_text(removed, eligibility.offer_reasons, eligibility.pair_reasons),
-        fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm), previous_user_keys=item.previous_user_keys)
+        fingerprint=item.fingerprint, caps=caps_on(item.campaign, arm), previous_user_keys=item.previous_user_keys,
+        features_json=customer.to_json() if customer is not None else None)

@@ -13,6 +13,8 @@ CATEGORIES: tuple[str, ...] = ("travel", "dining", "electronics", "fashion", "gr
 DISCOUNT_TYPES: tuple[str, ...] = ("dollar", "percent")
 OFFER_TYPES: tuple[str, ...] = ("retention", "cross_sell", "upsell", "loyalty")
 
+HABIT_WORLDS: tuple[str, ...] = ("segment", "individual")
+
 MAX_CUSTOMERS = 10_000_000
 MAX_OFFERS = 100_000
 
@@ -44,6 +46,9 @@ class WorldConfig:
     a contact that fits the customer's habits responds several times more often.
     ``fatigue_half_life_hours`` is how fast the memory of a contact fades; ``drift_period_days`` is the
     period of the slow drift of interests and channels (only with ``drift``).
+    ``habits`` picks where preferences come from: ``"segment"`` (today's world: mostly the context a
+    marketer sees, with individual variation on top) or ``"individual"`` (each customer's favourite
+    category, format and send slot drawn per customer, the segment only weakly informative).
     ``requests_per_customer_per_day`` sets the simulated clock: the mean gap between requests is
     ``86400 / (n_customers * requests_per_customer_per_day)`` seconds.
     """
@@ -62,6 +67,7 @@ class WorldConfig:
     fatigue_half_life_hours: float = 36.0
     drift_period_days: float = 30.0
     requests_per_customer_per_day: float = 0.5
+    habits: str = "segment"
 
     def __post_init__(self) -> None:
         check_scalar(self.seed, "seed", int, low=0, high=2**63 - 1)
@@ -77,5 +83,7 @@ class WorldConfig:
         check_scalar(self.latent_share, "latent_share", low=0.0, high=1.0)
         check_scalar(self.fatigue_half_life_hours, "fatigue_half_life_hours", low=0.0, high=24.0 * 365, low_open=True)
         check_scalar(self.drift_period_days, "drift_period_days", low=0.0, high=3650.0, low_open=True)
+        if self.habits not in HABIT_WORLDS:
+            raise InvalidInput(f"habits must be one of {list(HABIT_WORLDS)}, got {self.habits!r}", field="habits")
         check_scalar(self.requests_per_customer_per_day, "requests_per_customer_per_day", low=0.0, high=1000.0,
                      low_open=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.config import CATEGORIES, DISCOUNT_TYPES, KNOWN_FORMATS, KNOWN_TIME_SLOTS, OFFER_TYPES, WorldConfig
+from simulator.habits import draw_individual_habits
 
 SEGMENTS: tuple[str, ...] = ("commuter", "professional", "family", "student", "night_owl", "retiree")
 SEGMENT_SHARES = np.array([0.22, 0.20, 0.18, 0.14, 0.12, 0.14])
@@ -164,6 +165,15 @@ def build_population(config: WorldConfig, rng: np.random.Generator) -> Populatio
     discount[:, 0] += shift
     discount[:, 1] -= shift
 
+    drift_phase = rng.uniform(0.0, 2 * np.pi, size=(n, len(CATEGORIES)))
+    channel_drift_phase = rng.uniform(0.0, 2 * np.pi, size=len(KNOWN_FORMATS))
+    offer_quality = np.append(rng.normal(0.0, OFFER_QUALITY_SD, size=config.n_offers), 0.0)
+    if config.habits == "individual":
+        # Drawn last, from the same stream: the segment world's draws above are untouched.
+        habits = draw_individual_habits(config, rng, channel_slot, category)
+        channel_slot, category = habits.channel_slot, habits.category
+        latent = _draw_latent(config, rng, category[:, :n_cat])
+
     width = max(len(str(max(n - 1, 0))), 5)
     return Population(
         user_ids=tuple(f"u{i:0{width}d}" for i in range(n)),
@@ -177,9 +187,9 @@ def build_population(config: WorldConfig, rng: np.random.Generator) -> Populatio
         category=category,
         discount=discount,
         latent=latent,
-        drift_phase=rng.uniform(0.0, 2 * np.pi, size=(n, len(CATEGORIES))),
-        channel_drift_phase=rng.uniform(0.0, 2 * np.pi, size=len(KNOWN_FORMATS)),
-        offer_quality=np.append(rng.normal(0.0, OFFER_QUALITY_SD, size=config.n_offers), 0.0),
+        drift_phase=drift_phase,
+        channel_drift_phase=channel_drift_phase,
+        offer_quality=offer_quality,
     )
 
 

@@ -69,9 +69,10 @@ class SimRequest:
 
 @dataclass(frozen=True)
 class ReferenceValues:
-    """Mean response probability per decision of three reference policies on the same requests
+    """Mean response probability per decision of four reference policies on the same requests
     (no contact history, so no fatigue): the oracle, the best single arm for everyone (mass
-    marketing), and a uniform random arm."""
+    marketing), a uniform random arm, and per-segment rules in hindsight (the best arm of each
+    segment on these requests, what a marketer's segment table reaches at best)."""
 
     oracle: float
     best_single_arm: float
@@ -79,6 +80,7 @@ class ReferenceValues:
     best_arm: JointArm
     segment_shares: Mapping[str, float]
     n: int
+    per_segment_rules: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,7 +94,10 @@ class _EncodedArms:
 
 
 class CustomerWorld:
-    """Simulated customers with segment-of-one habits, answering offers with known probabilities."""
+    """Simulated customers with segment-of-one habits, answering offers with known probabilities.
+
+    ``config.habits`` picks the world: preferences mostly from the segment (``"segment"``) or drawn per
+    customer with the segment only weakly informative (``"individual"``, see :mod:`simulator.habits`)."""
 
     def __init__(self, config: WorldConfig) -> None:
         if not isinstance(config, WorldConfig):
@@ -222,7 +227,7 @@ class CustomerWorld:
 
     # -------------------------------------------------------------- reference
     def reference_values(self, n: int = 5000) -> ReferenceValues:
-        """Oracle, best-single-arm and uniform values by Monte Carlo over the first ``n`` requests of a
+        """Oracle, best-single-arm, uniform and per-segment-rules values by Monte Carlo over the first ``n`` requests of a
         fresh copy of this world (same seed, no contact history), on the full catalogue arm set."""
         check_scalar(n, "n", int, low=1)
         if n not in self._reference:
@@ -233,6 +238,9 @@ class CustomerWorld:
             best = int(np.argmax(column_means))
             segments = [r.context["segment"] for r in requests]
             shares = {s: segments.count(s) / n for s in SEGMENTS}
+            segment_of = np.array(segments)
+            per_segment = sum(float(matrix[segment_of == s].mean(axis=0).max()) * (segment_of == s).sum()
+                              for s in SEGMENTS if (segment_of == s).any()) / n
             self._reference[n] = ReferenceValues(
                 oracle=float(matrix.max(axis=1).mean()),
                 best_single_arm=float(column_means[best]),
@@ -240,6 +248,7 @@ class CustomerWorld:
                 best_arm=self._catalog_arm_set.arms[best],
                 segment_shares=MappingProxyType(shares),
                 n=n,
+                per_segment_rules=float(per_segment),
             )
         return self._reference[n]
 

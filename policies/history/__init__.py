@@ -5,8 +5,10 @@
 - ``user``: one user's time-sorted, reference-counted entries and :class:`UserHandle`, the
   read-modify-write API on a locked user;
 - ``store``: :class:`UserHistoryStore`, every user behind an LRU bound and a time horizon, loaded
-  from the log (a :data:`HistoryLoader`) when not held.
+  from the log (a :data:`HistoryLoader`) when not held;
+- ``customer``: :func:`customer_features`, the per-customer aggregates a decision uses and logs.
 """
+from policies.history.customer import customer_features
 from policies.history.records import HISTORY_DIMENSIONS, HistoryConfig, HistoryRecord, UserHistory
 from policies.history.store import HistoryLoader, UserHistoryStore
 from policies.history.user import UserHandle
@@ -19,4 +21,5 @@ __all__ = [
     "UserHandle",
     "UserHistory",
     "UserHistoryStore",
+    "customer_features",
 ]

@@ -65,6 +65,7 @@ class UserHistory:
     ``contact_times`` maps each format to the sorted times of its counted contacts.
     ``shown_value_counts`` maps a dimension to how many counted contacts showed each value (dimensions
     with no contacts are left out); a dimension missing from it counts each shown value once.
+    ``responded_value_counts`` likewise counts the positive responses per value (received by ``as_of``).
     """
 
     as_of: float
@@ -79,12 +80,14 @@ class UserHistory:
     responded_offers: frozenset[str] = frozenset()
     contact_times: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     shown_value_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    responded_value_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contact_times", MappingProxyType(dict(self.contact_times)))
-        counts = {check_dimension(dim): MappingProxyType(dict(values))
-                  for dim, values in self.shown_value_counts.items() if values}
-        object.__setattr__(self, "shown_value_counts", MappingProxyType(counts))
+        for name in ("shown_value_counts", "responded_value_counts"):
+            counts = {check_dimension(dim): MappingProxyType(dict(values))
+                      for dim, values in getattr(self, name).items() if values}
+            object.__setattr__(self, name, MappingProxyType(counts))
 
     @classmethod
     def empty(cls, as_of: float = 0.0) -> "UserHistory":
@@ -104,6 +107,13 @@ class UserHistory:
         counts = self.shown_value_counts.get(check_dimension(dimension))
         if counts is None:
             return MappingProxyType(dict.fromkeys(self.shown(dimension), 1))
+        return counts
+
+    def responded_counts(self, dimension: str) -> Mapping[str, int]:
+        """How many positive responses within the horizon each value of ``dimension`` got."""
+        counts = self.responded_value_counts.get(check_dimension(dimension))
+        if counts is None:
+            return MappingProxyType(dict.fromkeys(self.responded(dimension), 1))
         return counts
 
     def responded(self, dimension: str) -> frozenset[str]:

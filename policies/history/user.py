@@ -210,6 +210,7 @@ class UserHandle:
             responded_offers=responded[3],
             contact_times={f: tuple(t) for f, t in state.contacts.times_by_format.items()},
             shown_value_counts=dict(zip(HISTORY_DIMENSIONS, state.contacts.counts)),
+            responded_value_counts=dict(zip(HISTORY_DIMENSIONS, state.responses.counts)),
         )
 
     def expire(self, now: float) -> None:

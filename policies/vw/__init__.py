@@ -19,6 +19,7 @@ from offerbandit.lazy import lazy_attributes
 _LAZY = {
     "dsjson_context": "policies.vw.dsjson", "dsjson_line": "policies.vw.dsjson", "dsjson_record": "policies.vw.dsjson",
     "DEFAULT_INTERACTIONS": "policies.vw.features", "arm_line": "policies.vw.features",
+    "PERSONAL_INTERACTIONS": "policies.vw.features",
     "cost_from_reward": "policies.vw.features", "escape_token": "policies.vw.features",
     "reward_from_cost": "policies.vw.features", "shared_line": "policies.vw.features",
     "EXPLORATIONS": "policies.vw.learner", "CbAdfLearner": "policies.vw.learner", "CbAdfOptions": "policies.vw.learner",
@@ -34,6 +35,7 @@ __all__ = [
     "DoubleBuffer",
     "DoubleBufferedLearner",
     "EXPLORATIONS",
+    "PERSONAL_INTERACTIONS",
     "RewardRegressorConfig",
     "VWPolicy",
     "VWPolicyConfig",

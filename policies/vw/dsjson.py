@@ -15,10 +15,12 @@ from policies.vw.features import (
     NUMERIC_NAMESPACE,
     OFFER_FEATURE_NAMESPACE,
     OFFER_NAMESPACE,
+    PERSONAL_NAMESPACE,
     TIME_NAMESPACE,
     check_context,
     context_features,
     cost_from_reward,
+    customer_tokens,
     escape_token,
     offer_parts,
 )
@@ -41,6 +43,8 @@ def dsjson_context(context: DecisionContext, arm_set: ArmSet) -> dict[str, Any]:
         record[CONTEXT_NAMESPACE] = _namespace(categorical)
     if numeric:
         record[NUMERIC_NAMESPACE] = {name: value for name, value in numeric}
+    if context.customer is not None and customer_tokens(context.customer):
+        record[PERSONAL_NAMESPACE] = dict(customer_tokens(context.customer))
     multi = []
     for arm in arm_set.arms:
         offer = arm_set.offers[arm.offer_id]

@@ -9,6 +9,13 @@ Namespaces (VW interacts namespaces by their first letter)::
                                                        feature called "id" cannot collide)
     f   format / channel           "format=<value>"   (arm line)
     t   send-time slot             "slot=<value>"     (arm line)
+    p   per-customer features      "<d>r=<value>:x"   (shared line; only with ``personal_features``:
+                                                       log1p of the customer's positive responses per
+                                                       category (d = c), format (f) and slot (t), read
+                                                       from the logged DecisionContext; interacted with
+                                                       o, f and t; no user key. The logged shows are not
+                                                       fed: with them the policy did worse on the
+                                                       individual-habit world, tuning seeds)
 
 User data is escaped so that ``|``, ``:``, ``=``, whitespace or control characters can never corrupt a
 line. VW minimises cost; rewards become costs here and nowhere else, scaled by the campaign's
@@ -21,12 +28,21 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from math import isfinite as _isfinite
+from math import log1p
 from collections.abc import Sequence
 from typing import Any
 
 from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
-from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext, JointArm, Offer
+from policies.types import (
+    CUSTOMER_FEATURE_DIMENSIONS,
+    UNIT_REWARD_RANGE,
+    ArmSet,
+    CustomerFeatures,
+    DecisionContext,
+    JointArm,
+    Offer,
+)
 
 __all__ = [
     "CONTEXT_NAMESPACE",
@@ -35,12 +51,16 @@ __all__ = [
     "NUMERIC_NAMESPACE",
     "OFFER_FEATURE_NAMESPACE",
     "OFFER_NAMESPACE",
+    "PERSONAL_INTERACTIONS",
+    "PERSONAL_NAMESPACE",
     "TIME_NAMESPACE",
     "arm_line",
     "arm_suffix",
     "check_context",
     "check_interactions",
     "context_features",
+    "customer_part",
+    "customer_tokens",
     "cost_from_reward",
     "escape_token",
     "offer_part",
@@ -55,10 +75,14 @@ OFFER_NAMESPACE = "o"
 OFFER_FEATURE_NAMESPACE = "of"
 FORMAT_NAMESPACE = "f"
 TIME_NAMESPACE = "t"
+PERSONAL_NAMESPACE = "p"
 
 #: context x offer, context x format, context x time (categorical and numeric), format x time.
 DEFAULT_INTERACTIONS: tuple[str, ...] = ("uo", "uf", "ut", "no", "nf", "nt", "ft")
-_NAMESPACE_LETTERS = frozenset("unoft")
+#: what ``personal_features`` adds to a campaign's interactions: the customer's own history x the arm's
+#: offer (id and features, so its category), format and slot.
+PERSONAL_INTERACTIONS: tuple[str, ...] = ("po", "pf", "pt")
+_NAMESPACE_LETTERS = frozenset("unoftp")
 
 # Everything VW's text parser treats specially, plus what cannot cross into C++ as UTF-8.
 _UNSAFE = re.compile(r"[%|:=\s\x00-\x1f\x7f\ud800-\udfff]")
@@ -146,7 +170,26 @@ def shared_line(context: DecisionContext) -> str:
     if not categorical and not numeric:
         # A bare "shared" line would be parsed as one more action: give it an empty namespace.
         line += f" |{CONTEXT_NAMESPACE}"
+    if context.customer is not None:
+        line += customer_part(context.customer)
     return line
+
+
+def customer_tokens(features: CustomerFeatures) -> list[tuple[str, float]]:
+    """The ``p`` namespace's (feature name, value) pairs: log1p of the positive responses per value."""
+    tokens = []
+    for dimension, code in CUSTOMER_FEATURE_DIMENSIONS:
+        for value, (_, responded) in sorted(features.counts.get(dimension, {}).items()):
+            name = escape_token(value)
+            if responded:
+                tokens.append((f"{code}r={name}", float(f"{log1p(responded):.6g}")))
+    return tokens
+
+
+def customer_part(features: CustomerFeatures) -> str:
+    """The ``p`` namespace of the shared line (empty when the customer has no counts)."""
+    tokens = customer_tokens(features)
+    return f" |{PERSONAL_NAMESPACE} " + " ".join(f"{n}:{v!r}" for n, v in tokens) if tokens else ""
 
 
 def offer_part(offer: Offer) -> str:

@@ -14,22 +14,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = ("bench_service", "bench_latency", "bench_learning", "bench_learner", "bench_scaling", "bench_pg_log",
-           "bench_shared_log", "bench_log_size")
+SCRIPTS = ("bench_service", "bench_latency", "bench_learning", "bench_habits", "bench_learner", "bench_scaling",
+           "bench_pg_log", "bench_shared_log", "bench_log_size")
 EXPECTED_GOALS = {
     "bench_service": {"served_vs_naive_vw_text", "served_vs_in_process_vw", "log_writer_vs_raw_executemany",
                       "log_writer_batch_ops_vs_raw_executemany", "latency_unaffected_by_mlflow_down"},
     "bench_latency": {"decide_p99_within_10ms_1_in_flight", "decide_p99_within_25ms_8_in_flight",
                       "stall_within_10ms"},
     "bench_learning": {"learned_vs_best_baseline", "learned_vs_mass_marketing"},
+    "bench_habits": {"individual_vs_oracle", "individual_vs_per_segment_rules", "segment_world_no_loss"},
     "bench_scaling": set(),
     "bench_pg_log": {"pg_log_vs_raw_executemany", "pg_log_batch_vs_raw_executemany"},
     "bench_shared_log": {"two_replicas_vs_one", "freshness_within_30s"},
     "bench_learner": {"learner_events_per_s_128_arms"},
     "bench_log_size": {"log_bytes_per_decision"},
 }
-EXPECTED_TABLES = {"bench_service": 6, "bench_latency": 4, "bench_learning": 2, "bench_learner": 1, "bench_scaling": 3,
-                   "bench_pg_log": 1, "bench_shared_log": 3, "bench_log_size": 3}
+EXPECTED_TABLES = {"bench_service": 6, "bench_latency": 4, "bench_learning": 2, "bench_habits": 1, "bench_learner": 1,
+                   "bench_scaling": 3, "bench_pg_log": 1, "bench_shared_log": 3, "bench_log_size": 3}
+#: the module's fixture runs every script once (--tiny), several minutes on 2 cores: more than the suite's
+#: per-test timeout, which would fail the first test that uses it
+pytestmark = pytest.mark.timeout(900)
 
 
 def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -26,7 +26,7 @@ EXPECTED_TYPES = {
     "arm_offer_id": pa.list_(pa.string()), "arm_format": pa.list_(pa.string()),
     "arm_time_slot": pa.list_(pa.string()), "context": pa.map_(pa.string(), pa.string()),
     "numeric": pa.map_(pa.string(), pa.float64()), "offer_set_id": pa.string(), "offer_set": pa.string(),
-    "arm_set_id": pa.string(),
+    "arm_set_id": pa.string(), "customer_features": pa.string(),
 }
 
 

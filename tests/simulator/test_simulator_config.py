@@ -92,5 +92,5 @@ def test_exported_members_match_all() -> None:
     import simulator
 
     exported = {name for name in dir(simulator) if not name.startswith("_")}
-    modules = {"catalog", "config", "population", "world"}
+    modules = {"catalog", "config", "habits", "population", "world"}
     assert exported - modules == set(simulator.__all__)
