@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import OUT_DIR, Report, ServeProcess, parse_flags  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
 from offerbandit.demo.traffic import drive, world_catalog_toml  # noqa: E402
-from simulator import CustomerWorld, WorldConfig  # noqa: E402
+from simulator import CustomerWorld, WorldConfig, per_segment_rules_rewards  # noqa: E402
 
 TUNING_SEEDS = (101,)
 REPORT_SEEDS = (202, 303)
@@ -67,11 +67,7 @@ def run(config: WorldConfig, extra: str, workdir: Path, registry_wait_s: float) 
     late = steps[n - n // 6:]
     served = np.array([s.expected_reward for s in late])
     matrix = np.stack([s.expected for s in late])
-    segments = np.array([s.segment for s in late])
-    per_segment = np.empty(len(late))
-    for segment in np.unique(segments):
-        rows = segments == segment
-        per_segment[rows] = matrix[rows, int(np.argmax(matrix[rows].mean(axis=0)))]
+    per_segment = per_segment_rules_rewards(matrix, np.array([s.segment for s in late]))
     return RunValues(float(served.mean()), float(served.std(ddof=1) / np.sqrt(len(served))),
                      float(matrix.max(axis=1).mean()), float(np.mean([s.best_single_reward for s in late])),
                      float(per_segment.mean()))

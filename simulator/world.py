@@ -238,9 +238,7 @@ class CustomerWorld:
             best = int(np.argmax(column_means))
             segments = [r.context["segment"] for r in requests]
             shares = {s: segments.count(s) / n for s in SEGMENTS}
-            segment_of = np.array(segments)
-            per_segment = sum(float(matrix[segment_of == s].mean(axis=0).max()) * (segment_of == s).sum()
-                              for s in SEGMENTS if (segment_of == s).any()) / n
+            per_segment = per_segment_rules_rewards(matrix, np.array(segments)).mean()
             self._reference[n] = ReferenceValues(
                 oracle=float(matrix.max(axis=1).mean()),
                 best_single_arm=float(column_means[best]),
@@ -346,6 +344,17 @@ class CustomerWorld:
             columns["offer_type"].append(_index_or_last(OFFER_TYPES, features.get("offer_type")))
             columns["offer"].append(self._offer_index.get(offer.id, self._config.n_offers))
         return _EncodedArms(**{k: np.asarray(v, dtype=np.intp) for k, v in columns.items()})
+
+
+def per_segment_rules_rewards(matrix: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """What per-segment rules picked in hindsight get on each request: ``matrix`` (requests x arms) of expected
+    rewards, ``segments`` (requests,) each request's segment; every request gets the expected reward of the arm
+    with the best mean over its segment's requests (what a marketer's segment table reaches at best)."""
+    rewards = np.empty(len(segments))
+    for segment in np.unique(segments):
+        rows = segments == segment
+        rewards[rows] = matrix[rows, int(np.argmax(matrix[rows].mean(axis=0)))]
+    return rewards
 
 
 def _index_or_last(names: tuple[str, ...], value: str | None) -> int:

@@ -36,7 +36,7 @@ from service.server import DecisionServer
 from offerbandit.reports.versions import log_version_reports
 from offerbandit.demo.lift import DemoLift, demo_lift
 from offerbandit.demo.traffic import Step, channel_for, drive, world_catalog_toml
-from simulator import CustomerWorld, WorldConfig
+from simulator import CustomerWorld, WorldConfig, per_segment_rules_rewards
 
 from offers.v1 import decision_pb2_grpc as pb_grpc
 
@@ -136,12 +136,7 @@ def _live_values(steps: list[Step]) -> tuple[PolicyValue, ...]:
     steps = [s for s in steps if s.exploration != "holdout"]
     served = np.array([s.expected_reward for s in steps])
     matrix = np.stack([s.expected for s in steps])
-    segments = np.array([s.segment for s in steps])
-    per_segment = np.empty(len(steps))
-    for segment in np.unique(segments):
-        rows = segments == segment
-        best = int(np.argmax(matrix[rows].mean(axis=0)))  # the best arm for the segment, in hindsight
-        per_segment[rows] = matrix[rows, best]
+    per_segment = per_segment_rules_rewards(matrix, np.array([s.segment for s in steps]))
     return (
         PolicyValue("offerbandit (learned, served live)", *_mean_se(served)),
         PolicyValue("oracle (knows each customer)", *_mean_se(matrix.max(axis=1))),
