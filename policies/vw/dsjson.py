@@ -12,16 +12,17 @@ from policies.types import UNIT_REWARD_RANGE, ArmSet, DecisionContext
 from policies.vw.features import (
     CONTEXT_NAMESPACE,
     FORMAT_NAMESPACE,
+    MATCH_NAMESPACE,
     NUMERIC_NAMESPACE,
     OFFER_FEATURE_NAMESPACE,
     OFFER_NAMESPACE,
-    PERSONAL_NAMESPACE,
     TIME_NAMESPACE,
     check_context,
     context_features,
     cost_from_reward,
-    customer_tokens,
     escape_token,
+    match_parts,
+    match_tokens,
     offer_parts,
 )
 
@@ -43,10 +44,9 @@ def dsjson_context(context: DecisionContext, arm_set: ArmSet) -> dict[str, Any]:
         record[CONTEXT_NAMESPACE] = _namespace(categorical)
     if numeric:
         record[NUMERIC_NAMESPACE] = {name: value for name, value in numeric}
-    if context.customer is not None and customer_tokens(context.customer):
-        record[PERSONAL_NAMESPACE] = dict(customer_tokens(context.customer))
     multi = []
-    for arm in arm_set.arms:
+    matches = match_parts(arm_set, context.customer) or [""] * len(arm_set.arms)
+    for arm, match in zip(arm_set.arms, matches):
         offer = arm_set.offers[arm.offer_id]
         action: dict[str, Any] = {OFFER_NAMESPACE: {f"id={escape_token(offer.id)}": 1}}
         if offer.features:
@@ -55,6 +55,8 @@ def dsjson_context(context: DecisionContext, arm_set: ArmSet) -> dict[str, Any]:
             )
         action[FORMAT_NAMESPACE] = {f"format={escape_token(arm.format)}": 1}
         action[TIME_NAMESPACE] = {f"slot={escape_token(arm.time_slot)}": 1}
+        if match:
+            action[MATCH_NAMESPACE] = match_tokens(match)
         multi.append(action)
     record["_multi"] = multi
     return record

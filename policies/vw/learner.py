@@ -31,18 +31,20 @@ from typing import Any
 
 import numpy as np
 
-from offerbandit.checks import check_range, check_scalar
+from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput, ModelError
 from policies.types import ArmSet, DecisionContext, LearningEvent
 from policies.vw.features import (
     DEFAULT_INTERACTIONS,
     arm_suffix,
+    match_parts,
     check_context,
     check_interactions,
     cost_from_reward,
     offer_parts,
     shared_line,
 )
+from policies.vw.event_checks import check_event, check_event_arms, check_event_fields, check_event_numbers
 from policies.vw.workspace import (DEFAULT_ARM_CACHE_BYTES, ArmExampleCache, learn_multi, load_workspace,
                                    new_workspace, parse_native_example, predict_multi, save_workspace,
                                    save_workspace_in_child)
@@ -119,62 +121,6 @@ class CbAdfOptions:
         if with_seed:  # a saved model carries its own advanced seed; VW refuses a second one
             args += ["--random_seed", str(int(self.seed))]
         return args
-
-
-def check_event(event: LearningEvent, index: int) -> LearningEvent:
-    """``event`` (the ``index``-th of a batch) if VW can learn from it, else InvalidInput naming the field."""
-    _check_event_fields(event, index)
-    _check_event_arms(event, index)
-    return _check_event_numbers(event, index)
-
-
-def _check_event_fields(event: LearningEvent, index: int) -> None:
-    if not isinstance(event, LearningEvent):
-        raise InvalidInput(f"events[{index}] must be a LearningEvent", field=f"events[{index}]")
-    if not isinstance(event.context, DecisionContext):
-        raise InvalidInput(f"events[{index}].context must be a DecisionContext", field=f"events[{index}].context")
-    if not isinstance(event.arm_set, ArmSet):
-        raise InvalidInput(f"events[{index}].arm_set must be an ArmSet", field=f"events[{index}].arm_set")
-
-
-def _check_event_arms(event: LearningEvent, index: int) -> None:
-    offers = event.arm_set.offers
-    for arm_index, arm in enumerate(event.arm_set.arms):
-        if arm.offer_id not in offers:
-            raise InvalidInput(f"events[{index}] arm {arm_index} refers to an unknown offer {arm.offer_id!r}",
-                               field=f"events[{index}].arm_set.arms[{arm_index}].offer_id")
-
-
-def _check_event_numbers(event: LearningEvent, index: int) -> LearningEvent:
-    n_arms = len(event.arm_set.arms)
-    if n_arms == 0:
-        raise InvalidInput(f"events[{index}].chosen cannot index an empty arm set", field=f"events[{index}].chosen")
-    if _plainly_valid_numbers(event, n_arms):
-        return event
-    check_scalar(event.chosen, f"events[{index}].chosen", int, low=0, high=n_arms - 1)
-    check_scalar(event.probability, f"events[{index}].probability", low=0.0, high=1.0, low_open=True)
-    low, high = check_range(event.reward_range, f"events[{index}].reward_range")
-    check_scalar(event.reward, f"events[{index}].reward", low=low, high=high)
-    return event
-
-
-def _plainly_valid_numbers(event: LearningEvent, n_arms: int) -> bool:
-    """The common case checked without building ``check_scalar``'s messages: plain ints and floats in
-    range (NaN fails every comparison). Anything else goes through ``check_scalar``, which decides."""
-    chosen, probability, reward, reward_range = event.chosen, event.probability, event.reward, event.reward_range
-    if type(chosen) is not int or not 0 <= chosen < n_arms:
-        return False
-    if type(probability) is not float or not 0.0 < probability <= 1.0:
-        return False
-    if type(reward_range) is not tuple or len(reward_range) != 2:
-        return False
-    low, high = reward_range
-    if type(low) is not float or type(high) is not float or not -_FINITE < low < high < _FINITE:
-        return False
-    return type(reward) is float and low <= reward <= high
-
-
-_FINITE = float("inf")
 
 
 @dataclass(slots=True)
@@ -257,12 +203,15 @@ class CbAdfLearner:
                   label: str = "") -> list[Any]:
         check_context(context)
         known = self._known_arm_set(arm_set)
-        shared = self._parse_one(shared_line(context))
-        if chosen is None:
-            return [shared, *known.examples]
-        # only the chosen arm carries a label: a fresh example, not the cached one
-        examples = [shared, *known.examples]
-        examples[chosen + 1] = self._parse_one(f"{label} {known.line(chosen)}")
+        examples = [self._parse_one(shared_line(context)), *known.examples]
+        matches = match_parts(arm_set, context.customer)
+        if matches is not None:  # this customer's counts for each arm: those arms parsed afresh
+            for index, part in enumerate(matches):
+                if part and index != chosen:
+                    examples[index + 1] = self._parse_one(known.line(index) + part)
+        if chosen is not None:  # only the chosen arm carries a label: a fresh example, not the cached one
+            examples[chosen + 1] = self._parse_one(f"{label} {known.line(chosen)}"
+                                                   f"{matches[chosen] if matches is not None else ''}")
         return examples
 
     def _learn_examples(self, context: DecisionContext, arm_set: ArmSet, chosen: int, label: str) -> list[Any]:
@@ -272,6 +221,8 @@ class CbAdfLearner:
             return self._examples(context, arm_set, chosen, label)
         check_context(context)
         line = self._known_arm_set(arm_set).line(chosen)  # validated (and duplicate arms refused) as ever
+        if context.customer is not None:
+            line += match_parts(arm_set, context.customer)[chosen]
         pads = self._pads
         while len(pads) < n_arms:
             pads.append(self._parse_one(PAD_LINE))
@@ -299,7 +250,9 @@ class CbAdfLearner:
         """The same pmf from freshly built text lines (the slow path; a reference for tests and bench)."""
         check_context(context)
         parts = offer_parts(arm_set)
-        lines = [shared_line(context), *(parts[arm.offer_id] + arm_suffix(arm) for arm in arm_set.arms)]
+        matches = match_parts(arm_set, context.customer) or [""] * len(arm_set.arms)
+        lines = [shared_line(context), *(parts[arm.offer_id] + arm_suffix(arm) + match
+                                         for arm, match in zip(arm_set.arms, matches))]
         with self._lock:
             self._check_open()
             return np.asarray(self._vw.predict(lines), dtype=np.float64)
@@ -319,10 +272,10 @@ class CbAdfLearner:
         with self._lock:
             self._check_open()
             for index, event in enumerate(events):
-                _check_event_fields(event, index)
+                check_event_fields(event, index)
                 if not self._is_known(event.arm_set):
-                    _check_event_arms(event, index)
-                _check_event_numbers(event, index)
+                    check_event_arms(event, index)
+                check_event_numbers(event, index)
             vw = self._vw
             for event in events:
                 label = f"0:{cost_from_reward(event.reward, event.reward_range)!r}:{float(event.probability)!r}"

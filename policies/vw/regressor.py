@@ -13,9 +13,11 @@ from policies.types import ArmSet, DecisionContext, LearningEvent
 from policies.vw.features import (
     DEFAULT_INTERACTIONS,
     arm_line,
+    arm_suffix,
     check_context,
     check_interactions,
     cost_from_reward,
+    match_parts,
     offer_parts,
     reward_from_cost,
     shared_line,
@@ -74,7 +76,9 @@ class VWRewardRegressor:
                     if offer is None:
                         raise InvalidInput("the chosen arm refers to an unknown offer", field="events.chosen")
                     label = f"0:{cost_from_reward(event.reward)!r}:1.0"
-                    self._vw.learn([shared_line(event.context), f"{label} {arm_line(arm, offer)}"])
+                    match = match_parts(event.arm_set, event.context.customer)
+                    self._vw.learn([shared_line(event.context),
+                                    f"{label} {arm_line(arm, offer)}{match[event.chosen] if match else ''}"])
         return self
 
     def _predict_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
@@ -83,6 +87,10 @@ class VWRewardRegressor:
         arms = self._cache.examples(arm_set, parts)
         if len({id(example) for example in arms}) != len(arms):
             raise InvalidInput("arm_set contains the same joint arm twice", field="arm_set.arms")
+        matches = match_parts(arm_set, context.customer)
+        if matches is not None:  # the arms this customer has counts for, parsed with them
+            arms = [parse_example(self._vw, f"{parts[arm.offer_id]}{arm_suffix(arm)}{part}") if part else example
+                    for arm, example, part in zip(arm_set.arms, arms, matches)]
         costs = self._vw.predict([parse_example(self._vw, shared_line(context)), *arms])
         return np.array([reward_from_cost(cost) for cost in costs], dtype=np.float64)
 

@@ -15,7 +15,7 @@ from offers.v1 import decision_pb2 as pb
 from offline_eval.log_dataset import load_dataset
 from offline_eval.parquet_dataset import load_parquet_dataset
 from policies.types import CustomerFeatures
-from policies.vw.features import PERSONAL_INTERACTIONS, shared_line
+from policies.vw.features import MATCH_NAMESPACE, PERSONAL_INTERACTIONS, match_parts
 from service.config import parse_config
 from tests.conftest import OFFERS, make_request
 
@@ -36,7 +36,7 @@ def _decide(served, user: str = "alice"):
 def test_the_switch_adds_the_customer_interactions_once_and_must_be_a_bool():
     campaign = parse_config(ON).campaigns["default"]
     interactions = tuple(campaign.policy_params["interactions"])
-    assert interactions[-3:] == PERSONAL_INTERACTIONS and len(set(interactions)) == len(interactions)
+    assert interactions[-len(PERSONAL_INTERACTIONS):] == PERSONAL_INTERACTIONS and len(set(interactions)) == len(interactions)
     assert not set(PERSONAL_INTERACTIONS) & set(parse_config(OFF).campaigns["default"].policy_params["interactions"])
     assert parse_config(OFF).campaigns["default"].personal_features is False
     with pytest.raises(InvalidInput, match="personal_features"):
@@ -87,7 +87,10 @@ def test_learning_ope_and_export_read_the_features_back_from_the_row(start_serve
     assert len(learned) == 6
     by_text = [e.context.customer.to_json() if e.context.customer else None for e in learned]
     assert by_text == [stored[e] for e in events]
-    assert " |p " in shared_line(learned[-1].context) and " |p " not in shared_line(learned[0].context)
+    # ... and the arm lines it learns from carry them (every arm shares a value with the five answered before)
+    last, first = learned[-1], learned[0]
+    assert all(part.startswith(f" |{MATCH_NAMESPACE} ") for part in match_parts(last.arm_set, last.context.customer))
+    assert match_parts(first.arm_set, first.context.customer) is None
     # off-policy evaluation (the log and a Parquet export) reads the same
     dataset = load_dataset(served.data_dir)
     from_log = [d for batch in dataset.decisions() for d in batch]
