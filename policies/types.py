@@ -46,14 +46,15 @@ class JointArm:
 
 
 #: The history dimensions per-customer features aggregate, with their one-letter codes (JSON, VW).
-CUSTOMER_FEATURE_DIMENSIONS: tuple[tuple[str, str], ...] = (("category", "c"), ("format", "f"), ("time_slot", "t"))
+CUSTOMER_FEATURE_DIMENSIONS: tuple[tuple[str, str], ...] = (("category", "c"), ("format", "f"), ("time_slot", "t"),
+                                                            ("offer", "o"))
 _DIMENSION_OF_CODE = {code: name for name, code in CUSTOMER_FEATURE_DIMENSIONS}
 
 
 @dataclass(frozen=True, slots=True)
 class CustomerFeatures:
     """Aggregates of one customer's own history as a decision used them (DESIGN-NOTES "Per-customer
-    features"): per dimension (``category``, ``format``, ``time_slot``) and value, ``(shown, responded)``:
+    features"): per dimension (``category``, ``format``, ``time_slot``, ``offer``) and value, ``(shown, responded)``:
     how many counted contacts within the history horizon showed it and how many of those got a positive
     response received before the decision. No user key: only counts per value of the catalogue."""
 

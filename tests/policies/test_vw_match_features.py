@@ -14,8 +14,9 @@ OFFERS = [Offer(f"o{i}", {"category": cat}) for i, cat in enumerate(["travel", "
 ARMS = ArmSet.product(OFFERS, ["sms", "email"], ["morning", "evening"])
 
 
-def _customer(category: dict, fmt: dict | None = None, slot: dict | None = None) -> CustomerFeatures:
-    return CustomerFeatures({"category": category, "format": fmt or {}, "time_slot": slot or {}})
+def _customer(category: dict, fmt: dict | None = None, slot: dict | None = None,
+              offer: dict | None = None) -> CustomerFeatures:
+    return CustomerFeatures({"category": category, "format": fmt or {}, "time_slot": slot or {}, "offer": offer or {}})
 
 
 def test_each_arm_line_carries_this_customers_counts_for_its_own_values():
@@ -28,6 +29,9 @@ def test_each_arm_line_carries_this_customers_counts_for_its_own_values():
     assert match_tokens(by_arm[JointArm("o1", "sms", "evening")]) == pytest.approx(
         {"cn": np.log1p(2), "fr": np.log1p(1), "fn": np.log1p(4)}, abs=1e-5)
     assert match_parts(ARMS, None) is None  # a cold customer: every arm as cached
+    (offered,) = [part for arm, part in zip(ARMS.arms, match_parts(ARMS, _customer({}, offer={"o3": (4, 1)})))
+                  if arm == JointArm("o3", "email", "evening")]
+    assert offered == f" |{MATCH_NAMESPACE} or:0.693147 on:1.38629"  # this very offer: answered once in four
 
 
 def test_a_response_whose_show_left_the_horizon_counts_and_never_gives_negative_unanswered():

@@ -107,4 +107,4 @@ def test_customer_features_json_round_trips_and_rejects_unknown_dimensions():
     assert CustomerFeatures.from_json(features.to_json()) == features
     assert features.to_json() == '{"c":{"travel":[3,1]},"f":{"sms":[3,1]}}'
     with pytest.raises(ValueError):
-        CustomerFeatures({"offer": {"o1": (1, 0)}})
+        CustomerFeatures({"colour": {"red": (1, 0)}})
