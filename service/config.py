@@ -99,10 +99,11 @@ def _with_personal(campaign: CampaignConfig) -> dict[str, Any]:
     the learner, the catch-up, retrain, OPE) then reads the same interactions."""
     params = dict(campaign.policy_params)
     if campaign.personal_features and campaign.policy == "vw":
-        from policies.vw.features import DEFAULT_INTERACTIONS, PERSONAL_INTERACTIONS
+        from policies.vw.features import DEFAULT_INTERACTIONS, PERSONAL_INTERACTIONS, PERSONAL_LEARNING_RATE
 
         interactions = tuple(params.get("interactions", DEFAULT_INTERACTIONS))
         params["interactions"] = interactions + tuple(i for i in PERSONAL_INTERACTIONS if i not in interactions)
+        params.setdefault("learning_rate", PERSONAL_LEARNING_RATE)  # unless the campaign sets its own
     return params
 
 

@@ -21,7 +21,11 @@ def demo(
                            "./offerbandit-data).")] = None,
     decisions: Annotated[int, typer.Option(help="Decisions while the policy learns online.")] = 12000,
     eval_decisions: Annotated[int, typer.Option(help="Decisions in the evaluation window.")] = 4000,
-    customers: Annotated[int, typer.Option(help="Simulated customers.")] = 3000,
+    customers: Annotated[Optional[int], typer.Option(
+        help="Simulated customers (default: 250 on the individual world, 3000 on the segment world).")] = None,
+    world: Annotated[str, typer.Option(
+        help="individual: each customer's own favourite category, format and slot (the segment hints at "
+             "it a quarter of the time); segment: preferences mostly from the context a marketer sees.")] = "individual",
     seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -38,7 +42,8 @@ def demo(
     console = Console(stderr=json_out)
     try:
         options = DemoOptions(data_dir=data_dir or _default_demo_dir(), decisions=decisions,
-                              eval_decisions=eval_decisions, customers=customers, seed=seed)
+                              eval_decisions=eval_decisions, customers=customers, seed=seed,
+                              world=world)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("starting the server", total=decisions + eval_decisions)

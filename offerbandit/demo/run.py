@@ -41,17 +41,32 @@ from simulator import CustomerWorld, WorldConfig, per_segment_rules_rewards
 from offers.v1 import decision_pb2_grpc as pb_grpc
 
 
+#: customers per world by default: on the individual world ~64 decisions per customer over the default 16,000
+#: (a customer's own habits need several of their own decisions to show); on the segment world what is
+#: learned is shared by the segment, so more customers with fewer decisions each
+DEMO_CUSTOMERS: dict[str, int] = {"individual": 250, "segment": 3000}
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     data_dir: Path
     decisions: int = 12000
     eval_decisions: int = 4000
     seed: int = 7
-    customers: int = 3000
+    #: None: the world's default (`DEMO_CUSTOMERS`)
+    customers: int | None = None
     batch_size: int = 64
     checkpoint_every: int = 3000
+    #: the simulator world (`simulator.WorldConfig.habits`): "individual" (each customer's own favourite
+    #: category, format and slot) or "segment" (preferences mostly from the context a marketer sees)
+    world: str = "individual"
 
     def __post_init__(self) -> None:
+        if self.world not in DEMO_CUSTOMERS:
+            raise InvalidInput(f"--world must be one of {', '.join(DEMO_CUSTOMERS)}, got {self.world!r}",
+                               field="world")
+        if self.customers is None:
+            object.__setattr__(self, "customers", DEMO_CUSTOMERS[self.world])
         if self.decisions < 200:
             raise InvalidInput("--decisions must be at least 200", field="decisions")
         if self.eval_decisions < 100:
@@ -87,6 +102,8 @@ class OpeCheck:
 class DemoSummary:
     data_dir: str
     tracking_uri: str
+    world: str
+    customers: int
     decisions: int
     learning_decisions: int
     eval_decisions: int
@@ -118,7 +135,7 @@ HOLDOUT_SHARE = 0.2
 def demo_config(world: CustomerWorld, options: DemoOptions) -> ServiceConfig:
     windows = ", ".join(f"{fmt} = {REWARD_WINDOW_S:g}" for fmt in world.catalog.formats)
     extra = (f"reward_window_seconds = {REWARD_WINDOW_S:g}\nreward_windows = {{ {windows} }}\n"
-             f"holdout = {HOLDOUT_SHARE}\nholdout_treatment = \"baseline\"\n")
+             f"holdout = {HOLDOUT_SHARE}\nholdout_treatment = \"baseline\"\npersonal_features = true\n")
     every = max(100, min(options.checkpoint_every, options.decisions // 3))
     text = (f"[learning]\nregistry_poll_seconds = 1.0\ncheckpoint_every_events = {every}\n"
             f"checkpoint_every_seconds = 3600\n[privacy]\nuser_hash_key = \"offerbandit-demo-seed-{options.seed}\"\n"
@@ -178,7 +195,8 @@ def _ope_checks(steps: list[Step], contexts: dict[str, DecisionContext], world: 
 def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] | None = None) -> DemoSummary:
     started = time.time()
     progress = progress or (lambda phase, done, total: None)
-    world = CustomerWorld(WorldConfig(seed=options.seed, n_customers=options.customers, fatigue=False, drift=False))
+    world = CustomerWorld(WorldConfig(seed=options.seed, n_customers=options.customers, fatigue=False, drift=False,
+                                      habits=options.world))
     config = demo_config(world, options)
     options.data_dir.mkdir(parents=True, exist_ok=True)
     server = DecisionServer(config, options.data_dir, port=0, start_registry=True)
@@ -245,7 +263,8 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
         lift = demo_lift(server, config)
         tracking_uri = server.registry.registry_config.tracking_uri if server.registry else ""
         return DemoSummary(
-            data_dir=str(options.data_dir), tracking_uri=tracking_uri, decisions=len(summary_steps),
+            data_dir=str(options.data_dir), tracking_uri=tracking_uri, world=options.world,
+            customers=int(options.customers), decisions=len(summary_steps),
             learning_decisions=len(steps), eval_decisions=len(eval_steps), live=live,
             fraction_of_oracle=live[0].value / oracle if oracle else 0.0, exploration_share=shares,
             latent_discoveries=sum(s.latent_discovery for s in summary_steps), versions=versions,

@@ -65,9 +65,12 @@ def world_catalog_toml(world: CustomerWorld, campaign: str = "default", extra: s
 
 def drive(stub: pb_grpc.DecisionServiceStub, world: CustomerWorld, n_decisions: int, *, batch_size: int = 32,
           campaign: str = "", metadata: tuple | None = None, timeout: float = 30.0,
-          on_batch: Callable[[int], None] | None = None, mass_marketing_baseline: bool = False) -> Iterator[Step]:
+          on_batch: Callable[[int], None] | None = None, mass_marketing_baseline: bool = False,
+          ordered_rewards: bool = False) -> Iterator[Step]:
     """Run ``n_decisions`` simulated decisions through ``stub`` in DecideBatch calls; yield each step.
-    ``mass_marketing_baseline``: every request names the best single arm as its ``baseline``."""
+    ``mass_marketing_baseline``: every request names the best single arm as its ``baseline``.
+    ``ordered_rewards``: each Reward waits for the one before (they reach the log, hence the learner, in
+    decision order; by default a batch's rewards are in flight together and commit in any order)."""
     arm_set: ArmSet = world.arm_set
     best = world.best_single_arm()
     best_index = arm_set.arms.index(best)
@@ -90,6 +93,8 @@ def drive(stub: pb_grpc.DecisionServiceStub, world: CustomerWorld, n_decisions: 
             category = arm_set.offers[arm.offer_id].category if arm else ""
             pending.append(stub.Reward.future(pb.RewardRequest(event_id=decision.event_id, value=reward),
                                               timeout=timeout, metadata=metadata))
+            if ordered_rewards:
+                pending[-1].result()
             steps.append(Step(index=request.index, event_id=decision.event_id, user_id=request.user_id, arm=arm,
                        probability=decision.probability, exploration=decision.exploration,
                        policy_version=decision.policy_version, reward=reward, expected_reward=chosen_expected,

@@ -59,6 +59,7 @@ __all__ = [
     "OFFER_NAMESPACE",
     "MATCH_NAMESPACE",
     "PERSONAL_INTERACTIONS",
+    "PERSONAL_LEARNING_RATE",
     "TIME_NAMESPACE",
     "arm_line",
     "arm_suffix",
@@ -88,6 +89,11 @@ DEFAULT_INTERACTIONS: tuple[str, ...] = ("uo", "uf", "ut", "no", "nf", "nt", "ft
 #: (answered the arm's category AND its format AND its slot is worth more than the sum: the world is
 #: additive in log-odds, VW's regression is linear in the reward).
 PERSONAL_INTERACTIONS: tuple[str, ...] = ("mm", "mmm")
+#: the learning rate a campaign with ``personal_features`` gets unless it sets one (VW's default here is 0.5):
+#: a customer's habit shows in a handful of their own answers, and the shared match weights must follow
+#: them fast. Individual-habit world, tuning seed 101, served in lockstep: 0.36x -> 0.46x the oracle with
+#: 100 customers, 0.35x -> 0.43x with 40 (0.30x at 0.25).
+PERSONAL_LEARNING_RATE = 1.0
 MATCH_NAMESPACE = "m"
 _NAMESPACE_LETTERS = frozenset("unoftm")
 

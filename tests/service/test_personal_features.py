@@ -15,7 +15,7 @@ from offers.v1 import decision_pb2 as pb
 from offline_eval.log_dataset import load_dataset
 from offline_eval.parquet_dataset import load_parquet_dataset
 from policies.types import CustomerFeatures
-from policies.vw.features import MATCH_NAMESPACE, PERSONAL_INTERACTIONS, match_parts
+from policies.vw.features import MATCH_NAMESPACE, PERSONAL_INTERACTIONS, PERSONAL_LEARNING_RATE, match_parts
 from service.config import parse_config
 from tests.conftest import OFFERS, make_request
 
@@ -39,6 +39,11 @@ def test_the_switch_adds_the_customer_interactions_once_and_must_be_a_bool():
     assert interactions[-len(PERSONAL_INTERACTIONS):] == PERSONAL_INTERACTIONS and len(set(interactions)) == len(interactions)
     assert not set(PERSONAL_INTERACTIONS) & set(parse_config(OFF).campaigns["default"].policy_params["interactions"])
     assert parse_config(OFF).campaigns["default"].personal_features is False
+    # the faster learning rate comes with the switch, and a campaign's own learning_rate wins
+    assert campaign.policy_params["learning_rate"] == PERSONAL_LEARNING_RATE != 0.5
+    assert "learning_rate" not in parse_config(OFF).campaigns["default"].policy_params
+    own = parse_config(ON + "[campaigns.default.policy_params]\nlearning_rate = 0.3\n").campaigns["default"]
+    assert own.policy_params["learning_rate"] == 0.3
     with pytest.raises(InvalidInput, match="personal_features"):
         parse_config('[campaigns.default]\npersonal_features = "yes"\n')
 
