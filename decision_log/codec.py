@@ -35,11 +35,11 @@ from policies.novelty import Mixture, policy_of_mixture
 from policies.rules import RemovalCounts
 from policies.types import Offer
 
-__all__ = ["MIXTURE_MAGIC", "MIXTURE_TOLERANCE", "REMOVAL_FIELDS", "arm_set_code", "arm_set_feature_keys", "arm_set_key", "as_stored",
+__all__ = ["MIXTURE_MAGIC", "MIXTURE_TOLERANCE", "REMOVAL_FIELDS", "VALUE_SEPARATOR", "arm_set_code", "arm_set_feature_keys", "arm_set_key", "as_stored",
            "blob_to_fingerprint", "blob_to_indices", "blob_to_pmf", "decode_arm_set", "decode_offers",
            "eligible_to_mask", "encode_offers", "features_of", "fingerprint_to_blob", "indices_to_blob", "is_compact",
            "mask_to_indices", "pmf32_to_blob", "pmf_to_blob", "policy_pmf_blob", "policy_pmf_of", "removed_counts",
-           "removed_text", "served_pmf", "values_text", "VALUE_SEPARATOR"]
+           "removed_text", "served_pmf", "values_text"]
 
 #: The order of the removal counts in a compact row's ``removed`` column.
 REMOVAL_FIELDS = tuple(f.name for f in dataclasses.fields(RemovalCounts))
