@@ -210,12 +210,14 @@ def main() -> None:
                 "after VACUUM, minus the empty log's")
     report.note("compact row: float32 pmf over the eligible arms (the chosen probability exact in its REAL column), "
                 "policy pmf only where it differs, eligible as a bitmask over the arm set (NULL: all), the arm set "
-                "(offer set id, formats, time slots) stored once in arm_sets, removal counts as 5 integers")
+                "(offer set id, formats, time slots, context and numeric key names) stored once in arm_sets and "
+                "referenced by a 63-bit integer key, the context's values only, the request fingerprint as 19 bytes, "
+                "removal counts as 5 integers")
     report.note("the policy pmf differs from the served one wherever novelty exploration has beta > 0; it is stored as "
                 "the mixture's parameters (11 B, plus a 16 B bitmask unless every arm is outside the history), which "
                 "give it back from the stored served pmf within 1e-6 (checked when the row is written; else float32); "
-                "SQLite packs whole rows into pages: a new log has 16 KB pages (17 rows of ~900 B each), SQLite's "
-                "default 4 KB page holds 4")
+                "SQLite packs whole rows into pages: a new log has 16 KB pages (about 20 rows of ~780 B each), "
+                "SQLite's default 4 KB page holds 5")
     report.note("PostgreSQL compresses rows over ~2 KB (TOAST, pglz): the old format's rows are, the compact ones are "
                 "not; these are the bootstrap policy's near-uniform pmfs, which compress well, so the old format's "
                 "PostgreSQL figure is likely below what a trained model's pmfs would give (not measured here)")

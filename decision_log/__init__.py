@@ -10,8 +10,8 @@ migrations, the group-committing writer, named queries, reward operations), `pos
 PostgreSQL backend).
 """
 from decision_log.backend import LearnerLock, LogBackend
-from decision_log.codec import (arm_set_code, as_stored, eligible_to_mask, encode_offers, indices_to_blob,
-                                pmf32_to_blob, pmf_to_blob, policy_pmf_blob, removed_text)
+from decision_log.codec import (arm_set_code, arm_set_key, as_stored, eligible_to_mask, encode_offers, indices_to_blob,
+                                pmf32_to_blob, pmf_to_blob, policy_pmf_blob, removed_text, values_text)
 from decision_log.database import DecisionLog, open_log
 from decision_log.decoder import learning_event
 from decision_log.export import export_dsjson
@@ -72,6 +72,7 @@ __all__ = [
     "ShownDecision",
     "StoredDecision",
     "arm_set_code",
+    "arm_set_key",
     "as_stored",
     "eligible_to_mask",
     "encode_offers",
@@ -84,4 +85,5 @@ __all__ = [
     "pmf_to_blob",
     "policy_pmf_blob",
     "removed_text",
+    "values_text",
 ]

@@ -10,7 +10,12 @@ Two row formats are read (`is_compact`):
   bitmask unless every arm is outside; β is the row's), else float32; ``removed`` is the removal counts as five comma-separated
   integers in `REMOVAL_FIELDS` order, then which rule removed which offers and (format, slot) pairs
   (`decision_log.reasons`; NULL: none removed); ``offer_set`` is NULL (the arm set names it).
-- **old** (``arm_set_id`` NULL): ``eligible`` as u4 indices into the product of ``formats``/``time_slots`` (JSON
+  Since schema 4 a compact row references its arm set by ``arm_set_key`` (`arm_set_key`: an integer, the
+  ``arm_sets.key`` of the set; ``arm_set_id`` NULL) and stores its request fingerprint binary in
+  ``request_hash`` (`fingerprint_to_blob`; ``fingerprint`` NULL); rows written before keep the text id and
+  the text fingerprint, and read the same. Its ``context`` and ``numeric`` hold the values only
+  (`values_text`), the key names held once in the arm set (`arm_set_code`); rows before hold JSON objects.
+- **old** (``arm_set_id`` and ``arm_set_key`` NULL): ``eligible`` as u4 indices into the product of ``formats``/``time_slots`` (JSON
   per row), float64 ``pmf`` and ``policy_pmf`` blobs, ``removed`` as JSON.
 Offer sets are canonical JSON named by their content hash, in both formats.
 """
@@ -30,9 +35,11 @@ from policies.novelty import Mixture, policy_of_mixture
 from policies.rules import RemovalCounts
 from policies.types import Offer
 
-__all__ = ["MIXTURE_MAGIC", "MIXTURE_TOLERANCE", "REMOVAL_FIELDS", "arm_set_code", "as_stored", "blob_to_indices", "blob_to_pmf", "decode_arm_set", "decode_offers",
-           "eligible_to_mask", "encode_offers", "indices_to_blob", "is_compact", "mask_to_indices",
-           "pmf32_to_blob", "pmf_to_blob", "policy_pmf_blob", "policy_pmf_of", "removed_counts", "removed_text", "served_pmf"]
+__all__ = ["MIXTURE_MAGIC", "MIXTURE_TOLERANCE", "REMOVAL_FIELDS", "VALUE_SEPARATOR", "arm_set_code", "arm_set_feature_keys", "arm_set_key", "as_stored",
+           "blob_to_fingerprint", "blob_to_indices", "blob_to_pmf", "decode_arm_set", "decode_offers",
+           "eligible_to_mask", "encode_offers", "features_of", "fingerprint_to_blob", "indices_to_blob", "is_compact",
+           "mask_to_indices", "pmf32_to_blob", "pmf_to_blob", "policy_pmf_blob", "policy_pmf_of", "removed_counts",
+           "removed_text", "served_pmf", "values_text"]
 
 #: The order of the removal counts in a compact row's ``removed`` column.
 REMOVAL_FIELDS = tuple(f.name for f in dataclasses.fields(RemovalCounts))
@@ -50,21 +57,94 @@ def decode_offers(text: str) -> tuple[Offer, ...]:
 
 
 @functools.lru_cache(maxsize=4096)
-def arm_set_code(offer_set_id: str, formats: tuple[str, ...], time_slots: tuple[str, ...]) -> tuple[str, str]:
-    """The content id and stored text of a candidate product (offer set × formats × time slots)."""
-    text = json.dumps([offer_set_id, list(formats), list(time_slots)], separators=(",", ":"), ensure_ascii=False)
+def arm_set_code(offer_set_id: str, formats: tuple[str, ...], time_slots: tuple[str, ...],
+                 context_keys: tuple[str, ...] = (), numeric_keys: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The content id and stored text of a candidate product (offer set × formats × time slots) and, since
+    schema 4, the key names of the request's context and numeric features (its rows store the values only,
+    `values_text`): ``[offer_set_id, formats, time_slots]`` plus ``context_keys, numeric_keys`` when any."""
+    parts: list = [offer_set_id, list(formats), list(time_slots)]
+    if context_keys or numeric_keys:
+        parts += [list(context_keys), list(numeric_keys)]
+    text = json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32], text
 
 
 def decode_arm_set(text: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """The offer-set id, formats and time slots of a stored arm set."""
-    offer_set_id, formats, time_slots = json.loads(text)
+    offer_set_id, formats, time_slots = json.loads(text)[:3]
     return str(offer_set_id), tuple(formats), tuple(time_slots)
 
 
-def is_compact(arm_set_id: object) -> bool:
-    """Whether a row with this ``arm_set_id`` column is in the compact format."""
-    return arm_set_id is not None
+def arm_set_feature_keys(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The context and numeric key names a stored arm set holds (none in arm sets stored before schema 4)."""
+    parts = json.loads(text)
+    return (tuple(parts[3]), tuple(parts[4])) if len(parts) == 5 else ((), ())
+
+
+#: separates (and starts) the values of a compact row's ``context``/``numeric`` (`values_text`)
+VALUE_SEPARATOR = "\x1f"
+
+
+def values_text(values: Sequence[object]) -> str:
+    """A compact row's ``context`` or ``numeric`` since schema 4: the values in the order of the arm set's keys,
+    each after a `VALUE_SEPARATOR` (floats as ``repr``: they read back exactly); "" for none; a JSON list when
+    a value holds the separator."""
+    texts = [v if isinstance(v, str) else repr(float(v)) for v in values]
+    if any(VALUE_SEPARATOR in t for t in texts):
+        return json.dumps(list(values), separators=(",", ":"), ensure_ascii=False)
+    return "".join(VALUE_SEPARATOR + t for t in texts)
+
+
+def features_of(text: str | None, keys: tuple[str, ...], cast: Callable[[str], object] = str) -> dict:
+    """A row's ``context`` or ``numeric`` as a dict: a JSON object (rows before schema 4), or the values of
+    `values_text` (each ``cast``: ``float`` for numeric features) named by ``keys`` (the arm set's)."""
+    if not text:
+        return {}
+    if text.startswith(VALUE_SEPARATOR):
+        values: list = [cast(t) for t in text[1:].split(VALUE_SEPARATOR)]
+    else:
+        value = json.loads(text)
+        if not isinstance(value, list):
+            return value
+        values = value
+    if len(values) != len(keys):
+        raise ValueError(f"a row holds {len(values)} feature values for the arm set's {len(keys)} keys")
+    return dict(zip(keys, values))
+
+
+def arm_set_key(arm_set_id: str) -> int:
+    """The integer key a compact row references its arm set by since schema 4 (8 bytes where the text id took
+    32): the id's first 64 bits, shifted to 63 so it fits a signed 64-bit column. A key another arm set already
+    holds is never used (`decision_log.sqlite.write_ops.keyed_rows`: such rows reference the text id)."""
+    return int(arm_set_id[:16], 16) >> 1
+
+
+def is_compact(arm_set_ref: object) -> bool:
+    """Whether a row referencing this arm set (``arm_set_key``, else ``arm_set_id``) is in the compact format."""
+    return arm_set_ref is not None
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def fingerprint_to_blob(fingerprint: str | None) -> bytes | None:
+    """A request fingerprint ``<version>:<hex digest>`` as stored since schema 4: the version's ASCII, ``:``,
+    then the digest's bytes (19 bytes for ``f1:`` + 32 hex digits, where the text took 35); None for any other
+    shape (such a fingerprint is stored as text)."""
+    if fingerprint is None or fingerprint.count(":") != 1:
+        return None
+    version, digest = fingerprint.split(":")
+    if not version.isascii() or len(digest) % 2 or not set(digest) <= _HEX:
+        return None
+    return version.encode("ascii") + b":" + bytes.fromhex(digest)
+
+
+def blob_to_fingerprint(blob: bytes | None) -> str | None:
+    """The fingerprint text of a `fingerprint_to_blob` value."""
+    if blob is None:
+        return None
+    version, _, digest = bytes(blob).partition(b":")
+    return f"{version.decode('ascii')}:{digest.hex()}"
 
 
 def pmf_to_blob(pmf: np.ndarray) -> bytes:

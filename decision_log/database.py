@@ -341,7 +341,8 @@ class DecisionLog:
         decisions, rewards, shadows = self.backend.held_rows(user_keys)
         contacts = tuple(record for record in (self.decoder.history_record(row) for row in decisions)
                          if record is not None)
-        return UserData(tuple(sorted(set(user_keys))), tuple(HeldDecision.of_row(row) for row in decisions),
+        return UserData(tuple(sorted(set(user_keys))), tuple(HeldDecision.of_row(row, *self.decoder.features(row))
+                                                                for row in decisions),
                         tuple(HeldReward(r["event_id"], r["reward_id"], float(r["value"]), float(r["received_at"]),
                                          r["status"]) for r in rewards),
                         tuple(HeldShadowScore(r["event_id"], r["policy_version"], r["chosen_probability"],

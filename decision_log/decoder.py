@@ -12,8 +12,8 @@ from collections.abc import Callable
 import numpy as np
 
 from decision_log import counting
-from decision_log.codec import (blob_to_indices, decode_arm_set, is_compact, mask_to_indices,
-                                policy_pmf_of, removed_counts, served_pmf)
+from decision_log.codec import (arm_set_feature_keys, blob_to_fingerprint, blob_to_indices, decode_arm_set,
+                                features_of, is_compact, mask_to_indices, policy_pmf_of, removed_counts, served_pmf)
 from decision_log.counting import Row
 from decision_log.reasons import removed_arms
 from decision_log.records import FinalDecision, LoggedDecision, ServedOutcome, ShownDecision, StoredDecision
@@ -59,38 +59,58 @@ class OfferSetCache:
         return offers
 
 
-ArmSetLoader = Callable[[str], str]
+#: loads a stored arm set by its reference (the integer key since schema 4, else the text id): (id, text)
+ArmSetLoader = Callable[[int | str], tuple[str, str]]
+#: a row's arm-set id, offer-set id, formats, time slots, context keys, numeric keys (`RowDecoder.layout`)
+Layout = tuple[str | None, str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 
 class RowDecoder:
     """Decodes decision rows of both formats (`decision_log.codec`); thread-safe. ``arm_set_texts``: loads a
-    stored arm set's text by id (compact rows); ``arm_set_bytes``: the budget of decoded arm sets (0: none)."""
+    stored arm set's id and text by reference (compact rows); ``arm_set_bytes``: the budget of decoded arm sets
+    (0: none)."""
 
     def __init__(self, offers: OfferSetCache, arm_set_bytes: int = ARM_SET_CACHE_BYTES,
                  arm_set_texts: ArmSetLoader | None = None) -> None:
         self.offers = offers
         self._arm_sets: ByteLRU[tuple, ArmSet] = ByteLRU(arm_set_bytes, lambda k, v: _arm_set_bytes(v) + len(k[3]))
         self._load_arm_set = arm_set_texts
-        self._layouts: ByteLRU[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = ByteLRU(
-            1024 * 1024, lambda k, v: 200 + text_bytes(k, *v[1], *v[2]))
+        self._layouts: ByteLRU[int | str, Layout] = ByteLRU(
+            1024 * 1024, lambda k, v: 200 + text_bytes(v[0], v[1], *v[2], *v[3], *v[4], *v[5]))
 
-    def layout(self, row: Row) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-        """The offer-set id, formats and time slots of a row's candidate product (either format)."""
-        arm_set_id = _column(row, "arm_set_id")
-        if not is_compact(arm_set_id):
-            return row["offer_set"], tuple(json.loads(row["formats"])), tuple(json.loads(row["time_slots"]))
-        layout = self._layouts.get(arm_set_id)
+    def _stored_layout(self, row: Row) -> Layout:
+        """The arm set's id (None: an old row), offer-set id, formats, time slots, and context and numeric key
+        names (schema 4; else none) of a row."""
+        ref = arm_set_ref(row)
+        if not is_compact(ref):
+            return (None, row["offer_set"], tuple(json.loads(row["formats"])), tuple(json.loads(row["time_slots"])),
+                    (), ())
+        layout = self._layouts.get(ref)
         if layout is None:
             if self._load_arm_set is None:
                 raise InvalidInput(f"log row {row['seq']} is compact but this decoder cannot load arm sets",
                                    field="data-dir")
-            layout = decode_arm_set(self._load_arm_set(arm_set_id))
-            self._layouts.put(arm_set_id, layout)
+            arm_set_id, text = self._load_arm_set(ref)
+            layout = (arm_set_id, *decode_arm_set(text), *arm_set_feature_keys(text))
+            self._layouts.put(ref, layout)
         return layout
+
+    def layout(self, row: Row) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """The offer-set id, formats and time slots of a row's candidate product (either format)."""
+        return self._stored_layout(row)[1:4]
+
+    def features(self, row: Row) -> tuple[dict, dict]:
+        """A row's context and numeric features as dicts (JSON objects before schema 4, else values named by
+        the arm set's keys)."""
+        *_, context_keys, numeric_keys = self._stored_layout(row)
+        try:
+            return features_of(row["context"], context_keys), features_of(row["numeric"], numeric_keys, float)
+        except ValueError as exc:
+            raise InvalidInput(f"log row {row['seq']} is inconsistent: {exc}", field="data-dir") from exc
 
     def offer_set_id(self, row: Row) -> str:
         """The id of the offer set a row decided over (either format)."""
-        return self.layout(row)[0] if is_compact(_column(row, "arm_set_id")) else row["offer_set"]
+        return self.layout(row)[0] if is_compact(arm_set_ref(row)) else row["offer_set"]
 
     def shown_decision(self, row: Row) -> ShownDecision:
         return ShownDecision(when=counting.shown_at(row), seq=int(row["seq"]), event_id=row["event_id"],
@@ -103,15 +123,15 @@ class RowDecoder:
         """A row's candidate product and the indices of its eligible arms in it."""
         offer_set_id, formats, time_slots = self.layout(row)
         product = ArmSet.product(self.offers.get(offer_set_id), formats, time_slots)
-        if is_compact(_column(row, "arm_set_id")):
+        if is_compact(arm_set_ref(row)):
             return product, mask_to_indices(row["eligible"], len(product.arms))
         return product, blob_to_indices(row["eligible"])
 
     def _arm_set(self, row: Row) -> ArmSet:
-        arm_set_id = _column(row, "arm_set_id")
+        ref = arm_set_ref(row)
         eligible = row["eligible"]
-        if is_compact(arm_set_id):
-            key = ("", arm_set_id, eligible is None, bytes(eligible or b""))
+        if is_compact(ref):
+            key = ("", ref, eligible is None, bytes(eligible or b""))
         else:
             key = (row["offer_set"], row["formats"], row["time_slots"], bytes(eligible or b""))
         arm_set = self._arm_sets.get(key)
@@ -126,25 +146,25 @@ class RowDecoder:
 
     def decision(self, row: Row) -> LoggedDecision:
         features = _column(row, "features")  # per-customer features as the decision used them: read, never recomputed
-        context = DecisionContext(user_key=row["user_key"], context=json.loads(row["context"]),
-                                  numeric=json.loads(row["numeric"]), campaign=row["campaign"],
+        named, numeric = self.features(row)
+        context = DecisionContext(user_key=row["user_key"], context=named, numeric=numeric, campaign=row["campaign"],
                                   customer=CustomerFeatures.from_json(features) if features else None)
         baseline = JointArm(*json.loads(row["baseline"])) if row["baseline"] else None
-        pmf = served_pmf(row["pmf"], is_compact(_column(row, "arm_set_id")), row["chosen_index"], row["probability"])
+        pmf = served_pmf(row["pmf"], is_compact(arm_set_ref(row)), row["chosen_index"], row["probability"])
         return LoggedDecision(
             seq=row["seq"], event_id=row["event_id"], campaign=row["campaign"], decided_at=row["decided_at"],
             context=context, arm_set=self._arm_set(row), pmf=pmf, chosen=row["chosen_index"],
             probability=row["probability"], policy_version=row["policy_version"],
             exploration=row["exploration"], deferred=bool(row["deferred"]), activated_at=row["activated_at"],
             learned_at=row["learned_at"], reward=row["reward"], baseline=baseline,
-            no_contact_reason=row["no_contact_reason"] or "", fingerprint=_column(row, "fingerprint"),
+            no_contact_reason=row["no_contact_reason"] or "", fingerprint=fingerprint_of(row),
             quarantined=_column(row, "quarantined_at") is not None, rewarded=bool(_column(row, "reward_count") or 0))
 
     def stored(self, row: Row) -> StoredDecision:
         """Every stored field of a decision row, decoded (what a compact row keeps, or an old one)."""
         decision = self.decision(row)
-        compact = is_compact(_column(row, "arm_set_id"))
-        offer_set_id, formats, time_slots = self.layout(row)
+        compact = is_compact(arm_set_ref(row))
+        arm_set_id, offer_set_id, formats, time_slots, *_ = self._stored_layout(row)
         product, eligible = self.candidates(row)
         counts = removed_counts(row["removed"])
         removed = removed_arms(product, eligible, decision.pmf, removed=row["removed"], counts=counts,
@@ -153,7 +173,7 @@ class RowDecoder:
         policy = row["policy_pmf"]
         policy_pmf = policy_pmf_of(policy, decision.pmf, compact, float(row["beta"] or 0.0),
                                    lambda: category_codes(decision.arm_set))
-        return StoredDecision(decision=decision, compact=compact, arm_set_id=_column(row, "arm_set_id"),
+        return StoredDecision(decision=decision, compact=compact, arm_set_id=arm_set_id,
                               offer_set_id=offer_set_id, formats=formats, time_slots=time_slots, eligible=eligible,
                               policy_pmf=policy_pmf, policy_pmf_stored=policy is not None,
                               removed=counts, beta=float(row["beta"]),
@@ -178,6 +198,18 @@ def _column(row: Row, name: str) -> object:
         return None
 
 
+def arm_set_ref(row: Row) -> int | str | None:
+    """How a row references its arm set: the integer key (schema 4), the text id (compact rows before), None (old)."""
+    key = _column(row, "arm_set_key")
+    return key if key is not None else _column(row, "arm_set_id")
+
+
+def fingerprint_of(row: Row) -> str | None:
+    """A row's request fingerprint: binary since schema 4, text before, None before fingerprints."""
+    blob = _column(row, "request_hash")
+    return blob_to_fingerprint(blob) if blob is not None else _column(row, "fingerprint")
+
+
 def learning_event(decision: LoggedDecision, default_reward: float,
                    reward_range: tuple[float, float] = UNIT_REWARD_RANGE) -> LearningEvent | None:
     """The event a policy learns from, or None for decisions that are never learned (no_contact, holdout).
@@ -197,7 +229,7 @@ def final_decision(row: Row, default_reward: float,
                    reward_range: tuple[float, float] | None = None) -> FinalDecision:
     """The numbers of a decision that counts (the reward clipped to ``reward_range`` when given);
     refuses a row whose pmf, arms and choice disagree."""
-    compact = is_compact(_column(row, "arm_set_id"))
+    compact = is_compact(arm_set_ref(row))
     pmf = served_pmf(row["pmf"], compact, row["chosen_index"], row["probability"])
     if compact:  # the bitmask's set bits (NULL: every candidate, one pmf entry each)
         mask = row["eligible"]

@@ -6,6 +6,8 @@ hashed with an older key are found too); the clear id never reaches the log.
 """
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,10 +76,10 @@ class HeldDecision:
     learned_at: float | None
 
     @classmethod
-    def of_row(cls, row: Any) -> "HeldDecision":
-        """From a ``decisions`` row (inside the log package only)."""
-        return cls(row["event_id"], row["campaign"], float(row["decided_at"]), row["user_key"], row["context"] or "{}",
-                   row["numeric"] or "{}", row["features"], row["offer_id"], row["format"], row["time_slot"],
+    def of_row(cls, row: Any, context: dict, numeric: dict) -> "HeldDecision":
+        """From a ``decisions`` row and its decoded context and numeric features (inside the log package only)."""
+        return cls(row["event_id"], row["campaign"], float(row["decided_at"]), row["user_key"],
+                   json.dumps(context, separators=(",", ":")), json.dumps(numeric, separators=(",", ":")), row["features"], row["offer_id"], row["format"], row["time_slot"],
                    float(row["probability"]), row["policy_version"], row["exploration"], bool(row["deferred"]),
                    row["activated_at"], row["reward"], int(row["reward_count"] or 0), row["no_contact_reason"],
                    row["baseline"], row["learned_at"])

@@ -37,8 +37,7 @@ class DecisionRow:
     Compact rows (``arm_set_id`` set, see `decision_log.codec`): ``arm_set_id``/``arm_set_text`` name and hold
     the candidate product (stored once), ``eligible`` is a bitmask over it (None: all eligible), ``pmf`` float32,
     ``policy_pmf`` float32 or None (equal to ``pmf``), ``removed`` the five counts and the reasons (`reasons`).
-    Old rows (``arm_set_id`` None; tests write them to check they still read): ``formats_json``/``time_slots_json``, u4 indices,
-    float64 blobs, ``removed`` as JSON."""
+    Old rows (``arm_set_id`` None; tests write them): ``formats_json``/``time_slots_json``, u4 indices, float64 blobs."""
 
     event_id: str
     campaign: str
@@ -73,6 +72,8 @@ class DecisionRow:
     features_json: str | None = None  # per-customer features as used (schema 3; filled by a later issue)
     arm_set_id: str | None = None  # the compact row's arm set (content hash of `arm_set_text`)
     arm_set_text: str | None = None  # the arm set as stored once in ``arm_sets`` (`codec.arm_set_code`)
+    #: schema 4 (`codec.arm_set_key`): referenced by this integer, the fingerprint binary; None: as before
+    arm_set_key: int | None = None
     formats_json: str | None = None  # old rows only
     time_slots_json: str | None = None  # old rows only
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from decision_log import (CapLimit, DecisionRow, LoggedDecision, LogOptions, arm_set_code, as_stored, eligible_to_mask,
-                          pmf32_to_blob, policy_pmf_blob, removed_text)
+from decision_log import (CapLimit, DecisionRow, LoggedDecision, LogOptions, arm_set_code, arm_set_key, as_stored,
+                          eligible_to_mask, pmf32_to_blob, policy_pmf_blob, removed_text, values_text)
 from policies import sampler
 from policies.novelty import Mixture, category_codes
 from policies.rules import RULE_NAMES, Eligibility, RemovalCounts
@@ -118,16 +118,18 @@ def decision_row(item: PreparedRequest, now: float, eligibility: Eligibility, pm
         category_codes(arm_set) if mixture is not None and mixture.grouped else None)
     offer_set_id, offer_set_json = item.campaign.offer_set_code(item.offer_list,
                                                                 inp.offers_key if inp.offers else b"")
-    arm_set_id, arm_set_text = arm_set_code(offer_set_id, item.formats, item.time_slots)
+    context_keys, numeric_keys = tuple(k for k, _ in inp.context), tuple(k for k, _ in inp.numeric)
+    arm_set_id, arm_set_text = arm_set_code(offer_set_id, item.formats, item.time_slots, context_keys, numeric_keys)
     learn_due = None
     if chosen is not None and not inp.deferred:
         learn_due = now + item.campaign.config.reward_window(outcome.arm.format)
     arm = outcome.arm
     return DecisionRow(
         event_id=item.event_id, campaign=item.campaign.config.name, decided_at=now,
-        user_key=item.context.user_key, context_json=json.dumps(dict(inp.context), separators=(",", ":")),
-        numeric_json=json.dumps(dict(inp.numeric), separators=(",", ":")), offer_set_id=offer_set_id,
+        user_key=item.context.user_key, context_json=values_text([v for _, v in inp.context]),
+        numeric_json=values_text([v for _, v in inp.numeric]), offer_set_id=offer_set_id,
         offer_set_json=offer_set_json, arm_set_id=arm_set_id, arm_set_text=arm_set_text,
+        arm_set_key=arm_set_key(arm_set_id),
         eligible=eligible_to_mask(kept, len(item.candidates.arms)), pmf=pmf32_to_blob(pmf),
         policy_pmf=policy_blob, chosen_index=chosen, offer_id=arm.offer_id if arm else "",
         format=arm.format if arm else "", time_slot=arm.time_slot if arm else "",

@@ -97,9 +97,23 @@ _V3 = (
     "WHERE reward_id IS NOT NULL",
 )
 
+_V4 = (  # issue 15: integer arm-set references and binary fingerprints (see decision_log.sqlite.schema)
+    "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS arm_set_key bigint",
+    "ALTER TABLE decisions ADD COLUMN IF NOT EXISTS request_hash bytea",
+    "ALTER TABLE arm_sets ADD COLUMN IF NOT EXISTS key bigint",
+    # codec.arm_set_key in SQL: the id's first 64 bits, shifted right by one (a stored set whose key another
+    # already holds keeps its text id only)
+    """UPDATE arm_sets SET key = k.key FROM (
+        SELECT DISTINCT ON (key) id, key FROM (
+            SELECT id, (('x' || substr(id, 1, 16))::bit(64) >> 1)::bigint AS key FROM arm_sets WHERE key IS NULL) s
+        ORDER BY key, id) k
+        WHERE arm_sets.id = k.id""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS idx_arm_sets_key ON arm_sets (key)",
+)
+
 Migration = tuple[str, ...]
 #: Migration i + 1 brings a log from version i to i + 1 (the same versions as SQLite's). Append only.
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -14,7 +14,8 @@ from decision_log.caps import apply_caps
 from decision_log.dialect import POSTGRES
 from decision_log.postgres.connection import PgConn
 from decision_log.records import DecisionRow, InsertOutcome, ShadowScore
-from decision_log.sqlite.write_ops import DECISION_COLUMNS, WriteOp, arm_sets_of, decision_values
+from decision_log.sqlite.write_ops import DECISION_COLUMNS, WriteOp, arm_sets_of, decision_values, \
+                                         key_arm_sets, keyed_rows
 
 __all__ = ["COLUMN_TYPES", "InsertDecisions", "insert_decisions", "insert_rows", "insert_shadow_scores",
            "lock_customers", "outcomes_of"]
@@ -23,7 +24,7 @@ __all__ = ["COLUMN_TYPES", "InsertDecisions", "insert_decisions", "insert_rows",
 #: come out of ``unnest`` in their order (one statement, one round trip, whatever the number of rows).
 COLUMN_TYPES = ("text", "text", "float8", "text", "text", "text", "text", "text", "text", "bytea", "bytea", "bytea",
                 "int4", "text", "text", "text", "float8", "text", "text", "float8", "int4", "float8", "text", "text",
-                "text", "text", "text", "text", "text")
+                "text", "text", "text", "text", "text", "int8", "bytea")
 _INSERT_DECISIONS = (f"INSERT INTO decisions ({DECISION_COLUMNS}) SELECT * FROM unnest("
                      + ", ".join(f"%b::{kind}[]" for kind in COLUMN_TYPES)  # binary: no text escaping of blobs
                      + ") ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
@@ -57,11 +58,13 @@ def insert_rows(conn: PgConn, rows: Sequence[DecisionRow]) -> tuple[list[bool], 
     event ids written as capped no_contacts."""
     written, capped = apply_caps(conn, rows)
     conn.executemany(_INSERT_OFFER_SET, sorted({(r.offer_set_id, r.offer_set_json) for r in written}))
-    conn.executemany(_INSERT_ARM_SET, arm_sets_of(written))
+    sets = arm_sets_of(written)
+    conn.executemany(_INSERT_ARM_SET, [s[:2] for s in sets])
+    key_arm_sets(conn, sets)
     inserted: list[bool] = []
     for start in range(0, len(written), _MAX_ROWS_PER_STATEMENT):
         part = written[start:start + _MAX_ROWS_PER_STATEMENT]
-        columns = [list(column) for column in zip(*(decision_values(r) for r in part))]
+        columns = [list(column) for column in zip(*(decision_values(r) for r in keyed_rows(conn, part)))]
         new_ids = {row[0] for row in conn.raw.execute(_INSERT_DECISIONS, columns).fetchall()}
         for row in part:  # the first of the same id in the statement is the one written
             inserted.append(row.event_id in new_ids)

@@ -18,12 +18,13 @@ from offerbandit.errors import NotFound
 from policies.types import Offer
 
 #: The columns offline evaluation keeps (whole rows carry contexts it does not need).
-FEEDBACK_COLUMNS = ("seq, event_id, campaign, decided_at, user_key, eligible, pmf, arm_set_id, chosen_index, "
-                    "probability, policy_version, exploration, deferred, activated_at, learned_at, reward")
+FEEDBACK_COLUMNS = ("seq, event_id, campaign, decided_at, user_key, eligible, pmf, arm_set_id, arm_set_key, "
+                    "chosen_index, probability, policy_version, exploration, deferred, activated_at, learned_at, "
+                    "reward")
 #: The columns of an exposure (whole rows carry pmf blobs the reports do not need).
-EXPOSURE_COLUMNS = ("seq, event_id, campaign, policy_version, user_key, decided_at, offer_set, arm_set_id, offer_id, "
-                    "format, time_slot, exploration, chosen_index, deferred, activated_at, learned_at, reward, "
-                    "reward_count")
+EXPOSURE_COLUMNS = ("seq, event_id, campaign, policy_version, user_key, decided_at, offer_set, arm_set_id, "
+                    "arm_set_key, offer_id, format, time_slot, exploration, chosen_index, deferred, activated_at, "
+                    "learned_at, reward, reward_count")
 #: The columns lift reads: who, which group, and whether (and with what) the reward is final.
 LIFT_COLUMNS = ("seq, user_key, exploration, chosen_index, deferred, activated_at, decided_at, learn_due_at, "
                 "learned_at, reward, reward_count, format, policy_version")
@@ -79,12 +80,14 @@ class LogReader:
         return decode_offers(row["offers"])
 
     @log_faults
-    def arm_set(self, arm_set_id: str) -> str:
-        """The stored text of an arm set (`decision_log.codec.decode_arm_set`)."""
-        row = self._conn().execute("SELECT arms FROM arm_sets WHERE id = ?", (arm_set_id,)).fetchone()
+    def arm_set(self, ref: int | str) -> tuple[str, str]:
+        """The id and stored text of an arm set (`decision_log.codec.decode_arm_set`) by its integer key
+        (schema 4) or its text id."""
+        where = "key" if isinstance(ref, int) else "id"
+        row = self._conn().execute(f"SELECT id, arms FROM arm_sets WHERE {where} = ?", (ref,)).fetchone()
         if row is None:
-            raise NotFound(f"unknown arm set {arm_set_id!r}")
-        return row["arms"]
+            raise NotFound(f"unknown arm set {ref!r}")
+        return row["id"], row["arms"]
 
     @log_faults
     def user_decisions(self, user_key: str, since: float, limit: int) -> list[sqlite3.Row]:

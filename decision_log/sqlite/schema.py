@@ -36,6 +36,12 @@ nullable and unused until the issues that fill them:
 - ``log_keys(key_id, key_check, registered_at)``: ``HMAC(key, "offerbandit/key-check")`` of each registered
   user-hash key; a process starts only if its key is registered;
 - ``audit(id, at, who, action, detail)``: operator actions (erase, promote, rollback, key registration).
+
+Version 4 (issue 15, fewer bytes per compact row; `decision_log.codec`):
+- ``arm_sets.key`` (unique, `codec.arm_set_key` of the id; filled for the arm sets already stored) and
+  ``decisions.arm_set_key``: a compact row references its arm set by this integer (8 bytes, not 32 of text);
+- ``decisions.request_hash``: the request fingerprint as bytes (19, not 35 of text).
+Rows written before keep ``arm_set_id`` and ``fingerprint`` and read the same.
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from decision_log.codec import arm_set_key
 from offerbandit.errors import InvalidInput
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -105,8 +112,24 @@ def _v3_shared_log(conn: sqlite3.Connection) -> None:
                  "WHERE learn_seq IS NOT NULL")
 
 
+def _v4_compact_keys(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+    for name, kind in (("arm_set_key", "INTEGER"), ("request_hash", "BLOB")):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE decisions ADD COLUMN {name} {kind}")
+    if "key" not in {row[1] for row in conn.execute("PRAGMA table_info(arm_sets)")}:
+        conn.execute("ALTER TABLE arm_sets ADD COLUMN key INTEGER")
+    taken: set[int] = set()
+    for (arm_set_id,) in conn.execute("SELECT id FROM arm_sets WHERE key IS NULL ORDER BY id").fetchall():
+        key = arm_set_key(arm_set_id)
+        if key not in taken:  # two stored sets with one key (never seen): the second keeps its text id only
+            taken.add(key)
+            conn.execute("UPDATE arm_sets SET key = ? WHERE id = ?", (key, arm_set_id))
+    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_arm_sets_key ON arm_sets (key)")
+
+
 #: Migration i + 1 brings a log from version i to i + 1. Append only; never edit a released one.
-MIGRATIONS: tuple[Migration, ...] = (_v1_tables, _v2_exactness, _v3_shared_log)
+MIGRATIONS: tuple[Migration, ...] = (_v1_tables, _v2_exactness, _v3_shared_log, _v4_compact_keys)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

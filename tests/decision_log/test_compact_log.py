@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from decision_log import DecisionRow, LogFilter, RewardDefaults, encode_offers, indices_to_blob, open_log, pmf_to_blob
+from decision_log import (DecisionRow, LogFilter, RewardDefaults, arm_set_key, encode_offers, indices_to_blob, open_log,
+                          pmf_to_blob)
+from decision_log.codec import blob_to_fingerprint, fingerprint_to_blob, values_text
 from policies.rules import RemovalCounts
 from policies.types import ArmSet, DecisionContext, JointArm, Offer
 from service.log_records import record_of
@@ -116,16 +118,25 @@ def test_every_stored_field_decodes_to_what_the_engine_decided(serve_on, log_pla
     # what is on disk: one arm set for the four decisions, no JSON per row for formats and slots
     assert log_place.sql("SELECT count(*) FROM arm_sets") == [(1,)]
     raw = {r[0]: r[1:] for r in log_place.sql(
-        "SELECT event_id, formats, time_slots, eligible, length(pmf), removed, arm_set_id, offer_set FROM decisions")}
+        "SELECT event_id, formats, time_slots, eligible, length(pmf), removed, arm_set_key, offer_set, arm_set_id, "
+        "fingerprint, request_hash, context, numeric FROM decisions")}
     assert all(formats is None and slots is None and offer_set is None  # all three through the arm set
-               for formats, slots, *_, offer_set in raw.values())
+               for formats, slots, _, _, _, _, offer_set, *_ in raw.values())
+    # schema 4: the arm set by its integer key, the fingerprint as 19 bytes, the features' values without keys
+    [(arm_set_id, arm_set_text, key)] = log_place.sql("SELECT id, arms, key FROM arm_sets")
+    assert sorted(json.loads(arm_set_text)[3]) == ["device", "segment"] and json.loads(arm_set_text)[4] == ["tenure"]
+    for event_id, (*_, stored_key, _, text_id, text_fingerprint, request_hash, context, numeric) in raw.items():
+        assert stored_key == key == arm_set_key(arm_set_id) and text_id is None and text_fingerprint is None
+        fingerprint = served.engine.claims.recent.get(event_id).fingerprint
+        assert bytes(request_hash) == fingerprint_to_blob(fingerprint) and len(bytes(request_hash)) == 19
+        assert blob_to_fingerprint(bytes(request_hash)) == fingerprint
+        assert sorted(context.split("\x1f")[1:]) == ["ios", "young"] and numeric == "\x1f7.5" == values_text([7.5])
     assert raw["all"][2] is None  # every candidate eligible: no bitmask
     assert bytes(raw["some"][2]) == bytes([0b11, 0b11])  # {o1, o3} x sms x {morning, evening}: arms 0, 1, 8, 9
     assert raw["some"][3] == 4 * 4 and raw["all"][3] == 4 * len(CANDIDATES.arms)
     # the counts (exclusion, consent, cap, quiet hours, suppression), then the rules' verdicts per offer (o2
     # excluded) and per (format, slot) pair (email x {morning, evening}: no consent); nothing removed: NULL
     assert raw["some"][4] == "4,4,0,0,0;-x;--cc" and raw["all"][4] is None
-    assert len({r[5] for r in raw.values()}) == 1
 
 
 def test_no_contact_rows_decode(serve_on, log_place):

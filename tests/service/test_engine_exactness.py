@@ -116,7 +116,7 @@ def test_rows_without_a_fingerprint_compare_as_before(start_server, tmp_path):
     original = running.stub.Decide(make_request(event_id="legacy"), timeout=10)
     running.server.stop(grace=1)
     con = sqlite3.connect(data / "decisions.db")
-    con.execute("UPDATE decisions SET fingerprint = NULL")
+    con.execute("UPDATE decisions SET fingerprint = NULL, request_hash = NULL")  # text before schema 4, bytes since
     con.commit()
     con.close()
     again = start_server(data_dir=data)
