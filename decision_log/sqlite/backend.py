@@ -73,7 +73,7 @@ class SqliteBackend(SharedOperations, LogReader):
         def write(op: Callable[[sqlite3.Connection], Any]) -> Any:
             if self.writer is not None:  # the server: one operation of its writer's next group
                 return self.writer.write(op, timeout=60)
-            return run_in_own_transaction(self.path, self._busy_timeout_ms, op)
+            return self._own_transaction(op)
 
         return alias_ops.move_under_alias_lock(self.path, campaign, alias, kind, who, why, move, write)
 
