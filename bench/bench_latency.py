@@ -10,7 +10,9 @@ model swaps do to it.
     a version to MLflow and moves ``champion``) and, half-way, ``offerbandit promote 1 --force`` (the watcher
     loads the first checkpoint, catches it up on everything learned since and swaps it in). ``Decide`` calls one at a time; each call is
     attributed to the checkpoint or swap whose log line falls within 0.5 s of it, else to "learning only".
-    Goal: no call more than 10 ms slower than the median.
+    Goal: no call more than 10 ms slower than the median. A second table lists the slowest calls with every
+    event within 0.5 s of each (server log lines by their own timestamps, and the operator's promote run),
+    or "none": which event coincided with the slowest decision, if any did.
 
 (c) what one poll of the registry watcher costs in the server's process: asking MLflow (champion and
     challenger) against reading the decision log's alias-move mark when nothing moved (what every poll
@@ -90,37 +92,45 @@ def bench_in_flight(address: str, calls: int, label: str) -> tuple[list[list[obj
     return rows, p99s
 
 
+#: The server's log lines start with their time (``%(asctime)s``: local time, milliseconds after a comma).
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
+#: How far from an event a call still counts as coinciding with it (the line is logged when it ends).
+NEAR_S = 0.5
+
+
 class _Stamped:
-    """Timestamps of the server's log lines that mark checkpoints and model swaps (polled every 5 ms)."""
+    """Wall-clock times of the server's log lines that mark checkpoints and model swaps (from the lines'
+    own timestamps, not from when the bench read them), and of the operator's promote (its run)."""
 
     def __init__(self, server: ServeProcess) -> None:
         self.server = server
         self.events: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
 
-    def _watch(self) -> None:
-        seen = 0
-        while not self._stop.is_set():
-            lines = self.server.output[seen:]
-            seen += len(lines)
-            now = time.perf_counter()
-            for line in lines:
-                for kind, pattern in EVENTS.items():
-                    if pattern.search(line):
-                        self.events.append((now, kind))
-            time.sleep(0.005)
+    def add(self, at: float, kind: str) -> None:
+        self.events.append((at, kind))
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+    def collect(self) -> None:
+        for line in self.server.output:
+            stamp = STAMP.match(line)
+            if stamp is None:
+                continue
+            for kind, pattern in EVENTS.items():
+                if pattern.search(line):
+                    at = time.mktime(time.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S")) + int(stamp.group(2)) / 1e3
+                    self.events.append((at, kind))
+
+    def near(self, at: float) -> list[tuple[float, str]]:
+        """Events within NEAR_S of ``at`` (offset from ``at``, kind), nearest first."""
+        return sorted(((when - at, kind) for when, kind in self.events if abs(when - at) <= NEAR_S),
+                      key=lambda e: abs(e[0]))
 
 
-def _promote_first(data_dir: Path, config: Path) -> None:
+def _promote_first(data_dir: Path, config: Path, stamped: _Stamped) -> None:
     """An operator moves ``champion`` back to version 1 (the first checkpoint): the server swaps it in."""
+    stamped.add(time.time(), "promote CLI starts")
     subprocess.run([OFFERBANDIT, "promote", "1", "--force", "--data-dir", str(data_dir), "--config", str(config),
                     "--why", "bench: a model swap under load"], check=False, capture_output=True, timeout=120)
+    stamped.add(time.time(), "promote CLI ends")
 
 
 def bench_stalls(report: Report, workdir: Path, seconds: float) -> float:
@@ -131,31 +141,33 @@ def bench_stalls(report: Report, workdir: Path, seconds: float) -> float:
         stub = pb_grpc.DecisionServiceStub(channel)
         stamped = _Stamped(server)
         rng = np.random.default_rng(4)
-        calls: list[tuple[float, float]] = []  # (started, seconds)
+        calls: list[tuple[float, float]] = []  # (started, wall clock; seconds)
         pool = requests(4000, seed=41)
         rollback = threading.Thread(target=lambda: (time.sleep(seconds / 2),
-                                                    _promote_first(data_dir, data_dir / "bench-config.toml")))
+                                                    _promote_first(data_dir, data_dir / "bench-config.toml",
+                                                                   stamped)))
         rollback.start()
+        began = time.time()
         deadline = time.perf_counter() + seconds
         i = 0
         while time.perf_counter() < deadline:
-            started = time.perf_counter()
+            started, wall = time.perf_counter(), time.time()
             decision = stub.Decide(pool[i % len(pool)], timeout=30)
-            calls.append((started, time.perf_counter() - started))
+            calls.append((wall, time.perf_counter() - started))
             stub.Reward.future(pb.RewardRequest(event_id=decision.event_id, value=float(rng.random() < 0.3)),
                                timeout=30)
             i += 1
         rollback.join()
-        time.sleep(0.2)
-        stamped.stop()
+        time.sleep(0.5)
         channel.close()
+    stamped.collect()
     latencies = np.array([s for _, s in calls]) * 1e3
     median = float(np.median(latencies))
     kinds = []
     for started, _ in calls:
-        near = [kind for at, kind in stamped.events if abs(at - started) <= 0.5]
+        near = [kind for _, kind in stamped.near(started) if kind in EVENTS]
         kinds.append(near[0] if near else "learning only")
-    for kind in ("learning only", "checkpoint", "model swap"):
+    for kind in ("learning only", *EVENTS):
         chosen = latencies[[k == kind for k in kinds]]
         count = sum(1 for _, k in stamped.events if k == kind) if kind != "learning only" else None
         if len(chosen):
@@ -165,8 +177,15 @@ def bench_stalls(report: Report, workdir: Path, seconds: float) -> float:
             rows.append([kind, count if count is not None else "", 0, "", "", "", ""])
     report.table(f"(b) Decide latency (1 in flight) while the server learns every decision, checkpoints every 2 s "
                  f"and swaps version 1 back in half-way ({seconds:.0f} s, {len(calls):,} calls; a call counts "
-                 "under a checkpoint or swap whose log line is within 0.5 s of it)",
+                 f"under a checkpoint or swap whose log line is within {NEAR_S} s of it)",
                  ["while", "events", "calls", "p50 ms", "p99 ms", "max ms", "max - overall median ms"], rows)
+    slowest = sorted(range(len(calls)), key=lambda j: -latencies[j])[:8]
+    report.table(f"(b) The slowest calls and what coincided with them (events within {NEAR_S} s; a checkpoint's "
+                 "line is logged when it is published, after its save and upload)",
+                 ["at s", "ms", "- median ms", "coinciding events (offset s)"],
+                 [[calls[j][0] - began, float(latencies[j]), float(latencies[j]) - median,
+                   ", ".join(f"{kind} {offset:+.2f}" for offset, kind in stamped.near(calls[j][0])) or "none"]
+                  for j in slowest])
     return float(latencies.max()) - median
 
 

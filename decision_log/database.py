@@ -305,12 +305,13 @@ class DecisionLog:
         the order of learning: the highest learn_seq of ``campaign``'s events claimed by then (0: none)."""
         return self.backend.learn_seq_through(campaign, learned_at)
 
-    # --- registry alias moves under the log's write lock -------------------------------------------
+    # --- registry alias moves under the log's alias lock -------------------------------------------
     def alias_move(self, campaign: str, alias: str, kind: str, *, who: str, why: str,
                    move: Callable[[], tuple[str | None, str] | None]) -> AliasMove | None:
-        """Run ``move`` (read the alias, compare, set, re-read) under the log's write lock; when it returns
+        """Run ``move`` (read the alias, compare, set, re-read) under the log's alias lock (SQLite: a file
+        beside the log; PostgreSQL: an advisory lock; never the lock decisions commit under); when it returns
         ``(from_version, to_version)`` the move is recorded in ``alias_moves`` (``kind``: checkpoint,
-        promote, rollback) and returned. Two movers on one log never interleave."""
+        promote, rollback) before the lock is released, and returned. Two movers on one log never interleave."""
         return self.backend.alias_move(campaign, alias, kind, who, why, move)
 
     def learner_lock(self) -> AbstractContextManager[LearnerLock]:

@@ -2,7 +2,7 @@
 
 MLflow sets an alias unconditionally, so a compare-and-set needs a lock around "read, compare, set,
 re-read". The server and the CLI pass the decision log (`decision_log.DecisionLog` satisfies
-:class:`AliasLedger`: the move runs under the log's write lock and is recorded in ``alias_moves``);
+:class:`AliasLedger`: the move runs under the log's alias lock and is recorded in ``alias_moves``);
 without one, :class:`InProcessLedger` serialises the moves of one process and remembers them in memory.
 """
 from __future__ import annotations

@@ -39,8 +39,8 @@ class PolicyRegistry:
     or write the store raise ``RegistryUnavailable``; unknown versions ``NotFound``; unusable
     artefacts ``ModelError``; bad arguments ``InvalidInput``.
     ``accepted_policy_names`` (None: any) lists the policy names this code can load.
-    ``alias_ledger`` serialises and records the moves of ``champion`` (the decision log, whose write
-    lock every mover on that log shares); without one, moves are serialised within this process only.
+    ``alias_ledger`` serialises and records the moves of ``champion`` (the decision log, whose
+    alias lock every mover on that log shares); without one, moves are serialised within this process only.
     """
 
     def __init__(self, config: RegistryConfig, *, accepted_policy_names: Collection[str] | None = None,

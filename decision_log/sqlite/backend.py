@@ -65,12 +65,17 @@ class SqliteBackend(SharedOperations, LogReader):
         super().close()
 
     # --- the order of learning (learn_seq) and alias moves ---------------------------------------
+    @log_faults
     def alias_move(self, campaign: str, alias: str, kind: str, who: str, why: str,
                    move: alias_ops.Mover) -> AliasMove | None:
-        op = alias_ops.alias_move(campaign, alias, kind, who, why, move)
-        if self.writer is not None:  # the server: one operation of its writer, inside its BEGIN IMMEDIATE
-            return self.writer.write(op, timeout=300)
-        return alias_ops.alias_move_in_own_transaction(self.path, self._busy_timeout_ms, op)
+        """``move`` under the alias lock beside the log (never the log's write lock: decisions commit
+        meanwhile); the ``alias_moves`` row in a short transaction of the log while that lock is held."""
+        def write(op: Callable[[sqlite3.Connection], Any]) -> Any:
+            if self.writer is not None:  # the server: one operation of its writer's next group
+                return self.writer.write(op, timeout=60)
+            return self._own_transaction(op)
+
+        return alias_ops.move_under_alias_lock(self.path, campaign, alias, kind, who, why, move, write)
 
     @log_faults
     def _own_transaction(self, op: Callable[[sqlite3.Connection], Any]) -> Any:

@@ -91,3 +91,46 @@ def test_alias_moves_are_serialised_by_the_write_lock_and_recorded(log_where):
         server_log.alias_move("default", "champion", "guess", who="x", why="y", move=lambda: ("1", "2"))
     operator_log.close()
     server_log.close()
+
+
+def test_decisions_commit_while_an_alias_move_is_inside_its_registry_calls(log_where):
+    """The alias lock is not the log's write lock: a decision (and a reward) commits in well under the time
+    a mover spends inside its MLflow calls; the move's row is recorded only when the move returns."""
+    server_log = open_log(log_where, writable=True)
+    operator_log = open_log(log_where)  # another process's (the CLI's) move waits for the alias lock only
+    inside = threading.Event()
+    release = threading.Event()
+    moved: list[object] = []
+
+    def slow_move():
+        inside.set()
+        assert release.wait(20)
+        return ("1", "2")
+
+    mover = threading.Thread(target=lambda: moved.append(server_log.alias_move(
+        "default", "champion", "checkpoint", who="ckpt", why="published", move=slow_move)))
+    mover.start()
+    try:
+        assert inside.wait(10)
+        mark = server_log.alias_move_mark()
+        started = time.perf_counter()
+        server_log.insert_decisions([_row("during-move")]).result(5)
+        committed_in = time.perf_counter() - started
+        assert committed_in < 2.0  # it waited for no alias move (the move is held for up to 20 s)
+        assert [d.event_id for d in server_log.decisions()] == ["during-move"]
+        assert server_log.alias_move_mark() == mark  # nothing recorded while the move is inside MLflow
+        blocked: list[str] = []
+        operator = threading.Thread(target=lambda: blocked.append(str(operator_log.alias_move(
+            "default", "champion", "promote", who="ana", why="ship", move=lambda: blocked.append("in") or None))))
+        operator.start()
+        time.sleep(0.3)
+        assert blocked == []  # a second mover still waits for the first
+    finally:
+        release.set()
+        mover.join(10)
+    operator.join(10)
+    assert blocked == ["in", "None"]
+    assert [(m.kind, m.to_version) for m in moved] == [("checkpoint", "2")]
+    assert server_log.alias_move_mark() > mark
+    operator_log.close()
+    server_log.close()
