@@ -376,7 +376,7 @@ class ActivationOutcome:
 
 @dataclass(frozen=True, slots=True)
 class AliasMove:
-    """One move of a registry alias, recorded under the log's write lock (``alias_moves``).
+    """One move of a registry alias, recorded under the log's alias lock (``alias_moves``).
 
     ``kind`` is ``checkpoint`` (the live model's lineage moved on), ``promote`` or ``rollback`` (an operator).
     """

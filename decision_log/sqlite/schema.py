@@ -23,8 +23,9 @@ Version 2 (hardening: exactness and races):
   (unique); a checkpoint records the highest one it includes;
 - ``decisions.quarantined_at``: set when learning the event made the model unusable; such an event
   is never learned or replayed again;
-- ``alias_moves``: every move of a registry alias (who, why, from, to), written under the log's write
-  lock, so compare-and-set moves by several writers are serialised and auditable.
+- ``alias_moves``: every move of a registry alias (who, why, from, to), written while the mover holds the
+  alias lock (``BEGIN IMMEDIATE`` on ``<log>.alias-lock``; PostgreSQL: an advisory lock), so compare-and-set
+  moves by several writers are serialised and auditable without blocking decisions.
 
 Version 3 (the wave-2 schema, designed once, the same on SQLite and PostgreSQL — see
 `decision_log.postgres.schema` for the PostgreSQL types and the plan for big logs); new columns are
