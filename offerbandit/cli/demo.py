@@ -26,6 +26,9 @@ def demo(
     world: Annotated[str, typer.Option(
         help="individual: each customer's own favourite category, format and slot (the segment hints at "
              "it a quarter of the time); segment: preferences mostly from the context a marketer sees.")] = "individual",
+    personal_features: Annotated[Optional[bool], typer.Option(
+        "--personal-features/--no-personal-features",
+        help="Per-customer features (default: on for the individual world, off for the segment world).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -43,7 +46,7 @@ def demo(
     try:
         options = DemoOptions(data_dir=data_dir or _default_demo_dir(), decisions=decisions,
                               eval_decisions=eval_decisions, customers=customers, seed=seed,
-                              world=world)
+                              world=world, personal_features=personal_features)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("starting the server", total=decisions + eval_decisions)

@@ -60,6 +60,9 @@ class DemoOptions:
     #: the simulator world (`simulator.WorldConfig.habits`): "individual" (each customer's own favourite
     #: category, format and slot) or "segment" (preferences mostly from the context a marketer sees)
     world: str = "individual"
+    #: per-customer features ([campaigns.<c>] personal_features); None: on for the individual world only (on
+    #: the segment world, ~5 decisions per customer, they did not help: docs/demo-runs/seed-7-segment-features.json)
+    personal_features: bool | None = None
 
     def __post_init__(self) -> None:
         if self.world not in DEMO_CUSTOMERS:
@@ -67,6 +70,8 @@ class DemoOptions:
                                field="world")
         if self.customers is None:
             object.__setattr__(self, "customers", DEMO_CUSTOMERS[self.world])
+        if self.personal_features is None:
+            object.__setattr__(self, "personal_features", self.world == "individual")
         if self.decisions < 200:
             raise InvalidInput("--decisions must be at least 200", field="decisions")
         if self.eval_decisions < 100:
@@ -104,6 +109,7 @@ class DemoSummary:
     tracking_uri: str
     world: str
     customers: int
+    personal_features: bool
     decisions: int
     learning_decisions: int
     eval_decisions: int
@@ -135,7 +141,8 @@ HOLDOUT_SHARE = 0.2
 def demo_config(world: CustomerWorld, options: DemoOptions) -> ServiceConfig:
     windows = ", ".join(f"{fmt} = {REWARD_WINDOW_S:g}" for fmt in world.catalog.formats)
     extra = (f"reward_window_seconds = {REWARD_WINDOW_S:g}\nreward_windows = {{ {windows} }}\n"
-             f"holdout = {HOLDOUT_SHARE}\nholdout_treatment = \"baseline\"\npersonal_features = true\n")
+             f"holdout = {HOLDOUT_SHARE}\nholdout_treatment = \"baseline\"\n"
+             f"personal_features = {'true' if options.personal_features else 'false'}\n")
     every = max(100, min(options.checkpoint_every, options.decisions // 3))
     text = (f"[learning]\nregistry_poll_seconds = 1.0\ncheckpoint_every_events = {every}\n"
             f"checkpoint_every_seconds = 3600\n[privacy]\nuser_hash_key = \"offerbandit-demo-seed-{options.seed}\"\n"
@@ -264,7 +271,8 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
         tracking_uri = server.registry.registry_config.tracking_uri if server.registry else ""
         return DemoSummary(
             data_dir=str(options.data_dir), tracking_uri=tracking_uri, world=options.world,
-            customers=int(options.customers), decisions=len(summary_steps),
+            customers=int(options.customers), personal_features=bool(options.personal_features),
+            decisions=len(summary_steps),
             learning_decisions=len(steps), eval_decisions=len(eval_steps), live=live,
             fraction_of_oracle=live[0].value / oracle if oracle else 0.0, exploration_share=shares,
             latent_discoveries=sum(s.latent_discovery for s in summary_steps), versions=versions,

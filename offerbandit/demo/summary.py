@@ -12,7 +12,7 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
     console.print(f"\n[bold]offerbandit demo[/bold]: {summary.decisions} decisions through gRPC "
                   f"({summary.learning_decisions} learning online, {summary.eval_decisions} in the evaluation "
                   f"window) in {summary.seconds:.0f}s, {summary.customers} simulated customers, "
-                  f"{summary.world} world, per-customer features on\n")
+                  f"{summary.world} world, per-customer features {'on' if summary.personal_features else 'off'}\n")
     live = Table(title="Mean response per decision, second half of the run (true probabilities, same requests)")
     live.add_column("policy")
     live.add_column("response rate", justify="right")
