@@ -34,7 +34,7 @@ from tests.postgres import PostgresCluster, find_postgres_bin  # noqa: E402
 ROWS = {"full": 20_000, "quick": 6_000, "tiny": 600}
 PER_COMMIT = 512
 BATCH = 16
-_INSERT = f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES ({','.join(['%s'] * 29)})"
+_INSERT = f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES ({','.join(['%s'] * len(DECISION_COLUMNS.split(',')))})"
 
 
 def _raw(url: str) -> psycopg.Connection:
