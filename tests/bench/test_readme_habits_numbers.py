@@ -8,8 +8,9 @@ by hand, or an output replaced without the text, fails. To quote a new run, comm
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
+
+from tests.readme_blocks import readme_block
 
 REPO = Path(__file__).resolve().parents[2]
 REPORT = REPO / "docs" / "bench_habits_report.json"
@@ -49,9 +50,7 @@ def render_block(report: dict) -> str:
 
 
 def _readme_block(text: str) -> str:
-    match = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, re.S)
-    assert match, f"README.md has no {BEGIN} ... {END} block"
-    return match.group(1).strip()
+    return readme_block(text, BEGIN, END).strip()
 
 
 def test_readme_habits_block_is_rendered_from_the_committed_report():

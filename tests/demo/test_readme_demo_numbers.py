@@ -8,10 +8,11 @@ fails. To quote new runs, commit their summaries there and paste ``render_paragr
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
+
+from tests.readme_blocks import readme_block
 
 REPO = Path(__file__).resolve().parents[2]
 RUNS = REPO / "docs" / "demo-runs"
@@ -92,9 +93,7 @@ def render_paragraph(main: dict, other: dict, segment: dict, segment_features: d
 
 
 def _readme_paragraph(text: str) -> str:
-    match = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, re.S)
-    assert match, f"README.md has no {BEGIN} ... {END} block"
-    return " ".join(match.group(1).split())
+    return " ".join(readme_block(text, BEGIN, END).split())
 
 
 def test_readme_demo_paragraph_is_rendered_from_the_committed_runs():
