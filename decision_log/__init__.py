@@ -18,14 +18,12 @@ from decision_log.export import export_dsjson
 from decision_log.reasons import RULES, RemovedArm
 from decision_log.reward_calls import RewardCall
 from decision_log.records import (
-    ActivationOutcome,
     AliasMove,
     CapLimit,
     DecisionRow,
     Exclusions,
     FeedbackChunk,
     FinalDecision,
-    InsertOutcome,
     LearnedEvent,
     LiftOutcome,
     LiveStats,
@@ -33,12 +31,12 @@ from decision_log.records import (
     LoggedDecision,
     LogOptions,
     RewardDefaults,
-    RewardOutcome,
     ServedOutcome,
     ShadowScore,
     ShownDecision,
     StoredDecision,
 )
+from decision_log.write_outcomes import ActivationOutcome, InsertOutcome, RewardOutcome
 from decision_log.sqlite.backend import LOG_FILE, log_path
 from decision_log.sqlite.schema import SCHEMA_VERSION
 

@@ -14,8 +14,8 @@ from typing import Protocol
 
 from decision_log.counting import Row
 from decision_log.privacy_records import AuditEntry, ErasureCounts, RetentionPass
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, InsertOutcome, LiveStats, LogFilter,
-                                  RewardOutcome, ShadowScore, unit_range)
+from decision_log.records import AliasMove, DecisionRow, LiveStats, LogFilter, ShadowScore, unit_range
+from decision_log.write_outcomes import ActivationOutcome, InsertOutcome, RewardOutcome
 from policies.types import Offer
 
 

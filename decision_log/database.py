@@ -18,10 +18,10 @@ from decision_log import counting
 from decision_log.backend import LearnerLock, LogBackend
 from decision_log.decoder import (ARM_SET_CACHE_BYTES, OFFER_SET_CACHE_BYTES, OfferSetCache, RowDecoder, final_decision,
                                   learning_event, served_outcome)
-from decision_log.records import (ActivationOutcome, AliasMove, DecisionRow, Exclusions, FeedbackChunk,
-                                  FinalDecision, InsertOutcome, LearnedEvent, LiftOutcome, LiveStats, LogFilter, LogOptions,
-                                  LoggedDecision, RewardDefaults, RewardOutcome, ServedOutcome, ShadowScore,
-                                  ShownDecision, StoredDecision, unit_range)
+from decision_log.records import (AliasMove, DecisionRow, Exclusions, FeedbackChunk, FinalDecision, LearnedEvent,
+                                  LiftOutcome, LiveStats, LogFilter, LogOptions, LoggedDecision, RewardDefaults,
+                                  ServedOutcome, ShadowScore, ShownDecision, StoredDecision, unit_range)
+from decision_log.write_outcomes import ActivationOutcome, InsertOutcome, RewardOutcome
 from decision_log.privacy_records import (AuditEntry, ErasureCounts, HeldDecision, HeldReward, HeldShadowScore,
                                           RetentionPass, UserData)
 from decision_log.postgres.backend import PostgresBackend

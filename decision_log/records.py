@@ -82,18 +82,6 @@ class DecisionRow:
         return self.arm_set_id is not None
 
 
-@dataclass(frozen=True, slots=True)
-class InsertOutcome:
-    """What one `insert_decisions` committed: ``written`` rows (capped ones included, as no_contact);
-    ``repeated``: event ids another writer had committed first (nothing written for them: answer them
-    as repeats of the stored decision); ``capped``: event ids written as ``no_contact`` (reason ``cap``)
-    because the customer's cap was reached by contacts committed meanwhile (answer them as logged)."""
-
-    written: int
-    repeated: tuple[str, ...] = ()
-    capped: tuple[str, ...] = ()
-
-
 @dataclass(frozen=True)
 class LogOptions:
     """Durability and batching of the log's writer (the server's ``[log]`` section)."""
@@ -345,33 +333,6 @@ class LiveStats:
     events: int
     reward_mean: float
     outside_history: int
-
-
-@dataclass(frozen=True, slots=True)
-class RewardOutcome:
-    accepted: bool
-    duplicate: bool
-    late: bool
-    learn_seq: int | None  # the decision to learn now (first reward under `first`)
-    campaign: str
-    user_key: str
-    offer_id: str | None
-    format: str | None
-    time_slot: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ActivationOutcome:
-    activated: bool
-    already_active: bool
-    learn_seq: int | None
-    campaign: str
-    user_key: str
-    decided_at: float
-    offer_id: str | None
-    format: str | None
-    time_slot: str | None
-    exploration: str
 
 
 @dataclass(frozen=True, slots=True)

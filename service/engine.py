@@ -342,7 +342,7 @@ class DecisionEngine:
         now = time.time()
         outcome = self.log.record_reward(inp.event_id, inp.value, inp.reward_id, now,
                                          self._aggregation_of, self.reward_defaults.range_of).result(timeout)
-        if outcome.accepted and outcome.offer_id is not None and inp.value > 0:
+        if outcome.accepted and not outcome.retried and outcome.offer_id is not None and inp.value > 0:
             arm = JointArm(outcome.offer_id, outcome.format, outcome.time_slot)
             category = self._category_of(outcome.campaign, outcome.offer_id, inp.event_id)
             self.history.record_response(outcome.user_key, event_id=inp.event_id, when=now, arm=arm,

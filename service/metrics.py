@@ -27,7 +27,7 @@ DECISION_OUTCOMES = frozenset(
     {"ok", "no_contact", "invalid", "not_found", "unauthenticated", "overloaded", "unavailable", "error"}
 )
 EXPLORATION_KINDS = frozenset({"exploit", "explore", "explore_outside_history", "no_contact", "holdout", "none"})
-REWARD_OUTCOMES = frozenset({"accepted", "duplicate", "late", "unknown", "invalid", "error"})
+REWARD_OUTCOMES = frozenset({"accepted", "duplicate", "late", "retried", "unknown", "invalid", "error"})
 
 
 def _check_label(value: str, field: str, allowed: frozenset[str] | None = None) -> str:

@@ -132,7 +132,8 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             self.metrics.observe_reward(UNKNOWN, {grpc.StatusCode.NOT_FOUND: "unknown",
                                                   grpc.StatusCode.INVALID_ARGUMENT: "invalid"}.get(code, "error"))
             abort_with(context, exc)
-        kind = "late" if outcome.late else "duplicate" if outcome.duplicate else "accepted"
+        kind = ("retried" if outcome.retried else "late" if outcome.late else "duplicate" if outcome.duplicate
+                else "accepted")
         self.metrics.observe_reward(outcome.campaign, kind)
         return pb.RewardAck(accepted=outcome.accepted, duplicate=outcome.duplicate, late=outcome.late)
 

@@ -23,7 +23,8 @@ from decision_log.postgres.schema import migrate
 from decision_log.postgres.write_ops import insert_decisions, insert_shadow_scores
 from decision_log.postgres.writer import PgLogWriter
 from decision_log.sqlite.shared_ops import SharedOperations
-from decision_log.records import AliasMove, DecisionRow, InsertOutcome, LogOptions, ShadowScore
+from decision_log.records import AliasMove, DecisionRow, LogOptions, ShadowScore
+from decision_log.write_outcomes import InsertOutcome
 from decision_log.sqlite import alias_ops
 from decision_log.sqlite.queries import LogReader
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from decision_log.caps import apply_caps
 from decision_log.dialect import POSTGRES
 from decision_log.postgres.connection import PgConn
-from decision_log.records import DecisionRow, InsertOutcome, ShadowScore
+from decision_log.records import DecisionRow, ShadowScore
+from decision_log.write_outcomes import InsertOutcome
 from decision_log.sqlite.write_ops import DECISION_COLUMNS, WriteOp, arm_sets_of, decision_values, \
                                          key_arm_sets, keyed_rows
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from decision_log.sqlite.shared_ops import SharedOperations
-from decision_log.records import AliasMove, DecisionRow, InsertOutcome, LogOptions, ShadowScore
+from decision_log.records import AliasMove, DecisionRow, LogOptions, ShadowScore
+from decision_log.write_outcomes import InsertOutcome
 from decision_log.sqlite import alias_ops
 from decision_log.sqlite.connection import connect, reclaim_space, run_in_own_transaction
 from decision_log.sqlite.faults import log_faults

@@ -12,6 +12,7 @@ Each event is learned exactly once:
   close by :func:`claim_due`.
 - no reward inside the window: :func:`claim_due` claims it with the campaign's default reward.
 - a reward after the event was learned or its window closed is stored as ``late``, never learned.
+- a retried call (the same ``reward_id`` and value) gets the stored call's answer; another value is refused.
 - a deferred decision's window starts at ``Activate``; never activated, never learned.
 
 Rewards are bounded: a value outside the campaign's ``reward_range`` is refused (InvalidInput naming
@@ -26,9 +27,9 @@ from collections.abc import Callable, Sequence
 
 from decision_log import counting
 from decision_log.dialect import dialect_of
-from decision_log.records import ActivationOutcome, RewardOutcome
+from decision_log.write_outcomes import ActivationOutcome, RewardOutcome
 from decision_log.sqlite.write_ops import WriteOp
-from offerbandit.errors import InvalidInput, NotFound
+from offerbandit.errors import AlreadyExists, InvalidInput, NotFound
 
 RangeOf = Callable[[str], tuple[float, float]]
 
@@ -67,13 +68,19 @@ def record_reward(event_id: str, value: float, reward_id: str, received_at: floa
         reward_range = range_of(row["campaign"])
         check_in_range(value, reward_range, row["campaign"])
 
-        def outcome(accepted: bool, duplicate: bool, late: bool, learn_seq: int | None = None) -> RewardOutcome:
+        def outcome(accepted: bool, duplicate: bool, late: bool, learn_seq: int | None = None,
+                    retried: bool = False) -> RewardOutcome:
             return RewardOutcome(accepted, duplicate, late, learn_seq, row["campaign"], row["user_key"],
-                                 row["offer_id"], row["format"], row["time_slot"])
+                                 row["offer_id"], row["format"], row["time_slot"], retried)
 
-        if reward_id and conn.execute("SELECT 1 FROM rewards WHERE event_id = ? AND reward_id = ?",
-                                      (event_id, reward_id)).fetchone():
-            return outcome(False, True, False)  # a retried call: already stored
+        stored = conn.execute("SELECT value, status FROM rewards WHERE event_id = ? AND reward_id = ?",
+                              (event_id, reward_id)).fetchone() if reward_id else None
+        if stored is not None:  # a retried call (its answer was lost): the stored call's answer, nothing written
+            if float(stored["value"]) != value:
+                raise AlreadyExists(f"reward_id {reward_id!r} of event {event_id!r} was already used with value "
+                                    f"{float(stored['value'])!r}; use a new reward_id", field="reward_id")
+            status = stored["status"]
+            return outcome(status == "counted", status == "duplicate", status == "late", retried=True)
         window_closed = row["learned_at"] is not None or (
             row["learn_due_at"] is not None and received_at > row["learn_due_at"])
         if aggregation == "first" and row["reward_count"] > 0:

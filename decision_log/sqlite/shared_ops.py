@@ -11,7 +11,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from decision_log.group_writer import GroupCommitWriter
-from decision_log.records import ActivationOutcome, RewardOutcome, unit_range
+from decision_log.records import unit_range
+from decision_log.write_outcomes import ActivationOutcome, RewardOutcome
 from decision_log.privacy_records import AuditEntry, ErasureCounts, RetentionPass
 from decision_log.sqlite import learn_ops, privacy_ops, quarantine_ops, reward_ops
 from offerbandit.errors import LogClosed

@@ -9,7 +9,8 @@ from typing import Any
 
 from decision_log.caps import apply_caps
 from decision_log.codec import fingerprint_to_blob
-from decision_log.records import DecisionRow, InsertOutcome, ShadowScore
+from decision_log.records import DecisionRow, ShadowScore
+from decision_log.write_outcomes import InsertOutcome
 
 WriteOp = Callable[[sqlite3.Connection], Any]
 

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from decision_log.group_writer import GroupCommitWriter, Item, Result, runs_of
-from decision_log.records import InsertOutcome
+from decision_log.write_outcomes import InsertOutcome
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.faults import as_log_fault
 from decision_log.sqlite.schema import migrate

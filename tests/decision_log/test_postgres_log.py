@@ -83,7 +83,9 @@ def test_two_writers_joining_rewards_join_each_once(postgres_url):
     _run_threads([lambda log=log, seed=seed: rewarder(log, seed)
                   for seed, log in enumerate([first, second, first, second])])
     for event, row in zip(events, rows):
-        accepted = [(rid, o) for e, rid, o in acks if e == event and o.accepted]
+        accepted = [(rid, o) for e, rid, o in acks if e == event and o.accepted and not o.retried]  # joined it
+        retries = [o for e, rid, o in acks if e == event and o.retried]
+        assert len(retries) == 2 * 4 - 2  # every other call of the same (event, reward_id) answered as stored
         stored = first.find_decision(event)
         if row.campaign == "summed":  # each (event, reward_id) joined once: two rewards add up
             assert sorted(rid for rid, _ in accepted) == ["r1", "r2"]

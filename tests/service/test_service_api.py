@@ -107,10 +107,13 @@ reward_range = [0.0, 10.0]
 def test_sum_aggregation_adds_distinct_reward_ids_once_each(start_server):
     served = start_server(SUM_CONFIG)
     decision = served.stub.Decide(make_request(), timeout=10)
-    for reward_id, value in (("a", 1.0), ("b", 2.5), ("a", 1.0)):
+    for reward_id, value in (("a", 1.0), ("b", 2.5), ("a", 1.0)):  # the last: a retry whose answer was lost
         ack = served.stub.Reward(pb.RewardRequest(event_id=decision.event_id, value=value, reward_id=reward_id),
                                  timeout=10)
-        assert ack.duplicate == (reward_id == "a" and value == 1.0 and ack.accepted is False)
+        assert (ack.accepted, ack.duplicate, ack.late) == (True, False, False)  # the retry: the stored answer
+    with pytest.raises(grpc.RpcError) as err:  # the same reward_id with another value is not a retry
+        served.stub.Reward(pb.RewardRequest(event_id=decision.event_id, value=2.0, reward_id="a"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and "reward_id 'a'" in err.value.details()
     (row,) = log_rows(served.data_dir, "SELECT reward, reward_count, learned_at FROM decisions WHERE event_id = ?",
                       (decision.event_id,))
     assert (row["reward"], row["reward_count"]) == (3.5, 2)
