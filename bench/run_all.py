@@ -145,6 +145,10 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated script names (default: all)")
     parser.add_argument("--with-1m", action="store_true", help="bench_scaling: extend the log series to 1M rows")
     parser.add_argument("--readme", type=Path, default=REPO / "bench" / "README.md")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where the JSON scripts' figures of this run go (default: results.json beside --readme; "
+                             "committed: the project's README quotes them, tests/bench/test_readme_speed_numbers.py "
+                             "checks that)")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where the JSON files go")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per script")
     parser.add_argument("--reuse", action="store_true",
@@ -201,6 +205,11 @@ def main() -> None:
     summary_path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
     args.readme.parent.mkdir(parents=True, exist_ok=True)
     args.readme.write_text(render(results, texts, load_before, load_after, args, total), encoding="utf-8")
+    if not failures:  # a partial run keeps the last whole one's figures
+        committed = {"total_s": summary["total_s"], "load_before": load_before, "load_after": load_after,
+                     "results": results}
+        results_path = args.results or args.readme.parent / "results.json"
+        results_path.write_text(json.dumps(committed, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.readme} ({total / 60:.1f} min)")
     for name, payload in results.items():
         for goal in payload["goals"]:

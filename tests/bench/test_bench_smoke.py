@@ -128,6 +128,8 @@ def test_run_all_renders_a_readme_from_the_json(reports, tmp_path):
     assert "## Reproduce" in text and "load average" in text
     summary = json.loads((out / "run_all.json").read_text(encoding="utf-8"))
     assert summary["failures"] == [] and set(summary["results"]) == set(SCRIPTS)
+    committed = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))  # beside the README
+    assert committed["results"] == summary["results"] and committed["total_s"] == summary["total_s"]
 
 
 def test_run_all_fails_loudly_without_the_json(tmp_path):

@@ -1,9 +1,9 @@
-"""The README's segment-of-one figures are the ones in the committed bench_habits output.
+"""The README's segment-of-one figures are the ones bench_habits wrote in the committed `make bench` run.
 
 The block between ``<!-- habits-numbers -->`` and ``<!-- /habits-numbers -->`` in README.md must be exactly
-`render_block` of docs/bench_habits_report.json (what ``bench/bench_habits.py --json`` wrote): a figure edited
-by hand, or an output replaced without the text, fails. To quote a new run, commit its JSON there and paste
-``render_block``'s output.
+`render_block` of bench/results.json's ``bench_habits`` (what ``bench/bench_habits.py --json`` wrote inside
+``bench/run_all.py``): a figure edited by hand, or a run committed without the text, fails. To quote a new run,
+``make bench`` and paste ``render_block``'s output (``python -m tests.bench.test_readme_habits_numbers``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.readme_blocks import readme_block
 
 REPO = Path(__file__).resolve().parents[2]
-REPORT = REPO / "docs" / "bench_habits_report.json"
+RESULTS = REPO / "bench" / "results.json"
 BEGIN, END = "<!-- habits-numbers -->", "<!-- /habits-numbers -->"
 CONTEXT_ONLY, PERSONAL = "vw (context only)", "vw + per-customer features"
 
@@ -35,13 +35,14 @@ def render_block(report: dict) -> str:
         lines.append(f"| {r['world']} | {r['seed']} | {base['served']:.3f} | {r['served']:.3f} ± {r['+- stderr']:.3f} "
                      f"| {r['x oracle']:.2f} | {r['x per-segment rules']:.2f} | {r['served'] / r['mass marketing']:.2f} |")
     goals = {g["name"]: g for g in report["goals"]}
-    text = (f"Mean over the seeds, individual world: {goals['individual_vs_oracle']['measured']:.2f}× the oracle "
-            f"(goal {goals['individual_vs_oracle']['target']:g}×) and "
-            f"{goals['individual_vs_per_segment_rules']['measured']:.2f}× per-segment rules (goal "
-            f"{goals['individual_vs_per_segment_rules']['target']:g}×): above the segment table, short of both goals.")
+    oracle, rules = goals["individual_vs_oracle"], goals["individual_vs_per_segment_rules"]
+    text = (f"Mean over the seeds, individual world: {oracle['measured']:.2f}× the oracle (goal {oracle['target']:g}×: "
+            f"{_verdict(oracle)}) and {rules['measured']:.2f}× per-segment rules (goal {rules['target']:g}×: "
+            f"{_verdict(rules)}).")
     if "segment_world_no_loss" in goals:
-        text += (f" Segment world: the features give {goals['segment_world_no_loss']['measured']:.2f}× the "
-                 f"context-only policy (no loss).")
+        loss = goals["segment_world_no_loss"]
+        text += (f" Segment world: the features give {loss['measured']:.2f}× the context-only policy (goal ≥ "
+                 f"{loss['target']:g}×: {'no loss' if loss['met'] else 'a loss'}; they stay off by default there).")
     machine = report["machine"]
     text += (f" ({report['mode']} mode, {report['wall_s'] / 60:.0f} min on {machine['cores']} cores, "
              f"{machine['date']}, load average {machine['load_average'][0]:.1f}: learning runs beside serving, so a "
@@ -49,12 +50,20 @@ def render_block(report: dict) -> str:
     return "\n".join(lines) + "\n\n" + text
 
 
+def _verdict(goal: dict) -> str:
+    return "met" if goal["met"] else "not met"
+
+
+def _report() -> dict:
+    return json.loads(RESULTS.read_text(encoding="utf-8"))["results"]["bench_habits"]
+
+
 def _readme_block(text: str) -> str:
     return readme_block(text, BEGIN, END).strip()
 
 
 def test_readme_habits_block_is_rendered_from_the_committed_report():
-    report = json.loads(REPORT.read_text())
+    report = _report()
     assert report["script"] == "bench_habits"
     assert _readme_block((REPO / "README.md").read_text(encoding="utf-8")) == render_block(report).strip()
 
@@ -62,6 +71,10 @@ def test_readme_habits_block_is_rendered_from_the_committed_report():
 def test_the_report_is_on_held_out_seeds_only():
     from bench.bench_habits import TUNING_SEEDS
 
-    report = json.loads(REPORT.read_text())
+    report = _report()
     seeds = {r["seed"] for r in _rows(report)}
     assert seeds and not seeds & set(TUNING_SEEDS) and 404 not in seeds  # 404: the e2e test's world, tuned on
+
+
+if __name__ == "__main__":
+    print(render_block(_report()))
