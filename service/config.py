@@ -123,12 +123,28 @@ class ServiceConfig:
         if not self.campaigns:
             object.__setattr__(self, "campaigns", {"default": default_campaign()})
         object.__setattr__(self, "campaigns", MappingProxyType(dict(self.campaigns)))
+        for campaign in self.campaigns.values():  # the catalogue is logged with every decision, like a request's
+            _check_catalog_privacy(campaign, self.privacy)
 
     def reward_defaults(self) -> RewardDefaults:
         """Each campaign's default reward and reward range, for the log's readers (0.0 and [0, 1] for
         campaigns not configured)."""
         return RewardDefaults({name: c.default_reward for name, c in self.campaigns.items()},
                               ranges={name: c.reward_range for name, c in self.campaigns.items()})
+
+
+def _check_catalog_privacy(campaign: CampaignConfig, privacy: PrivacyConfig) -> None:
+    """A catalogue offer's features pass the checks a request's offers pass: no personal data, no sensitive key."""
+    find, match = privacy.value_scanner.find, privacy.key_matcher.match
+    for i, offer in enumerate(campaign.catalog.offers):
+        for key, value in offer.features.items():
+            where = f"campaigns.{campaign.name}.offers[{i}].features[{key!r}]"
+            found = find(key) or find(value)
+            if found:  # never echo the value
+                raise InvalidInput(f"{where} looks like {found}; personal contact data is never stored", field=where)
+            if match(key):
+                raise InvalidInput(f"{where} is a sensitive key (deny-list: {match(key)}); it is never used for "
+                                   "decisions", field=where)
 
 
 DEFAULT_OFFERS = (

@@ -11,6 +11,10 @@ import grpc
 import pytest
 
 from offers.v1 import decision_pb2 as pb
+from offerbandit.errors import InvalidInput
+from policies.types import Offer
+from service.config import parse_config
+from service.config_toml import catalog_toml
 from service.privacy import ValueScanner
 from tests.conftest import make_request
 
@@ -154,3 +158,17 @@ def test_max_abs_numeric_is_configurable_for_epoch_seconds(start_server):
     request = make_request()
     request.numeric["last_purchase_epoch_s"] = 1.7e9
     assert served.stub.Decide(request, timeout=10).event_id
+
+
+@pytest.mark.parametrize("features, refused, why", [
+    ({"category": "food", "owner": "bob@example.com"}, "features['owner']", "looks like an e-mail address"),
+    ({"category": "food", "religion": "any"}, "features['religion']", "sensitive key"),
+])
+def test_a_catalogue_offer_with_personal_data_or_a_sensitive_key_is_refused_at_start(features, refused, why):
+    """The catalogue is logged with every decision (offer snapshots), so its offers pass the request's checks."""
+    offers = [Offer("ok", {"category": "travel"}), Offer("bad", features)]
+    with pytest.raises(InvalidInput, match=why) as err:
+        parse_config(catalog_toml("spring", offers, ["sms"], ["morning"]))
+    assert err.value.field == f"campaigns.spring.offers[1].{refused}"
+    assert "bob@example.com" not in str(err.value)  # never echoed
+    assert parse_config(catalog_toml("spring", offers[:1], ["sms"], ["morning"])).campaigns["spring"]
