@@ -197,6 +197,8 @@ class UserHandle:
         """The frozen history within the horizon as of ``now`` (older entries are dropped here)."""
         state = self._state
         self.expire(now)
+        if not state.contacts and not state.responses:  # nothing shown or answered (a new customer)
+            return UserHistory(as_of=float(now))
         shown = state.contacts.shown_sets()
         responded = state.responses.shown_sets()
         return UserHistory(
