@@ -16,7 +16,7 @@ from policies.factory import make_policy
 from policies.types import ArmSet, DecisionContext
 from service import validation
 from service.answers import AnswerEncoder
-from service.config import DEFAULT_POLICY_PARAMS, ServiceConfig
+from service.config import DEFAULT_POLICY_PARAMS, ServiceConfig, parse_config
 from service.engine import DecisionEngine, ranking_of
 
 PROFILE_ROWS = 14
@@ -37,6 +37,36 @@ def _self_times(frame, totals: dict[str, float]) -> None:  # noqa: ANN001 - pyin
         _self_times(child, totals)
 
 
+def _server_path(config: ServiceConfig, engine: DecisionEngine) -> Callable[[list[pb.DecideBatchRequest]], list]:
+    """The servicer's work for DecideBatch calls, in-process: validate, decide (group commit included), encode."""
+    encoder = AnswerEncoder(config.server.candidate_cache_bytes)
+    known = validation.ValidatedOffers(config.server.candidate_cache_bytes)
+
+    def serve(calls: list[pb.DecideBatchRequest]) -> list:
+        outcomes = []
+        for call in calls:
+            decided = engine.decide(validation.batch_inputs(call, config.limits, config.privacy, known), batch=True)
+            encoder.batch(decided)
+            outcomes.extend(decided)
+        return outcomes
+
+    return serve
+
+
+def _returning_customers(workdir: Path, calls: list[pb.DecideBatchRequest], personal: bool) -> float:
+    """us/decision of the whole path for customers with a contact each in their history (the calls served
+    once before, untimed), with ``personal_features`` on or off (on: every arm carries the customer's counts,
+    parsed afresh for VW)."""
+    config = parse_config(f"[campaigns.default]\npersonal_features = {'true' if personal else 'false'}\n")
+    engine = DecisionEngine(config, workdir / f"engine-personal-{personal}")
+    try:
+        serve = _server_path(config, engine)
+        serve(calls)
+        return _per_decision(lambda: serve(calls), sum(len(c.requests) for c in calls))
+    finally:
+        engine.close()
+
+
 def engine_breakdown(report: Report, workdir: Path, n_decisions: int, n_arms: int, batch: int) -> None:
     config = ServiceConfig()
     engine = DecisionEngine(config, workdir / "engine")
@@ -45,15 +75,7 @@ def engine_breakdown(report: Report, workdir: Path, n_decisions: int, n_arms: in
     try:
         requests = [decide_request(c, n_arms) for c in customers(2 * n_decisions + batch, seed=11)]
         batches = [pb.DecideBatchRequest(requests=requests[i:i + batch]) for i in range(0, len(requests), batch)]
-
-        def serve(calls: list[pb.DecideBatchRequest]) -> list:
-            outcomes = []
-            for call in calls:
-                decided = engine.decide(validation.batch_inputs(call, config.limits, config.privacy, known), batch=True)
-                encoder.batch(decided)
-                outcomes.extend(decided)
-            return outcomes
-
+        serve = _server_path(config, engine)
         serve(batches[:1])  # first sight of the arms
         timed, profiled = batches[1:1 + len(batches) // 2], batches[1 + len(batches) // 2:]
         outcomes: list = []
@@ -70,8 +92,12 @@ def engine_breakdown(report: Report, workdir: Path, n_decisions: int, n_arms: in
             ("  validate the wire request (offer lists remembered by their bytes)",
              _per_decision(lambda: [validation.decide_input(r, config.limits, config.privacy, known)
                                     for b in timed for r in b.requests], len(inputs))),
-            ("  ArmSet.product of the request's candidates (what the candidate cache saves)", _per_decision(
+            ("  ArmSet.product of the request's candidates (NOT on the path: what the candidate cache, keyed by "
+             "the offers' wire digest, saves)", _per_decision(
                 lambda: [ArmSet.product(i.offers, i.formats, i.time_slots) for i in inputs], len(inputs))),
+            ("  the candidate cache's lookup instead (on the path)", _per_decision(
+                lambda: [engine.runtime(i.campaign).candidates(i.offers, i.formats, i.time_slots, i.offers_key)
+                         for i in inputs], len(inputs))),
             ("  VW pmf (VWPolicy.pmf, cached arm examples)",
              _per_decision(lambda: [policy.pmf(c, arm_set) for c in contexts], len(contexts))),
             ("  ranking_of (all arms, sorted)", _per_decision(lambda: [ranking_of(arm_set, p) for p in pmfs],
@@ -82,6 +108,9 @@ def engine_breakdown(report: Report, workdir: Path, n_decisions: int, n_arms: in
         rows = _profile(lambda: serve(profiled), sum(len(b.requests) for b in profiled))
     finally:
         engine.close()
+    for personal in (False, True):  # measured, not a goal: the request-path cost of issue 16's switch
+        steps.append((f"the whole path, returning customers (a contact each), personal_features = "
+                      f"{str(personal).lower()}", _returning_customers(workdir, timed, personal)))
     report.table(f"Where a served decision's time goes (in-process, {n_arms} arms, no gRPC)",
                  ["step", "us/decision"], [[name, value] for name, value in steps])
     if rows:

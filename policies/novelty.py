@@ -32,12 +32,14 @@ categories already tried.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from offerbandit.checks import check_scalar
 from offerbandit.errors import InvalidInput
+from policies.bounded import ByteLRU
 from policies.history import HISTORY_DIMENSIONS, UserHistory
 from policies.arm_index import arm_index
 from policies.types import ArmSet
@@ -46,6 +48,8 @@ from policies.types import ArmSet
 PMF_TOLERANCE = 1e-6
 #: Upper bound on `NoveltyConfig.min_shown` (a value past the history's size would make nothing familiar).
 MAX_MIN_SHOWN = 1_000
+#: Bytes of floor weights `_floor_weights` keeps (per group codes and outside-history mask).
+FLOOR_CACHE_BYTES = 4 * 1024 * 1024
 
 
 #: What counts as "the customer's history" (see `NoveltyConfig`).
@@ -143,7 +147,22 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 def _floor_weights(mask: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     """The uniform floor over the novel arms: per arm, or per group (uniform over the novel arms' groups,
-    then uniform over each group's novel arms)."""
+    then uniform over each group's novel arms). Read-only; remembered per group codes (by identity: the
+    arm index's shared arrays) and mask, since a decision asks twice (the mixture, then the log row's
+    check that its parameters give the policy pmf back) and most customers share a few masks."""
+    if groups is None:
+        return _weights(mask, None)
+    key = (id(groups), mask.tobytes())
+    found = _FLOORS.get(key)
+    if found is not None and found[0] is groups:
+        return found[1]
+    weights = _weights(mask, groups)
+    weights.setflags(write=False)
+    _FLOORS.put(key, (groups, weights))  # holds ``groups``, so its id is not reused while cached
+    return weights
+
+
+def _weights(mask: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     n_novel = int(np.count_nonzero(mask))
     if groups is None:
         return np.where(mask, 1.0 / n_novel, 0.0)
@@ -161,6 +180,10 @@ def _floor_weights(mask: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     return weights
 
 
+_FLOORS: ByteLRU[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = ByteLRU(
+    FLOOR_CACHE_BYTES, lambda key, entry: 200 + len(key[1]) + entry[1].nbytes)
+
+
 def novelty_mixture(p_policy: np.ndarray, outside: np.ndarray, beta_eff: float, floor: float, *,
                     groups: np.ndarray | None = None) -> Mixture:
     """Mix ``p_policy`` with the novelty component over the arms flagged in ``outside``.
@@ -171,14 +194,15 @@ def novelty_mixture(p_policy: np.ndarray, outside: np.ndarray, beta_eff: float, 
     policy = np.array(p_policy, dtype=np.float64)  # a copy: the caller's array is never touched
     if policy.ndim != 1 or policy.size == 0:
         raise InvalidInput(f"p_policy must be a non-empty 1-D array, got shape {policy.shape}", field="p_policy")
-    if not np.all(np.isfinite(policy)) or np.any(policy < 0) or abs(policy.sum() - 1.0) > PMF_TOLERANCE:
+    total = float(policy.sum())  # not finite if any entry is not
+    if not math.isfinite(total) or policy.min() < 0 or abs(total - 1.0) > PMF_TOLERANCE:
         raise InvalidInput("p_policy must be finite, non-negative and sum to 1", field="p_policy")
     mask = np.asarray(outside)
     if mask.dtype != np.bool_ or mask.shape != policy.shape:
         raise InvalidInput(f"outside must be a boolean array of shape {policy.shape}", field="outside")
     if groups is not None:
         groups = np.asarray(groups)
-        if groups.shape != policy.shape or not np.issubdtype(groups.dtype, np.integer):
+        if groups.shape != policy.shape or groups.dtype.kind not in "iu":
             raise InvalidInput(f"groups must be an integer array of shape {policy.shape}", field="groups")
     beta = check_scalar(beta_eff, "beta_eff", low=0.0, high=1.0)
     phi = check_scalar(floor, "floor", low=0.0, high=1.0)

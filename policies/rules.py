@@ -192,6 +192,18 @@ class Eligibility:
 
 # Reason codes, in the order they are checked (0 = kept).
 _KEEP, _EXCLUSION, _CONSENT, _CAP, _QUIET, _SUPPRESSION = range(6)
+_NONE_REMOVED = RemovalCounts()
+_ALL_KEPT: dict[int, np.ndarray] = {}  # read-only aranges by length (shared: Eligibility never writes them)
+
+
+def _all_kept(n: int) -> np.ndarray:
+    kept = _ALL_KEPT.get(n)
+    if kept is None:
+        kept = np.arange(n, dtype=np.int64)
+        kept.setflags(write=False)
+        if len(_ALL_KEPT) < 64:
+            _ALL_KEPT[n] = kept
+    return kept
 
 
 def apply_rules(
@@ -210,8 +222,12 @@ def apply_rules(
     allows none. Quiet hours look up each arm's time slot in ``rules.slot_hours``: a slot with no hour
     there, under a quiet-hours rule for its format, is a configuration error (InvalidInput).
     """
-    # Decide once per offer and per (format, slot), then look arms up: cheap for thousands of arms.
     arms = arm_set.arms
+    if (not rules.caps and not rules.quiet_hours and consented_formats is None
+            and (not excluded_offers or excluded_offers.isdisjoint(arm_set.offers))
+            and not any(rule.applies_to(context) for rule in rules.suppressions)):
+        return Eligibility(arm_set=arm_set, kept=_all_kept(len(arms)), removed=_NONE_REMOVED)  # nothing can apply
+    # Decide once per offer and per (format, slot), then look arms up: cheap for thousands of arms.
     index = arm_index(arm_set)
     offer_reason = _offer_reasons(arm_set, context, rules, excluded_offers)
     capped_formats = _capped_formats(history, now, rules)

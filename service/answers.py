@@ -98,10 +98,9 @@ class AnswerEncoder:
         if not len(ranking):
             return b""
         heads = self._templates.get(ranking.arms)
-        values = np.ascontiguousarray(ranking.probabilities, dtype="<f8").tobytes()
         parts: list[bytes | None] = [None] * (2 * len(ranking))
         parts[0::2] = map(heads.__getitem__, ranking.positions.tolist())
-        parts[1::2] = [values[i:i + 8] for i in range(0, len(values), 8)]
+        parts[1::2] = map(_PACK_DOUBLE, np.asarray(ranking.probabilities, dtype=np.float64).tolist())
         return b"".join(parts)  # type: ignore[arg-type]
 
     def decision(self, outcome: DecisionOutcome) -> bytes:

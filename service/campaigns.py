@@ -111,7 +111,10 @@ class CampaignRuntime:
     def serving_pmf(self, policy: Policy, context: DecisionContext, arm_set: ArmSet,
                     baseline: JointArm | None) -> np.ndarray:
         """The policy component ``p_policy`` under the campaign's learning mode."""
-        learned = policy.pmf(context, arm_set)
+        return self.shaped_pmf(policy.pmf(context, arm_set), arm_set, baseline)
+
+    def shaped_pmf(self, learned: np.ndarray, arm_set: ArmSet, baseline: JointArm | None) -> np.ndarray:
+        """``p_policy`` from the learned policy's pmf over ``arm_set`` under the campaign's learning mode."""
         if self.mode.mode == "online":
             return learned
         return modes.served_pmf(self.mode, learned, baseline_index=_index_of(arm_set, baseline),

@@ -13,52 +13,31 @@ The engine never opens a transaction and never touches MLflow.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from policies import sampler
 from offerbandit.errors import AlreadyExists, InvalidInput, LogUnavailable, NotFound
-from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore, customer_features
-from policies.novelty import mix_for_history
-from policies.rules import apply_rules
+from policies.history import HistoryConfig, HistoryRecord, UserHistoryStore
 from policies.types import DecisionContext, JointArm
 from policies.vw.double_buffer import DoubleBuffer
-from decision_log import ActivationOutcome, DecisionRow, InsertOutcome, RewardOutcome, open_log
+from decision_log import ActivationOutcome, InsertOutcome, RewardOutcome, open_log
 from service.campaigns import CampaignRuntime, build_runtimes
 from service.claims import EventClaims
-from service.config import CampaignConfig, ServiceConfig
+from service.config import ServiceConfig
 from service.fingerprint import request_fingerprint
 from service.key_aliases import KeyAliases
 from service.keys import ServerKeys, load_keys
-from service.holdout import HOLDOUT, held_out_arm, in_holdout, one_hot
 from service.handoffs import DISCARD, LearnableSink, ShadowItem, ShadowSink
-from service.log_records import (PreparedRequest, capped_record, decision_row, log_options, main_reason, record_of,
-                                 write_failure)
-from service.outcomes import NO_RANKING, DecisionOutcome, RepeatRecord, ranking_of
+from service.log_records import PreparedRequest, capped_record, log_options, record_of, write_failure
+from service.outcomes import DecisionOutcome, RepeatRecord, ranking_of
+from service.waves import Decided, decide_waves
 from service.validation import DecideInput, RewardInput
 
 __all__ = ["DecisionEngine", "DecisionOutcome", "LearnableSink", "ShadowItem", "ShadowSink", "ranking_of"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Decided:
-    """A fresh decision waiting for its commit: the row to write, the answer and what settles it."""
-
-    outcome: DecisionOutcome
-    row: DecisionRow
-    record: RepeatRecord
-    shadow: ShadowItem | None
-    contact: bool  # a pending contact was recorded for it
-    index: int  # its position in the call's inputs
-
 
 
 class DecisionEngine:
@@ -189,26 +168,25 @@ class DecisionEngine:
         return outcomes
 
     def _decide_fresh(self, prepared: list[PreparedRequest], fresh: list[int],
-                      results: list[DecisionOutcome | None]) -> list[_Decided]:
-        decided: list[_Decided] = []
-        now = time.time()
+                      results: list[DecisionOutcome | None]) -> list[Decided]:
+        decided: list[Decided] = []
         try:
-            for i in fresh:
-                one = self._decide_one(prepared[i], now, i)
-                decided.append(one)
-                results[i] = one.outcome
+            decide_waves(self.history, self.keys.seed_key, [(i, prepared[i]) for i in fresh], time.time(), decided)
         except BaseException:
             self._undo(decided)
             raise
+        decided.sort(key=lambda d: d.index)  # rows in the call's order, whatever wave decided them
+        for d in decided:
+            results[d.index] = d.outcome
         return decided
 
-    def _undo(self, decided: list[_Decided]) -> None:
+    def _undo(self, decided: list[Decided]) -> None:
         """Drop the pending contacts of decisions that will not be committed."""
         for d in decided:
             if d.contact:
                 self.history.discard(d.row.user_key, d.row.event_id)
 
-    def _settle(self, write: Future, decided: list[_Decided], claimed: dict[str, Future]
+    def _settle(self, write: Future, decided: list[Decided], claimed: dict[str, Future]
                 ) -> dict[int, tuple[RepeatRecord, bool]]:
         """Once the write resolved: confirm or drop the pending contacts, settle or free the claims.
 
@@ -276,54 +254,6 @@ class DecisionEngine:
                                   campaign=runtime.config.name)
         return PreparedRequest(inp, inp.event_id or uuid.uuid4().hex, runtime, context, candidates, tuple(offer_list),
                          tuple(formats), tuple(time_slots), request_fingerprint(inp, user_key), tuple(previous))
-
-    def _decide_one(self, item: PreparedRequest, now: float, index: int) -> _Decided:
-        runtime, context, inp = item.campaign, item.context, item.input
-        cfg: CampaignConfig = runtime.config
-        with self.history.locked(context.user_key) as user:
-            history = user.snapshot(now)
-            eligibility = apply_rules(item.candidates, context, history, now, runtime.rules,
-                                      excluded_offers=inp.excluded_offers, consented_formats=inp.consented_formats)
-            policy, version = runtime.live.current()
-            # under the oldest listed key's hash, like the draw's seed: a key rotation moves nobody in or out
-            held = in_holdout(self.keys.seed_key, cfg.name, (context.user_key, *item.previous_user_keys)[-1],
-                              cfg.holdout)
-            served = held_out_arm(eligibility.arm_set, cfg.holdout_treatment, inp.baseline) if held else None
-            if eligibility.is_empty or (held and served is None):
-                reason = main_reason(eligibility.removed) if eligibility.is_empty else HOLDOUT
-                outcome = DecisionOutcome(item.event_id, cfg.name, None, 1.0, NO_RANKING, version,
-                                          HOLDOUT if held else sampler.NO_CONTACT, reason)
-                row = decision_row(item, now, eligibility, np.zeros(0), np.zeros(0), None, outcome, 0.0)
-                record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, np.zeros(0), None)
-                return _Decided(outcome, row, record, None, contact=False, index=index)
-            arm_set = eligibility.arm_set
-            mixture = None
-            if cfg.personal_features and not held:  # as of now, from rewards received before it; logged as used
-                customer = customer_features(history)
-                if customer is not None:
-                    context = dataclasses.replace(context, customer=customer)
-            if held:  # the control group: what was served, with probability 1, never personalised
-                p_policy = pmf = one_hot(len(arm_set), served)
-                beta, chosen, probability, label = 0.0, served, 1.0, HOLDOUT
-            else:
-                p_policy = runtime.serving_pmf(policy, context, arm_set, inp.baseline)
-                mixture = mix_for_history(p_policy, arm_set, history, runtime.novelty)
-                draw = sampler.two_stage_draw(mixture, sampler.event_seed(self.keys.seed_key, cfg.name, item.event_id))
-                pmf, beta, chosen, probability = mixture.p, mixture.beta, draw.index, draw.probability
-                label = sampler.exploration_label(draw, p_policy)
-            arm = arm_set.arms[chosen]
-            user.record_contact(event_id=item.event_id, when=now, arm=arm, category=arm_set.offer_of(arm).category,
-                                counts=not inp.deferred, committed=False)
-        outcome = DecisionOutcome(item.event_id, cfg.name, arm, probability,
-                                  ranking_of(item.candidates, pmf, inp.ranking_limit, eligibility.kept,
-                                             chosen=chosen, probability=probability), version, label)
-        row = decision_row(item, now, eligibility, pmf, p_policy, chosen, outcome, beta, mixture, arm_set,
-                           customer=context.customer)
-        record = RepeatRecord.of(outcome, item.fingerprint, item.candidates, eligibility.kept, pmf, chosen)
-        shadow = None
-        if runtime.challenger is not None and not held:
-            shadow = ShadowItem(item.event_id, cfg.name, context, arm_set, chosen)
-        return _Decided(outcome, row, record, shadow, contact=True, index=index)
 
     # --- Reward / Activate --------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, insort
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,7 +46,9 @@ class _TimedCounts:
     def __init__(self) -> None:
         self.keys: list[tuple[float, int]] = []
         self.entries: dict[tuple[float, int], _Entry] = {}
-        self.counts: tuple[Counter, ...] = tuple(Counter() for _ in HISTORY_DIMENSIONS)
+        # plain dicts (value -> count), one per dimension: a Counter costs ~5 µs to build, and every new
+        # customer's state builds eight
+        self.counts: tuple[dict[str, int], ...] = tuple({} for _ in HISTORY_DIMENSIONS)
         self.times_by_format: dict[str, list[float]] = {}
 
     def __len__(self) -> int:
@@ -56,7 +58,7 @@ class _TimedCounts:
         insort(self.keys, entry.key)
         self.entries[entry.key] = entry
         for counter, value in zip(self.counts, entry.values):
-            counter[value] += 1
+            counter[value] = counter.get(value, 0) + 1
         insort(self.times_by_format.setdefault(entry.values[1], []), entry.when)
 
     def drop_oldest(self, n: int) -> list[_Entry]:
@@ -195,6 +197,8 @@ class UserHandle:
         """The frozen history within the horizon as of ``now`` (older entries are dropped here)."""
         state = self._state
         self.expire(now)
+        if not state.contacts and not state.responses:  # nothing shown or answered (a new customer)
+            return UserHistory(as_of=float(now))
         shown = state.contacts.shown_sets()
         responded = state.responses.shown_sets()
         return UserHistory(
