@@ -5,7 +5,7 @@
 Two worlds (fatigue and drift off, so every decision has the same yardsticks):
 
 - the **segment world** (``habits="segment"``: preferences mostly follow the context a marketer sees), seed
-  ``SEGMENT_WORLD.seed`` = 23, 2,000 customers, 12,000 decisions per policy (about 6 per customer); the VW
+  ``WORLD.seed`` = 23, 2,000 customers, 12,000 decisions per policy (about 6 per customer); the VW
   policy with its defaults (context only);
 - the **individual-habit world** (``habits="individual"``: each customer's favourite category, format and
   slot drawn per customer, the segment only weakly informative), seeds ``INDIVIDUAL_REPORT_SEEDS``, 100
@@ -23,7 +23,7 @@ over the last sixth's customers where there is one seed (the segment world; each
 once). The curves are window means (the individual world's: mean over its seeds).
 
 Tuning and reporting seeds: the VW defaults (``service/config.py``) were chosen in-process on the segment
-simulator without the seeds being recorded; treat ``SEGMENT_TUNING_SEEDS`` (0, the simulator's default; 7,
+simulator without the seeds being recorded; treat ``TUNING_SEEDS`` (0, the simulator's default; 7,
 the demo's; 11, this bench's world until issue 16) as the worlds they were tuned on; this bench reports on
 seed 23. The per-customer feature design (policies/vw/features.py) was chosen on the individual-habit
 seeds ``INDIVIDUAL_TUNING_SEEDS`` (101, and 404 of the e2e test until it moved); this bench reports on
@@ -58,8 +58,8 @@ SEGMENT_DECISIONS = {"full": 12000, "quick": 3000, "tiny": 128}
 INDIVIDUAL_CUSTOMERS = {"full": 100, "quick": 40, "tiny": 2}
 DECISIONS_PER_CUSTOMER = 60
 #: the segment worlds the VW defaults may have been tuned on (see the module docstring)
-SEGMENT_TUNING_SEEDS = (0, 7, 11)
-SEGMENT_WORLD = WorldConfig(seed=23, n_customers=2000, fatigue=False, drift=False)
+TUNING_SEEDS = (0, 7, 11)
+WORLD = WorldConfig(seed=23, n_customers=2000, fatigue=False, drift=False)
 #: the individual-habit worlds the per-customer feature design was chosen on
 INDIVIDUAL_TUNING_SEEDS = (101, 404)
 INDIVIDUAL_REPORT_SEEDS = {"full": (202, 303, 505), "quick": (202, 303), "tiny": (202,)}
@@ -83,7 +83,7 @@ class Run:
 
 def world_configs(world: str, args) -> list[WorldConfig]:
     if world == "segment":
-        return [SEGMENT_WORLD]
+        return [WORLD]
     seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else INDIVIDUAL_REPORT_SEEDS[args.mode]
     customers = args.customers or INDIVIDUAL_CUSTOMERS[args.mode]
     return [WorldConfig(seed=seed, n_customers=customers, fatigue=False, drift=False, habits="individual")
@@ -207,7 +207,7 @@ def main() -> None:
     report = Report("bench_learning", args.mode)
     worlds = tuple(w for w in args.worlds.split(",") if w)
     configs = {world: world_configs(world, args) for world in worlds}
-    assert SEGMENT_WORLD.seed not in SEGMENT_TUNING_SEEDS, "report on a world the defaults were not tuned on"
+    assert WORLD.seed not in TUNING_SEEDS, "report on a world the defaults were not tuned on"
     assert not {c.seed for c in configs.get("individual", [])} & set(INDIVIDUAL_TUNING_SEEDS), \
         "report on individual worlds the feature design was not chosen on"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -240,7 +240,7 @@ def main() -> None:
     add_goals(report, runs)
     for world in worlds:
         seeds = sorted({r.seed for r in runs[world]})
-        tuned = SEGMENT_TUNING_SEEDS if world == "segment" else INDIVIDUAL_TUNING_SEEDS
+        tuned = TUNING_SEEDS if world == "segment" else INDIVIDUAL_TUNING_SEEDS
         report.note(f"{world} world: learned policy at "
                     f"{ratio(runs[world], 'vw', lambda r: r.last.served / r.last.oracle):.1%} of the oracle and "
                     f"{ratio(runs[world], 'vw', lambda r: r.last.served / r.last.per_segment):.2f}x per-segment "
