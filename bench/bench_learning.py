@@ -64,6 +64,9 @@ WORLD = WorldConfig(seed=23, n_customers=2000, fatigue=False, drift=False)
 INDIVIDUAL_TUNING_SEEDS = (101, 404)
 INDIVIDUAL_REPORT_SEEDS = {"full": (202, 303, 505), "quick": (202, 303), "tiny": (202,)}
 DOCS_PNG_LIMIT = 200 * 1024
+#: the levels every policy is measured against, on the same requests
+REFERENCES = {"oracle": lambda v: v.oracle, "per-segment rules in hindsight": lambda v: v.per_segment,
+              "mass marketing: best single arm": lambda v: v.mass, "uniform": lambda v: v.uniform}
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ def serve_policy(world: str, config: WorldConfig, policy: str, n: int, workdir: 
                         "bench-learning-hash-key", n)
     served = np.array([s.expected_reward for s in steps])
     return Run(world, config.seed, policy, config.n_customers, n, float(served.mean()),
-               float(served[n - n // 4:].mean()), window_values(last_sixth(steps)), window_means(served, 12 if n >= 1200 else 4))
+               float(served[n - n // 4:].mean()), window_values(last_sixth(steps)),
+               window_means(served, 12 if n >= 1200 else 4))
 
 
 def summary_rows(world: str, runs: list[Run]) -> list[list]:
@@ -113,8 +117,7 @@ def summary_rows(world: str, runs: list[Run]) -> list[list]:
                      float(np.mean([r.last.served / r.last.oracle for r in group])),
                      float(np.mean([r.last.served / r.last.per_segment for r in group]))])
     references = by_policy["vw"]
-    for label, value in (("oracle", lambda v: v.oracle), ("per-segment rules in hindsight", lambda v: v.per_segment),
-                         ("mass marketing: best single arm", lambda v: v.mass), ("uniform", lambda v: v.uniform)):
+    for label, value in REFERENCES.items():
         mean, se = seed_mean_se([value(r.last) for r in references])
         rows.append([world, f"{label} (reference)", "", mean, se if several else 0.0, se_over if several else "",
                      float(np.mean([value(r.last) / r.last.oracle for r in references])),
@@ -136,8 +139,8 @@ def curve_table(world: str, runs: list[Run], per_customer: bool) -> tuple[str, l
     rows = [[float(x[i]) if per_customer else int(x[i]), *[float(curves[p][1][i]) for p in POLICIES]]
             for i in range(len(x))]
     seeds = sorted({r.seed for r in runs})
-    return (f"Learning curves, {world} world (window means, mean over seeds {seeds})", [unit, *map(LABELS.get, POLICIES)],
-            rows)
+    return (f"Learning curves, {world} world (window means, mean over seeds {seeds})",
+            [unit, *map(LABELS.get, POLICIES)], rows)
 
 
 def mean_curves(runs: list[Run]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -154,17 +157,15 @@ def mean_curves(runs: list[Run]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def reference_levels(runs: list[Run]) -> dict[str, float]:
     """The last sixth's reference levels (mean over seeds), on the learned policy's requests."""
     learned = [r.last for r in runs if r.policy == "vw"]
-    return {"oracle": float(np.mean([v.oracle for v in learned])),
-            "per-segment rules in hindsight": float(np.mean([v.per_segment for v in learned])),
-            "mass marketing: best single arm": float(np.mean([v.mass for v in learned])),
-            "uniform": float(np.mean([v.uniform for v in learned]))}
+    return {label: float(np.mean([value(v) for v in learned])) for label, value in REFERENCES.items()}
 
 
 def plot_title(world: str, configs: list[WorldConfig]) -> str:
     seeds = ", ".join(str(c.seed) for c in configs)
     policy = "VW + per-customer features" if world == "individual" else "VW, context only"
     return (f"{world} world, seed{'s' if len(configs) > 1 else ''} {seeds} ({configs[0].n_customers:,} customers, "
-            f"{len(CustomerWorld(configs[0]).arm_set)} arms)\nlearned: {policy}; lines: last sixth on the same requests")
+            f"{len(CustomerWorld(configs[0]).arm_set)} arms)\n"
+            f"learned: {policy}; lines: last sixth on the same requests")
 
 
 def ratio(runs: list[Run], policy: str, of) -> float:

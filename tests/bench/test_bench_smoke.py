@@ -101,7 +101,7 @@ def test_learning_reports_both_worlds_every_policy_and_a_plot(reports):
         assert all(0 <= row[3] <= oracle + 1e-9 for row in rows)  # last sixth: nothing beats the oracle
         rules = next(row for row in rows if row[1].startswith("per-segment rules"))
         assert rules[-1] == 1.0 and 0 < rules[-2] <= 1.0
-        assert {row[1] for row in per_seed["rows"] if row[0] == world} == set(policies[:4])
+        assert {row[4] for row in per_seed["rows"] if row[0] == world} == set(policies[:4])
     assert len(individual_curves["rows"][0]) == len(segment_curves["rows"][0]) == 5
     assert individual_curves["columns"][0] == "decisions per customer"
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
