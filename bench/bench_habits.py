@@ -20,18 +20,15 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import OUT_DIR, Report, ServeProcess, parse_flags  # noqa: E402
-from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
-from offerbandit.demo.traffic import drive, world_catalog_toml  # noqa: E402
-from simulator import CustomerWorld, WorldConfig, per_segment_rules_rewards  # noqa: E402
+from bench.common import OUT_DIR, Report, parse_flags  # noqa: E402
+from bench.served_runs import WindowValues, last_sixth, serve_world, window_values  # noqa: E402
+from simulator import WorldConfig  # noqa: E402
 
 TUNING_SEEDS = (101,)
 REPORT_SEEDS = (202, 303)
@@ -42,36 +39,14 @@ DECISIONS_PER_CUSTOMER = 60
 CUSTOMERS = {"full": 100, "quick": 60, "tiny": 2}
 
 
-@dataclass(frozen=True)
-class RunValues:
-    """Last-sixth means on the same requests: served, oracle, mass marketing, per-segment rules."""
-
-    served: float
-    served_se: float
-    oracle: float
-    mass: float
-    per_segment: float
-
-
 def world_config(seed: int, habits: str, customers: int) -> WorldConfig:
     return WorldConfig(seed=seed, n_customers=customers, fatigue=False, drift=False, habits=habits)
 
 
-def run(config: WorldConfig, extra: str, workdir: Path, registry_wait_s: float) -> RunValues:
-    world = CustomerWorld(config)
-    n = config.n_customers * DECISIONS_PER_CUSTOMER
-    toml = '[privacy]\nuser_hash_key = "bench-habits-hash-key-01"\n' + world_catalog_toml(world, extra=extra)
-    with ServeProcess(workdir, toml, registry_wait_s=registry_wait_s) as server:
-        channel = grpc.insecure_channel(server.address)
-        steps = list(drive(pb_grpc.DecisionServiceStub(channel), world, n, batch_size=32))
-        channel.close()
-    late = steps[n - n // 6:]
-    served = np.array([s.expected_reward for s in late])
-    matrix = np.stack([s.expected for s in late])
-    per_segment = per_segment_rules_rewards(matrix, np.array([s.segment for s in late]))
-    return RunValues(float(served.mean()), float(served.std(ddof=1) / np.sqrt(len(served))),
-                     float(matrix.max(axis=1).mean()), float(np.mean([s.best_single_reward for s in late])),
-                     float(per_segment.mean()))
+def run(config: WorldConfig, extra: str, workdir: Path, registry_wait_s: float) -> WindowValues:
+    steps = serve_world(config, extra, workdir, registry_wait_s, "bench-habits-hash-key-01",
+                        config.n_customers * DECISIONS_PER_CUSTOMER)
+    return window_values(last_sixth(steps))
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ EXPECTED_GOALS = {
                       "log_writer_batch_ops_vs_raw_executemany", "latency_unaffected_by_mlflow_down"},
     "bench_latency": {"decide_p99_within_10ms_1_in_flight", "decide_p99_within_25ms_8_in_flight",
                       "stall_within_10ms"},
-    "bench_learning": {"learned_vs_best_baseline", "learned_vs_mass_marketing"},
+    "bench_learning": {"learned_vs_best_baseline", "learned_vs_mass_marketing", "individual_learned_vs_best_baseline",
+                       "individual_learned_vs_oracle", "individual_learned_vs_per_segment_rules"},
     "bench_habits": {"individual_vs_oracle", "individual_vs_per_segment_rules", "segment_world_no_loss"},
     "bench_scaling": set(),
     "bench_pg_log": {"pg_log_vs_raw_executemany", "pg_log_batch_vs_raw_executemany"},
@@ -29,7 +30,7 @@ EXPECTED_GOALS = {
     "bench_learner": {"learner_events_per_s_128_arms"},
     "bench_log_size": {"log_bytes_per_decision"},
 }
-EXPECTED_TABLES = {"bench_service": 6, "bench_latency": 5, "bench_learning": 2, "bench_habits": 1, "bench_learner": 1,
+EXPECTED_TABLES = {"bench_service": 6, "bench_latency": 5, "bench_learning": 4, "bench_habits": 1, "bench_learner": 1,
                    "bench_scaling": 3, "bench_pg_log": 1, "bench_shared_log": 3, "bench_log_size": 3}
 #: the module's fixture runs every script once (--tiny), several minutes on 2 cores: more than the suite's
 #: per-test timeout, which would fail the first test that uses it
@@ -88,14 +89,21 @@ def test_service_figures_are_sane(reports):
     assert log_rows[0][-1] == 1.0 and all(row[2] > 0 for row in log_rows)
 
 
-def test_learning_reports_every_policy_and_a_plot(reports):
+def test_learning_reports_both_worlds_every_policy_and_a_plot(reports):
     out, payloads = reports
-    table = payloads["bench_learning"]["tables"][0]
-    policies = [row[0] for row in table["rows"]]
-    assert len(policies) == 7 and policies[0].startswith("learned")
-    oracle = next(row for row in table["rows"] if row[0].startswith("oracle"))[1]
-    assert all(0 <= row[2] <= 1 for row in table["rows"])
-    assert all(row[1] <= oracle + 1e-9 for row in table["rows"][4:])  # references never beat the oracle
+    summary, per_seed, segment_curves, individual_curves = payloads["bench_learning"]["tables"]
+    for world in ("segment", "individual"):
+        rows = [row for row in summary["rows"] if row[0] == world]
+        policies = [row[1] for row in rows]
+        assert len(policies) == 8 and policies[0].startswith("learned"), policies
+        assert sum(p.endswith("(reference)") for p in policies) == 4
+        oracle = next(row for row in rows if row[1].startswith("oracle"))[3]
+        assert all(0 <= row[3] <= oracle + 1e-9 for row in rows)  # last sixth: nothing beats the oracle
+        rules = next(row for row in rows if row[1].startswith("per-segment rules"))
+        assert rules[-1] == 1.0 and 0 < rules[-2] <= 1.0
+        assert {row[4] for row in per_seed["rows"] if row[0] == world} == set(policies[:4])
+    assert len(individual_curves["rows"][0]) == len(segment_curves["rows"][0]) == 5
+    assert individual_curves["columns"][0] == "decisions per customer"
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,17 +1,17 @@
 """Segment of one through the real server (issue 16): on the individual-habit world (seeded), the served VW
-policy with per-customer features against per-segment rules in hindsight and mass marketing on the same
-requests (the last sixth of 60 decisions per customer).
+policy with per-customer features beats per-segment rules picked in hindsight on the same requests, by a
+margin, in the last sixth of 60 decisions per customer -- and the run is deterministic.
 
 Deterministic: the world and its request stream are seeded, event ids derive from the world's seed (so the
 server's draws do too), each Reward waits for the one before (the learner sees them in decision order) and
 every DecideBatch waits until the learner has learned -- and published to decisions -- everything rewarded
-before it. The test proves it by running the first part twice and comparing every decision.
+before it. One run serves both checks: its first ``REPEATED`` decisions are run again on a fresh server and
+compared decision by decision, and its last sixth is measured against the margin.
 
-Where it stands (seed 404 was one of the worlds the feature design was chosen on): on this small world (40
-customers, kept small for the suite's time) the served policy is at 0.91x per-segment rules in hindsight and
-1.83x mass marketing; bench/bench_habits.py reports 100-customer worlds, where it is above per-segment rules
-but short of the issue's 1.5x. The bounds are two-sided: a broken feature path falls under the lower one;
-passing the upper one means the level moved and the bounds should move with it.
+The world: seed 606 is neither a seed the feature design was chosen on (101, 404) nor one of the learning
+bench's report seeds (202, 303, 505); it was the first seed tried, with 100 customers (with 40, seed 404 was
+at 0.91x per-segment rules: too few events to learn the shared match weights from). The pinned values are
+in one place below, with how they were produced, so they can be re-pinned after a change of VW defaults.
 """
 from __future__ import annotations
 
@@ -21,22 +21,38 @@ import pytest
 from offerbandit.demo.traffic import Step, drive, world_catalog_toml
 from simulator import CustomerWorld, WorldConfig, per_segment_rules_rewards
 
-WORLD = WorldConfig(seed=404, n_customers=40, fatigue=False, drift=False, habits="individual")
+WORLD = WorldConfig(seed=606, n_customers=100, fatigue=False, drift=False, habits="individual")
 PER_CUSTOMER = 60
 REPEATED = 640  # decisions run a second time on a fresh server to show the run is deterministic
+CAMPAIGN_LINES = "personal_features = true"
+
+# --- pinned (2026-12-02) --------------------------------------------------------------------------------------
+# Produced by this test's own run: `.venv/bin/python -m pytest -q -s -p no:cacheprovider
+# tests/service/test_segment_of_one_e2e.py` prints the measured ratios (MEASURED ... below). It measured
+# served / per-segment rules = 1.146 (served 0.2096, rules 0.1828, oracle 0.5521, mass marketing 0.0882:
+# 0.380x oracle, 2.38x mass marketing; rules at 0.331x oracle). The same run with CAMPAIGN_LINES =
+# "personal_features = false" (the per-customer path off: VW on the context alone) measured served / rules =
+# 0.746 (served 0.1364, 1.55x mass marketing), under MARGIN_OVER_RULES and OVER_MASS, so that broken path fails.
+# Re-pin: run as above, keep MARGIN_OVER_RULES at least 0.05 under the measured ratio and above the context-only
+# one, and UPPER_OVER_RULES about 0.15 over the measured ratio.
+MARGIN_OVER_RULES = 1.05
+UPPER_OVER_RULES = 1.3
+RULES_OVER_ORACLE = (0.25, 0.45)  # the world: per-segment rules far from the oracle when habits are individual
+OVER_MASS = (1.8, 3.0)
 
 
 def _lockstep_run(start_server, n: int) -> list[Step]:
     world = CustomerWorld(WORLD)
     served = start_server('[privacy]\nuser_hash_key = "segment-of-one-e2e-key"\n'
-                          + world_catalog_toml(world, extra="personal_features = true"))
+                          + world_catalog_toml(world, extra=CAMPAIGN_LINES))
     learner = served.server.learner
     return list(drive(served.stub, world, n, batch_size=32, ordered_rewards=True,
                       on_batch=lambda _: learner.wait_idle(60)))
 
 
 @pytest.mark.slow
-def test_per_customer_features_against_per_segment_rules_on_individual_habits_deterministically(start_server):
+@pytest.mark.timeout(600)  # about 2.5 min at load 6 (the default is 300 s)
+def test_per_customer_features_beat_per_segment_rules_on_individual_habits_deterministically(start_server):
     n = WORLD.n_customers * PER_CUSTOMER
     steps = _lockstep_run(start_server, n)
     again = _lockstep_run(start_server, REPEATED)
@@ -44,13 +60,14 @@ def test_per_customer_features_against_per_segment_rules_on_individual_habits_de
                                                                    for s in steps[:REPEATED]]
     late = steps[n - n // 6:]
     matrix = np.stack([s.expected for s in late])
-    rules = per_segment_rules_rewards(matrix, np.array([s.segment for s in late])).mean()
+    rules = float(per_segment_rules_rewards(matrix, np.array([s.segment for s in late])).mean())
     personal = float(np.mean([s.expected_reward for s in late]))
     mass = float(np.mean([s.best_single_reward for s in late]))
     oracle = float(matrix.max(axis=1).mean())
-    # the world: per-segment rules are far from the oracle when habits are individual
-    assert 0.25 < rules / oracle < 0.5
-    # the served policy: well above mass marketing; with 40 customers (2,400 events to learn the shared match
-    # weights from) just short of per-segment rules -- today 0.91x; 1.2-1.7x with 100 customers in the bench
-    assert personal > 1.6 * mass
-    assert 0.8 * rules < personal < 1.05 * rules
+    print(f"\nMEASURED served {personal:.4f} rules {rules:.4f} oracle {oracle:.4f} mass {mass:.4f}: "
+          f"{personal / rules:.3f}x rules, {personal / oracle:.3f}x oracle, {personal / mass:.2f}x mass, "
+          f"rules {rules / oracle:.3f}x oracle")
+    # the claim: the product beats a marketer's segment table picked in hindsight, by a margin
+    assert MARGIN_OVER_RULES * rules <= personal < UPPER_OVER_RULES * rules
+    assert OVER_MASS[0] * mass < personal < OVER_MASS[1] * mass
+    assert RULES_OVER_ORACLE[0] < rules / oracle < RULES_OVER_ORACLE[1]
