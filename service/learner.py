@@ -40,6 +40,11 @@ __all__ = ["LearnLag", "LearnQueue", "LearnedCounter", "LearnerState", "Learning
 
 log = logging.getLogger("offerbandit.learner")
 _SWEEP_CHUNK = 1000
+#: How long the learner waits for more events after the first one of a batch. Rewards arriving one by one
+#: made batches of one or two events, each paying the per-batch work again (a log read, a learn_seq commit,
+#: the guard's probes before and after: ~60% of the learner's GIL samples in bench_latency (b), py-spy);
+#: events are learned at most this much later.
+GATHER_SECONDS = 0.05
 
 
 class LearningState(Protocol):
@@ -102,22 +107,27 @@ class LearnQueue:
             self._pending -= n
             self._idle.notify_all()
 
-    def take(self, batch_size: int, timeout: float) -> list[int]:
-        """Up to ``batch_size`` sequence numbers: waits ``timeout`` for the first, takes the rest if ready."""
+    def take(self, batch_size: int, timeout: float, gather: float = 0.0) -> list[int]:
+        """Up to ``batch_size`` sequence numbers: waits ``timeout`` for the first, then up to ``gather``
+        seconds more for the rest (0: takes only those ready)."""
         seqs: list[int] = []
         try:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
             return seqs
-        if item is not None:
-            seqs.append(item)
+        if item is None:
+            return seqs
+        seqs.append(item)
+        until = time.monotonic() + gather
         while len(seqs) < batch_size:
             try:
-                item = self._queue.get_nowait()
+                left = until - time.monotonic()
+                item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not None:
-                seqs.append(item)
+            if item is None:  # woken to stop
+                break
+            seqs.append(item)
         return seqs
 
     def wake(self) -> None:
@@ -276,7 +286,7 @@ class OnlineLearner:
             publish_in = self.guard.publish_due_in()
             if publish_in is not None:  # wake for the publish that serves what was learned
                 wait = min(wait, publish_in)
-            seqs = self._handed.take(self.batch_size, timeout=wait or 0.01)
+            seqs = self._handed.take(self.batch_size, timeout=wait or 0.01, gather=GATHER_SECONDS)
             if time.time() >= next_poll:
                 due = self._claim_due()
                 if self._follow_log:  # learned by the sweep, with the events other processes made final
