@@ -2,7 +2,12 @@
 serving (issue 15: opening a store that did not exist yet, during serving, was the tail of Decide)."""
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -33,3 +38,22 @@ def test_a_zero_start_timeout_listens_without_waiting_for_the_store(start_server
                           start_registry=True)
     assert served.stub.Decide(make_request(), timeout=10).policy_version == "bootstrap"
     assert served.server.registry.wait_for_first_poll(120)  # opened in the background, as asked
+
+
+def test_the_registry_opens_mlflow_without_its_telemetry(tmp_path):
+    """MLflow's telemetry would fetch its config over the network and batch a record per client call, in the
+    serving process; the registry turns it off unless the environment says otherwise."""
+    script = textwrap.dedent(f"""
+        from policy_registry import PolicyRegistry, RegistryConfig
+        registry = PolicyRegistry(RegistryConfig.for_data_dir({str(tmp_path)!r}))
+        assert registry.resolve("default", "champion") is None  # opens (creates) the store
+        from mlflow.telemetry.utils import is_telemetry_disabled
+        print("TELEMETRY OFF", is_telemetry_disabled())
+    """)
+    # MLflow also turns it off under pytest or CI (PYTEST_CURRENT_TEST, CI): as a server runs, without them
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK",
+                                                             "MLFLOW_TRACKING_URI", "PYTEST_CURRENT_TEST", "CI")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "TELEMETRY OFF True" in result.stdout, result.stdout
