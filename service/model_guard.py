@@ -168,7 +168,7 @@ class ModelGuard:
                  on_quarantine: Callable[[str, int], None] | None = None,
                  on_rollback: Callable[[str], None] | None = None,
                  snapshot_every_events: int = 4096, sample_size: int = 8,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 publish_gap_factor: float = 20.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._quarantine = quarantine
         self._on_quarantine = on_quarantine or (lambda campaign, n: None)
         self._on_rollback = on_rollback or (lambda campaign: None)
@@ -179,7 +179,11 @@ class ModelGuard:
         self.snapshot_seconds = 0.0  # time spent saving snapshots (measured, for the report)
         self.snapshots_taken = 0
         self._clock = clock
-        self._published: dict[str, float] = {}  # campaign -> when its double buffer last published (or tried)
+        self.publish_gap_factor = publish_gap_factor
+        #: campaign -> when its double buffer last published (or tried) and how long that took (seconds)
+        self._published: dict[str, tuple[float, float]] = {}
+        self.publish_seconds = 0.0
+        self.longest_publish_seconds = 0.0
         #: campaigns whose double-buffered live model learned checked updates not served yet -> its
         #: ``publish_every_seconds``
         self._unpublished: dict[str, float] = {}
@@ -257,38 +261,49 @@ class ModelGuard:
 
     def publish_checked(self, campaign: str, policy: Policy) -> bool:
         """Let decisions see the checked updates of a double-buffered ``policy`` (the live one) when some are
-        unpublished and ``publish_every_seconds`` passed since the last publish; True when it published.
+        unpublished and the campaign's publish gap passed since its last publish; True when it published.
 
-        At most one publish per ``publish_every_seconds``, also while the learner keeps catching up: each
-        loads a fresh serving workspace, one VW call of ~4-6 ms holding the GIL whatever ``bits`` (VW's own
-        set-up), plus re-parsing the arms it knew. Publishing whenever the learner caught up made that a
-        publish per learned batch under steady rewards: 35% of the server's GIL samples (py-spy, bench_latency
-        (b)), the tail of every Decide. A publish that fails leaves the served model in place; the next
-        checked update tries again."""
+        The gap: ``publish_gap_factor`` times how long the last publish took, at most ``publish_every_seconds``
+        (decisions see what was learned at most that late) -- publishing then takes at most 1/factor of
+        the learner's time. Each publish loads a fresh serving workspace, one VW call of ~4-6 ms holding the
+        GIL whatever ``bits`` (VW's own set-up), plus re-parsing the arms it knew; publishing after every
+        batch the learner caught up with made it 35% of the server's GIL samples under steady rewards (py-spy,
+        bench_latency (b)), the tail of every Decide. A publish that fails leaves the served model in place;
+        the next checked update tries again."""
         with self._lock:
-            every = self._unpublished.get(campaign)
-            if every is None or getattr(policy, "double_buffer", None) is None:
+            if campaign not in self._unpublished or getattr(policy, "double_buffer", None) is None:
                 return False
-            if self._clock() - self._published.get(campaign, float("-inf")) < every:
+            if self._clock() < self._due_at(campaign):
                 return False
-            self._published[campaign] = self._clock()
             del self._unpublished[campaign]  # updates checked from now on are not in this publish's bytes
+        started = time.perf_counter()
         try:
             policy.publish()
         except ModelError as exc:  # the serving model stays
             log.error("campaign %s: the learned model was not published to decisions: %s", campaign, exc)
             return False
+        finally:
+            took = time.perf_counter() - started
+            with self._lock:
+                self._published[campaign] = (self._clock(), took)
         self.publishes += 1
+        self.publish_seconds += took
+        self.longest_publish_seconds = max(self.longest_publish_seconds, took)
         return True
+
+    def _due_at(self, campaign: str) -> float:  # call with the lock held
+        last = self._published.get(campaign)
+        if last is None:
+            return float("-inf")
+        at, took = last
+        return at + min(self._unpublished[campaign], self.publish_gap_factor * took)
 
     def publish_due_in(self) -> float | None:
         """Seconds until the next checked update is due to be published (0: now); None when none waits."""
         with self._lock:
             if not self._unpublished:
                 return None
-            now = self._clock()
-            return max(0.0, min(self._published.get(campaign, float("-inf")) + every - now
-                                for campaign, every in self._unpublished.items()))
+            return max(0.0, min(self._due_at(campaign) for campaign in self._unpublished) - self._clock())
 
     def _checked(self, campaign: str, policy: Policy) -> None:
         buffer = getattr(policy, "double_buffer", None)
