@@ -301,8 +301,8 @@ class OnlineLearner:
                 self._publish()
 
     def _publish(self) -> None:
-        """Publish the campaigns' checked updates to decisions when due (double-buffered models: at most one
-        publish per ``publish_every_seconds``, see ModelGuard.publish_checked). Handed-over events count as
+        """Publish the campaigns' checked updates to decisions when due (double-buffered models: publishes
+        spaced by the guard's publish gap, see ModelGuard.publish_checked). Handed-over events count as
         done, and learned ones count in ``learned``, once nothing learned waits to be served (`wait_idle` and
         ``learned``: learned means served)."""
         for campaign, runtime in self.state.campaigns.items():
