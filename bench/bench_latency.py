@@ -142,6 +142,9 @@ def bench_stalls(report: Report, workdir: Path, seconds: float) -> float:
         stamped = _Stamped(server)
         rng = np.random.default_rng(4)
         calls: list[tuple[float, float]] = []  # (started, wall clock; seconds)
+        # held until answered: grpc cancels a call whose future is collected, and a cancelled Reward is no
+        # reward -- the events would not become final, so nothing would be learned or checkpointed
+        rewards: list[grpc.Future] = []
         pool = requests(4000, seed=41)
         rollback = threading.Thread(target=lambda: (time.sleep(seconds / 2),
                                                     _promote_first(data_dir, data_dir / "bench-config.toml",
@@ -154,10 +157,11 @@ def bench_stalls(report: Report, workdir: Path, seconds: float) -> float:
             started, wall = time.perf_counter(), time.time()
             decision = stub.Decide(pool[i % len(pool)], timeout=30)
             calls.append((wall, time.perf_counter() - started))
-            stub.Reward.future(pb.RewardRequest(event_id=decision.event_id, value=float(rng.random() < 0.3)),
-                               timeout=30)
+            rewards.append(stub.Reward.future(pb.RewardRequest(event_id=decision.event_id,
+                                                               value=float(rng.random() < 0.3)), timeout=30))
             i += 1
         rollback.join()
+        rewarded = sum(1 for future in rewards if future.exception() is None)
         time.sleep(0.5)
         channel.close()
     stamped.collect()
@@ -176,7 +180,8 @@ def bench_stalls(report: Report, workdir: Path, seconds: float) -> float:
         else:
             rows.append([kind, count if count is not None else "", 0, "", "", "", ""])
     report.table(f"(b) Decide latency (1 in flight) while the server learns every decision, checkpoints every 2 s "
-                 f"and swaps version 1 back in half-way ({seconds:.0f} s, {len(calls):,} calls; a call counts "
+                 f"and swaps version 1 back in half-way ({seconds:.0f} s, {len(calls):,} calls, {rewarded:,} "
+                 f"rewards acknowledged; a call counts "
                  f"under a checkpoint or swap whose log line is within {NEAR_S} s of it)",
                  ["while", "events", "calls", "p50 ms", "p99 ms", "max ms", "max - overall median ms"], rows)
     slowest = sorted(range(len(calls)), key=lambda j: -latencies[j])[:8]

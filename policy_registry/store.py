@@ -8,6 +8,7 @@ locked", which every call retries with exponential backoff.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -109,6 +110,10 @@ class RegistryStore:
         with self._client_lock:
             if self._client_instance is None:
                 _preflight(self.config.tracking_uri)
+                # MLflow's telemetry would run in the serving process: a thread that fetches its config over
+                # the network at import and batches a record per client call (CPU beside decisions, and a
+                # decision service has no business phoning out). An explicit setting wins.
+                os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
                 try:
                     from mlflow import MlflowClient
 

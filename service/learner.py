@@ -40,6 +40,11 @@ __all__ = ["LearnLag", "LearnQueue", "LearnedCounter", "LearnerState", "Learning
 
 log = logging.getLogger("offerbandit.learner")
 _SWEEP_CHUNK = 1000
+#: How long the learner waits for more events after the first one of a batch. Rewards arriving one by one
+#: made batches of one or two events, each paying the per-batch work again (a log read, a learn_seq commit,
+#: the guard's probes before and after: ~60% of the learner's GIL samples in bench_latency (b), py-spy);
+#: events are learned at most this much later.
+GATHER_SECONDS = 0.05
 
 
 class LearningState(Protocol):
@@ -102,28 +107,28 @@ class LearnQueue:
             self._pending -= n
             self._idle.notify_all()
 
-    def take(self, batch_size: int, timeout: float) -> list[int]:
-        """Up to ``batch_size`` sequence numbers: waits ``timeout`` for the first, takes the rest if ready."""
+    def take(self, batch_size: int, timeout: float, gather: float = 0.0) -> list[int]:
+        """Up to ``batch_size`` sequence numbers: waits ``timeout`` for the first, then up to ``gather``
+        seconds more for the rest (0: takes only those ready)."""
         seqs: list[int] = []
         try:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
             return seqs
-        if item is not None:
-            seqs.append(item)
+        if item is None:
+            return seqs
+        seqs.append(item)
+        until = time.monotonic() + gather
         while len(seqs) < batch_size:
             try:
-                item = self._queue.get_nowait()
+                left = until - time.monotonic()
+                item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not None:
-                seqs.append(item)
+            if item is None:  # woken to stop
+                break
+            seqs.append(item)
         return seqs
-
-    def only(self, n: int) -> bool:
-        """Whether nothing but the ``n`` events in hand waits to be learned."""
-        with self._idle:
-            return self._pending <= n
 
     def wake(self) -> None:
         """Release a :meth:`take` waiting on an empty queue (at stop)."""
@@ -222,6 +227,9 @@ class OnlineLearner:
         self._follow_log = follow_log
         self._on_lag = on_lag or (lambda lag: None)
         self._handed = handed
+        # handed-over events taken, and those of them learned, waiting for the publish that serves them
+        self._unserved_handed = 0
+        self._unserved_learned = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="online-learner", daemon=True)
 
@@ -268,16 +276,17 @@ class OnlineLearner:
 
     def _learn_claimed(self, seqs: list[int]) -> int:
         self._handed.claimed(len(seqs))
-        before = self.learned
-        self._learn(seqs)
-        return self.learned - before
+        return self._learn(seqs)
 
     def _run(self) -> None:
         self._recover()
         next_poll = time.time() + self.poll_seconds if self._follow_log else 0.0  # following: it just swept
         while not self._stop.is_set():
-            wait = min(self.poll_seconds, max(0.0, next_poll - time.time())) or 0.01
-            seqs = self._handed.take(self.batch_size, timeout=wait)
+            wait = min(self.poll_seconds, max(0.0, next_poll - time.time()))
+            publish_in = self.guard.publish_due_in()
+            if publish_in is not None:  # wake for the publish that serves what was learned
+                wait = min(wait, publish_in)
+            seqs = self._handed.take(self.batch_size, timeout=wait or 0.01, gather=GATHER_SECONDS)
             if time.time() >= next_poll:
                 due = self._claim_due()
                 if self._follow_log:  # learned by the sweep, with the events other processes made final
@@ -288,17 +297,24 @@ class OnlineLearner:
                 next_poll = time.time() + self.poll_seconds
             if seqs:
                 self._learn(seqs)
-            else:  # idle: serve whatever checked updates are not served yet
-                self._publish(now=True)
+            else:  # idle: serve the checked updates whose publish is due
+                self._publish()
 
-    def _publish(self, now: bool) -> None:
-        """Publish the campaigns' checked updates to decisions (double-buffered models; see ModelGuard)."""
+    def _publish(self) -> None:
+        """Publish the campaigns' checked updates to decisions when due (double-buffered models: publishes
+        spaced by the guard's publish gap, see ModelGuard.publish_checked). Handed-over events count as
+        done, and learned ones count in ``learned``, once nothing learned waits to be served (`wait_idle` and
+        ``learned``: learned means served)."""
         for campaign, runtime in self.state.campaigns.items():
             try:
                 with self.counter.learning:
-                    self.guard.publish_checked(campaign, runtime.live.current()[0], now=now)
+                    self.guard.publish_checked(campaign, runtime.live.current()[0])
             except Exception:  # noqa: BLE001 - publishing must never take the server down
                 log.exception("campaign %s: publishing the learned model to decisions failed", campaign)
+        if self._unserved_handed and self.guard.publish_due_in() is None:
+            self.learned += self._unserved_learned
+            self._handed.done(self._unserved_handed)
+            self._unserved_handed = self._unserved_learned = 0
 
     def _claim_due(self) -> list[int]:
         """Claim the events whose reward window closed (final now); their seqs."""
@@ -311,8 +327,10 @@ class OnlineLearner:
             log.exception("claiming events whose reward window closed failed")
             return []
 
-    def _learn(self, seqs: list[int]) -> None:
+    def _learn(self, seqs: list[int]) -> int:
+        """Learn the events ``seqs`` (handed over or claimed); how many were learned."""
         found: list[tuple[int, str, LearningEvent, JointArm | None]] = []
+        total = 0
         try:
             for decision in self.state.log.learned_decisions(seqs):
                 if decision.campaign not in self.state.campaigns:
@@ -322,8 +340,7 @@ class OnlineLearner:
                 if event is not None:
                     found.append((decision.seq, decision.campaign, event, decision.baseline))
             if not found:
-                return
-            total = 0
+                return 0
             with self.counter.learning:  # the learn_seqs given and the events learned are one step
                 given = self.state.log.assign_learn_seq([seq for seq, *_ in found]).result(30)
                 by_campaign: dict[str, list[tuple[int, int, LearningEvent, JointArm | None]]] = defaultdict(list)
@@ -344,12 +361,13 @@ class OnlineLearner:
                                                     [seq for _, seq, _, _ in chunk]).learned
                     total += learned
                     self.counter.add(campaign, learned, items[-1][0])
-            self._publish(now=self._handed.only(len(seqs)))  # before `done` and `learned`: learned means served
-            self.learned += total
         except Exception:  # noqa: BLE001 - learning must never take the server down
             log.exception("online learning of %d events failed", len(seqs))
         finally:
-            self._handed.done(len(seqs))
+            self._unserved_handed += len(seqs)
+            self._unserved_learned += total
+            self._publish()  # `done` once served (or nothing to serve)
+        return total
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every handed-over event has been learned (tests and the demo use it)."""

@@ -224,8 +224,11 @@ class RegistryLink:
         every = self._checkpoint_every_seconds
         while not self._stop.is_set():
             self._learned.wait_due(timeout=min(every, 5.0))
-            if not self._stop.is_set():
-                self._set_health(self.watcher.status().healthy)
+            status = self.watcher.status()
+            # before the watcher's first poll there is nothing to report (it may be creating the store):
+            # NOT_SERVING then would stand until the next tick, seconds after a healthy first poll
+            if not self._stop.is_set() and status.last_poll_time is not None:
+                self._set_health(status.healthy)
             for campaign in list(self.state.campaigns):
                 try:
                     with self._moves:  # decided under the lock: an explicit checkpoint may just have run

@@ -77,10 +77,14 @@ class DecisionServer:
         self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
 
     def _wait_for_registry(self) -> None:
-        """Hold start-up until the champion was looked up and loaded, at most mlflow.start_timeout_seconds."""
+        """Hold start-up until the champion was looked up and loaded, at most mlflow.start_timeout_seconds.
+
+        Also when the store does not exist yet: the first poll imports MLflow and SQLAlchemy, builds the
+        engine and creates and migrates the store (seconds of CPU holding the GIL); beside serving, that
+        was the tail of Decide (bench_service (e): 4x the server CPU per decision while it ran)."""
         timeout = self.config.mlflow.start_timeout_seconds
-        if timeout <= 0 or self.registry.store_was_missing:
-            return  # nothing to wait for (a store that does not exist holds no champion)
+        if timeout <= 0:
+            return
         if self.registry.wait_for_first_poll(timeout) and self.registry.watcher.status().healthy:
             return
         serving = ", ".join(f"{campaign}: {version}" for campaign, version in self.registry.serving().items())

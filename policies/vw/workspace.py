@@ -189,7 +189,12 @@ class ArmExampleCache:
             self.offer_parts.pop(next(iter(self.offer_parts)))
 
     def clear(self) -> None:
-        self._examples.clear()
+        # one at a time: freeing a native example is a C call, and ``OrderedDict.clear`` frees them all in a
+        # single one, holding the GIL throughout (~4 us of CPU an example: 8 ms for 2,048 cached arms, at
+        # every publish when the old serving workspace is closed); between two pops other threads may run
+        examples = self._examples
+        while examples:
+            examples.popitem()
         self.offer_parts.clear()
         self.nbytes = 0
         self.epoch += 1

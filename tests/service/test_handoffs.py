@@ -20,6 +20,20 @@ def test_learn_queue_is_idle_only_when_every_handed_event_is_done():
     assert handed.wait_idle(5)
 
 
+def test_take_gathers_events_arriving_after_the_first_into_one_batch():
+    handed = LearnQueue()
+    handed.enqueue([1])
+    threading.Timer(0.05, handed.enqueue, args=([2],)).start()
+    assert handed.take(batch_size=8, timeout=1) == [1]  # no gathering: only what was there
+    assert handed.take(batch_size=8, timeout=5) == [2]
+    handed.enqueue([3])
+    threading.Timer(0.05, handed.enqueue, args=([4],)).start()
+    assert handed.take(batch_size=2, timeout=1, gather=30) == [3, 4]  # a full batch returns before 30 s
+    handed.enqueue([5])
+    threading.Timer(0.05, handed.wake).start()
+    assert handed.take(batch_size=8, timeout=1, gather=30) == [5]  # woken (stop): what it has
+
+
 def test_wake_releases_a_waiting_take_and_a_waiting_checkpointer():
     handed = LearnQueue()
     threading.Timer(0.05, handed.wake).start()
