@@ -75,7 +75,9 @@ class LearnerProcess:
         # by one start of the embedded ``serve`` (or its migration).
         self.registry.start()
         timeout = self.config.mlflow.start_timeout_seconds
-        if timeout > 0 and not self.registry.store_was_missing:
+        # also when the store is missing: the watcher's first poll creates and migrates it, and that must not
+        # run beside learning (MLflow's import and SQLAlchemy hold the GIL), as in `serve`
+        if timeout > 0:
             if not (self.registry.wait_for_first_poll(timeout) and self.registry.watcher.status().healthy):
                 log.warning("registry not reached within %.0fs; learning into %s until it is", timeout,
                             ", ".join(f"{c}: {v}" for c, v in self.registry.serving().items()))

@@ -57,3 +57,25 @@ def test_the_registry_opens_mlflow_without_its_telemetry(tmp_path):
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr[-2000:]
     assert "TELEMETRY OFF True" in result.stdout, result.stdout
+
+
+def test_the_learner_process_also_opens_a_missing_store_before_it_learns(tmp_path, monkeypatch):
+    """``offerbandit learn`` on a fresh data dir: the store is created by the first poll before learning starts
+    (it skipped the wait when the store was missing, so MLflow's start-up ran beside learning)."""
+    from service.config import ServiceConfig
+    from service.learn_process import LearnerProcess
+
+    from decision_log import open_log
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "learner").mkdir()
+    open_log(tmp_path / "learner", writable=True).close()  # the log a serve made; no MLflow store yet
+    process = LearnerProcess(ServiceConfig(), tmp_path / "learner")
+    try:
+        process.start()
+        assert process.registry.store_was_missing
+        status = process.registry.watcher.status()
+        assert status.last_poll_time is not None and status.healthy, status  # polled before start() returned
+        assert (tmp_path / "learner" / "mlflow.db").exists()
+    finally:
+        process.stop()
