@@ -17,8 +17,11 @@ demo: $(STAMP)
 	$(BIN)/offerbandit demo
 
 # pytest exit code 5 means "no tests collected": that is a broken suite, not a pass.
+# Most tests wait (fsyncs, servers, subprocesses, polls), so more workers than the 2 cores pay; tests in one
+# xdist_group (a module-scoped fixture that runs the bench scripts) stay on one worker. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	@$(BIN)/python -m pytest; rc=$$?; \
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi
 	@$(MAKE) --no-print-directory conformance

@@ -76,6 +76,7 @@ def _expected(decisions: list[tuple[pb.Decision, float]]) -> dict[str, dict[bool
     return by
 
 
+@pytest.mark.slow
 def test_lift_by_version_and_period_through_a_real_server_and_on_each_versions_run(
         start_server, tmp_path, mlflow_template_store):
     data_dir = tmp_path / "data"
