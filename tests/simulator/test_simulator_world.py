@@ -13,8 +13,6 @@ from simulator import CustomerWorld, SimRequest, WorldConfig
 from simulator.config import CATEGORIES
 
 STATIC = WorldConfig(seed=3, fatigue=False, drift=False)
-#: the module fixtures draw one sample that every test reads: its tests stay on one xdist worker
-pytestmark = pytest.mark.xdist_group("simulator_world")
 
 
 def _stream(world: CustomerWorld, n: int) -> list[SimRequest]:
