@@ -1,4 +1,4 @@
-"""A real PostgreSQL for the tests: one cluster per test session, one fresh database per test.
+"""A real PostgreSQL for the tests: one cluster per test session (per xdist worker), one fresh database per test.
 
 The cluster is made with ``initdb`` in a temporary directory and started with ``pg_ctl`` on 127.0.0.1 and a
 free port (socket in that directory too, trust authentication for local connections, fsync left on: the
@@ -67,7 +67,19 @@ class PostgresCluster:
         self._lock = threading.Lock()
         self._template_ready = False
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        self.start()
+        self._start_on_a_free_port()
+
+    def _start_on_a_free_port(self, attempts: int = 3) -> None:
+        # The port is free when picked and bound by PostgreSQL a moment later: under xdist other workers (and
+        # their servers on port 0) bind ports in between, so a lost race picks another port.
+        for attempt in range(attempts):
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                self.port = _free_port()
 
     def _run(self, tool: str, *args: str) -> None:
         command = [*self._as_postgres, str(self.bin_dir / tool), *args]

@@ -5,10 +5,13 @@ numbers): never speed, which depends on the machine.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,8 +35,8 @@ EXPECTED_GOALS = {
 }
 EXPECTED_TABLES = {"bench_service": 6, "bench_latency": 5, "bench_learning": 4, "bench_habits": 1, "bench_learner": 1,
                    "bench_scaling": 3, "bench_pg_log": 1, "bench_shared_log": 3, "bench_log_size": 3}
-#: the module's fixture runs every script once (--tiny), several minutes on 2 cores: more than the suite's
-#: per-test timeout, which would fail the first test that uses it
+#: each script runs once per test session (--tiny), the slowest for about a minute on 2 cores, and a test that
+#: needs every script may run the missing ones itself: more than the suite's per-test timeout.
 pytestmark = pytest.mark.timeout(900)
 
 
@@ -43,15 +46,47 @@ def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
-    out = tmp_path_factory.mktemp("bench")
-    payloads = {}
-    for name in SCRIPTS:
-        extra = ["--plot", str(out / "curves.png")] if name == "bench_learning" else []
-        run(str(REPO / "bench" / f"{name}.py"), "--tiny", "--json", str(out / f"{name}.json"), *extra)
-        payloads[name] = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
-    return out, payloads
+@pytest.fixture(scope="session")
+def bench_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory for the whole run: under xdist each worker's basetemp is a child of the run's."""
+    base = tmp_path_factory.getbasetemp()
+    out = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "bench-smoke"
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def script_report(out: Path, name: str, *, wait: bool = True) -> dict | None:
+    """``name --tiny``'s JSON, run once per session across the workers: the first to need it runs it holding a
+    lock file while others wait (or, ``wait=False``, get None); a failed run is written down, so every test that
+    needs it fails with its output."""
+    target, failed = out / f"{name}.json", out / f"{name}.failed"
+    with open(out / f"{name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        if failed.exists():
+            pytest.fail(failed.read_text(encoding="utf-8"), pytrace=False)
+        if not target.exists():
+            extra = ["--plot", str(out / "curves.png")] if name == "bench_learning" else []
+            try:
+                run(str(REPO / "bench" / f"{name}.py"), "--tiny", "--json", str(target), *extra)
+            except (AssertionError, subprocess.TimeoutExpired) as exc:
+                failed.write_text(f"bench/{name}.py --tiny failed: {exc}", encoding="utf-8")
+                raise
+    return json.loads(target.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def report(bench_out: Path) -> Callable[[str], dict]:
+    return lambda name: script_report(bench_out, name)
+
+
+@pytest.fixture
+def reports(bench_out: Path) -> tuple[Path, dict[str, dict]]:
+    # the scripts no other worker is running first: this test then waits only for the ones that are
+    unclaimed = {name: script_report(bench_out, name, wait=False) for name in SCRIPTS}
+    return bench_out, {name: payload or script_report(bench_out, name) for name, payload in unclaimed.items()}
 
 
 def numbers(table: dict) -> list[float]:
@@ -59,8 +94,8 @@ def numbers(table: dict) -> list[float]:
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_report_has_the_keys_run_all_renders(reports, name):
-    payload = reports[1][name]
+def test_report_has_the_keys_run_all_renders(report, name):
+    payload = report(name)
     assert payload["script"] == name and payload["mode"] == "tiny"
     assert {"date", "cores", "python", "versions", "load_average"} <= set(payload["machine"])
     assert payload["wall_s"] > 0
@@ -73,15 +108,15 @@ def test_report_has_the_keys_run_all_renders(reports, name):
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_goals_are_positive_ratios_and_met_agrees(reports, name):
-    for goal in reports[1][name]["goals"]:
+def test_goals_are_positive_ratios_and_met_agrees(report, name):
+    for goal in report(name)["goals"]:
         assert goal["definition"]
         assert math.isfinite(goal["measured"]) and goal["measured"] > 0, goal
         assert goal["met"] == (goal["measured"] >= goal["target"]), goal
 
 
-def test_service_figures_are_sane(reports):
-    tables = {t["title"].split(" ")[0]: t for t in reports[1]["bench_service"]["tables"]}
+def test_service_figures_are_sane(report):
+    tables = {t["title"].split(" ")[0]: t for t in report("bench_service")["tables"]}
     served = tables["(a)(b)"]
     assert [row[-1] for row in served["rows"]] == [0] * len(served["rows"])  # no failed calls
     assert all(row[1] > 0 and row[2] > 0 and 0 < row[3] <= row[4] for row in served["rows"])  # p50 <= p99
@@ -89,9 +124,9 @@ def test_service_figures_are_sane(reports):
     assert log_rows[0][-1] == 1.0 and all(row[2] > 0 for row in log_rows)
 
 
-def test_learning_reports_both_worlds_every_policy_and_a_plot(reports):
-    out, payloads = reports
-    summary, per_seed, segment_curves, individual_curves = payloads["bench_learning"]["tables"]
+def test_learning_reports_both_worlds_every_policy_and_a_plot(report, bench_out):
+    out = bench_out
+    summary, per_seed, segment_curves, individual_curves = report("bench_learning")["tables"]
     for world in ("segment", "individual"):
         rows = [row for row in summary["rows"] if row[0] == world]
         policies = [row[1] for row in rows]
@@ -107,16 +142,16 @@ def test_learning_reports_both_worlds_every_policy_and_a_plot(reports):
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_scaling_covers_every_arm_count_and_log_size(reports):
-    arms, growth, log = reports[1]["bench_scaling"]["tables"]
+def test_scaling_covers_every_arm_count_and_log_size(report):
+    arms, growth, log = report("bench_scaling")["tables"]
     assert [row[0] for row in arms["rows"]] == [64, 128, 256, 512, 1024]
     assert growth["rows"][0][1:] == [1.0, 1.0]
     sizes = [row[0] for row in log["rows"]]
     assert sizes == sorted(sizes) and len(sizes) >= 2
 
 
-def test_log_size_compares_the_compact_log_with_the_old_format(reports):
-    sizes, parts, big = reports[1]["bench_log_size"]["tables"]
+def test_log_size_compares_the_compact_log_with_the_old_format(report):
+    sizes, parts, big = report("bench_log_size")["tables"]
     assert [row[0].split(",")[0] for row in sizes["rows"]] == ["sqlite"] * 3 + ["postgres"]
     assert all(row[2] < row[3] for row in sizes["rows"][:3])  # SQLite: compact below the old format
     assert big["rows"][1][1] < big["rows"][2][1]

@@ -15,6 +15,7 @@ import subprocess
 import time
 
 import grpc
+import pytest
 
 from decision_log import RewardDefaults, open_log
 from offers.v1 import decision_pb2 as pb
@@ -68,6 +69,7 @@ def _chain_event_count(registry: PolicyRegistry, version: str) -> tuple[int, int
     return total, versions
 
 
+@pytest.mark.slow
 def test_learn_resumes_after_a_sigkill_with_every_final_event_learned_exactly_once(topology):
     topology.config.write_text(CONFIG)
     replica = topology.serve()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from offers.v1 import decision_pb2 as pb
 from policies.factory import make_policy
@@ -46,6 +47,7 @@ def _publish(registry: PolicyRegistry, model: bytes, aliases=()) -> str:
                                            Lineage(None, None, None, 3000, "test")), aliases=aliases)
 
 
+@pytest.mark.slow
 def test_promote_is_gated_by_offline_estimate_and_rollback_undoes_it(start_server, tmp_path, mlflow_template_store):
     data_dir = tmp_path / "data"
     registry = PolicyRegistry(copy_store(mlflow_template_store, data_dir))

@@ -93,16 +93,23 @@ def test_learning_reaches_both_replicas_and_the_served_reward_rises(topology, po
     topology.url = postgres_url
     topology.config.write_text(CONFIG)
     a, b = Replica(topology.serve("a")), Replica(topology.serve("b"))
-    topology.learn()
     before = (a.o2_mass(), b.o2_mass())
     first_versions = {a.decide("v").policy_version, b.decide("v").policy_version}
     taken = []
-    for i in range(200):  # customers take o2, and nothing else; the reward goes to the other replica
-        decider, rewarder = (a, b) if i % 2 == 0 else (b, a)
-        decision = decider.decide(f"u{i % 50}")
-        value = 1.0 if decision.offer_id == "o2" else 0.0
-        taken.append(value)
-        rewarder.stub.Reward(pb.RewardRequest(event_id=decision.event_id, value=value), timeout=10)
+
+    def customers_take_o2(numbers: range) -> None:  # and nothing else; the reward goes to the other replica
+        for i in numbers:
+            decider, rewarder = (a, b) if i % 2 == 0 else (b, a)
+            decision = decider.decide(f"u{i % 50}")
+            value = 1.0 if decision.offer_id == "o2" else 0.0
+            taken.append(value)
+            rewarder.stub.Reward(pb.RewardRequest(event_id=decision.event_id, value=value), timeout=10)
+
+    # The first 50 before the learner starts: with it running, busy cores served them slowly enough for a model
+    # that learned o2 to be served among them (0.88 o2 under 4 xdist workers), and "early" measured no start.
+    customers_take_o2(range(50))
+    topology.learn()
+    customers_take_o2(range(50, 200))
     wait_for(lambda: a.o2_mass() > before[0] + 0.25 and b.o2_mass() > before[1] + 0.25, timeout=90,
              what="both replicas to serve a model that learned o2")
     assert a.decide("v").policy_version not in first_versions and b.decide("v").policy_version not in first_versions

@@ -39,6 +39,7 @@ window_s = 86400
 """
 
 
+@pytest.mark.slow
 def test_two_replicas_and_one_learner_share_one_postgresql_log(topology, postgres_url):
     topology.url = postgres_url
     topology.config.write_text(CONFIG)

@@ -5,11 +5,14 @@ import json
 import sqlite3
 import subprocess
 
+import pytest
+
 from policy_registry import PolicyRegistry, RegistryConfig
 from tests.cli.test_cli import run
 from tests.conftest import OFFERBANDIT
 
 
+@pytest.mark.slow
 def test_small_demo_summary_matches_its_log_and_registry(tmp_path):
     data_dir = tmp_path / "demo"
     result = run("demo", "--data-dir", str(data_dir), "--decisions", "800", "--eval-decisions", "400",

@@ -81,6 +81,7 @@ def world() -> CustomerWorld:
     return CustomerWorld(WORLD)
 
 
+@pytest.mark.slow
 def test_offline_estimates_cover_the_true_value_of_a_policy_trained_on_the_log(start_server, world):
     config, data_dir, requests = log_uniform_traffic(start_server, world.clone(), N_DECISIONS)
     policies = ["per_segment_greedy", "counterfactual:vw"]

@@ -13,6 +13,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 from policies.novelty import NoveltyConfig
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_exploration.py"
@@ -28,6 +30,7 @@ def _bench_module():
     return module
 
 
+@pytest.mark.slow
 def test_novelty_finds_hidden_interests_more_often_than_epsilon_greedy():
     bench = _bench_module()
     comparison = bench.compare(SEEDS, 200, epsilon=EPSILON, novelty=NoveltyConfig())

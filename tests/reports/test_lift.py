@@ -80,6 +80,7 @@ def _lift_json(data_dir, *extra: str) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_lift_json_through_a_real_server(start_server, tmp_path):
     """A decision enters lift once its window closed, rewarded early or not: right after the rewards nothing
     counts (counting the early rewards alone, as lift once did, would report only responders); once the

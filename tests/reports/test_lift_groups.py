@@ -76,6 +76,7 @@ def _expected(decisions: list[tuple[pb.Decision, float]]) -> dict[str, dict[bool
     return by
 
 
+@pytest.mark.slow
 def test_lift_by_version_and_period_through_a_real_server_and_on_each_versions_run(
         start_server, tmp_path, mlflow_template_store):
     data_dir = tmp_path / "data"
@@ -123,15 +124,19 @@ def test_lift_by_version_and_period_through_a_real_server_and_on_each_versions_r
     client = MlflowClient(tracking_uri=registry.config.tracking_uri, registry_uri=registry.config.tracking_uri)
     for version in (v for v in expected if v.isdigit()):
         run_id = client.get_model_version(registry.model_name("default"), version).run_id
-        cells = expected[version]
+        cells, group = expected[version], groups[version]
 
-        def recorded(run_id=run_id, cells=cells):
-            metrics = client.get_run(run_id).data.metrics
-            return metrics if metrics.get("n_treated_decisions") == len(cells[False]) \
-                and metrics.get("n_holdout_decisions") == len(cells[True]) else None
+        def recorded(run_id=run_id, cells=cells, group=group):
+            # the metrics, then the note, then the figures (record_live_results): on busy cores a read between
+            # two of them saw the metrics without the note
+            run = client.get_run(run_id)
+            metrics, note = run.data.metrics, run.data.tags.get("mlflow.note.content", "")
+            done = (metrics.get("n_treated_decisions") == len(cells[False])
+                    and metrics.get("n_holdout_decisions") == len(cells[True])
+                    and f"{group['lift']:+.4f}" in note and client.list_artifacts(run_id, "figures"))
+            return metrics if done else None
 
-        metrics = wait_for(recorded, timeout=30, what=f"version {version}'s lift on its run")
-        group = groups[version]
+        metrics = wait_for(recorded, timeout=30, what=f"version {version}'s lift, note and figure on its run")
         assert metrics["lift"] == pytest.approx(group["lift"])
         assert (metrics["lift_low"], metrics["lift_high"]) == pytest.approx((group["ci_low"], group["ci_high"]))
         assert metrics["live_reward"] == pytest.approx(group["treated_mean_reward"])

@@ -146,6 +146,7 @@ def test_a_clearly_degraded_champion_is_rolled_back_within_a_bounded_number_of_r
     assert registry.rollback_target("default") == bad
 
 
+@pytest.mark.slow
 def test_an_equally_good_champion_is_left_alone_over_a_long_run_across_its_checkpoints(
         start_server, tmp_path, mlflow_template_store):
     served, registry, good, text = _setup(start_server, tmp_path, mlflow_template_store, 300)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from offers.v1 import decision_pb2 as pb
 from tests.conftest import make_request
@@ -21,6 +22,7 @@ def response_probability(segment: str, arm: tuple[str, str, str]) -> float:
     return P_BEST if BEST[segment] == arm else P_OTHER
 
 
+@pytest.mark.slow
 def test_online_learning_beats_uniform_and_mass_marketing(start_server):
     served = start_server("[privacy]\nuser_hash_key = \"fixed-test-key-learning\"\n")
     rng = np.random.default_rng(7)

@@ -26,6 +26,7 @@ def node_modules(tmp_path_factory) -> Path:
     return target / "node_modules"
 
 
+@pytest.mark.slow
 def test_node_client_decides_and_rewards(node_modules, server_process, tmp_path):
     server = server_process(data_dir=tmp_path / "data")
     result = subprocess.run(["node", str(EXAMPLE / "client.js"), f"127.0.0.1:{server.port}"], capture_output=True,

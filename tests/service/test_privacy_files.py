@@ -32,6 +32,7 @@ def no_env_key(monkeypatch):
     monkeypatch.delenv(ENV_KEY, raising=False)
 
 
+@pytest.mark.slow
 def test_serve_process_creates_only_private_files(server_process, tmp_path, permissive_umask, no_env_key):
     import grpc
 

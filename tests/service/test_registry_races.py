@@ -138,6 +138,7 @@ model_name_template = "ob-{campaign}"
 """
 
 
+@pytest.mark.slow
 def test_rollback_across_checkpoints_with_the_servers_config(start_server, tmp_path, mlflow_template_store):
     data_dir = tmp_path / "data"
     config_file = tmp_path / "offerbandit.toml"
