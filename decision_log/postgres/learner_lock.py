@@ -46,11 +46,18 @@ def learner_lock(url: str, connect_timeout_s: float) -> Iterator[SessionLock]:
                                application_name="offerbandit-learner")
     except psycopg.Error as exc:
         raise as_log_fault(exc) from exc
+    held = False
     try:
         taken = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (ADVISORY_NAMESPACE, LEARNER_LOCK)).fetchone()
         if not (taken and taken[0]):
             raise InvalidInput(f"another offerbandit learn is learning from {mask_url(url)}: one learner per log",
                                field="log-url")
+        held = True
         yield SessionLock(conn)
     finally:
+        # released before the close: PostgreSQL drops a closed session's locks only once its backend has
+        # exited, so a learner started right after this one stopped could still find the lock taken
+        if held and not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_NAMESPACE, LEARNER_LOCK))
         conn.close()
