@@ -29,6 +29,10 @@ def demo(
     personal_features: Annotated[Optional[bool], typer.Option(
         "--personal-features/--no-personal-features",
         help="Per-customer features (default: on for the individual world, off for the segment world).")] = None,
+    lockstep: Annotated[bool, typer.Option(
+        help="Wait for the learner after each batch (and each reward for the one before): a repeatable run "
+             "whatever the machine's load; by default learning runs beside serving and lags when the machine is "
+             "busy.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -46,7 +50,7 @@ def demo(
     try:
         options = DemoOptions(data_dir=data_dir or _default_demo_dir(), decisions=decisions,
                               eval_decisions=eval_decisions, customers=customers, seed=seed,
-                              world=world, personal_features=personal_features)
+                              world=world, personal_features=personal_features, lockstep=lockstep)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("starting the server", total=decisions + eval_decisions)

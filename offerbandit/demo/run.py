@@ -63,6 +63,10 @@ class DemoOptions:
     #: per-customer features ([campaigns.<c>] personal_features); None: on for the individual world only (on
     #: the segment world, ~5 decisions per customer, they did not help: docs/demo-runs/seed-7-segment-features.json)
     personal_features: bool | None = None
+    #: each Reward waits for the one before and each batch for the learner to have learned (and published) the
+    #: rewards before it: a repeatable run whatever else the machine does (off: learning runs beside serving,
+    #: as in production, and lags on a busy machine)
+    lockstep: bool = False
 
     def __post_init__(self) -> None:
         if self.world not in DEMO_CUSTOMERS:
@@ -125,6 +129,7 @@ class DemoSummary:
     lift: DemoLift
     seconds: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    lockstep: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=float)
@@ -214,8 +219,15 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
         steps: list[Step] = []
         total = options.decisions + options.eval_decisions
 
+        def on_batch(phase: str, done: Callable[[], int]) -> Callable[[int], None]:
+            def report(_: int) -> None:
+                if options.lockstep:
+                    server.learner.wait_idle(60)
+                progress(phase, done(), total)
+            return report
+
         for step in drive(stub, world, options.decisions, batch_size=options.batch_size, mass_marketing_baseline=True,
-                          on_batch=lambda n: progress("learning online", len(steps), total)):
+                          ordered_rewards=options.lockstep, on_batch=on_batch("learning online", lambda: len(steps))):
             steps.append(step)
         server.learner.wait_idle(60)
         if server.registry is not None:
@@ -242,8 +254,8 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
             notes.append("MLflow registry disabled: no versions registered")
         eval_steps: list[Step] = []
         for step in drive(stub, world, options.eval_decisions, batch_size=options.batch_size,
-                          mass_marketing_baseline=True,
-                          on_batch=lambda n: progress("evaluation window", len(steps) + len(eval_steps), total)):
+                          mass_marketing_baseline=True, ordered_rewards=options.lockstep,
+                          on_batch=on_batch("evaluation window", lambda: len(steps) + len(eval_steps))):
             eval_steps.append(step)
         last_decided = time.time()
         server.learner.wait_idle(60)
@@ -272,6 +284,7 @@ def run_demo(options: DemoOptions, *, progress: Callable[[str, int, int], None] 
         return DemoSummary(
             data_dir=str(options.data_dir), tracking_uri=tracking_uri, world=options.world,
             customers=int(options.customers), personal_features=bool(options.personal_features),
+            lockstep=bool(options.lockstep),
             decisions=len(summary_steps),
             learning_decisions=len(steps), eval_decisions=len(eval_steps), live=live,
             fraction_of_oracle=live[0].value / oracle if oracle else 0.0, exploration_share=shares,

@@ -16,10 +16,10 @@ from tests.conftest import OFFERBANDIT
 def test_small_demo_summary_matches_its_log_and_registry(tmp_path):
     data_dir = tmp_path / "demo"
     result = run("demo", "--data-dir", str(data_dir), "--decisions", "800", "--eval-decisions", "400",
-                 "--customers", "200", "--json", timeout=300)
+                 "--customers", "200", "--lockstep", "--json", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert summary == json.loads((data_dir / "demo-summary.json").read_text())
+    assert summary == json.loads((data_dir / "demo-summary.json").read_text()) and summary["lockstep"]
     con = sqlite3.connect(data_dir / "decisions.db")
     n, = con.execute("SELECT count(*) FROM decisions").fetchone()
     assert n == summary["decisions"] == 1200
@@ -53,7 +53,9 @@ def test_small_demo_summary_matches_its_log_and_registry(tmp_path):
         assert sum(m.value for m in days) == report_run.data.metrics["exploration.n_decisions"] > 0
     live = {v["name"].split(" (")[0]: v["value"] for v in summary["live"]}
     assert live["oracle"] >= live["per-segment rules"] >= live["uniform random"]
-    assert live["offerbandit"] > live["uniform random"]
+    # lockstep: the learner keeps up however busy the machine is (learning beside serving lagged under xdist's
+    # load until it served near-uniform: 0.0482 against uniform's 0.0494)
+    assert live["offerbandit"] > live["uniform random"], live
     assert 0 < summary["fraction_of_oracle"] < 1
     for check in summary["ope"]:
         assert check["ci_low"] <= check["estimate"] <= check["ci_high"]
