@@ -7,10 +7,12 @@ import threading
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from offers.v1 import decision_pb2 as pb
 from tests.conftest import make_request
 from tests.repeats import assert_repeat_of
+from tests.waiting import wait_for
 
 SMS_CAP = """
 [log]
@@ -150,13 +152,22 @@ def _pause_writer(engine) -> threading.Event:
     return release
 
 
+def _failed_decisions(served) -> float:
+    """Decide calls the server answered with an error (its handler returned), from its metrics."""
+    return sum(sample.value for family in text_string_to_metric_families(served.server.metrics.render().decode())
+               for sample in family.samples
+               if sample.name == "offerbandit_decisions_total" and sample.labels.get("outcome") not in ("ok", None))
+
+
 def test_deadline_exceeded_means_nothing_was_committed(start_server):
     served = start_server(SMS_CAP.format(log_extra="", max_users=1000))
     release = _pause_writer(served.engine)
     try:
         code, _ = code_of(lambda: capped_timeout(served, 0.5, event_id="late"))
         assert code == grpc.StatusCode.DEADLINE_EXCEEDED
-        threading.Event().wait(0.3)  # the server's own wait ends a moment after the client's
+        # the server's own wait ends a moment after the client's (much later on a busy machine): the writer
+        # resumes only once the handler gave up, as a writer slower than the call's deadline would
+        wait_for(lambda: _failed_decisions(served) >= 1, what="the server to give up on the decision")
     finally:
         release.set()
     served.engine.log.backend.writer.write(lambda conn: None, timeout=10)  # the queue has drained
