@@ -262,8 +262,6 @@ class OnlineLearner:
                 if self._stop.is_set():
                     break
                 learned += self._learn_claimed(pending[start:start + _SWEEP_CHUNK])
-            if pending and learned >= len(pending):  # caught up: say so now, not at the next poll's sweep
-                self._report_lag(LearnLag(0, 0.0))
             return learned
         except Exception:  # noqa: BLE001 - the rest is retried at the next sweep
             log.exception("learning the final events not learned yet failed")
