@@ -79,7 +79,9 @@ def test_sigkill_mid_burst_loses_no_acknowledged_decision_or_reward(tmp_path):
         stub = pb_grpc.DecisionServiceStub(channel)
         event_id, probability = decisions[0]
         user = f"user{(int(event_id.split('-')[1]) + 1) % 50}"  # the same request: a repeat (issue 14)
-        assert stub.Decide(make_request(user=user, event_id=event_id), timeout=10).probability == probability
+        # wait_for_ready: under make test's workers the restarted server's first connection was refused once
+        assert stub.Decide(make_request(user=user, event_id=event_id), timeout=30,
+                           wait_for_ready=True).probability == probability
         channel.close()
     finally:
         assert restarted.stop(signal.SIGTERM) == 0
