@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.readme_blocks import readme_block
+from tests.readme_blocks import goal_verdict, readme_block
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results.json"
@@ -36,9 +36,10 @@ def render_block(report: dict) -> str:
                      f"| {r['x oracle']:.2f} | {r['x per-segment rules']:.2f} | {r['served'] / r['mass marketing']:.2f} |")
     goals = {g["name"]: g for g in report["goals"]}
     oracle, rules = goals["individual_vs_oracle"], goals["individual_vs_per_segment_rules"]
-    text = (f"Mean over the seeds, individual world: {oracle['measured']:.2f}× the oracle (goal {oracle['target']:g}×: "
-            f"{_verdict(oracle)}) and {rules['measured']:.2f}× per-segment rules (goal {rules['target']:g}×: "
-            f"{_verdict(rules)}).")
+    text = (f"Mean over the seeds, individual world: {oracle['measured']:.2f}× the oracle "
+            f"(goal {oracle['target']:g}×: "
+            f"{goal_verdict(oracle)}) and {rules['measured']:.2f}× per-segment rules (goal {rules['target']:g}×: "
+            f"{goal_verdict(rules)}).")
     if "segment_world_no_loss" in goals:
         loss = goals["segment_world_no_loss"]
         text += (f" Segment world: the features give {loss['measured']:.2f}× the context-only policy (goal ≥ "
@@ -49,9 +50,6 @@ def render_block(report: dict) -> str:
              f"busy machine learns a little later.)")
     return "\n".join(lines) + "\n\n" + text
 
-
-def _verdict(goal: dict) -> str:
-    return "met" if goal["met"] else "not met"
 
 
 def _report() -> dict:

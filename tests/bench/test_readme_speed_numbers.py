@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.readme_blocks import readme_block
+from tests.readme_blocks import goal_verdict, readme_block
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results.json"
@@ -34,9 +34,6 @@ def _goal(payload: dict, name: str) -> dict:
     return goal
 
 
-def _verdict(goal: dict) -> str:
-    return "met" if goal["met"] else "not met"
-
 
 def _ms(value: float) -> str:
     return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
@@ -58,9 +55,9 @@ def render_table(results: dict) -> str:
     rows = [("`DecideBatch` of 64, through gRPC",
              f"**{_per_s(batch['decisions/s'])} decisions/s** ({batch['call'].split(', ', 1)[1]}); an in-process loop "
              f"building VW text lines and calling `predict` does {_per_s(naive['decisions/s'])}/s "
-             f"({vs_naive['measured']:.2f}×, goal ≥ {vs_naive['target']:g}×: {_verdict(vs_naive)}), the cached "
+             f"({vs_naive['measured']:.2f}×, goal ≥ {vs_naive['target']:g}×: {goal_verdict(vs_naive)}), the cached "
              f"in-process `pmf_batch` {_per_s(cached['decisions/s'])}/s ({vs_cached['measured']:.2f}×, goal ≥ "
-             f"{vs_cached['target']:g}×: {_verdict(vs_cached)})")]
+             f"{vs_cached['target']:g}×: {goal_verdict(vs_cached)})")]
     fresh = _table(latency, "(a) Decide latency")
     one, eight = _row(fresh, "Decide, 1 in flight, defaults"), _row(fresh, "Decide, 8 in flight, defaults")
     one_off = _row(fresh, "Decide, 1 in flight, registry link off")
@@ -68,16 +65,16 @@ def render_table(results: dict) -> str:
                           _goal(latency, "decide_p99_within_25ms_8_in_flight"))
     rows.append(("`Decide`, 1 call in flight",
                  f"p50 {_ms(one['p50 ms'])}, **p99 {_ms(one['p99 ms'])}** with the MLflow registry link on (the "
-                 f"default; goal ≤ 10 ms: {_verdict(p99_one)}); p99 {_ms(one_off['p99 ms'])} with it off"))
+                 f"default; goal ≤ 10 ms: {goal_verdict(p99_one)}); p99 {_ms(one_off['p99 ms'])} with it off"))
     rows.append(("`Decide`, 8 calls in flight",
                  f"{_per_s(eight['decisions/s'])} decisions/s, p99 {_ms(eight['p99 ms'])} (goal ≤ 25 ms: "
-                 f"{_verdict(p99_eight)})"))
+                 f"{goal_verdict(p99_eight)})"))
     stalls = _table(latency, "(b) Decide latency (1 in flight) while")
     stall = _goal(latency, "stall_within_10ms")
     worst = max(stalls, key=lambda r: r["max - overall median ms"])
     rows.append(("slowest `Decide` while learning every decision, checkpointing every 2 s and swapping a model in",
                  f"{_ms(worst['max - overall median ms'])} over the median (under: {worst['while']}; goal: no stall "
-                 f"over 10 ms, {_verdict(stall)}); p99 "
+                 f"over 10 ms, {goal_verdict(stall)}); p99 "
                  + ", ".join(f"{r['while']} {_ms(r['p99 ms'])}" for r in stalls)))
     (floor,) = _table(latency, "Durable commit floor")
     rows.append(("a durable commit on the bench's disk (WAL, `synchronous=FULL`)",
@@ -86,7 +83,8 @@ def render_table(results: dict) -> str:
     policy, before = _row(learning, "VWPolicy.learn, one ArmSet"), _row(learning, "before")
     learn_goal = _goal(learner, "learner_events_per_s_128_arms")
     rows.append(("online learning at 128 arms (`VWPolicy.learn`)",
-                 f"{_per_s(policy['events/s'])} events/s (goal {learn_goal['target']:,.0f}: {_verdict(learn_goal)}); "
+                 f"{_per_s(policy['events/s'])} events/s (goal {learn_goal['target']:,.0f}: "
+                 f"{goal_verdict(learn_goal)}); "
                  f"the old way {_per_s(before['events/s'])}/s in the same run, VW's own `learn_multi` "
                  f"{_per_s(_row(learning, 'VW learn_multi')['events/s'])}/s"))
     per_decision = _table(sizes, "Bytes on disk per logged")
@@ -98,7 +96,7 @@ def render_table(results: dict) -> str:
                  f"SQLite **{sqlite['compact B/decision']:,}** (the same decisions the old way: "
                  f"{sqlite['old format B/decision']:,}; with SQLite's 4 KB pages "
                  f"{small_pages['compact B/decision']:,}; "
-                 f"goal ≤ 1,024: {_verdict(size_goal)}); PostgreSQL {postgres['compact B/decision']:,} "
+                 f"goal ≤ 1,024: {goal_verdict(size_goal)}); PostgreSQL {postgres['compact B/decision']:,} "
                  f"({postgres['old format B/decision']:,} the old way); a 2,000-offer offer set is stored once "
                  f"({big['bytes'] / 1000:,.0f} kB), not per decision"))
     lines = ["| what (128 joint arms: 8 offers × 4 formats × 4 slots, full ranking, every decision durably logged "
@@ -125,17 +123,18 @@ def render_scaling_table(results: dict) -> str:
     served = [p["served after s"] for p in probes]
     rows = [("decisions/s, DecideBatch of 16 × 128 arms, same client (4 channels × 4 calls in flight)",
              f"one replica {one['decisions/s']:,}; two replica processes on one log {two['decisions/s']:,} "
-             f"(**×{ratio['measured']:.1f}**, goal ≥ {ratio['target']:g}: {_verdict(ratio)})"),
+             f"(**×{ratio['measured']:.1f}**, goal ≥ {ratio['target']:g}: {goal_verdict(ratio)})"),
             ("PostgreSQL log rows/s (compact 128-arm rows), `synchronous_commit = on`",
              f"one-row calls from 8 threads {_per_s(single['rows/s'])} = **{single['x raw executemany']:.2f}×** raw "
-             f"psycopg `executemany` ({_per_s(raw['rows/s'])}; goal ≥ {pg_goal['target']:g}: {_verdict(pg_goal)}); "
+             f"psycopg `executemany` ({_per_s(raw['rows/s'])}; goal ≥ {pg_goal['target']:g}: "
+             f"{goal_verdict(pg_goal)}); "
              f"16-row calls {_per_s(batched['rows/s'])} = "
              f"{batched['x raw executemany']:.2f}×; raw binary `COPY` {_per_s(copy['rows/s'])}"),
             ("the learner (`offerbandit learn`), 128-arm events",
              f"{_per_s(learned['events/s'])} events/s ({learned['final events']:,} final events, from its ready line)"),
             ("freshness, default settings",
              f"**{min(served):.1f}–{max(served):.1f} s** from a `Reward` to a replica serving a checkpoint that "
-             f"includes it ({len(probes)} probes; goal ≤ 30 s: {_verdict(fresh)})")]
+             f"includes it ({len(probes)} probes; goal ≤ 30 s: {goal_verdict(fresh)})")]
     when = shared["machine"]["date"][:10]
     return (f"From `make bench` of {when} (`bench/bench_shared_log.py` and `bench/bench_pg_log.py`; client, servers "
             "and PostgreSQL on the same 2 cores):\n\n| what | measured |\n| --- | --- |\n"
