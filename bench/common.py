@@ -16,7 +16,7 @@ import json
 import os
 import platform
 import re
-import select
+import queue
 import signal
 import sqlite3
 import subprocess
@@ -230,26 +230,34 @@ class ServeProcess:
         launched = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, **(env or {})})
+        # one thread reads every line from the start: select() on the pipe then readline() would miss a ready
+        # line already pulled into the text wrapper's buffer behind an earlier one (the start then timed out)
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._drain, args=(lines,), daemon=True).start()
         deadline = time.time() + timeout
-        while time.time() < deadline and self.proc.poll() is None:
-            ready_now, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if not ready_now:
+        while time.time() < deadline:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None and lines.empty():
+                    break
                 continue
-            line = self.proc.stdout.readline()
-            self.output.append(line)
+            if line is None:  # the output ended: the process exited
+                break
             match = re.search(ready, line)
             if match:
                 self.start_seconds = time.perf_counter() - launched
                 self.port = int(match.group(1)) if match.groups() else 0
                 self.address = f"127.0.0.1:{self.port}"
-                threading.Thread(target=self._drain, daemon=True).start()
                 return
         self.proc.kill()
         raise RuntimeError(f"offerbandit {command[0]} did not start: " + "".join(self.output)[-2000:])
 
-    def _drain(self) -> None:
+    def _drain(self, lines: "queue.Queue[str | None]") -> None:
         for line in self.proc.stdout:
             self.output.append(line)
+            lines.put(line)
+        lines.put(None)
 
     def stop(self, timeout: float = 60) -> int:
         if self.proc.poll() is None:
