@@ -90,7 +90,8 @@ class LogOptions:
     max_group: int = 512
     max_queue: int = 20000
     busy_timeout_ms: int = 5000
-    wal_autocheckpoint_pages: int = 4000
+    wal_autocheckpoint_pages: int = 4000  # SQLite: when wal_checkpoint_seconds is 0, a commit checkpoints past this
+    wal_checkpoint_seconds: float = 0.2  # SQLite: a thread of the writer checkpoints this often (0: the commits do)
     connect_timeout_s: float = 30.0  # PostgreSQL: how long the first connection is retried
     pool_size: int = 8  # PostgreSQL: readers' connections (the writer takes one of them per group)
 

@@ -52,6 +52,7 @@ class LogConfig:
     max_group: int = 512
     max_queue: int = 20000
     wal_autocheckpoint_pages: int = 4000
+    wal_checkpoint_seconds: float = 0.2
     busy_timeout_ms: int = 5000
     retention_days: float = 0.0  # 0: keep every decision; else a background job deletes older ones
     retention_export_dir: str = ""  # non-empty: rows are exported there as Parquet before they are deleted
@@ -71,6 +72,8 @@ class LogConfig:
         object.__setattr__(self, "synchronous", self.synchronous.upper())
         check_scalar(self.max_group, "log.max_group", int, low=1)
         check_scalar(self.max_queue, "log.max_queue", int, low=1)
+        check_scalar(self.wal_autocheckpoint_pages, "log.wal_autocheckpoint_pages", int, low=0)
+        check_scalar(self.wal_checkpoint_seconds, "log.wal_checkpoint_seconds", low=0.0)
 
 
 #: ``[learning] role``: ``auto`` -- a ``serve`` on the embedded SQLite log decides, learns and publishes, one

@@ -64,6 +64,7 @@ def log_options(config: ServiceConfig) -> LogOptions:
     log = config.log
     return LogOptions(synchronous=log.synchronous, max_group=log.max_group, max_queue=log.max_queue,
                       busy_timeout_ms=log.busy_timeout_ms, wal_autocheckpoint_pages=log.wal_autocheckpoint_pages,
+                      wal_checkpoint_seconds=log.wal_checkpoint_seconds,
                       connect_timeout_s=log.connect_timeout_seconds)
 
 

@@ -43,6 +43,7 @@ class SqliteBackend(SharedOperations, LogReader):
             self.writer = LogWriter(path, synchronous=options.synchronous, max_group=options.max_group,
                                     max_queue=options.max_queue, busy_timeout_ms=options.busy_timeout_ms,
                                     autocheckpoint_pages=options.wal_autocheckpoint_pages,
+                                    wal_checkpoint_s=options.wal_checkpoint_seconds,
                                     on_queue_depth=on_queue_depth)
         else:
             _upgrade_existing(path, options.busy_timeout_ms)

@@ -21,20 +21,26 @@ from decision_log.write_outcomes import InsertOutcome
 from decision_log.sqlite.connection import connect
 from decision_log.sqlite.faults import as_log_fault
 from decision_log.sqlite.schema import migrate
+from decision_log.sqlite.wal_checkpointer import WalCheckpointer
 from decision_log.sqlite.write_ops import InsertDecisions, WriteOp, insert_rows
 
 class LogWriter(GroupCommitWriter):
     """The only writer of a SQLite log: its connection, the group's ``BEGIN IMMEDIATE`` transaction."""
 
     def __init__(self, path: Path, *, synchronous: str = "FULL", max_group: int = 512, max_queue: int = 20000,
-                 busy_timeout_ms: int = 5000, autocheckpoint_pages: int = 4000,
+                 busy_timeout_ms: int = 5000, autocheckpoint_pages: int = 4000, wal_checkpoint_s: float = 0.2,
                  on_queue_depth: Callable[[int], None] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # with a checkpointer thread, no commit checkpoints (see decision_log.sqlite.wal_checkpointer)
         self._conn = connect(self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms,
-                             autocheckpoint=autocheckpoint_pages)
+                             autocheckpoint=0 if wal_checkpoint_s > 0 else autocheckpoint_pages)
+        self.checkpointer: WalCheckpointer | None = None
         try:
             migrate(self._conn, self.path, create=True)
+            if wal_checkpoint_s > 0:
+                self.checkpointer = WalCheckpointer(self.path, interval_s=wal_checkpoint_s,
+                                                    busy_timeout_ms=busy_timeout_ms)
         except BaseException:
             self._conn.close()
             raise
@@ -51,6 +57,8 @@ class LogWriter(GroupCommitWriter):
                 for op, future in run:
                     results.append(self._one(conn, op, future))
             conn.execute("COMMIT")
+            if self.checkpointer is not None:
+                self.checkpointer.committed()
         except BaseException as exc:  # noqa: BLE001 - the whole group failed: every caller learns it
             try:
                 conn.execute("ROLLBACK")
@@ -96,6 +104,8 @@ class LogWriter(GroupCommitWriter):
         """Write everything queued, checkpoint the WAL into the main file, close."""
         if not self._stop(timeout):
             return
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         try:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
