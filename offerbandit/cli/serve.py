@@ -42,7 +42,7 @@ def serve(
     from service.config import load_config
     from service.datadir import PRIVATE_UMASK
     from service.roles import masked, with_log_url
-    from service.server import DecisionServer, TlsFiles, freeze_startup_heap, read_tokens
+    from service.server import DecisionServer, TlsFiles, freeze_startup_heap, read_tokens, shorten_gil_turns
 
     os.umask(PRIVATE_UMASK)  # before anything is created: the log, secret.key, MLflow's store
     configure_logging(log_level)
@@ -72,6 +72,7 @@ def serve(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     freeze_startup_heap()  # this process is the server: its start-up heap lives as long as it does
+    shorten_gil_turns()
     shown_host = f"[{host}]" if ":" in host else host
     print(f"listening on {shown_host}:{server.port}", flush=True)
     if metrics_port is not None and server.metrics_http is not None:
