@@ -1,8 +1,23 @@
-"""The text between two marker comments of README.md (the blocks a test renders from a committed run), and the
-words those blocks use for a bench goal."""
+"""The text between two marker comments of README.md (the blocks a test renders from a committed run), the
+committed run's reports they are rendered from, and the words those blocks use for a bench goal."""
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+#: what bench/run_all.py wrote beside bench/README.md in the committed `make bench` run
+RESULTS = REPO / "bench" / "results.json"
+
+
+def committed_bench_report(script: str) -> dict:
+    """The committed run's report of one bench script (its ``--json`` output), from bench/results.json."""
+    return json.loads(RESULTS.read_text(encoding="utf-8"))["results"][script]
+
+
+def readme_text() -> str:
+    return (REPO / "README.md").read_text(encoding="utf-8")
 
 
 def readme_block(text: str, begin: str, end: str) -> str:

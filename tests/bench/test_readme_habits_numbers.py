@@ -7,13 +7,8 @@ The block between ``<!-- habits-numbers -->`` and ``<!-- /habits-numbers -->`` i
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from tests.readme_blocks import committed_bench_report, goal_verdict, readme_block, readme_text
 
-from tests.readme_blocks import goal_verdict, readme_block
-
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "bench" / "results.json"
 BEGIN, END = "<!-- habits-numbers -->", "<!-- /habits-numbers -->"
 CONTEXT_ONLY, PERSONAL = "vw (context only)", "vw + per-customer features"
 
@@ -53,7 +48,7 @@ def render_block(report: dict) -> str:
 
 
 def _report() -> dict:
-    return json.loads(RESULTS.read_text(encoding="utf-8"))["results"]["bench_habits"]
+    return committed_bench_report("bench_habits")
 
 
 def _readme_block(text: str) -> str:
@@ -63,7 +58,7 @@ def _readme_block(text: str) -> str:
 def test_readme_habits_block_is_rendered_from_the_committed_report():
     report = _report()
     assert report["script"] == "bench_habits"
-    assert _readme_block((REPO / "README.md").read_text(encoding="utf-8")) == render_block(report).strip()
+    assert _readme_block(readme_text()) == render_block(report).strip()
 
 
 def test_the_report_is_on_held_out_seeds_only():

@@ -7,13 +7,8 @@ The block between ``<!-- learning-numbers -->`` and ``<!-- /learning-numbers -->
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from tests.readme_blocks import committed_bench_report, goal_verdict, readme_block, readme_text
 
-from tests.readme_blocks import goal_verdict, readme_block
-
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "bench" / "results.json"
 BEGIN, END = "<!-- learning-numbers -->", "<!-- /learning-numbers -->"
 
 
@@ -49,13 +44,13 @@ def render_block(report: dict) -> str:
 
 
 def _report() -> dict:
-    return json.loads(RESULTS.read_text(encoding="utf-8"))["results"]["bench_learning"]
+    return committed_bench_report("bench_learning")
 
 
 def test_readme_learning_block_is_rendered_from_the_committed_report():
     report = _report()
     assert report["script"] == "bench_learning"
-    block = readme_block((REPO / "README.md").read_text(encoding="utf-8"), BEGIN, END).strip()
+    block = readme_block(readme_text(), BEGIN, END).strip()
     assert block == render_block(report).strip()
 
 

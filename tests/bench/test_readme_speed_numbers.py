@@ -8,12 +8,8 @@ a run committed without the text, fails. To quote a new run: ``make bench``, the
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from tests.readme_blocks import goal_verdict, readme_block
-
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "bench" / "results.json"
+from tests.readme_blocks import REPO, RESULTS, goal_verdict, readme_block
 BEGIN, END = "<!-- speed-numbers -->", "<!-- /speed-numbers -->"
 SCALING_BEGIN, SCALING_END = "<!-- scaling-numbers -->", "<!-- /scaling-numbers -->"
 
