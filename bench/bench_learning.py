@@ -93,8 +93,10 @@ def world_configs(world: str, args) -> list[WorldConfig]:
             for seed in seeds]
 
 
-def serve_policy(world: str, config: WorldConfig, policy: str, n: int, workdir: Path, registry_wait_s: float) -> Run:
-    extra = VW_EXTRA[world] if policy == "vw" else f'policy = "{policy}"'
+def serve_policy(world: str, config: WorldConfig, policy: str, n: int, workdir: Path, registry_wait_s: float,
+                 *, vw_extra: str = "") -> Run:
+    """``vw_extra``: campaign TOML lines added to the VW policy's (bench/tune_individual.py tries settings)."""
+    extra = "\n".join(filter(None, (VW_EXTRA[world], vw_extra))) if policy == "vw" else f'policy = "{policy}"'
     steps = serve_world(config, extra, workdir / f"{world}-{config.seed}-{policy}", registry_wait_s,
                         "bench-learning-hash-key", n)
     served = np.array([s.expected_reward for s in steps])

@@ -6,7 +6,7 @@
 Not part of ``make bench``: this is where a default is chosen before ``bench_learning.py`` and
 ``bench_habits.py`` report it on seeds it never saw. Each seed is served by its own ``offerbandit serve
 --port 0`` (``personal_features = true`` plus ``--extra``, TOML lines of the campaign) and driven for 60
-decisions per customer (``bench.served_runs.serve_world``); the figure is the last sixth's served mean
+decisions per customer (``bench_learning.serve_policy``, as the learning bench serves it); the figure is the last sixth's served mean
 over the oracle and over per-segment rules in hindsight, as the learning bench reports it.
 
 Report seeds are refused: a setting tuned on them would make the learning bench's figures optimistic.
@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_learning import (DECISIONS_PER_CUSTOMER, INDIVIDUAL_REPORT_SEEDS,  # noqa: E402
-                                  INDIVIDUAL_TUNING_SEEDS, VW_EXTRA)
-from bench.served_runs import WindowValues, last_sixth, serve_world, window_values  # noqa: E402
+                                  INDIVIDUAL_TUNING_SEEDS, serve_policy)
+from bench.served_runs import WindowValues  # noqa: E402
 from simulator import WorldConfig  # noqa: E402
 
 REPORT_SEEDS = frozenset(seed for seeds in INDIVIDUAL_REPORT_SEEDS.values() for seed in seeds)
@@ -47,9 +47,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 def tune_run(seed: int, customers: int, extra: str) -> WindowValues:
     config = WorldConfig(seed=seed, n_customers=customers, fatigue=False, drift=False, habits="individual")
     with tempfile.TemporaryDirectory(prefix=f"tune-{seed}-") as workdir:
-        steps = serve_world(config, VW_EXTRA["individual"] + "\n" + extra, Path(workdir), 0.0,
-                            "bench-learning-hash-key", customers * DECISIONS_PER_CUSTOMER)
-    return window_values(last_sixth(steps))
+        return serve_policy("individual", config, "vw", customers * DECISIONS_PER_CUSTOMER, Path(workdir), 0.0,
+                            vw_extra=extra).last
 
 
 def main(argv: list[str] | None = None) -> None:
