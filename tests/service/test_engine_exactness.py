@@ -190,6 +190,8 @@ def test_a_full_queue_refusal_leaves_no_contact(start_server):
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "queue" in details
     finally:
         release.set()
+    # the writer must take the filler job before the slot is free again (on a loaded machine it may not yet)
+    wait_for(lambda: writer.queue_depth == 0, what="the writer to drain its one-slot queue")
     decision = capped(served)
     assert decision.exploration != "no_contact" and decision.format == "sms"
     assert capped(served).no_contact_reason == "cap"  # and the committed one does count
