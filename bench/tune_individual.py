@@ -6,8 +6,8 @@
 Not part of ``make bench``: this is where a default is chosen before ``bench_learning.py`` and
 ``bench_habits.py`` report it on seeds it never saw. Each seed is served by its own ``offerbandit serve
 --port 0`` (``personal_features = true`` plus ``--extra``, TOML lines of the campaign) and driven for 60
-decisions per customer (``bench_learning.serve_policy``, as the learning bench serves it); the figure is the last sixth's served mean
-over the oracle and over per-segment rules in hindsight, as the learning bench reports it.
+decisions per customer by ``bench_learning.serve_policy``; the figures are the last sixth's served mean over
+the oracle and over per-segment rules in hindsight, as the learning bench serves and reports them.
 
 Report seeds are refused: a setting tuned on them would make the learning bench's figures optimistic.
 One seed moves by about +-0.03 x oracle from run to run and a change can win on one tuning seed and lose
