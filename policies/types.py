@@ -6,6 +6,7 @@ Everything here is immutable; mappings are read-only views so a record can be sh
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -45,16 +46,47 @@ class JointArm:
     time_slot: str
 
 
-#: The history dimensions per-customer features aggregate, with their one-letter codes (JSON, VW).
+#: The history dimensions per-customer features aggregate, with their one-letter codes (JSON, VW). ``cell``
+#: is the joint (category, format, time slot) of a contact, keyed by :func:`cell_key`: what a per-customer
+#: model of the three needs (marginal counts cannot tell which format answered in which category).
 CUSTOMER_FEATURE_DIMENSIONS: tuple[tuple[str, str], ...] = (("category", "c"), ("format", "f"), ("time_slot", "t"),
-                                                            ("offer", "o"))
+                                                            ("offer", "o"), ("cell", "j"))
 _DIMENSION_OF_CODE = {code: name for name, code in CUSTOMER_FEATURE_DIMENSIONS}
+#: joins a cell's three values; each value is escaped first (``%`` -> ``%25``, the separator -> ``%1f``), so
+#: a key splits back into exactly the values it was made of, whatever a catalogue holds
+CELL_SEPARATOR = "\x1f"
+
+
+def _escape_cell_part(value: str) -> str:
+    return value.replace("%", "%25").replace(CELL_SEPARATOR, "%1f")
+
+
+_CELL_ESCAPE = re.compile("%(25|1f)")
+
+
+def _unescape_cell_part(value: str) -> str:
+    return _CELL_ESCAPE.sub(lambda match: "%" if match.group(1) == "25" else CELL_SEPARATOR, value)
+
+
+def cell_key(category: str, fmt: str, time_slot: str) -> str:
+    """The ``cell`` value of a contact with this category, format and time slot."""
+    return CELL_SEPARATOR.join(map(_escape_cell_part, (category, fmt, time_slot)))
+
+
+def split_cell_key(key: str) -> tuple[str, str, str]:
+    """The (category, format, time slot) of a :func:`cell_key` (ValueError for anything else)."""
+    parts = key.split(CELL_SEPARATOR)
+    if len(parts) != 3:
+        raise ValueError(f"not a cell key: {key!r}")
+    category, fmt, time_slot = map(_unescape_cell_part, parts)
+    return category, fmt, time_slot
 
 
 @dataclass(frozen=True, slots=True)
 class CustomerFeatures:
     """Aggregates of one customer's own history as a decision used them (DESIGN-NOTES "Per-customer
-    features"): per dimension (``category``, ``format``, ``time_slot``, ``offer``) and value, ``(shown, responded)``:
+    features"): per dimension (``category``, ``format``, ``time_slot``, ``offer``, ``cell``) and value,
+    ``(shown, responded)``:
     how many counted contacts within the history horizon showed it and how many of those got a positive
     response received before the decision. No user key: only counts per value of the catalogue."""
 

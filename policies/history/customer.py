@@ -1,5 +1,5 @@
 """Per-customer features from the history a decision reads: shows and positive responses per category,
-format, time slot and offer within the store's horizon, as of the decision (rewards received before it only).
+format, time slot, offer and (category, format, time slot) cell within the store's horizon, as of the decision (rewards received before it only).
 
 They are computed once, at decision time, stored in the decision's log row as used, and read back from
 the row by learning, off-policy evaluation and exports (never recomputed from a later history). A cold

@@ -12,6 +12,7 @@ from offerbandit.errors import InvalidInput
 from policies.types import JointArm
 
 __all__ = [
+    "COUNTED_DIMENSIONS",
     "HISTORY_DIMENSIONS",
     "HistoryConfig",
     "HistoryRecord",
@@ -21,6 +22,9 @@ __all__ = [
 
 #: Dimensions over which "shown" and "responded" sets are kept (see `UserHistory.shown`).
 HISTORY_DIMENSIONS: tuple[str, ...] = ("category", "format", "time_slot", "offer")
+#: What is counted per value: `HISTORY_DIMENSIONS` and the joint (category, format, time slot) ``cell`` of a
+#: contact (`policies.types.cell_key`), which per-customer features log and rules never read.
+COUNTED_DIMENSIONS: tuple[str, ...] = HISTORY_DIMENSIONS + ("cell",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,7 @@ class UserHistory:
     def __post_init__(self) -> None:
         object.__setattr__(self, "contact_times", MappingProxyType(dict(self.contact_times)))
         for name in ("shown_value_counts", "responded_value_counts"):
-            counts = {check_dimension(dim): MappingProxyType(dict(values))
+            counts = {check_dimension(dim, COUNTED_DIMENSIONS): MappingProxyType(dict(values))
                       for dim, values in getattr(self, name).items() if values}
             object.__setattr__(self, name, MappingProxyType(counts))
 
@@ -103,15 +107,20 @@ class UserHistory:
         return getattr(self, _SHOWN_FIELD[check_dimension(dimension)])
 
     def shown_counts(self, dimension: str) -> Mapping[str, int]:
-        """How many counted contacts within the horizon showed each value of ``dimension``."""
-        counts = self.shown_value_counts.get(check_dimension(dimension))
+        """How many counted contacts within the horizon showed each value of ``dimension`` (one of
+        `COUNTED_DIMENSIONS`; a history built without ``cell`` counts has none)."""
+        counts = self.shown_value_counts.get(check_dimension(dimension, COUNTED_DIMENSIONS))
+        if counts is None and dimension == "cell":
+            return MappingProxyType({})
         if counts is None:
             return MappingProxyType(dict.fromkeys(self.shown(dimension), 1))
         return counts
 
     def responded_counts(self, dimension: str) -> Mapping[str, int]:
         """How many positive responses within the horizon each value of ``dimension`` got."""
-        counts = self.responded_value_counts.get(check_dimension(dimension))
+        counts = self.responded_value_counts.get(check_dimension(dimension, COUNTED_DIMENSIONS))
+        if counts is None and dimension == "cell":
+            return MappingProxyType({})
         if counts is None:
             return MappingProxyType(dict.fromkeys(self.responded(dimension), 1))
         return counts
@@ -132,8 +141,8 @@ _SHOWN_FIELD = {d: f"shown_{d}s" if d != "category" else "shown_categories" for 
 _RESPONDED_FIELD = {d: f"responded_{d}s" if d != "category" else "responded_categories" for d in HISTORY_DIMENSIONS}
 
 
-def check_dimension(dimension: str) -> str:
-    if dimension not in HISTORY_DIMENSIONS:
-        raise InvalidInput(f"unknown history dimension {dimension!r}; known: {HISTORY_DIMENSIONS}", field="dimension")
+def check_dimension(dimension: str, known: tuple[str, ...] = HISTORY_DIMENSIONS) -> str:
+    if dimension not in known:
+        raise InvalidInput(f"unknown history dimension {dimension!r}; known: {known}", field="dimension")
     return dimension
 

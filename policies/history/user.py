@@ -17,15 +17,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from policies.history.records import HISTORY_DIMENSIONS, HistoryConfig, UserHistory
-from policies.types import JointArm
+from policies.history.records import COUNTED_DIMENSIONS, HISTORY_DIMENSIONS, HistoryConfig, UserHistory
+from policies.types import JointArm, cell_key
 
 __all__ = ["UserHandle", "UserState"]
 
 
-def _values(arm: JointArm, category: str) -> tuple[str, str, str, str]:
-    """The arm's value in each of `HISTORY_DIMENSIONS`, in that order."""
-    return (category, arm.format, arm.time_slot, arm.offer_id)
+def _values(arm: JointArm, category: str) -> tuple[str, str, str, str, str]:
+    """The arm's value in each of `COUNTED_DIMENSIONS`, in that order."""
+    return (category, arm.format, arm.time_slot, arm.offer_id, cell_key(category, arm.format, arm.time_slot))
 
 
 @dataclass(slots=True)
@@ -33,7 +33,7 @@ class _Entry:
     when: float
     seq: int
     event_id: str
-    values: tuple[str, str, str, str]
+    values: tuple[str, str, str, str, str]
 
     @property
     def key(self) -> tuple[float, int]:
@@ -48,7 +48,7 @@ class _TimedCounts:
         self.entries: dict[tuple[float, int], _Entry] = {}
         # plain dicts (value -> count), one per dimension: a Counter costs ~5 µs to build, and every new
         # customer's state builds eight
-        self.counts: tuple[dict[str, int], ...] = tuple({} for _ in HISTORY_DIMENSIONS)
+        self.counts: tuple[dict[str, int], ...] = tuple({} for _ in COUNTED_DIMENSIONS)
         self.times_by_format: dict[str, list[float]] = {}
 
     def __len__(self) -> int:
@@ -91,7 +91,8 @@ class _TimedCounts:
         return self.drop_oldest(bisect_left(self.keys, (cutoff, -1)))
 
     def shown_sets(self) -> tuple[frozenset[str], ...]:
-        return tuple(frozenset(c) for c in self.counts)
+        """The values held per dimension of `HISTORY_DIMENSIONS` (cells are only counted)."""
+        return tuple(frozenset(c) for c in self.counts[:len(HISTORY_DIMENSIONS)])
 
 
 class UserState:
@@ -213,8 +214,8 @@ class UserHandle:
             responded_time_slots=responded[2],
             responded_offers=responded[3],
             contact_times={f: tuple(t) for f, t in state.contacts.times_by_format.items()},
-            shown_value_counts=dict(zip(HISTORY_DIMENSIONS, state.contacts.counts)),
-            responded_value_counts=dict(zip(HISTORY_DIMENSIONS, state.responses.counts)),
+            shown_value_counts=dict(zip(COUNTED_DIMENSIONS, state.contacts.counts)),
+            responded_value_counts=dict(zip(COUNTED_DIMENSIONS, state.responses.counts)),
         )
 
     def expire(self, now: float) -> None:

@@ -9,7 +9,7 @@ Namespaces (VW interacts namespaces by their first letter)::
                                                        feature called "id" cannot collide)
     f   format / channel           "format=<value>"   (arm line)
     t   send-time slot             "slot=<value>"     (arm line)
-    m   this arm x this customer   "<d>r:x" "<d>n:x"  (arm line; only with ``personal_features``: log1p
+    m   this arm x this customer   "<d>r:x" "<d>n:x"  (arm line; only with ``personal_model = "match"``: log1p
                                                        of the customer's responses (r) and of the shows
                                                        left unanswered (n) for THIS arm's category
                                                        (d = c), format (f), slot (t) and offer (o), from
@@ -85,7 +85,7 @@ TIME_NAMESPACE = "t"
 
 #: context x offer, context x format, context x time (categorical and numeric), format x time.
 DEFAULT_INTERACTIONS: tuple[str, ...] = ("uo", "uf", "ut", "no", "nf", "nt", "ft")
-#: what ``personal_features`` adds to a campaign's interactions: the match features' pairs and triples
+#: what ``personal_model = "match"`` adds to a campaign's interactions: the match features' pairs and triples
 #: (answered the arm's category AND its format AND its slot is worth more than the sum: the world is
 #: additive in log-odds, VW's regression is linear in the reward).
 PERSONAL_INTERACTIONS: tuple[str, ...] = ("mm", "mmm")
@@ -95,6 +95,8 @@ PERSONAL_INTERACTIONS: tuple[str, ...] = ("mm", "mmm")
 #: 100 customers, 0.35x -> 0.43x with 40 (0.30x at 0.25).
 PERSONAL_LEARNING_RATE = 1.0
 MATCH_NAMESPACE = "m"
+#: the customer-feature dimensions the match features read (the joint cells are for `policies.personal`)
+_MATCH_DIMENSIONS = frozenset({"category", "format", "time_slot", "offer"})
 _NAMESPACE_LETTERS = frozenset("unoftm")
 
 # Everything VW's text parser treats specially, plus what cannot cross into C++ as UTF-8.
@@ -204,7 +206,7 @@ def match_parts(arm_set: ArmSet, customer: CustomerFeatures | None) -> list[str]
         return None
     counts = customer.counts
     by_dimension = {dimension: _dimension_tokens(counts.get(dimension, {}), code)
-                    for dimension, code in CUSTOMER_FEATURE_DIMENSIONS}
+                    for dimension, code in CUSTOMER_FEATURE_DIMENSIONS if dimension in _MATCH_DIMENSIONS}
     category, fmt, slot = by_dimension["category"], by_dimension["format"], by_dimension["time_slot"]
     offer_tokens = by_dimension["offer"]
     offers = arm_set.offers

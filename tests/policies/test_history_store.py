@@ -373,3 +373,21 @@ def test_forget_drops_the_committed_past_rereads_the_log_and_keeps_contacts_in_f
     assert not history.responded_offers
     store.discard("u", "in-flight")  # its commit failed after all: it goes as if never recorded
     assert store.snapshot("u", 104.0).n_contacts == 1
+
+
+def test_cells_count_the_joint_category_format_and_slot_not_the_product_of_the_marginals():
+    """Travel by SMS in the morning answered, food by e-mail in the evening ignored: the marginals alone cannot
+    tell travel-by-e-mail from travel-by-SMS; the cells can, and they leave the horizon with their contacts."""
+    from policies.history.customer import customer_features
+    from policies.types import cell_key
+
+    store = _store(horizon_s=100.0)
+    store.record_contact("u", event_id="a", when=1.0, arm=SMS_MORNING, category="travel", counts=True)
+    store.record_response("u", event_id="a", when=2.0, arm=SMS_MORNING, category="travel", reward=1.0)
+    store.record_contact("u", event_id="b", when=50.0, arm=EMAIL_EVENING, category="food", counts=True)
+    store.record_contact("u", event_id="c", when=60.0, arm=EMAIL_EVENING, category="food", counts=True)
+    cells = customer_features(store.snapshot("u", 70.0)).counts["cell"]
+    assert dict(cells) == {cell_key("travel", "sms", "morning"): (1, 1), cell_key("food", "email", "evening"): (2, 0)}
+    assert cell_key("travel", "email", "morning") not in cells
+    later = customer_features(store.snapshot("u", 140.0)).counts["cell"]  # contact "a" and its answer expired
+    assert dict(later) == {cell_key("food", "email", "evening"): (2, 0)}
