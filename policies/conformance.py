@@ -28,7 +28,8 @@ from policies.contract import Policy
 from policies.factory import make_policy, policy_names
 from policies.novelty import Mixture, novelty_mixture
 from policies.sampler import Draw, two_stage_draw
-from policies.types import ArmSet, DecisionContext, JointArm, LearningEvent, Offer
+from policies.types import (CUSTOMER_FEATURE_DIMENSIONS, ArmSet, CustomerFeatures, DecisionContext, JointArm,
+                            LearningEvent, Offer, cell_key)
 
 __all__ = ["DrawFunction", "PolicyFactory", "check_draws_follow_mixture", "check_policy", "registered_factories",
            "served_mixture", "yield_checks"]
@@ -68,11 +69,30 @@ def sample_arm_set(rng: np.random.Generator) -> ArmSet:
     return ArmSet(tuple(arm for arm, kept in zip(full.arms, keep) if kept), full.offers)
 
 
+def sample_customer(rng: np.random.Generator) -> CustomerFeatures | None:
+    """Per-customer counts as a decision logs them (None, a cold customer, half the time): a few contacts
+    of the catalogue, some answered, counted per value and per (category, format, slot) cell."""
+    if rng.random() < 0.5:
+        return None
+    counts: dict[str, dict[str, list[int]]] = {name: {} for name, _ in CUSTOMER_FEATURE_DIMENSIONS}
+    for _ in range(int(rng.integers(1, 6))):
+        offer = OFFERS[rng.integers(len(OFFERS))]
+        fmt, slot = FORMATS[rng.integers(len(FORMATS))], SLOTS[rng.integers(len(SLOTS))]
+        answered = int(rng.random() < 0.4)
+        for name, value in (("category", offer.category), ("format", fmt), ("time_slot", slot),
+                            ("offer", offer.id), ("cell", cell_key(offer.category, fmt, slot))):
+            pair = counts[name].setdefault(value, [0, 0])
+            pair[0] += 1
+            pair[1] += answered
+    return CustomerFeatures({name: {v: (s, r) for v, (s, r) in values.items()} for name, values in counts.items()})
+
+
 def sample_context(rng: np.random.Generator) -> DecisionContext:
     return DecisionContext(
         user_key=f"user-{rng.integers(1000)}",
         context={"segment": f"seg-{rng.integers(3)}", "device": ("ios", "android")[rng.integers(2)]},
         numeric={"tenure": float(rng.integers(0, 60))},
+        customer=sample_customer(rng),
     )
 
 

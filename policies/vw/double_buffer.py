@@ -130,6 +130,9 @@ class DoubleBufferedLearner:
         """pmfs of the learning workspace (everything learned so far, published or not)."""
         return self.learning.predict_pmf_batch(items)
 
+    def predict_costs_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
+        return self._serve(lambda serving: serving.predict_costs_batch(items))
+
     def learn(self, events: Iterable[LearningEvent]) -> None:
         events = list(events)
         with self._learn_lock:

@@ -146,6 +146,15 @@ class _KnownArmSet:
 KNOWN_ARM_SETS = 256
 
 
+def _fresh_lines(context: DecisionContext, arm_set: ArmSet) -> list[str]:
+    """One decision's VW text lines built from scratch (no cache)."""
+    check_context(context)
+    parts = offer_parts(arm_set)
+    matches = match_parts(arm_set, context.customer) or [""] * len(arm_set.arms)
+    return [shared_line(context), *(parts[arm.offer_id] + arm_suffix(arm) + match
+                                    for arm, match in zip(arm_set.arms, matches))]
+
+
 class CbAdfLearner:
     """A ``--cb_explore_adf`` workspace with its feature mapping, arm cache and lock.
 
@@ -231,11 +240,23 @@ class CbAdfLearner:
 
     def _pmf_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
         self._check_open()
-        examples = self._examples(context, arm_set)
+        return self._predict_locked(self._examples(context, arm_set), len(arm_set.arms))
+
+    def _predict_locked(self, examples: list[Any], n_arms: int) -> np.ndarray:
         pmf = np.array(predict_multi(self._vw, examples), dtype=np.float64)
-        if pmf.shape != (len(arm_set.arms),):
-            raise ModelError(f"VW returned {pmf.shape[0]} probabilities for {len(arm_set.arms)} arms")
+        if pmf.shape != (n_arms,):
+            raise ModelError(f"VW returned {pmf.shape[0]} probabilities for {n_arms} arms")
         return pmf
+
+    def _costs_locked(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+        """The cost VW's regression predicts for each arm (its score before exploration), in arm order: the
+        arm examples' partial predictions, which the predict that forms the pmf leaves on them."""
+        self._check_open()
+        return self._costs_of_locked(self._examples(context, arm_set), len(arm_set.arms))
+
+    def _costs_of_locked(self, examples: list[Any], n_arms: int) -> np.ndarray:
+        self._predict_locked(examples, n_arms)
+        return np.array([example.get_partial_prediction() for example in examples[1:]], dtype=np.float64)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -248,11 +269,7 @@ class CbAdfLearner:
 
     def predict_pmf_uncached(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
         """The same pmf from freshly built text lines (the slow path; a reference for tests and bench)."""
-        check_context(context)
-        parts = offer_parts(arm_set)
-        matches = match_parts(arm_set, context.customer) or [""] * len(arm_set.arms)
-        lines = [shared_line(context), *(parts[arm.offer_id] + arm_suffix(arm) + match
-                                         for arm, match in zip(arm_set.arms, matches))]
+        lines = _fresh_lines(context, arm_set)
         with self._lock:
             self._check_open()
             return np.asarray(self._vw.predict(lines), dtype=np.float64)
@@ -261,6 +278,18 @@ class CbAdfLearner:
         """Many pmfs under one lock acquisition."""
         with self._lock:
             return [self._pmf_locked(context, arm_set) for context, arm_set in items]
+
+    def predict_costs_batch(self, items: Sequence[tuple[DecisionContext, ArmSet]]) -> list[np.ndarray]:
+        """Each decision's predicted cost per arm (see :meth:`_costs_locked`), under one lock acquisition."""
+        with self._lock:
+            return [self._costs_locked(context, arm_set) for context, arm_set in items]
+
+    def predict_costs_uncached(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
+        """The same costs from freshly built and parsed text lines (the slow path; a reference for tests)."""
+        lines = _fresh_lines(context, arm_set)
+        with self._lock:
+            self._check_open()
+            return self._costs_of_locked([self._parse_one(line) for line in lines], len(arm_set.arms))
 
     def learn(self, events: Iterable[LearningEvent]) -> None:
         """Learn each event in order; only the chosen arm is labelled ``cost:probability``.

@@ -43,3 +43,15 @@ def _double_buffered_vw(seed):
 @pytest.mark.parametrize("check", list(yield_checks(_double_buffered_vw)), ids=lambda check: check.__name__)
 def test_double_buffered_vw_conforms(check):
     check(_double_buffered_vw)
+
+
+def _posterior_vw(seed):
+    """VW as the population model under the per-customer posterior (issue 16); the battery's contexts carry
+    customer features half the time, cells included."""
+    from policies.vw import VWPolicy, VWPolicyConfig
+    return VWPolicy(VWPolicyConfig(seed=seed, bits=18, personal_model="posterior"))
+
+
+@pytest.mark.parametrize("check", list(yield_checks(_posterior_vw)), ids=lambda check: check.__name__)
+def test_posterior_vw_conforms(check):
+    check(_posterior_vw)
