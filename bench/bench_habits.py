@@ -10,10 +10,10 @@ request stream goes through DecideBatch and each response through Reward
 are the mean TRUE response probability of the served arm over the LAST SIXTH of the run, next to, on the
 same requests: the oracle (each customer's best arm), mass marketing (the best single arm of the world's
 reference sample) and per-segment rules in hindsight (the best arm of each segment on those requests).
-Fatigue and drift are off. Seeds: ``TUNING_SEEDS`` (and the e2e test's world, seed 404) were used to choose
-the feature design (per-arm match features: log1p of the customer's responses and unanswered shows for the
-arm's own category, format, slot and offer, with ``mm``/``mmm``; see policies/vw/features.py for what lost);
-the figures reported come from ``--seeds`` (default ``REPORT_SEEDS``), never tuned on.
+Fatigue and drift are off. Seeds: ``TUNING_SEEDS`` (and 404) were used to choose the per-customer designs
+(first VW's match features, see policies/vw/features.py for what lost; then the per-customer posterior over
+VW's population model, policies/personal.py, the default, also tuned in process on 111 and 606); the
+figures reported come from ``--seeds`` (default ``REPORT_SEEDS``), never tuned on.
 """
 from __future__ import annotations
 

@@ -25,9 +25,10 @@ once). The curves are window means (the individual world's: mean over its seeds)
 Tuning and reporting seeds: the VW defaults (``service/config.py``) were chosen in-process on the segment
 simulator without the seeds being recorded; treat ``TUNING_SEEDS`` (0, the simulator's default; 7,
 the demo's; 11, this bench's world until issue 16) as the worlds they were tuned on; this bench reports on
-seed 23. The per-customer feature design (policies/vw/features.py) was chosen on the individual-habit
-seeds ``INDIVIDUAL_TUNING_SEEDS`` (101, and 404 of the e2e test until it moved); this bench reports on
-others. Writes bench/out/learning_curves.png (and docs/learning_curves.png when it is under 200 KB,
+seed 23. The per-customer designs (the match features of policies/vw/features.py, then the posterior of
+policies/personal.py, the default) were chosen on the individual-habit seeds ``INDIVIDUAL_TUNING_SEEDS``
+(101 and 404) through the server, the posterior's defaults also on ``INDIVIDUAL_IN_PROCESS_TUNING_SEEDS``
+(111 and 606) in process; this bench reports on others. Writes bench/out/learning_curves.png (and docs/learning_curves.png when it is under 200 KB,
 except in --tiny runs).
 """
 from __future__ import annotations
@@ -60,8 +61,10 @@ DECISIONS_PER_CUSTOMER = 60
 #: the segment worlds the VW defaults may have been tuned on (see the module docstring)
 TUNING_SEEDS = (0, 7, 11)
 WORLD = WorldConfig(seed=23, n_customers=2000, fatigue=False, drift=False)
-#: the individual-habit worlds the per-customer feature design was chosen on
+#: the individual-habit worlds the per-customer designs were chosen on through the server (bench/tune_individual.py)
 INDIVIDUAL_TUNING_SEEDS = (101, 404)
+#: and the ones the posterior's defaults (policies/personal.py) were also tuned on in process
+INDIVIDUAL_IN_PROCESS_TUNING_SEEDS = (111, 606)
 INDIVIDUAL_REPORT_SEEDS = {"full": (202, 303, 505), "quick": (202, 303), "tiny": (202,)}
 DOCS_PNG_LIMIT = 200 * 1024
 #: the levels every policy is measured against, on the same requests
@@ -243,7 +246,7 @@ def main() -> None:
     add_goals(report, runs)
     for world in worlds:
         seeds = sorted({r.seed for r in runs[world]})
-        tuned = TUNING_SEEDS if world == "segment" else INDIVIDUAL_TUNING_SEEDS
+        tuned = TUNING_SEEDS if world == "segment" else INDIVIDUAL_TUNING_SEEDS + INDIVIDUAL_IN_PROCESS_TUNING_SEEDS
         report.note(f"{world} world: learned policy at "
                     f"{ratio(runs[world], 'vw', lambda r: r.last.served / r.last.oracle):.1%} of the oracle and "
                     f"{ratio(runs[world], 'vw', lambda r: r.last.served / r.last.per_segment):.2f}x per-segment "

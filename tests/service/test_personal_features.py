@@ -16,7 +16,7 @@ from offline_eval.log_dataset import load_dataset
 from offline_eval.parquet_dataset import load_parquet_dataset
 from policies.types import CustomerFeatures
 from policies.vw.features import MATCH_NAMESPACE, PERSONAL_INTERACTIONS, PERSONAL_LEARNING_RATE, match_parts
-from service.config import parse_config
+from service.config import PERSONAL_MODEL, parse_config
 from tests.conftest import OFFERS, make_request
 
 ON = '[privacy]\nuser_hash_key = "personal-features-key-01"\n[campaigns.default]\npersonal_features = true\n'
@@ -33,14 +33,19 @@ def _decide(served, user: str = "alice"):
     return served.stub.Decide(make_request(user=user), timeout=10)
 
 
-def test_the_switch_adds_the_customer_interactions_once_and_must_be_a_bool():
+def test_the_switch_picks_the_posterior_and_the_match_model_gets_its_interactions_once():
     campaign = parse_config(ON).campaigns["default"]
-    interactions = tuple(campaign.policy_params["interactions"])
+    assert campaign.policy_params["personal_model"] == "posterior" == PERSONAL_MODEL
+    assert not set(PERSONAL_INTERACTIONS) & set(campaign.policy_params.get("interactions", ()))
+    match = parse_config(ON + '[campaigns.default.policy_params]\npersonal_model = "match"\n').campaigns["default"]
+    interactions = tuple(match.policy_params["interactions"])
     assert interactions[-len(PERSONAL_INTERACTIONS):] == PERSONAL_INTERACTIONS and len(set(interactions)) == len(interactions)
     assert not set(PERSONAL_INTERACTIONS) & set(parse_config(OFF).campaigns["default"].policy_params["interactions"])
     assert parse_config(OFF).campaigns["default"].personal_features is False
+    assert "personal_model" not in parse_config(OFF).campaigns["default"].policy_params
     # the faster learning rate comes with the switch, and a campaign's own learning_rate wins
-    assert campaign.policy_params["learning_rate"] == PERSONAL_LEARNING_RATE != 0.5
+    assert campaign.policy_params["learning_rate"] == match.policy_params["learning_rate"] == PERSONAL_LEARNING_RATE
+    assert PERSONAL_LEARNING_RATE != 0.5
     assert "learning_rate" not in parse_config(OFF).campaigns["default"].policy_params
     own = parse_config(ON + "[campaigns.default.policy_params]\nlearning_rate = 0.3\n").campaigns["default"]
     assert own.policy_params["learning_rate"] == 0.3
@@ -78,7 +83,8 @@ def test_off_by_default_no_features_in_rows(start_server):
 
 
 def test_learning_ope_and_export_read_the_features_back_from_the_row(start_server, tmp_path):
-    served = start_server(ON)
+    # the match model, whose arm lines carry the features (the posterior reads them from the same context)
+    served = start_server(ON + '[campaigns.default.policy_params]\npersonal_model = "match"\n')
     events = []
     for _ in range(6):
         decision = _decide(served)

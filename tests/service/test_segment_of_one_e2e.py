@@ -8,9 +8,10 @@ every DecideBatch waits until the learner has learned -- and published to decisi
 before it. One run serves both checks: its first ``REPEATED`` decisions are run again on a fresh server and
 compared decision by decision, and its last sixth is measured against the margin.
 
-The world: seed 606 is neither a seed the feature design was chosen on (101, 404) nor one of the learning
-bench's report seeds (202, 303, 505); it was the first seed tried, with 100 customers (with 40, seed 404 was
-at 0.91x per-segment rules: too few events to learn the shared match weights from). The pinned values are
+The world: seed 606 is not one of the learning bench's report seeds (202, 303, 505). It was not used to choose
+the match features (tuned on 101 and 404); it was one of the four seeds (101, 404, 111, 606) the per-customer
+posterior's defaults were tuned on in process, so this test checks the product works, not how well it does on
+unseen customers (the bench's report seeds say that). 100 customers. The pinned values are
 in one place below, with how they were produced, so they can be re-pinned after a change of VW defaults.
 """
 from __future__ import annotations
@@ -26,19 +27,20 @@ PER_CUSTOMER = 60
 REPEATED = 640  # decisions run a second time on a fresh server to show the run is deterministic
 CAMPAIGN_LINES = "personal_features = true"
 
-# --- pinned (2026-12-02) --------------------------------------------------------------------------------------
+# --- pinned (2026-12-03) --------------------------------------------------------------------------------------
 # Produced by this test's own run: `.venv/bin/python -m pytest -q -s -p no:cacheprovider
-# tests/service/test_segment_of_one_e2e.py` prints the measured ratios (MEASURED ... below). It measured
-# served / per-segment rules = 1.146 (served 0.2096, rules 0.1828, oracle 0.5521, mass marketing 0.0882:
-# 0.380x oracle, 2.38x mass marketing; rules at 0.331x oracle). The same run with CAMPAIGN_LINES =
-# "personal_features = false" (the per-customer path off: VW on the context alone) measured served / rules =
-# 0.746 (served 0.1364, 1.55x mass marketing), under MARGIN_OVER_RULES and OVER_MASS, so that broken path fails.
+# tests/service/test_segment_of_one_e2e.py` prints the measured ratios (MEASURED ... below). With the
+# per-customer posterior (the default `personal_model`, policies/personal.py) it measured served / per-segment
+# rules = 1.636 (served 0.2991, rules 0.1828, oracle 0.5521, mass marketing 0.0882: 0.542x oracle, 3.39x mass
+# marketing; rules at 0.331x oracle). Before it (2026-12-02), VW's match features measured 1.146 (0.380x oracle,
+# 2.38x mass marketing), and with CAMPAIGN_LINES = "personal_features = false" (VW on the context alone) 0.746
+# (1.55x mass marketing): both under MARGIN_OVER_RULES and OVER_MASS, so either regression fails.
 # Re-pin: run as above, keep MARGIN_OVER_RULES at least 0.05 under the measured ratio and above the context-only
 # one, and UPPER_OVER_RULES about 0.15 over the measured ratio.
-MARGIN_OVER_RULES = 1.05
-UPPER_OVER_RULES = 1.3
+MARGIN_OVER_RULES = 1.45
+UPPER_OVER_RULES = 1.8
 RULES_OVER_ORACLE = (0.25, 0.45)  # the world: per-segment rules far from the oracle when habits are individual
-OVER_MASS = (1.8, 3.0)
+OVER_MASS = (2.6, 4.0)
 
 
 def _lockstep_run(start_server, n: int) -> list[Step]:
