@@ -3,11 +3,12 @@
 Config apart from state (MABWiser style): :class:`VWPolicyConfig` is frozen and validated once; the
 policy delegates every VW call to :class:`~policies.vw.learner.CbAdfLearner`.
 
-With ``personal_model = "match"`` (the default) the pmf is VW's own ``cb_explore_adf`` output, never recomputed. The only touch is a defensive
-division by its sum: VW computes in float32, so its pmf sums to 1 only within ~1e-7; dividing by the
-sum rescales every entry by the same factor (relative change < 1e-6), keeps exact zeros at zero and
-never changes which arms may be drawn or their order. A pmf that is not finite, negative or sums to
-<= 0 is a broken model (:class:`~offerbandit.errors.ModelError`), not something we patch.
+With ``personal_model = "match"`` (the default) the pmf is VW's own ``cb_explore_adf`` output, never
+recomputed. The only touch is a defensive division by its sum: VW computes in float32, so its pmf sums to 1
+only within ~1e-7; dividing by the sum rescales every entry by the same factor (relative change < 1e-6),
+keeps exact zeros at zero and never changes which arms may be drawn or their order. A pmf that is not
+finite, negative or sums to <= 0 is a broken model (:class:`~offerbandit.errors.ModelError`), not something
+we patch.
 
 With ``personal_model = "posterior"`` VW is the *population* model: it sees and learns the request context
 only (a decision's customer features are left out of its lines), and the pmf is `policies.personal`'s
@@ -25,8 +26,8 @@ from offerbandit.errors import InvalidInput, ModelError
 from policies import personal
 from policies.personal import PersonalModel, PersonalPosterior
 from policies.types import ArmSet, CustomerFeatures, DecisionContext, LearningEvent
-from policies.vw.features import check_context
 from policies.vw.double_buffer import DoubleBuffer, DoubleBufferedLearner
+from policies.vw.features import check_context
 from policies.vw.learner import CbAdfLearner, CbAdfOptions
 
 __all__ = ["VWPolicy", "VWPolicyConfig", "finalise_pmf"]
