@@ -108,8 +108,10 @@ class _Layout:
 
     @property
     def nbytes(self) -> int:
-        """What the layout holds, roughly (the cache is bounded by it): arrays and dict entries."""
-        return self.arms.nbytes + self.cell_of_arm.nbytes + 120 * (len(self.index) + len(self.cells)) + 200
+        """What the layout holds, roughly (the cache is bounded by it): arrays, dict entries and the arm set it
+        keeps alive (~64 bytes an arm: its JointArm and the tuple's slot; the strings are the catalogue's)."""
+        return (self.arms.nbytes + self.cell_of_arm.nbytes + 120 * (len(self.index) + len(self.cells))
+                + 64 * len(self.cell_of_arm) + 200)
 
 
 #: how many bytes of arm-set layouts a :class:`PersonalModel` keeps (most recently used kept)

@@ -171,3 +171,20 @@ def test_posterior_mode_pmf_is_the_posterior_over_vws_predicted_rewards():
     loaded = VWPolicy.load(policy.save())
     assert loaded.config == policy.config
     np.testing.assert_allclose(loaded.pmf(context, ARMS), expected, rtol=1e-12, atol=0)
+
+
+def test_the_layout_cache_is_bounded_in_bytes_and_gives_the_same_pmf():
+    from policies.personal import PersonalModel, _Layout
+
+    layout_bytes = _Layout.of(ARMS).nbytes
+    model = PersonalModel(PersonalPosterior(), cache_bytes=3 * layout_bytes)
+    rates = np.linspace(0.03, 0.2, K)
+    customer = _cells(travel__sms__morning=(3, 1))
+    sets = [ArmSet(ARMS.arms, ARMS.offers) for _ in range(6)]  # equal, distinct objects: one layout each
+    for arm_set in sets:
+        np.testing.assert_array_equal(model.pmf(arm_set, rates, customer),
+                                      personal_pmf(PersonalPosterior(), arm_set, rates, customer))
+    assert len(model._layouts) == 3 and model._held <= 3 * layout_bytes
+    kept = [layout.arm_set for layout in model._layouts.values()]
+    assert len(kept) == 3 and all(a is b for a, b in zip(kept, sets[3:]))  # the most recent kept (by identity)
+    assert PersonalModel(PersonalPosterior(), cache_bytes=0).pmf(ARMS, rates, customer).sum() == pytest.approx(1.0)
