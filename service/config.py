@@ -95,7 +95,7 @@ class CampaignConfig:
 
 #: how a campaign with ``personal_features`` uses them unless its policy_params say (`policies.vw.policy`):
 #: individual-habit world, tuning seeds 101 / 404 served, last sixth: ``match`` 0.44x / 0.45x the oracle,
-#: ``posterior`` 0.61x / 0.60x
+#: ``posterior`` 0.58x / 0.60x (the report seeds' figures are in bench/README.md)
 PERSONAL_MODEL = "posterior"
 
 
