@@ -24,13 +24,12 @@ The population model learns from the request context only (`policies/vw/policy.p
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from offerbandit.checks import check_scalar
+from policies.bounded import IdentityLRU
 from policies.types import ArmSet, CustomerFeatures, cell_key, split_cell_key
 
 __all__ = ["PersonalModel", "PersonalPosterior", "personal_pmf", "squarecb_pmf"]
@@ -83,7 +82,6 @@ class _Layout:
     (K,) the group of arms sharing a (category, format, slot) and ``cells`` each group's `cell_key` -> (its
     columns, the group)."""
 
-    arm_set: ArmSet  # held, so the id it is cached under cannot be reused meanwhile
     index: dict[tuple[int, str], int]
     arms: np.ndarray
     cell_of_arm: np.ndarray
@@ -104,12 +102,13 @@ class _Layout:
         cell_of_arm = np.array(groups, dtype=np.intp)
         arms = np.zeros((len(rows), 4), dtype=np.intp)
         arms[:, 1:] = np.array(rows, dtype=np.intp).reshape(len(rows), 3)
-        return cls(arm_set, index, arms, cell_of_arm, cells)
+        return cls(index, arms, cell_of_arm, cells)
 
     @property
     def nbytes(self) -> int:
-        """What the layout holds, roughly (the cache is bounded by it): arrays, dict entries and the arm set it
-        keeps alive (~64 bytes an arm: its JointArm and the tuple's slot; the strings are the catalogue's)."""
+        """What a cached layout holds, roughly (the cache is bounded by it): arrays, dict entries and the arm set
+        the cache keeps alive as its key (~64 bytes an arm: its JointArm and the tuple's slot; the strings are
+        the catalogue's)."""
         return (self.arms.nbytes + self.cell_of_arm.nbytes + 120 * (len(self.index) + len(self.cells))
                 + 64 * len(self.cell_of_arm) + 200)
 
@@ -123,31 +122,12 @@ class PersonalModel:
 
     def __init__(self, config: PersonalPosterior, *, cache_bytes: int = LAYOUT_CACHE_BYTES) -> None:
         self.config = config
-        self._cache_bytes = int(check_scalar(cache_bytes, "cache_bytes", int, low=0))
-        self._layouts: OrderedDict[int, _Layout] = OrderedDict()
-        self._held = 0
-        self._lock = threading.Lock()
-
-    def _layout(self, arm_set: ArmSet) -> _Layout:
-        with self._lock:
-            known = self._layouts.get(id(arm_set))
-            if known is not None and known.arm_set is arm_set:
-                self._layouts.move_to_end(id(arm_set))
-                return known
-        layout = _Layout.of(arm_set)
-        with self._lock:
-            old = self._layouts.pop(id(arm_set), None)
-            self._held -= old.nbytes if old is not None else 0
-            if layout.nbytes <= self._cache_bytes:
-                self._layouts[id(arm_set)] = layout
-                self._held += layout.nbytes
-            while self._held > self._cache_bytes:
-                self._held -= self._layouts.popitem(last=False)[1].nbytes
-        return layout
+        self._layouts: IdentityLRU[ArmSet, _Layout] = IdentityLRU(cache_bytes, _Layout.of,
+                                                                         lambda layout: layout.nbytes)
 
     def pmf(self, arm_set: ArmSet, population_rates: np.ndarray, customer: CustomerFeatures) -> np.ndarray:
         """See :func:`personal_pmf`."""
-        return _pmf(self.config, self._layout(arm_set), population_rates, customer)
+        return _pmf(self.config, self._layouts.get(arm_set), population_rates, customer)
 
 
 def _objective(x: np.ndarray, offset: np.ndarray, shown: np.ndarray, responded: np.ndarray,

@@ -184,7 +184,7 @@ def test_the_layout_cache_is_bounded_in_bytes_and_gives_the_same_pmf():
     for arm_set in sets:
         np.testing.assert_array_equal(model.pmf(arm_set, rates, customer),
                                       personal_pmf(PersonalPosterior(), arm_set, rates, customer))
-    assert len(model._layouts) == 3 and model._held <= 3 * layout_bytes
-    kept = [layout.arm_set for layout in model._layouts.values()]
+    assert len(model._layouts) == 3 and model._layouts.nbytes <= 3 * layout_bytes
+    kept = [arm_set for arm_set, _ in (entry for entry, _ in model._layouts._lru._items.values())]
     assert len(kept) == 3 and all(a is b for a, b in zip(kept, sets[3:]))  # the most recent kept (by identity)
     assert PersonalModel(PersonalPosterior(), cache_bytes=0).pmf(ARMS, rates, customer).sum() == pytest.approx(1.0)
