@@ -233,7 +233,7 @@ def _pmf(config: PersonalPosterior, layout: _Layout, population_rates: np.ndarra
         # a cell's offset: the mean log-odds of this decision's arms in it (of every arm, for a cell none is in)
         group_mean = (np.bincount(layout.cell_of_arm, weights=offsets, minlength=len(layout.cells))
                       / np.bincount(layout.cell_of_arm, minlength=len(layout.cells)))
-        cell_offsets = np.array([group_mean[g] if g >= 0 else offsets.mean() for g in groups])
+        cell_offsets = np.array([group_mean[g] if g >= 0 else centre for g in groups])
         x = np.zeros((len(cell_columns), d))
         x[:, 0] = 1.0
         np.put_along_axis(x, cell_columns, 1.0, axis=1)

@@ -38,6 +38,11 @@ PERSONAL_MODELS = ("match", "posterior")
 _NO_CUSTOMER = CustomerFeatures()
 
 
+def _context_only(context: DecisionContext) -> DecisionContext:
+    """The decision as the population model sees it in posterior mode: without its customer features."""
+    return context if context.customer is None else replace(context, customer=None)
+
+
 @dataclass(frozen=True, slots=True)
 class VWPolicyConfig(CbAdfOptions):
     """Exploration (``epsilon`` | ``softmax`` | ``squarecb`` | ``bag`` | ``cover``) and its parameters,
@@ -153,8 +158,7 @@ class VWPolicy:
         """What VW sees in posterior mode: the decisions without their customer features."""
         for context, _ in items:
             check_context(context)
-        return [(context if context.customer is None else replace(context, customer=None), arm_set)
-                for context, arm_set in items]
+        return [(_context_only(context), arm_set) for context, arm_set in items]
 
     def pmf(self, context: DecisionContext, arm_set: ArmSet) -> np.ndarray:
         if self._posterior is not None:
@@ -189,8 +193,8 @@ class VWPolicy:
 
     def learn(self, events: Sequence[LearningEvent]) -> None:
         if self._posterior is not None:
-            events = [event if event.context.customer is None
-                      else replace(event, context=replace(event.context, customer=None)) for event in events]
+            events = [event if event.context.customer is None else replace(event, context=_context_only(event.context))
+                      for event in events]
         (self._buffers or self._learner).learn(events)
 
     def publish(self) -> None:
