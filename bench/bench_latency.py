@@ -11,7 +11,8 @@ model swaps do to it.
     loads the first checkpoint, catches it up on everything learned since and swaps it in). ``Decide`` calls one at a time; each call is
     attributed to the checkpoint or swap whose log line falls within 0.5 s of it, else to "learning only".
     Goal: no call more than 10 ms slower than the median. A second table lists the slowest calls with every
-    event within 0.5 s of each (server log lines by their own timestamps, and the operator's promote run),
+    event within 0.5 s of each (server log lines by their own timestamps -- garbage collections of 10 ms or
+    more included --, the operator's promote run and the bench client's own collections of 5 ms or more),
     or "none": which event coincided with the slowest decision, if any did.
 
 (c) what one poll of the registry watcher costs in the server's process: asking MLflow (champion and
@@ -40,6 +41,7 @@ from bench.common import (OFFERBANDIT, OUT_DIR, Report, ServeProcess, customers,
                           parse_flags, percentiles_ms, run_load)
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
+from service.gc_pauses import GcPauseWatch  # noqa: E402
 
 N_ARMS = 128
 SIZES = {"full": (2000, 40.0), "quick": (800, 16.0), "tiny": (60, 6.0)}  # mode -> (calls per setting, (b) seconds)
@@ -47,6 +49,11 @@ CONFIG = '[privacy]\nuser_hash_key = "bench-latency-hash-key-00001"\n'
 STALL_CONFIG = CONFIG + "\n[learning]\ncheckpoint_every_seconds = 2\npoll_seconds = 0.2\n"
 EVENTS = {"checkpoint": re.compile(r"checkpoint published as version"),
           "model swap": re.compile(r"now serving version")}
+#: The server's line for a garbage collection of at least 10 ms (service.gc_pauses.GC_PAUSE_LINE, logged as it
+#: ends): listed beside the slowest calls, not a kind of its own in the table of (b).
+SERVER_GC = re.compile(r"garbage collection of generation (\d) stopped every thread for ([\d.]+) ms")
+#: The bench's own collections this long are listed too: while one runs, the client cannot time or send.
+CLIENT_GC_LISTED_S = 0.005
 
 
 def requests(count: int, seed: int) -> list[pb.DecideRequest]:
@@ -114,10 +121,18 @@ class _Stamped:
             stamp = STAMP.match(line)
             if stamp is None:
                 continue
+            at = time.mktime(time.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S")) + int(stamp.group(2)) / 1e3
             for kind, pattern in EVENTS.items():
                 if pattern.search(line):
-                    at = time.mktime(time.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S")) + int(stamp.group(2)) / 1e3
                     self.events.append((at, kind))
+            collection = SERVER_GC.search(line)
+            if collection is not None:
+                self.events.append((at, f"server GC gen {collection.group(1)} {float(collection.group(2)):.0f} ms"))
+
+    def client_collection(self, generation: int, seconds: float) -> None:
+        """A `GcPauseWatch` observer for the bench's own process (called as the collection ends)."""
+        if seconds >= CLIENT_GC_LISTED_S:
+            self.events.append((time.time(), f"bench client GC gen {generation} {seconds * 1e3:.0f} ms"))
 
     def near(self, at: float) -> list[tuple[float, str]]:
         """Events within NEAR_S of ``at`` (offset from ``at``, kind), nearest first."""
@@ -140,6 +155,7 @@ def bench_stalls(report: Report, workdir: Path, seconds: float) -> float:
         channel = grpc.insecure_channel(server.address, options=[("grpc.max_receive_message_length", 64 << 20)])
         stub = pb_grpc.DecisionServiceStub(channel)
         stamped = _Stamped(server)
+        client_pauses = GcPauseWatch(stamped.client_collection).install()
         rng = np.random.default_rng(4)
         calls: list[tuple[float, float]] = []  # (started, wall clock; seconds)
         # held until answered: grpc cancels a call whose future is collected, and a cancelled Reward is no
@@ -161,6 +177,7 @@ def bench_stalls(report: Report, workdir: Path, seconds: float) -> float:
                                                                value=float(rng.random() < 0.3)), timeout=30))
             i += 1
         rollback.join()
+        client_pauses.uninstall()
         rewarded = sum(1 for future in rewards if future.exception() is None)
         time.sleep(0.5)
         channel.close()

@@ -23,6 +23,8 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )
 
+#: a young collection takes well under a millisecond; a full one of a large heap, tens to hundreds of them
+GC_PAUSE_BUCKETS_S: tuple[float, ...] = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 DECISION_OUTCOMES = frozenset(
     {"ok", "no_contact", "invalid", "not_found", "unauthenticated", "overloaded", "unavailable", "error"}
 )
@@ -112,6 +114,11 @@ class Metrics:
             "offerbandit_learn_lag_seconds", "Seconds since the oldest final event not learned yet became final "
             "(0 when none).", registry=self.registry,
         )
+        self._gc_pauses = Histogram(
+            "offerbandit_gc_pause_seconds", "Garbage collections of this process, by generation: each one stops "
+            "every thread (calls in flight included) for its duration.", ("generation",),
+            buckets=GC_PAUSE_BUCKETS_S, registry=self.registry,
+        )
         self._versions: dict[str, str] = {}
         self._versions_lock = threading.Lock()
 
@@ -185,6 +192,11 @@ class Metrics:
         latency = check_scalar(latency_s, "latency_s", low=0.0)
         self._rpcs.labels(method, code).inc()
         self._rpc_latency.labels(method).observe(latency)
+
+    def observe_gc_pause(self, generation: int, seconds: float) -> None:
+        """One garbage collection of ``generation`` (0, 1 or 2) that took ``seconds``."""
+        check_scalar(generation, "generation", int, low=0, high=2)
+        self._gc_pauses.labels(str(generation)).observe(check_scalar(seconds, "seconds", low=0.0))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this instance's registry."""

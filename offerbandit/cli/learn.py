@@ -27,6 +27,7 @@ def learn(
     """Learn every final event of the log exactly once and publish checkpoints (until SIGTERM/SIGINT, exit 0)."""
     from service.config import load_config
     from service.datadir import PRIVATE_UMASK
+    from service.gc_pauses import GcPauseWatch
     from service.learn_process import LearnerProcess
     from service.server import freeze_startup_heap
     from service.roles import masked, with_log_url
@@ -46,6 +47,7 @@ def learn(
         message = str(exc) if isinstance(exc, OfferBanditError) else f"{exc.strerror or exc}"
         fail(masked(message))
     freeze_startup_heap()  # this process is the learner: its start-up heap lives as long as it does
+    pauses = GcPauseWatch(process.metrics.observe_gc_pause).install()
     done = threading.Event()
 
     def on_signal(signum, frame):  # noqa: ANN001
@@ -62,4 +64,5 @@ def learn(
             process.stop()
             fail(f"lost the learner lock on {process.location}; stopped (restart to resume)", code=1)
     process.stop()
+    pauses.uninstall()
     print("stopped: log flushed", flush=True)

@@ -41,6 +41,7 @@ def serve(
     """Run the gRPC decision server until SIGTERM/SIGINT (graceful: drain, flush, exit 0)."""
     from service.config import load_config
     from service.datadir import PRIVATE_UMASK
+    from service.gc_pauses import GcPauseWatch
     from service.roles import masked, with_log_url
     from service.server import DecisionServer, TlsFiles, freeze_startup_heap, read_tokens, shorten_gil_turns
 
@@ -73,6 +74,7 @@ def serve(
     signal.signal(signal.SIGINT, on_signal)
     freeze_startup_heap()  # this process is the server: its start-up heap lives as long as it does
     shorten_gil_turns()
+    pauses = GcPauseWatch(server.metrics.observe_gc_pause).install()
     shown_host = f"[{host}]" if ":" in host else host
     print(f"listening on {shown_host}:{server.port}", flush=True)
     if metrics_port is not None and server.metrics_http is not None:
@@ -81,4 +83,5 @@ def serve(
     while not done.wait(0.5):
         pass
     server.stop()
+    pauses.uninstall()
     print("stopped: log flushed", flush=True)
