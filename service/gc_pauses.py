@@ -41,24 +41,22 @@ class GcPauseWatch:
     def __init__(self, observe: PauseObserver, *, logged_pause_s: float = DEFAULT_LOGGED_PAUSE_S) -> None:
         self._observe = observe
         self.logged_pause_s = check_scalar(logged_pause_s, "logged_pause_s", low=0.0)
-        self._started: dict[int, float] = {}  # thread id -> when its collection began (one never nests in another)
+        self._began: float | None = None  # when the running collection began (CPython runs one at a time)
         self._installed = False
         self._lock = threading.Lock()
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         now = time.perf_counter()
-        thread = threading.get_ident()
         if phase == "start":
-            self._started[thread] = now
+            self._began = now
             return
-        began = self._started.pop(thread, None)
+        began, self._began = self._began, None
         if began is None:  # installed during a collection: its start was not seen
             return
         seconds = now - began
-        generation = int(info.get("generation", -1))
-        self._observe(generation, seconds)
+        self._observe(info["generation"], seconds)
         if seconds >= self.logged_pause_s:
-            log.info(GC_PAUSE_LINE, generation, seconds * 1e3, int(info.get("collected", 0)))
+            log.info(GC_PAUSE_LINE, info["generation"], seconds * 1e3, info["collected"])
 
     def install(self) -> "GcPauseWatch":
         with self._lock:
@@ -72,4 +70,4 @@ class GcPauseWatch:
             if self._installed:
                 gc.callbacks.remove(self._callback)
                 self._installed = False
-                self._started.clear()
+                self._began = None
