@@ -17,7 +17,6 @@ Every ratio is measured in this one run.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import sqlite3
 import sys
@@ -33,7 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (OUT_DIR, Report, ServeProcess, arm_set_of, customers, decide_request, feed_writer,  # noqa: E402
-                          decision_context, decision_rows, parse_flags, percentiles_ms, run_load)
+                          decision_context, decision_rows, parse_flags, percentiles_ms, process_cpu_seconds,
+                          run_load)
 from offers.v1 import decision_pb2 as pb  # noqa: E402
 from offers.v1 import decision_pb2_grpc as pb_grpc  # noqa: E402
 from policies.factory import make_policy  # noqa: E402
@@ -291,15 +291,6 @@ def bench_mlflow(report: Report, workdir: Path, n_calls: int, rounds: int = 2, m
     if importlib.util.find_spec("service.live_models") is None:
         report.note("the server has no MLflow registry wiring (service/live_models.py is absent): (e) only shows "
                     "that an unreachable MLFLOW_TRACKING_URI is ignored by the request path")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc; 0 where unavailable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def registry_health(channel: grpc.Channel) -> str:

@@ -355,3 +355,12 @@ def feed_writer(writer, ops: Sequence[Sequence], threads: int, window: int) -> f
     for worker in workers:
         worker.join()
     return time.perf_counter() - start
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; 0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
