@@ -29,8 +29,11 @@ class ServerConfig:
     idempotency_cache_bytes: int = 16 * 1024 * 1024
     candidate_cache_bytes: int = 64 * 1024 * 1024
     metrics_versions_kept: int = 5
+    # Decide calls waiting while one is decided are decided together, up to this many (1: each alone)
+    max_combined_decides: int = 64
 
     def __post_init__(self) -> None:
+        check_scalar(self.max_combined_decides, "server.max_combined_decides", int, low=1)
         check_scalar(self.idempotency_cache_bytes, "server.idempotency_cache_bytes", int, low=0)
         check_scalar(self.candidate_cache_bytes, "server.candidate_cache_bytes", int, low=0)
         check_scalar(self.metrics_versions_kept, "server.metrics_versions_kept", int, low=1)

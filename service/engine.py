@@ -122,7 +122,8 @@ class DecisionEngine:
             for i, record in known.items():
                 results[i] = record.outcome(prepared[i].input.ranking_limit)
             fresh = [i for i, p in enumerate(prepared) if p.event_id in claimed]
-            for i in [i for i in fresh if prepared[i].input.event_id]:  # server-made ids are new by construction
+            # server-made ids are new by construction: no earlier call can have logged them
+            for i in [i for i in fresh if prepared[i].input.event_id and not prepared[i].input.server_made_id]:
                 logged = self.log.find_decision(prepared[i].event_id)
                 if logged is not None:
                     check(i, logged.fingerprint)

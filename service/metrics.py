@@ -23,6 +23,8 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )
 
+#: Decide calls decided together: 1 when calls come one at a time, up to server.max_combined_decides
+DECIDE_GROUP_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
 #: a young collection takes well under a millisecond; a full one of a large heap, tens to hundreds of them
 GC_PAUSE_BUCKETS_S: tuple[float, ...] = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 DECISION_OUTCOMES = frozenset(
@@ -119,6 +121,10 @@ class Metrics:
             "every thread (calls in flight included) for its duration.", ("generation",),
             buckets=GC_PAUSE_BUCKETS_S, registry=self.registry,
         )
+        self._decide_groups = Histogram(
+            "offerbandit_decide_group_size", "Decide calls decided together (one engine pass, one commit): 1 when "
+            "calls come one at a time, more under load.", buckets=DECIDE_GROUP_BUCKETS, registry=self.registry,
+        )
         self._versions: dict[str, str] = {}
         self._versions_lock = threading.Lock()
 
@@ -197,6 +203,10 @@ class Metrics:
         """One garbage collection of ``generation`` (0, 1 or 2) that took ``seconds``."""
         check_scalar(generation, "generation", int, low=0, high=2)
         self._gc_pauses.labels(str(generation)).observe(check_scalar(seconds, "seconds", low=0.0))
+
+    def observe_decide_group(self, size: int) -> None:
+        """``size`` Decide calls were decided together (`service.combiner`)."""
+        self._decide_groups.observe(check_scalar(size, "size", int, low=1))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this instance's registry."""

@@ -6,7 +6,6 @@ Thin on purpose: validation lives in ``validation``, decisions in ``engine``, st
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import grpc
 from google.protobuf.message import Message
@@ -16,6 +15,7 @@ from offers.v1 import decision_pb2_grpc as pb_grpc
 from service import validation
 from offerbandit.errors import Overloaded
 from service.answers import AnswerEncoder, to_proto
+from service.combiner import DecideCombiner
 from service.engine import DecisionEngine, DecisionOutcome
 from service.inspection import inspect_decision, record_message
 from service.status import abort_with, status_for
@@ -75,29 +75,24 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         self.metrics = metrics
         self.limits = engine.config.limits
         self.privacy = engine.config.privacy
+        self.combiner = DecideCombiner(engine, lambda outcome: self._sized(self.encoder.decision(outcome)),
+                                       engine.config.server.max_combined_decides, metrics.observe_decide_group)
 
-    def _decide(self, inputs: list[validation.DecideInput], context: grpc.ServicerContext, started: float,
-                build: Callable[[list[DecisionOutcome]], bytes], batch: bool) -> bytes:
-        """Decide and answer; the answer is built and sized before anything is logged (too big for the
-        transport limit: RESOURCE_EXHAUSTED, nothing logged)."""
-        built: list[bytes] = []
+    def _sized(self, message: bytes) -> bytes:
+        """``message`` if it fits the transport limit; else RESOURCE_EXHAUSTED (raised before anything is
+        logged)."""
         limit = self.engine.config.server.max_message_bytes
+        if len(message) > limit:
+            raise Overloaded(f"the answer would be {len(message)} bytes, over the transport limit of {limit} "
+                             "(server.max_message_bytes); nothing was logged: ask for fewer arms "
+                             "(ranking_limit), fewer candidates or a smaller batch")
+        return message
 
-        def respond(outcomes: list[DecisionOutcome]) -> None:
-            message = build(outcomes)
-            size = len(message)
-            if size > limit:
-                raise Overloaded(f"the answer would be {size} bytes, over the transport limit of {limit} "
-                                 "(server.max_message_bytes); nothing was logged: ask for fewer arms "
-                                 "(ranking_limit), fewer candidates or a smaller batch")
-            built[:] = [message]
-
-        outcomes = self.engine.decide(inputs, timeout=_timeout(context), batch=batch, respond=respond)
+    def _observe(self, outcomes: list[DecisionOutcome], started: float) -> None:
         latency = (time.perf_counter() - started) / max(len(outcomes), 1)
         for outcome in outcomes:
             self.metrics.observe_decision(outcome.campaign, outcome.exploration, outcome.policy_version, latency,
                                           outcome="no_contact" if outcome.arm is None else "ok")
-        return built[0]
 
     def _failed(self, context: grpc.ServicerContext, exc: BaseException, started: float) -> None:
         code, _ = status_for(exc)
@@ -108,9 +103,10 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
     def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> bytes:
         started = time.perf_counter()
         try:
-            inputs = [validation.decide_input(request, self.limits, self.privacy, self.known_offers)]
-            return self._decide(inputs, context, started, lambda outcomes: self.encoder.decision(outcomes[0]),
-                                batch=False)
+            inp = validation.decide_input(request, self.limits, self.privacy, self.known_offers)
+            outcome, answer = self.combiner.decide(inp, timeout=_timeout(context))
+            self._observe([outcome], started)
+            return answer
         except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
             self._failed(context, exc, started)
 
@@ -118,8 +114,14 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         started = time.perf_counter()
         try:
             inputs = validation.batch_inputs(request, self.limits, self.privacy, self.known_offers)
-            return self._decide(inputs, context, started,
-                                self.encoder.batch, batch=True)
+            built: list[bytes] = []
+
+            def respond(outcomes: list[DecisionOutcome]) -> None:  # before anything is logged, and again if
+                built[:] = [self._sized(self.encoder.batch(outcomes))]  # a repeat changed an answer
+
+            outcomes = self.engine.decide(inputs, timeout=_timeout(context), batch=True, respond=respond)
+            self._observe(outcomes, started)
+            return built[0]
         except Exception as exc:  # noqa: BLE001
             self._failed(context, exc, started)
 

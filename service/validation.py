@@ -39,6 +39,8 @@ class DecideInput:
     consented_formats: frozenset[str] | None
     #: a digest of the offers' wire bytes (empty: no offers sent): the engine's candidate caches key on it
     offers_key: bytes = b""
+    #: ``event_id`` was made by the server (the caller sent none): no earlier call can have used it
+    server_made_id: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ def test_defaults_serve_without_a_file():
 
 @pytest.mark.parametrize("toml,field", [
     ("[server]\nmax_workers = 0\n", "server.max_workers"),
+    ("[server]\nmax_combined_decides = 0\n", "server.max_combined_decides"),
     ("[server]\nbogus = 1\n", "server"),
     ("[nonsense]\n", "config"),
     ("[log]\nsynchronous = \"SOMETIMES\"\n", "log.synchronous"),
