@@ -149,12 +149,24 @@ class RepeatRecord:
                 + text_bytes(self.event_id, self.fingerprint or "") + 32)
 
 
+#: A cached record as a plain tuple of strings, numbers and arrays, with its arm set by ``id`` (held in
+#: ``RepeatCache._arm_sets``): CPython's collector stops tracking such a tuple, where a `RepeatRecord` per
+#: recent decision (thousands) is walked by every full collection while every thread waits.
+_Packed = tuple[str, str | None, int, np.ndarray, np.ndarray, int, float, str, str, str, int]
+_ARMS_ID, _SIZE = 2, 10
+
+
+def _packed(record: RepeatRecord, size: int) -> _Packed:
+    return (record.campaign, record.fingerprint, id(record.arms), record.eligible, record.pmf, record.chosen,
+            record.probability, record.policy_version, record.exploration, record.no_contact_reason, size)
+
+
 class RepeatCache:
     """Recently decided events by ``event_id``, oldest dropped first once ``max_bytes`` is reached."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = check_scalar(max_bytes, "idempotency_cache_bytes", int, low=0)
-        self._records: OrderedDict[str, tuple[RepeatRecord, int]] = OrderedDict()
+        self._records: OrderedDict[str, _Packed] = OrderedDict()
         self._arm_sets: dict[int, list] = {}  # id(arms) -> [arms, references, bytes]
         self._lock = threading.Lock()
         self.nbytes = 0
@@ -165,7 +177,11 @@ class RepeatCache:
     def get(self, event_id: str) -> RepeatRecord | None:
         with self._lock:
             found = self._records.get(event_id)
-            return None if found is None else found[0]
+            if found is None:
+                return None
+            campaign, fingerprint, arms_id, eligible, pmf, chosen, probability, version, exploration, reason, _ = found
+            return RepeatRecord(event_id, campaign, fingerprint, self._arm_sets[arms_id][0], eligible, pmf, chosen,
+                                probability, version, exploration, reason)
 
     def put(self, record: RepeatRecord) -> None:
         with self._lock:
@@ -179,7 +195,7 @@ class RepeatCache:
                 shared = self._arm_sets[id(record.arms)] = [record.arms, 0, extra]
                 self.nbytes += extra
             shared[1] += 1
-            self._records[record.event_id] = (record, size)
+            self._records[record.event_id] = _packed(record, size)
             self.nbytes += size
             while self.nbytes > self.max_bytes and self._records:
                 self._drop(next(iter(self._records)))
@@ -198,10 +214,9 @@ class RepeatCache:
         found = self._records.pop(event_id, None)
         if found is None:
             return
-        record, size = found
-        self.nbytes -= size
-        shared = self._arm_sets[id(record.arms)]
+        self.nbytes -= found[_SIZE]
+        shared = self._arm_sets[found[_ARMS_ID]]
         shared[1] -= 1
         if shared[1] == 0:
-            del self._arm_sets[id(record.arms)]
+            del self._arm_sets[found[_ARMS_ID]]
             self.nbytes -= shared[2]

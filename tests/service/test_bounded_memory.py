@@ -54,6 +54,25 @@ def test_the_repeat_cache_stays_within_its_budget_and_shares_arm_sets():
     assert cache.nbytes <= 2_000_000
 
 
+def test_the_repeat_cache_hands_back_each_record_whole_and_its_entries_cost_the_collector_nothing():
+    """Thousands of recent decisions are cached; an object per entry would be walked by every full collection
+    while every thread waits. The entries are plain tuples the collector stops tracking."""
+    rng = np.random.default_rng(2)
+    shared = ArmSet.product(_offers(6, "t"), ("sms", "email"), ("morning",))
+    cache = RepeatCache(2_000_000)
+    records = [_record(f"e{i}", shared, rng) for i in range(50)]
+    for record in records:
+        cache.put(record)
+    gc.collect()
+    gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in cache._records.values())
+    for record in records[::7]:
+        back = cache.get(record.event_id)
+        assert back.arms is shared and back.fingerprint == record.fingerprint and back.chosen == record.chosen
+        assert back.outcome() == record.outcome()
+        assert back.outcome(ranking_limit=3) == record.outcome(ranking_limit=3)
+
+
 def test_a_repeat_record_answers_like_the_original():
     arms = ArmSet.product(_offers(5, "x"), ("sms", "email"), ("morning",))
     eligible = np.array([0, 2, 3, 5, 9])
