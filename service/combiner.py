@@ -184,4 +184,4 @@ class DecideCombiner:
         """The longest deadline of the group's calls (a caller whose own passed has already been answered
         DEADLINE_EXCEEDED by gRPC; the others still want their answers)."""
         timeouts = [call.timeout for call in group]
-        return None if any(t is None for t in timeouts) else max(t for t in timeouts if t is not None)
+        return None if None in timeouts else max(timeouts)

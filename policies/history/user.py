@@ -30,7 +30,7 @@ __all__ = ["UserHandle", "UserState"]
 #: One entry: (when, seq, event id, then its value in each of `COUNTED_DIMENSIONS`, in that order). Ordered by
 #: (when, seq): ``seq`` is unique within a user, so the rest never decides an order.
 _Entry = tuple[float, int, str, str, str, str, str, str]
-_WHEN, _SEQ, _EVENT = 0, 1, 2
+_WHEN, _EVENT = 0, 2
 _VALUES = slice(3, 3 + len(COUNTED_DIMENSIONS))
 _FORMAT = 3 + COUNTED_DIMENSIONS.index("format")
 
